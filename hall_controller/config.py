@@ -1,0 +1,161 @@
+"""The hall controller's configuration: a strict TOML file (see ``config/hall.example.toml``).
+
+Every key is checked at start; an unknown key or a bad value stops the controller with a message that
+names the file, the key and the problem (exit status 78), never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import time
+from pathlib import Path
+from typing import cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from hall_controller.engine.spec import CallPolicy, CounterSpec, DispenserSpec, HallSpec, ServiceSpec, TransferPosition
+from hallq.configfile import Table, load_toml, read_mqtt
+from hallq.mqtt import BrokerSettings
+from hallq.wire import CounterStatus
+
+_PREFIX = re.compile(r"^[A-Z]{1,3}$")
+_HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    hall: HallSpec
+    broker: BrokerSettings
+    base_topic: str
+    client_id: str
+    state_dir: Path
+    log_level: str
+    source: Path
+
+
+def load(path: Path) -> ControllerConfig:
+    """Read and check the controller's config file; raises ``ConfigError`` naming file, key and problem."""
+    root = load_toml(path)
+    hall_table = root.table("hall", required=True)
+    controller = root.table("controller")
+    broker, base_topic = read_mqtt(root.table("mqtt"))
+    services = [_service(t) for t in root.tables("services", required=True)]
+    service_ids = _unique(root, "services", [s.id for s in services])
+    _unique_prefixes(root, services)
+    counters = [_counter(t, service_ids) for t in root.tables("counters", required=True)]
+    _unique(root, "counters", [c.id for c in counters])
+    dispensers = [_dispenser(t, service_ids) for t in root.tables("dispensers", required=True)]
+    _unique(root, "dispensers", [d.id for d in dispensers])
+
+    zone_name = hall_table.text("time_zone", "Asia/Ho_Chi_Minh")
+    try:
+        ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise hall_table.error("time_zone", f"unknown time zone {zone_name!r}") from None
+    hall = HallSpec(
+        id=hall_table.ident("id"),
+        name_vi=hall_table.text("name_vi"),
+        name_en=hall_table.text("name_en"),
+        services=tuple(services), counters=tuple(counters), dispensers=tuple(dispensers),
+        time_zone=zone_name,
+        day_starts_at=hall_table.clock("business_day_starts", "04:00"),
+        default_service_time_s=hall_table.integer("default_service_time_s", 300, minimum=10, maximum=7200),
+        service_time_samples=hall_table.integer("service_time_samples", 20, minimum=1, maximum=1000),
+    )
+    hall_table.done()
+    client_id = controller.ident("client_id", "controller")
+    state_dir = Path(controller.text("state_dir", "/var/lib/hallq"))
+    log_level = controller.choice("log_level", LOG_LEVELS, "INFO")
+    controller.done()
+    root.done()
+    return ControllerConfig(hall=hall, broker=broker, base_topic=base_topic, client_id=client_id,
+                            state_dir=state_dir, log_level=log_level, source=path)
+
+
+def _service(t: Table) -> ServiceSpec:
+    prefix = t.text("prefix")
+    if not _PREFIX.match(prefix):
+        raise t.error("prefix", f"must be 1-3 capital letters A-Z, got {prefix!r}")
+    priority_prefix = t.text("priority_prefix", "", allow_empty=True)
+    if priority_prefix and not _PREFIX.match(priority_prefix):
+        raise t.error("priority_prefix", f"must be empty or 1-3 capital letters A-Z, got {priority_prefix!r}")
+    first = t.integer("first_number", 1, minimum=0, maximum=99_998)
+    last = t.integer("last_number", 999, minimum=1, maximum=99_999)
+    if last <= first:
+        raise t.error("last_number", f"must be greater than first_number ({first})")
+    hours = tuple(_hours(t, text) for text in t.text_list("hours", []))
+    daily_cap = t.opt_integer("daily_cap", minimum=1)
+    spec = ServiceSpec(
+        id=t.ident("id"), name_vi=t.text("name_vi"), name_en=t.text("name_en"), prefix=prefix,
+        first_number=first, last_number=last, wrap=t.boolean("wrap", True), priority_prefix=priority_prefix,
+        hours=hours, daily_cap=daily_cap,
+        transfer_position=cast(TransferPosition, t.choice("transfer_position", ("front", "original"), "front")),
+    )
+    t.done()
+    return spec
+
+
+def _hours(t: Table, text: str) -> tuple[time, time]:
+    match = _HOURS.match(text)
+    if not match:
+        raise t.error("hours", f"{text!r} is not HH:MM-HH:MM")
+    start = time(int(match.group(1)), int(match.group(2)))
+    end_h, end_m = int(match.group(3)), int(match.group(4))
+    if end_h == 24 and end_m != 0:
+        raise t.error("hours", f"{text!r}: the latest end is 24:00")
+    end = time.max if end_h == 24 else time(end_h, end_m)
+    if end <= start:
+        raise t.error("hours", f"{text!r}: the end must be after the start, within the day")
+    return start, end
+
+
+def _counter(t: Table, service_ids: set[str]) -> CounterSpec:
+    cid = t.ident("id")
+    services = t.text_list("services")
+    if not services:
+        raise t.error("services", "must name at least one service")
+    for service in services:
+        if service not in service_ids:
+            raise t.error("services", f"unknown service {service!r} (known: {', '.join(sorted(service_ids))})")
+    max_wait_min = t.opt_integer("max_wait_min", minimum=1, maximum=24 * 60)
+    spec = CounterSpec(
+        id=cid, name=t.text("name", f"Quầy {cid}"), services=tuple(services),
+        policy=cast(CallPolicy, t.choice("policy", ("priority_first", "interleave"), "interleave")),
+        interleave_ratio=t.integer("interleave_ratio", 3, minimum=1, maximum=100),
+        max_wait_s=None if max_wait_min is None else max_wait_min * 60,
+        status_at_start=cast(CounterStatus, t.choice("status_at_start", ("open", "paused", "closed"), "open")),
+    )
+    t.done()
+    return spec
+
+
+def _dispenser(t: Table, service_ids: set[str]) -> DispenserSpec:
+    services = t.text_list("services", [])
+    for service in services:
+        if service not in service_ids:
+            raise t.error("services", f"unknown service {service!r}")
+    spec = DispenserSpec(id=t.ident("id"), name=t.text("name", ""), services=tuple(services))
+    t.done()
+    return spec
+
+
+def _unique(root: Table, name: str, ids: list[str]) -> set[str]:
+    seen: set[str] = set()
+    for i, ident in enumerate(ids):
+        if ident in seen:
+            raise root.error(f"{name}[{i}].id", f"duplicate id {ident!r}")
+        seen.add(ident)
+    return seen
+
+
+def _unique_prefixes(root: Table, services: list[ServiceSpec]) -> None:
+    owner: dict[str, str] = {}
+    for i, service in enumerate(services):
+        for key, prefix in (("prefix", service.prefix), ("priority_prefix", service.priority_prefix)):
+            if not prefix:
+                continue
+            if prefix in owner:
+                raise root.error(f"services[{i}].{key}",
+                                 f"prefix {prefix!r} is already used by service {owner[prefix]}")
+            owner[prefix] = service.id

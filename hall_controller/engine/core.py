@@ -1,0 +1,570 @@
+"""The queue engine: the hall controller's pure core.
+
+Theory of operation
+-------------------
+``Engine.handle(command, now=...)`` takes one command (a dispenser's ticket request or print report, a
+counter's key press, or a tick of the clock) and returns a ``Decision``: the events it caused, or a
+``Refusal`` saying why nothing happened. It does no I/O: the shell passes ``now`` and the new ticket's id,
+stores the events durably, and only then replies and broadcasts.
+
+The engine's state changes only in ``apply(event)``. ``handle`` decides, then applies each event it emits,
+so a fresh engine that is fed the journal of events (``replay``) reaches exactly the same state; that is
+how the controller restarts. A refusal emits nothing, so it leaves the state untouched, with one exception
+that is still a fact: the first command of a new business day first expires the old day's open tickets
+and starts the new day (``DayStarted``), whatever the command's outcome.
+
+Business day: numbering restarts when the local time in the hall's zone passes ``day_starts_at``; tickets
+still waiting or called then end as ``expired``. Request ids are remembered for the business day: the
+same ``request_id`` from the same device gets the same answer, also after a restart.
+
+Which ticket a counter gets: see ``_pick``. Ticket moves are checked against ``lifecycle.TRANSITIONS``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from hall_controller.engine.events import (
+    Command,
+    CommandAccepted,
+    CounterCommand,
+    CounterStatusChanged,
+    DayStarted,
+    Event,
+    IssueTicket,
+    ReportPrint,
+    Tick,
+    TicketCalled,
+    TicketExpired,
+    TicketFinished,
+    TicketIssued,
+    TicketPrinted,
+    TicketTransferred,
+    TicketVoided,
+)
+from hall_controller.engine.lifecycle import OPEN_STATES, Move, TicketState, can, next_state
+from hall_controller.engine.queues import Lane, Waiting
+from hall_controller.engine.spec import CounterSpec, HallSpec, ServiceSpec
+from hallq.errors import InvariantError
+
+CounterStatus = Literal["open", "paused", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a command changed nothing: ``code`` for programs (see ``hallq.wire.ERROR_CODES``), text for people."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one command.
+
+    ``events`` must be stored before anyone is told of the outcome. ``ticket_id`` is the issued ticket (for a
+    request) or the ticket the counter holds afterwards (for a counter command). ``duplicate`` marks an
+    answer repeated for a retried request id: nothing new happened.
+    """
+
+    events: tuple[Event, ...] = ()
+    refusal: Refusal | None = None
+    ticket_id: str | None = None
+    duplicate: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.refusal is None
+
+
+@dataclass(slots=True)
+class Ticket:
+    """A ticket as the engine keeps it. Mutated only by ``Engine.apply``."""
+
+    id: str
+    day: str
+    dispenser: str
+    request_id: str
+    service: str
+    origin_service: str
+    number: str
+    sequence: str
+    value: int
+    priority: bool
+    category: str | None
+    issued_at: datetime
+    order: int
+    ahead: int
+    estimated_wait_s: int
+    state: TicketState = TicketState.WAITING
+    counter: str | None = None
+    called_at: datetime | None = None
+    recalls: int = 0
+    finished_at: datetime | None = None
+    printed_at: datetime | None = None
+    void_reason: str | None = None
+    generation: int = 0
+
+
+@dataclass(slots=True)
+class CounterRuntime:
+    """A counter's live state: status, the ticket it serves, and regular calls since the last priority one."""
+
+    spec: CounterSpec
+    status: CounterStatus
+    ticket_id: str | None = None
+    regular_streak: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call or recall, as the board lists it."""
+
+    seq: int
+    ticket_id: str
+    number: str
+    counter: str
+    service: str
+    priority: bool
+    recall: bool
+    at: datetime
+
+
+@dataclass(slots=True)
+class _DayState:
+    """Everything that starts empty each business day."""
+
+    last_value: dict[str, int] = field(default_factory=dict)
+    issued: dict[str, int] = field(default_factory=dict)
+    by_number: dict[str, str] = field(default_factory=dict)
+    requests: dict[tuple[str, str], str] = field(default_factory=dict)
+    commands: dict[tuple[str, str], CommandAccepted] = field(default_factory=dict)
+
+
+class Engine:
+    """The hall's queues, counters and numbering. See the module docstring for the contract."""
+
+    def __init__(self, spec: HallSpec) -> None:
+        self.spec = spec
+        self.day = ""
+        self.tickets: dict[str, Ticket] = {}
+        self.lanes: dict[tuple[str, bool], Lane] = {
+            (s.id, lane): Lane() for s in spec.services for lane in (False, True)
+        }
+        self.counters: dict[str, CounterRuntime] = {
+            c.id: CounterRuntime(spec=c, status=c.status_at_start) for c in spec.counters
+        }
+        self.today = _DayState()
+        self.call_seq = 0
+        self.recent_calls: deque[CallRecord] = deque(maxlen=spec.recent_calls)
+        self.service_times: dict[str, deque[float]] = {
+            s.id: deque(maxlen=spec.service_time_samples) for s in spec.services
+        }
+        self._next_order = 1
+        self._front_order = 0
+
+    # --- deciding ---------------------------------------------------------------------------------------------
+
+    def handle(self, command: Command, *, now: datetime) -> Decision:
+        """Decide on one command at ``now`` (timezone-aware); the returned events are already applied."""
+        if now.tzinfo is None:
+            raise InvariantError("the engine needs timezone-aware times")
+        emitted: list[Event] = []
+        self._roll_day(now, emitted)
+        match command:
+            case IssueTicket():
+                decision = self._issue(command, now, emitted)
+            case ReportPrint():
+                decision = self._report_print(command, now, emitted)
+            case CounterCommand():
+                decision = self._counter(command, now, emitted)
+            case Tick():
+                decision = Decision()
+        return dataclasses.replace(decision, events=tuple(emitted))
+
+    def _emit(self, event: Event, emitted: list[Event]) -> None:
+        self.apply(event)
+        emitted.append(event)
+
+    def _roll_day(self, now: datetime, emitted: list[Event]) -> None:
+        day = self.spec.business_day(now)
+        if day == self.day:
+            return
+        if day < self.day:
+            # The clock went backwards across a day boundary (e.g. NTP correction): stay in the newer day.
+            return
+        for ticket in list(self.open_tickets()):
+            self._emit(TicketExpired(at=now, ticket_id=ticket.id), emitted)
+        self._emit(DayStarted(at=now, day=day), emitted)
+
+    def _issue(self, cmd: IssueTicket, now: datetime, emitted: list[Event]) -> Decision:
+        dispenser = self.spec.dispenser_by_id.get(cmd.dispenser)
+        if dispenser is None:
+            return _refuse("unknown_dispenser", f"dispenser {cmd.dispenser!r} is not configured in this hall")
+        earlier = self.today.requests.get((cmd.dispenser, cmd.request_id))
+        if earlier is not None:
+            return Decision(ticket_id=earlier, duplicate=True)
+        service = self.spec.service_by_id.get(cmd.service)
+        if service is None:
+            return _refuse("unknown_service", f"service {cmd.service!r} does not exist")
+        if dispenser.services and service.id not in dispenser.services:
+            return _refuse("not_allowed", f"dispenser {dispenser.id} does not issue tickets for service {service.id}")
+        if not service.is_open(self.spec.local(now).time()):
+            return _refuse("service_closed", f"service {service.id} is closed now ({_hours_text(service)})")
+        issued = self.today.issued.get(service.id, 0)
+        if service.daily_cap is not None and issued >= service.daily_cap:
+            return _refuse("daily_cap_reached",
+                           f"service {service.id} has issued its {service.daily_cap} tickets today")
+        value = self._next_value(service, priority=cmd.priority)
+        if value is None:
+            return _refuse("numbers_exhausted", f"every number of service {service.id} is in use today")
+        ahead = self._ahead(service.id, priority=cmd.priority)
+        self._emit(
+            TicketIssued(
+                at=now, ticket_id=cmd.ticket_id, day=self.day, dispenser=cmd.dispenser, request_id=cmd.request_id,
+                service=service.id, number=service.number_text(value, priority=cmd.priority),
+                sequence=service.sequence_key(priority=cmd.priority), value=value, priority=cmd.priority,
+                category=cmd.category if cmd.priority else None, order=self._next_order, ahead=ahead,
+                estimated_wait_s=self.estimate_wait_s(service.id, ahead),
+            ),
+            emitted,
+        )
+        return Decision(ticket_id=cmd.ticket_id)
+
+    def _report_print(self, cmd: ReportPrint, now: datetime, emitted: list[Event]) -> Decision:
+        if cmd.dispenser not in self.spec.dispenser_by_id:
+            return _refuse("unknown_dispenser", f"dispenser {cmd.dispenser!r} is not configured in this hall")
+        ticket = self.tickets.get(cmd.ticket_id)
+        if ticket is None or ticket.dispenser != cmd.dispenser:
+            return _refuse("unknown_ticket", f"dispenser {cmd.dispenser} issued no ticket {cmd.ticket_id!r} today")
+        if cmd.ok:
+            if ticket.printed_at is None and ticket.state is not TicketState.VOID:
+                self._emit(TicketPrinted(at=now, ticket_id=ticket.id), emitted)
+            return Decision(ticket_id=ticket.id)
+        if ticket.state is TicketState.VOID:
+            return Decision(ticket_id=ticket.id, duplicate=True)
+        if not can(ticket.state, Move.VOID):
+            return _refuse("not_allowed", f"cannot void: {ticket.number} is {ticket.state.value}")
+        self._emit(TicketVoided(at=now, ticket_id=ticket.id, reason=cmd.reason or "error"), emitted)
+        return Decision(ticket_id=ticket.id)
+
+    def _counter(self, cmd: CounterCommand, now: datetime, emitted: list[Event]) -> Decision:
+        counter = self.counters.get(cmd.counter)
+        if counter is None:
+            return _refuse("unknown_counter", f"counter {cmd.counter!r} is not configured in this hall")
+        earlier = self.today.commands.get((cmd.counter, cmd.request_id))
+        if earlier is not None:
+            return Decision(ticket_id=earlier.ticket_id, duplicate=True)
+        refusal = self._counter_action(counter, cmd, now, emitted)
+        if refusal is not None:
+            return Decision(refusal=refusal)
+        self._emit(CommandAccepted(at=now, counter=counter.spec.id, request_id=cmd.request_id, action=cmd.action,
+                                   ticket_id=counter.ticket_id), emitted)
+        return Decision(ticket_id=counter.ticket_id)
+
+    def _counter_action(self, counter: CounterRuntime, cmd: CounterCommand, now: datetime,
+                        emitted: list[Event]) -> Refusal | None:
+        cid = counter.spec.id
+        current = self.tickets[counter.ticket_id] if counter.ticket_id is not None else None
+        match cmd.action:
+            case "open":
+                if counter.status != "open":
+                    self._emit(CounterStatusChanged(at=now, counter=cid, status="open"), emitted)
+                return None
+            case "pause":
+                if counter.status == "closed":
+                    return Refusal("counter_closed", f"counter {cid} is closed; open it first")
+                if counter.status == "open":
+                    self._emit(CounterStatusChanged(at=now, counter=cid, status="paused"), emitted)
+                return None
+            case "close":
+                if current is not None:
+                    return Refusal("counter_busy", f"cannot close: counter {cid} is serving {current.number}; "
+                                                   "complete it first")
+                if counter.status != "closed":
+                    self._emit(CounterStatusChanged(at=now, counter=cid, status="closed"), emitted)
+                return None
+            case "next" | "call":
+                return self._call(counter, cmd, current, now, emitted)
+            case "recall" | "complete" | "no_show" | "transfer":
+                if current is None:
+                    return Refusal("not_serving", f"cannot {cmd.action}: counter {cid} is serving nothing")
+                return self._finish(counter, cmd, current, now, emitted)
+        raise InvariantError(f"unhandled counter action {cmd.action!r}")
+
+    def _call(self, counter: CounterRuntime, cmd: CounterCommand, current: Ticket | None, now: datetime,
+              emitted: list[Event]) -> Refusal | None:
+        cid = counter.spec.id
+        if counter.status == "closed":
+            return Refusal("counter_closed", f"counter {cid} is closed; open it first")
+        services = counter.spec.services
+        if cmd.action == "call":
+            ticket_id = self.today.by_number.get(cmd.ticket or "")
+            chosen = self.tickets.get(ticket_id) if ticket_id else None
+            if chosen is None:
+                return Refusal("unknown_ticket", f"no ticket {cmd.ticket} is open today")
+            if chosen.service not in services:
+                return Refusal("not_allowed", f"counter {cid} does not serve service {chosen.service}")
+            if chosen.state is not TicketState.WAITING:
+                where = f" at counter {chosen.counter}" if chosen.counter else ""
+                return Refusal("not_allowed", f"cannot call: {chosen.number} is {chosen.state.value}{where}")
+        else:
+            if cmd.service is not None:
+                if cmd.service not in services:
+                    return Refusal("not_allowed", f"counter {cid} does not serve service {cmd.service}")
+                services = (cmd.service,)
+            picked = self._pick(counter, services, now)
+            if picked is None:
+                return Refusal("queue_empty", f"no ticket is waiting for counter {cid} "
+                                              f"(services {', '.join(services)})")
+            chosen = self.tickets[picked]
+        if counter.status == "paused":
+            self._emit(CounterStatusChanged(at=now, counter=cid, status="open"), emitted)
+        if current is not None:
+            # A counter serves one ticket at a time: calling the next one completes the current one.
+            self._emit(TicketFinished(at=now, ticket_id=current.id, counter=cid, outcome="served"), emitted)
+        self._emit(TicketCalled(at=now, ticket_id=chosen.id, counter=cid, seq=self.call_seq + 1, recall=False),
+                   emitted)
+        return None
+
+    def _finish(self, counter: CounterRuntime, cmd: CounterCommand, current: Ticket, now: datetime,
+                emitted: list[Event]) -> Refusal | None:
+        cid = counter.spec.id
+        match cmd.action:
+            case "recall":
+                self._emit(TicketCalled(at=now, ticket_id=current.id, counter=cid, seq=self.call_seq + 1,
+                                        recall=True), emitted)
+            case "complete":
+                self._emit(TicketFinished(at=now, ticket_id=current.id, counter=cid, outcome="served"), emitted)
+            case "no_show":
+                self._emit(TicketFinished(at=now, ticket_id=current.id, counter=cid, outcome="no_show"), emitted)
+            case "transfer":
+                target = self.spec.service_by_id.get(cmd.service or "")
+                if target is None:
+                    return Refusal("unknown_service", f"service {cmd.service!r} does not exist")
+                if target.id == current.service:
+                    return Refusal("not_allowed", f"{current.number} is already in service {target.id}")
+                order = self._front_order - 1 if target.transfer_position == "front" else current.order
+                self._emit(TicketTransferred(at=now, ticket_id=current.id, counter=cid, to_service=target.id,
+                                             order=order), emitted)
+        return None
+
+    def _pick(self, counter: CounterRuntime, services: Iterable[str], now: datetime) -> str | None:
+        """The ticket this counter should call now, or None if none of its services has anyone waiting.
+
+        1. Max-wait guard: if the longest-waiting ticket of the counter's services has waited longer than the
+           counter's ``max_wait_s``, it goes first, whatever its lane.
+        2. ``priority_first``: the first priority ticket, else the first regular one.
+           ``interleave``: a priority ticket after ``interleave_ratio`` regular calls, or when no regular one
+           waits; otherwise the first regular one.
+        Within a lane, "first" is the lowest queue position across the counter's services (oldest first;
+        a ticket transferred "to the front" has a position before everyone's).
+        """
+        is_current = self._is_waiting
+        services = tuple(services)
+        spec = counter.spec
+        if spec.max_wait_s is not None:
+            longest = min(
+                (w for s in services for lane in (False, True)
+                 if (w := self.lanes[(s, lane)].longest_waiting(is_current)) is not None),
+                default=None,
+            )
+            if longest is not None and now.timestamp() - longest[0] > spec.max_wait_s:
+                return longest[2]
+        heads = {
+            lane: min((h for s in services if (h := self.lanes[(s, lane)].head(is_current)) is not None), default=None)
+            for lane in (False, True)
+        }
+        regular, priority = heads[False], heads[True]
+        if priority is not None and (
+            regular is None or spec.policy == "priority_first" or counter.regular_streak >= spec.interleave_ratio
+        ):
+            return priority[1]
+        return regular[1] if regular is not None else None
+
+    def _is_waiting(self, ticket_id: str, generation: int) -> bool:
+        ticket = self.tickets.get(ticket_id)
+        return ticket is not None and ticket.state is TicketState.WAITING and ticket.generation == generation
+
+    def _next_value(self, service: ServiceSpec, *, priority: bool) -> int | None:
+        """The next free number of the service's sequence today, or None if every number is in use."""
+        key = service.sequence_key(priority=priority)
+        last = self.today.last_value.get(key)
+        candidate = service.first_number if last is None else last + 1
+        span = service.last_number - service.first_number + 1
+        for _ in range(span):
+            if candidate > service.last_number:
+                if not service.wrap:
+                    return None
+                candidate = service.first_number
+            if service.number_text(candidate, priority=priority) not in self.today.by_number:
+                return candidate
+            candidate += 1
+        return None
+
+    def _ahead(self, service: str, *, priority: bool) -> int:
+        """People ahead of a new ticket: its lane, and for a regular ticket the priority lane too."""
+        ahead = self.lanes[(service, True)].count
+        if not priority:
+            ahead += self.lanes[(service, False)].count
+        return ahead
+
+    def estimate_wait_s(self, service: str, ahead: int) -> int:
+        """``ahead`` × recent mean service time ÷ open counters serving the service (at least one)."""
+        samples = self.service_times[service]
+        mean_s = sum(samples) / len(samples) if samples else float(self.spec.default_service_time_s)
+        servers = sum(1 for c in self.counters.values() if c.status == "open" and service in c.spec.services)
+        return round(ahead * mean_s / max(1, servers))
+
+    # --- applying: the only place state changes ---------------------------------------------------------------
+
+    def replay(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.apply(event)
+
+    def apply(self, event: Event) -> None:
+        """Apply one event. Applying the journal's events in order rebuilds the engine exactly."""
+        match event:
+            case TicketIssued():
+                self._apply_issued(event)
+            case TicketCalled():
+                self._apply_called(event)
+            case TicketFinished():
+                ticket = self._move(event.ticket_id, Move.COMPLETE if event.outcome == "served" else Move.NO_SHOW)
+                ticket.finished_at = event.at
+                self._release(ticket)
+                if event.outcome == "served" and ticket.called_at is not None:
+                    self.service_times[ticket.service].append((event.at - ticket.called_at).total_seconds())
+            case TicketTransferred():
+                ticket = self._move(event.ticket_id, Move.TRANSFER)
+                self._free_counter(ticket)
+                ticket.service = event.to_service
+                ticket.order = event.order
+                ticket.generation += 1
+                self._front_order = min(self._front_order, event.order)
+                self._enqueue(ticket)
+            case TicketVoided() | TicketExpired():
+                move = Move.VOID if isinstance(event, TicketVoided) else Move.EXPIRE
+                ticket = self.tickets[event.ticket_id]
+                if ticket.state is TicketState.WAITING:
+                    self.lanes[(ticket.service, ticket.priority)].left()
+                self._move(event.ticket_id, move)
+                ticket.finished_at = event.at
+                if isinstance(event, TicketVoided):
+                    ticket.void_reason = event.reason
+                self._release(ticket)
+            case TicketPrinted():
+                self.tickets[event.ticket_id].printed_at = event.at
+            case CounterStatusChanged():
+                self.counters[event.counter].status = event.status
+            case CommandAccepted():
+                self.today.commands[(event.counter, event.request_id)] = event
+            case DayStarted():
+                self._apply_day_started(event)
+            case _:
+                raise InvariantError(f"unknown event {event!r}")
+
+    def _apply_issued(self, event: TicketIssued) -> None:
+        ticket = Ticket(
+            id=event.ticket_id, day=event.day, dispenser=event.dispenser, request_id=event.request_id,
+            service=event.service, origin_service=event.service, number=event.number, sequence=event.sequence,
+            value=event.value, priority=event.priority, category=event.category, issued_at=event.at,
+            order=event.order, ahead=event.ahead, estimated_wait_s=event.estimated_wait_s,
+        )
+        if ticket.id in self.tickets:
+            raise InvariantError(f"ticket id {ticket.id} issued twice")
+        self.tickets[ticket.id] = ticket
+        self._enqueue(ticket)
+        today = self.today
+        today.last_value[event.sequence] = event.value
+        today.issued[event.service] = today.issued.get(event.service, 0) + 1
+        today.by_number[event.number] = ticket.id
+        today.requests[(event.dispenser, event.request_id)] = ticket.id
+        self._next_order = max(self._next_order, event.order + 1)
+
+    def _apply_called(self, event: TicketCalled) -> None:
+        ticket = self.tickets[event.ticket_id]
+        counter = self.counters[event.counter]
+        if event.recall:
+            self._move(ticket.id, Move.RECALL)
+            ticket.recalls += 1
+        else:
+            self.lanes[(ticket.service, ticket.priority)].left()
+            self._move(ticket.id, Move.CALL)
+            ticket.counter = counter.spec.id
+            ticket.called_at = event.at
+            counter.ticket_id = ticket.id
+            counter.regular_streak = 0 if ticket.priority else counter.regular_streak + 1
+        self.call_seq = event.seq
+        self.recent_calls.appendleft(CallRecord(
+            seq=event.seq, ticket_id=ticket.id, number=ticket.number, counter=counter.spec.id,
+            service=ticket.service, priority=ticket.priority, recall=event.recall, at=event.at,
+        ))
+
+    def _apply_day_started(self, event: DayStarted) -> None:
+        self.day = event.day
+        self.today = _DayState()
+        # Finished tickets of earlier days live on in the ledger's history, not in memory.
+        if any(t.state in OPEN_STATES for t in self.tickets.values()):
+            raise InvariantError("a business day started while tickets of the old day were still open")
+        self.tickets = {}
+        self.lanes = {key: Lane() for key in self.lanes}
+
+    def _move(self, ticket_id: str, move: Move) -> Ticket:
+        ticket = self.tickets[ticket_id]
+        ticket.state = next_state(ticket.state, move, number=ticket.number)
+        return ticket
+
+    def _enqueue(self, ticket: Ticket) -> None:
+        self.lanes[(ticket.service, ticket.priority)].push(
+            Waiting(ticket.id, ticket.order, ticket.issued_at.timestamp(), ticket.generation)
+        )
+
+    def _free_counter(self, ticket: Ticket) -> None:
+        if ticket.counter is not None and self.counters[ticket.counter].ticket_id == ticket.id:
+            self.counters[ticket.counter].ticket_id = None
+
+    def _release(self, ticket: Ticket) -> None:
+        """A ticket reached a final state: free its counter and its number."""
+        self._free_counter(ticket)
+        if self.today.by_number.get(ticket.number) == ticket.id:
+            del self.today.by_number[ticket.number]
+
+    # --- reading ----------------------------------------------------------------------------------------------
+
+    def open_tickets(self) -> Iterator[Ticket]:
+        return (t for t in self.tickets.values() if t.state in OPEN_STATES)
+
+    def waiting_count(self, service: str, *, priority: bool) -> int:
+        return self.lanes[(service, priority)].count
+
+    def counter_ticket(self, counter: str) -> Ticket | None:
+        ticket_id = self.counters[counter].ticket_id
+        return None if ticket_id is None else self.tickets[ticket_id]
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """Everything that defines the engine's observable state, for comparing two engines in tests."""
+        return (
+            self.day,
+            sorted((t.id, t.state.value, t.service, t.number, t.counter, t.order, t.generation, t.recalls,
+                    t.printed_at, t.finished_at) for t in self.tickets.values()),
+            sorted((c.spec.id, c.status, c.ticket_id, c.regular_streak) for c in self.counters.values()),
+            sorted((key, lane.count) for key, lane in self.lanes.items()),
+            sorted(self.today.last_value.items()), sorted(self.today.issued.items()),
+            sorted(self.today.by_number.items()), sorted(self.today.requests.items()),
+            sorted(self.today.commands), self.call_seq, list(self.recent_calls),
+            sorted((s, list(v)) for s, v in self.service_times.items()), self._next_order, self._front_order,
+        )
+
+
+def _refuse(code: str, message: str) -> Decision:
+    return Decision(refusal=Refusal(code, message))
+
+
+def _hours_text(service: ServiceSpec) -> str:
+    return "open " + ", ".join(f"{a:%H:%M}-{b:%H:%M}" for a, b in service.hours)

@@ -1,0 +1,188 @@
+"""Commands going into the engine and the events coming out of it.
+
+Events are facts, in the past tense. The engine changes its state only by applying events, so the ledger's
+journal of events is the whole truth: replaying it through ``Engine.apply`` rebuilds the exact state.
+``to_record``/``from_record`` give each event a stable JSON form for the journal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from hallq.errors import InvariantError
+from hallq.wire import CounterAction
+
+# --- commands: what happened outside, with the ids the shell made ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IssueTicket:
+    """A dispenser asks for a ticket; ``ticket_id`` is the id the ticket gets if one is issued."""
+
+    dispenser: str
+    request_id: str
+    service: str
+    priority: bool
+    category: str | None
+    ticket_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReportPrint:
+    """A dispenser reports whether it printed a ticket; a failure voids the ticket."""
+
+    dispenser: str
+    ticket_id: str
+    ok: bool
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCommand:
+    """A counter's clerk pressed a key."""
+
+    counter: str
+    request_id: str
+    action: CounterAction
+    ticket: str | None = None
+    service: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passed: lets the engine roll the business day over with no other input."""
+
+
+Command = IssueTicket | ReportPrint | CounterCommand | Tick
+
+
+# --- events ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: ClassVar[str] = ""
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DayStarted(Event):
+    kind: ClassVar[str] = "day_started"
+    day: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketIssued(Event):
+    kind: ClassVar[str] = "ticket_issued"
+    ticket_id: str
+    day: str
+    dispenser: str
+    request_id: str
+    service: str
+    number: str
+    sequence: str
+    value: int
+    priority: bool
+    category: str | None
+    order: int
+    ahead: int
+    estimated_wait_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPrinted(Event):
+    kind: ClassVar[str] = "ticket_printed"
+    ticket_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCalled(Event):
+    """A call (``recall`` false: the ticket leaves the queue) or a recall; ``seq`` numbers calls hall-wide."""
+
+    kind: ClassVar[str] = "ticket_called"
+    ticket_id: str
+    counter: str
+    seq: int
+    recall: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TicketFinished(Event):
+    kind: ClassVar[str] = "ticket_finished"
+    ticket_id: str
+    counter: str
+    outcome: Literal["served", "no_show"]
+
+
+@dataclass(frozen=True, slots=True)
+class TicketTransferred(Event):
+    kind: ClassVar[str] = "ticket_transferred"
+    ticket_id: str
+    counter: str
+    to_service: str
+    order: int
+
+
+@dataclass(frozen=True, slots=True)
+class TicketVoided(Event):
+    kind: ClassVar[str] = "ticket_voided"
+    ticket_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketExpired(Event):
+    kind: ClassVar[str] = "ticket_expired"
+    ticket_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CounterStatusChanged(Event):
+    kind: ClassVar[str] = "counter_status"
+    counter: str
+    status: Literal["open", "paused", "closed"]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandAccepted(Event):
+    """A counter command was carried out; remembered so that a retry with its request id is not re-run."""
+
+    kind: ClassVar[str] = "command_accepted"
+    counter: str
+    request_id: str
+    action: str
+    ticket_id: str | None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (DayStarted, TicketIssued, TicketPrinted, TicketCalled, TicketFinished, TicketTransferred,
+                TicketVoided, TicketExpired, CounterStatusChanged, CommandAccepted)
+}
+_FIELDS = {kind: tuple(f.name for f in dataclasses.fields(cls)) for kind, cls in EVENT_TYPES.items()}
+
+
+def to_record(event: Event) -> tuple[str, str]:
+    """(kind, JSON) for the journal; times are RFC 3339 with offset."""
+    data: dict[str, Any] = {}
+    for name in _FIELDS[event.kind]:
+        value = getattr(event, name)
+        data[name] = value.isoformat() if isinstance(value, datetime) else value
+    return event.kind, json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def from_record(kind: str, payload: str) -> Event:
+    """Inverse of ``to_record``; an unknown kind or a malformed record is a broken ledger."""
+    cls = EVENT_TYPES.get(kind)
+    if cls is None:
+        raise InvariantError(f"ledger holds an unknown event kind {kind!r}")
+    data = json.loads(payload)
+    data["at"] = datetime.fromisoformat(data["at"])
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise InvariantError(f"ledger event {kind!r} is malformed: {exc}") from None

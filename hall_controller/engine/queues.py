@@ -1,0 +1,66 @@
+"""Waiting lines: one per (service, lane), ordered by queue position, with lazy deletion.
+
+Calling with 100,000 tickets waiting must cost about what it costs with 100, so each lane is a pair of heaps
+(by queue position, and by waiting-since for the max-wait guard) instead of a scan. A ticket leaving the
+line (called, voided, transferred) is not searched for: its heap entries turn stale, because the ticket is
+no longer waiting or its ``generation`` moved on, and are dropped when they reach the top.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Waiting:
+    """What a lane needs to know of a ticket: its position, since when it waits, and its generation."""
+
+    ticket_id: str
+    order: int
+    waiting_since_s: float
+    generation: int
+
+
+IsCurrent = Callable[[str, int], bool]
+
+
+class Lane:
+    """The waiting tickets of one service in one lane (regular or priority)."""
+
+    __slots__ = ("_by_order", "_by_since", "count")
+
+    def __init__(self) -> None:
+        self._by_order: list[tuple[int, int, str]] = []
+        self._by_since: list[tuple[float, int, int, str]] = []
+        self.count = 0
+
+    def push(self, item: Waiting) -> None:
+        heapq.heappush(self._by_order, (item.order, item.generation, item.ticket_id))
+        heapq.heappush(self._by_since, (item.waiting_since_s, item.order, item.generation, item.ticket_id))
+        self.count += 1
+
+    def left(self) -> None:
+        """One of this lane's tickets left it (its heap entries are now stale)."""
+        self.count -= 1
+
+    def head(self, is_current: IsCurrent) -> tuple[int, str] | None:
+        """(position, ticket id) of the first ticket in line, or None."""
+        heap = self._by_order
+        while heap:
+            order, generation, ticket_id = heap[0]
+            if is_current(ticket_id, generation):
+                return order, ticket_id
+            heapq.heappop(heap)
+        return None
+
+    def longest_waiting(self, is_current: IsCurrent) -> tuple[float, int, str] | None:
+        """(waiting since, position, ticket id) of the ticket that has waited longest, or None."""
+        heap = self._by_since
+        while heap:
+            since, order, generation, ticket_id = heap[0]
+            if is_current(ticket_id, generation):
+                return since, order, ticket_id
+            heapq.heappop(heap)
+        return None

@@ -1,0 +1,344 @@
+"""The hall controller's shell: MQTT in, engine decisions, durable ledger, then replies and broadcasts.
+
+Theory of operation: paho's thread only enqueues messages (``hallq.mqtt``). The one service thread takes
+them in batches (up to ``BATCH_MAX``), decodes each at the boundary, lets the engine decide, builds the
+replies from the state right after each command, stores all the batch's events in one durable commit, and
+only then publishes the replies, the calls, the changed counters' states and the board. If the commit
+fails (disk full, read-only), nothing of the batch is told to anyone: the engine is rebuilt from the
+ledger and each changing request is answered ``storage_unavailable``.
+
+Broadcast pacing: calls and counter changes go out at once; when only waiting counts changed (a ticket was
+issued), the board and counter states are refreshed at most every ``REFRESH_S`` so a rush of tickets does
+not multiply into thousands of retained publishes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from hall_controller.config import ControllerConfig
+from hall_controller.engine import Decision, Engine
+from hall_controller.engine.events import (
+    Command,
+    CounterCommand,
+    CounterStatusChanged,
+    Event,
+    IssueTicket,
+    ReportPrint,
+    Tick,
+    TicketCalled,
+    TicketFinished,
+    TicketTransferred,
+    TicketVoided,
+)
+from hall_controller.ledger import Ledger, LedgerError
+from hall_controller.views import board, call, counter_state, serving, ticket_info
+from hallq import systemd, wire
+from hallq.errors import PayloadError
+from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
+from hallq.topics import ParsedTopic, TopicKind, Topics
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 500
+REFRESH_S = 0.5
+TICK_S = 1.0
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """One message's result, held until the batch is stored."""
+
+    decision: Decision
+    reply: tuple[str, bytes] | None = None
+    on_storage_failure: tuple[str, bytes] | None = None
+    calls: list[bytes] = field(default_factory=list)
+
+
+class ControllerService:
+    """Runs one hall: ``run()`` blocks until ``stop()`` is called (or SIGTERM via the CLI)."""
+
+    def __init__(self, config: ControllerConfig, *, ledger: Ledger,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self.config = config
+        self.spec = config.hall
+        self.topics = Topics(hall=self.spec.id, base=config.base_topic)
+        self.ledger = ledger
+        self.clock = clock
+        self.new_id = new_id
+        self.engine = self._restore()
+        self.inbox: queue.Queue[Message | LinkUp | LinkDown] = queue.Queue()
+        self.link = MqttLink(
+            client_id=config.client_id, broker=config.broker, inbox=self.inbox,
+            subscriptions=[(self.topics.all_dispenser_requests(), 1), (self.topics.all_dispenser_printed(), 1),
+                           (self.topics.all_counter_commands(), 1)],
+            presence_topic=self.topics.status(config.client_id),
+            online_payload=wire.Presence(state="online", role="controller").encode(),
+            offline_payload=wire.Presence(state="offline", role="controller").encode(),
+            # Keep the session while restarting: commands sent meanwhile wait in the broker for us.
+            session_expiry_s=3600,
+        )
+        self._stopping = threading.Event()
+        self._board_due: float | None = None
+        self._counters_due: float | None = None
+        self._storage_ok = True
+
+    # --- start and stop -------------------------------------------------------------------------------------
+
+    def _restore(self) -> Engine:
+        started = time.perf_counter()
+        engine = Engine(self.spec)
+        count = 0
+        for event in self.ledger.events():
+            engine.apply(event)
+            count += 1
+        waiting = sum(1 for _ in engine.open_tickets())
+        log.info("restored ledger path=%s events=%d day=%s open_tickets=%d call_seq=%d in %.0f ms",
+                 self.ledger.path, count, engine.day or "-", waiting, engine.call_seq,
+                 (time.perf_counter() - started) * 1000)
+        return engine
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def run(self) -> None:
+        """Serve until ``stop()``. Raises only on broken invariants; bad input is answered, never raised."""
+        self.link.start()
+        watchdog_s = systemd.watchdog_interval_s()
+        next_watchdog = time.monotonic()
+        ready_sent = False
+        try:
+            while not self._stopping.is_set():
+                timeout = self._next_wakeup()
+                try:
+                    first = self.inbox.get(timeout=timeout)
+                except queue.Empty:
+                    first = None
+                batch = [] if first is None else [first]
+                while len(batch) < BATCH_MAX:
+                    try:
+                        batch.append(self.inbox.get_nowait())
+                    except queue.Empty:
+                        break
+                self._process(batch)
+                if not ready_sent and self.link.connected.is_set():
+                    systemd.notify("READY=1")
+                    ready_sent = True
+                if watchdog_s is not None and time.monotonic() >= next_watchdog and self._healthy():
+                    systemd.notify("WATCHDOG=1")
+                    next_watchdog = time.monotonic() + watchdog_s
+        finally:
+            systemd.notify("STOPPING=1")
+            self.link.stop()
+            self.ledger.close()
+            log.info("controller stopped")
+
+    def _healthy(self) -> bool:
+        return self._storage_ok
+
+    def _next_wakeup(self) -> float:
+        now = time.monotonic()
+        due = [d for d in (self._board_due, self._counters_due) if d is not None]
+        return max(0.0, min([TICK_S, *[d - now for d in due]]))
+
+    # --- one batch ------------------------------------------------------------------------------------------
+
+    def _process(self, batch: list[Message | LinkUp | LinkDown]) -> None:
+        now = self.clock()
+        outcomes: list[_Outcome] = []
+        link_up = False
+        for item in batch:
+            if isinstance(item, Message):
+                outcome = self._handle_message(item, now)
+                if outcome is not None:
+                    outcomes.append(outcome)
+            elif isinstance(item, LinkUp):
+                link_up = True
+        outcomes.append(_Outcome(self.engine.handle(Tick(), now=now)))
+        events = [e for o in outcomes for e in o.decision.events]
+        try:
+            self.ledger.append(events)
+        except LedgerError as exc:
+            self._storage_failed(exc, outcomes)
+            return
+        if not self._storage_ok:
+            log.warning("ledger writable again path=%s; issuing tickets again", self.ledger.path)
+            self._storage_ok = True
+        for outcome in outcomes:
+            if outcome.reply is not None:
+                self.link.publish(*outcome.reply)
+            for payload in outcome.calls:
+                self.link.publish(self.topics.calls(), payload)
+        self._schedule_broadcasts(events, link_up)
+        self._flush_broadcasts(now)
+
+    def _storage_failed(self, exc: LedgerError, outcomes: list[_Outcome]) -> None:
+        log.error("%s; refusing changes until it can be written (free disk space or fix permissions); "
+                  "nothing of this batch was told to anyone", exc)
+        self._storage_ok = False
+        # The engine already applied the lost events: rebuild it from what is durably stored.
+        self.engine = self._restore()
+        for outcome in outcomes:
+            if outcome.decision.events and outcome.on_storage_failure is not None:
+                self.link.publish(*outcome.on_storage_failure)
+            elif not outcome.decision.events and outcome.reply is not None:
+                self.link.publish(*outcome.reply)
+
+    def _schedule_broadcasts(self, events: Sequence[Event], link_up: bool) -> None:
+        now = time.monotonic()
+        urgent = link_up or any(isinstance(e, (TicketCalled, TicketFinished, TicketTransferred, TicketVoided,
+                                                CounterStatusChanged)) for e in events)
+        if urgent:
+            self._board_due = self._counters_due = now
+        elif events:
+            self._board_due = self._board_due or now + REFRESH_S
+            self._counters_due = self._counters_due or now + REFRESH_S
+
+    def _flush_broadcasts(self, now_dt: datetime) -> None:
+        if not self.link.connected.is_set():
+            return
+        now = time.monotonic()
+        if self._counters_due is not None and now >= self._counters_due:
+            self._counters_due = None
+            for counter_id in self.engine.counters:
+                self.link.publish(self.topics.counter_state(counter_id),
+                                  counter_state(self.engine, counter_id, now_dt).encode(), retain=True)
+        if self._board_due is not None and now >= self._board_due:
+            self._board_due = None
+            self.link.publish(self.topics.board(), board(self.engine, now_dt).encode(), retain=True)
+
+    # --- one message ----------------------------------------------------------------------------------------
+
+    def _handle_message(self, message: Message, now: datetime) -> _Outcome | None:
+        parsed = self.topics.parse(message.topic)
+        if parsed is None or parsed.device is None:
+            log.debug("ignored message on topic=%s", message.topic)
+            return None
+        match parsed.kind:
+            case TopicKind.DISPENSER_REQUEST:
+                return self._ticket_request(parsed, message.payload, now)
+            case TopicKind.DISPENSER_PRINTED:
+                return self._print_report(parsed, message.payload, now)
+            case TopicKind.COUNTER_COMMAND:
+                return self._counter_command(parsed, message.payload, now)
+            case _:
+                return None
+
+    def _decide(self, command: Command, now: datetime) -> Decision:
+        return self.engine.handle(command, now=now)
+
+    def _ticket_request(self, parsed: ParsedTopic, payload: bytes, now: datetime) -> _Outcome:
+        dispenser = parsed.device or ""
+        topic = self.topics.dispenser_ticket(dispenser)
+        try:
+            request = wire.TicketRequest.decode(payload)
+        except PayloadError as exc:
+            log.warning("refused ticket request dispenser=%s code=%s: %s", dispenser, exc.code, exc.message)
+            reply = wire.TicketReply(request_id=_request_id_of(payload), error=wire.ErrorInfo(exc.code, exc.message))
+            return _Outcome(Decision(), reply=(topic, reply.encode()))
+        decision = self._decide(IssueTicket(dispenser=dispenser, request_id=request.request_id, service=request.service,
+                                            priority=request.priority, category=request.category,
+                                            ticket_id=self.new_id()), now)
+        storage = (topic, wire.TicketReply(request_id=request.request_id, error=_STORAGE_ERROR).encode())
+        if decision.refusal is not None:
+            log.warning("refused ticket request dispenser=%s request=%s service=%s code=%s: %s", dispenser,
+                        request.request_id, request.service, decision.refusal.code, decision.refusal.message)
+            reply = wire.TicketReply(request_id=request.request_id,
+                                     error=wire.ErrorInfo(decision.refusal.code, decision.refusal.message))
+            return _Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+        ticket = self.engine.tickets[decision.ticket_id or ""]
+        if decision.duplicate:
+            log.info("repeated answer ticket=%s dispenser=%s request=%s", ticket.number, dispenser, request.request_id)
+        else:
+            log.info("issued ticket=%s service=%s priority=%s dispenser=%s ahead=%d wait_s=%d", ticket.number,
+                     ticket.service, ticket.priority, dispenser, ticket.ahead, ticket.estimated_wait_s)
+        reply = wire.TicketReply(request_id=request.request_id, ticket=ticket_info(ticket))
+        return _Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+
+    def _print_report(self, parsed: ParsedTopic, payload: bytes, now: datetime) -> _Outcome | None:
+        dispenser = parsed.device or ""
+        try:
+            report = wire.PrintReport.decode(payload)
+        except PayloadError as exc:
+            log.warning("refused print report dispenser=%s code=%s: %s", dispenser, exc.code, exc.message)
+            return None
+        decision = self._decide(ReportPrint(dispenser=dispenser, ticket_id=report.ticket_id, ok=report.ok,
+                                            reason=report.reason), now)
+        if decision.refusal is not None:
+            log.warning("refused print report dispenser=%s ticket_id=%s code=%s: %s", dispenser, report.ticket_id,
+                        decision.refusal.code, decision.refusal.message)
+        elif not report.ok and not decision.duplicate:
+            ticket = self.engine.tickets[report.ticket_id]
+            log.warning("voided ticket=%s dispenser=%s reason=%s (the dispenser could not print it)",
+                        ticket.number, dispenser, report.reason)
+        return _Outcome(decision)
+
+    def _counter_command(self, parsed: ParsedTopic, payload: bytes, now: datetime) -> _Outcome:
+        counter = parsed.device or ""
+        topic = self.topics.counter_reply(counter)
+        try:
+            command = wire.CounterCommand.decode(payload)
+        except PayloadError as exc:
+            log.warning("refused counter command counter=%s code=%s: %s", counter, exc.code, exc.message)
+            reply = wire.CounterReply(request_id=_request_id_of(payload), action=_action_of(payload),
+                                      error=wire.ErrorInfo(exc.code, exc.message))
+            return _Outcome(Decision(), reply=(topic, reply.encode()))
+        decision = self._decide(CounterCommand(counter=counter, request_id=command.request_id, action=command.action,
+                                               ticket=command.ticket, service=command.service), now)
+        storage = (topic, wire.CounterReply(request_id=command.request_id, action=command.action,
+                                            error=_STORAGE_ERROR).encode())
+        runtime = self.engine.counters.get(counter)
+        if decision.refusal is not None:
+            log.info("refused command counter=%s action=%s code=%s: %s", counter, command.action,
+                     decision.refusal.code, decision.refusal.message)
+            reply = wire.CounterReply(request_id=command.request_id, action=command.action,
+                                      status=None if runtime is None else runtime.status,
+                                      ticket=None if runtime is None else serving(self.engine.counter_ticket(counter)),
+                                      error=wire.ErrorInfo(decision.refusal.code, decision.refusal.message))
+            return _Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+        assert runtime is not None  # accepted commands come from configured counters
+        ticket = self.engine.tickets.get(decision.ticket_id) if decision.ticket_id else None
+        calls = []
+        for event in decision.events:
+            if isinstance(event, TicketCalled):
+                record = self.engine.recent_calls[0] if self.engine.recent_calls[0].seq == event.seq else None
+                if record is not None:
+                    calls.append(call(self.engine, record).encode())
+                log.info("%s ticket=%s counter=%s seq=%d", "recalled" if event.recall else "called",
+                         self.engine.tickets[event.ticket_id].number, counter, event.seq)
+        reply = wire.CounterReply(request_id=command.request_id, action=command.action, status=runtime.status,
+                                  ticket=serving(ticket))
+        return _Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage, calls=calls)
+
+
+_STORAGE_ERROR = wire.ErrorInfo("storage_unavailable",
+                                "the hall controller cannot store tickets right now; nothing was changed")
+
+
+def _loose_field(payload: bytes, name: str, max_len: int) -> str:
+    """A string field of a payload that failed validation, if one can be read, for echoing in the error."""
+    if len(payload) > wire.MAX_PAYLOAD_BYTES:
+        return ""
+    try:
+        obj = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        return ""
+    value = obj.get(name) if isinstance(obj, dict) else None
+    return value if isinstance(value, str) and len(value) <= max_len else ""
+
+
+def _request_id_of(payload: bytes) -> str:
+    return _loose_field(payload, "request_id", 64)
+
+
+def _action_of(payload: bytes) -> str:
+    return _loose_field(payload, "action", 16)

@@ -1,0 +1,127 @@
+"""Run a private Mosquitto on a free loopback port, from one of the project's own broker configs.
+
+For the simulated hall and the test suite only (production runs Debian's mosquitto from systemd with
+``config/mosquitto/hallq.conf``). The config file is copied with three changes: the listener gets the
+chosen port on 127.0.0.1, persistence goes to this instance's own directory, and the broker runs as the
+current user (started as root, Mosquitto would otherwise drop to user ``mosquitto`` and lose access).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import logging
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from hallq.errors import HallqError
+
+log = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_CONFIG = PROJECT_ROOT / "config" / "mosquitto" / "hallq-local.conf"
+
+
+class BrokerError(HallqError, RuntimeError):
+    """The private broker could not be started."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
+        return True
+    return False
+
+
+class PrivateBroker:
+    """A Mosquitto process on ``127.0.0.1:port`` with its own data directory under ``workdir``.
+
+    ``stop()`` then ``start()`` restarts it on the same port with the same persistence, as a broker restart
+    in a hall would. Use as a context manager to be sure the process ends.
+    """
+
+    def __init__(self, workdir: Path, *, config: Path = LOCAL_CONFIG, port: int | None = None,
+                 extra_lines: tuple[str, ...] = ()) -> None:
+        self.workdir = workdir
+        self.config_template = config
+        self.port = port or free_port()
+        self.extra_lines = extra_lines
+        self.log_path = workdir / "mosquitto.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _write_config(self) -> Path:
+        data_dir = self.workdir / "data"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        lines: list[str] = []
+        replacements = {"listener": f"listener {self.port} 127.0.0.1",
+                        "persistence_location": f"persistence_location {data_dir}/"}
+        for original in self.config_template.read_text(encoding="utf-8").splitlines():
+            word = original.split()[0] if original.split() else ""
+            if word in ("pid_file", "user"):
+                continue
+            lines.append(replacements.get(word, original))
+        lines.append(f"user {getpass.getuser()}")
+        lines.extend(self.extra_lines)
+        path = self.workdir / "mosquitto.conf"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def start(self, *, timeout_s: float = 5.0) -> None:
+        exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(exe).exists():
+            raise BrokerError("mosquitto is not installed (Debian: apt-get install mosquitto)")
+        conf = self._write_config()
+        log_file = self.log_path.open("ab")
+        self._proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT)
+        log_file.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise BrokerError(f"mosquitto exited with {self._proc.returncode}; see {self.log_path}")
+            if port_open(self.port):
+                log.info("private broker listening on %s (pid %s)", self.address, self._proc.pid)
+                return
+            time.sleep(0.02)
+        self.stop()
+        raise BrokerError(f"mosquitto did not listen on {self.address} within {timeout_s} s")
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def __enter__(self) -> PrivateBroker:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,199 @@
+"""Strict reading of TOML configuration files, shared by every role.
+
+A ``Table`` reads one TOML table: each getter checks the type and range of one key, and ``done()`` refuses
+keys nobody read (a typo like ``prority`` must not be silently ignored). Every refusal is a
+``ConfigError`` naming the file, the dotted key and the problem.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from datetime import time
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hallq.errors import ConfigError
+from hallq.mqtt import BrokerSettings, parse_address
+from hallq.topics import is_valid_id
+
+T = TypeVar("T")
+_MISSING: Any = object()
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def load_toml(path: Path) -> Table:
+    """Parse ``path`` into its root table; unreadable or malformed files raise ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
+    return Table(data, path=str(path), prefix="")
+
+
+class Table:
+    """One TOML table being read; remembers which keys were read so that ``done()`` can refuse the rest."""
+
+    def __init__(self, data: dict[str, Any], *, path: str, prefix: str) -> None:
+        self.data = data
+        self.path = path
+        self.prefix = prefix
+        self._read: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, problem: str) -> ConfigError:
+        return ConfigError(self.path, self.key(name), problem)
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def _get(self, name: str, default: Any) -> Any:
+        self._read.add(name)
+        if name in self.data:
+            return self.data[name]
+        if default is _MISSING:
+            raise self.error(name, "is required")
+        return default
+
+    def text(self, name: str, default: Any = _MISSING, *, allow_empty: bool = False) -> str:
+        value = self._get(name, default)
+        if not isinstance(value, str) or (not value and not allow_empty):
+            raise self.error(name, f"must be a {'' if allow_empty else 'non-empty '}string, got {value!r}")
+        return value
+
+    def opt_text(self, name: str) -> str | None:
+        value = self._get(name, None)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value:
+            raise self.error(name, f"must be a non-empty string, got {value!r}")
+        return value
+
+    def ident(self, name: str, default: Any = _MISSING) -> str:
+        value = self.text(name, default)
+        if not is_valid_id(value):
+            raise self.error(name, f"{value!r} is not a valid id (1-32 of A-Z a-z 0-9 _ . -, starting alphanumeric)")
+        return value
+
+    def integer(self, name: str, default: Any = _MISSING, *, minimum: int | None = None,
+                maximum: int | None = None) -> int:
+        value = self._get(name, default)
+        if type(value) is not int:
+            raise self.error(name, f"must be an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.error(name, f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise self.error(name, f"must be at most {maximum}, got {value}")
+        return value
+
+    def opt_integer(self, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int | None:
+        if self.data.get(name) is None:
+            self._read.add(name)
+            return None
+        return self.integer(name, minimum=minimum, maximum=maximum)
+
+    def number(self, name: str, default: Any = _MISSING, *, minimum: float | None = None,
+               maximum: float | None = None) -> float:
+        value = self._get(name, default)
+        if type(value) not in (int, float):
+            raise self.error(name, f"must be a number, got {value!r}")
+        number = float(value)
+        if minimum is not None and number < minimum:
+            raise self.error(name, f"must be at least {minimum}, got {value}")
+        if maximum is not None and number > maximum:
+            raise self.error(name, f"must be at most {maximum}, got {value}")
+        return number
+
+    def boolean(self, name: str, default: Any = _MISSING) -> bool:
+        value = self._get(name, default)
+        if not isinstance(value, bool):
+            raise self.error(name, f"must be true or false, got {value!r}")
+        return value
+
+    def choice(self, name: str, choices: Sequence[str], default: Any = _MISSING) -> str:
+        value = self._get(name, default)
+        if value not in choices:
+            raise self.error(name, f"must be one of {', '.join(choices)}; got {value!r}")
+        return str(value)
+
+    def clock(self, name: str, default: Any = _MISSING) -> time:
+        value = self.text(name, default)
+        match = _HHMM.match(value)
+        if not match:
+            raise self.error(name, f"must be a time of day HH:MM, got {value!r}")
+        return time(int(match.group(1)), int(match.group(2)))
+
+    def text_list(self, name: str, default: Any = _MISSING) -> list[str]:
+        value = self._get(name, default)
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise self.error(name, f"must be a list of non-empty strings, got {value!r}")
+        return list(value)
+
+    def table(self, name: str, *, required: bool = False) -> Table:
+        value = self._get(name, _MISSING if required else {})
+        if not isinstance(value, dict):
+            raise self.error(name, "must be a table")
+        return Table(value, path=self.path, prefix=self.key(name))
+
+    def tables(self, name: str, *, required: bool = False) -> list[Table]:
+        value = self._get(name, _MISSING if required else [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise self.error(name, f"must be an array of tables ([[{name}]])")
+        if required and not value:
+            raise self.error(name, "needs at least one entry")
+        return [Table(v, path=self.path, prefix=f"{self.key(name)}[{i}]") for i, v in enumerate(value)]
+
+    def done(self) -> None:
+        """Refuse keys that were never read: they are typos or options of another version."""
+        unknown = sorted(set(self.data) - self._read)
+        if unknown:
+            raise self.error(unknown[0], "unknown key" + (f" (also: {', '.join(unknown[1:])})" if unknown[1:] else ""))
+
+
+def read_secret(table: Table, name: str) -> str | None:
+    """A secret given inline (``password``) or, better, as a file (``password_file``, e.g. a systemd credential)."""
+    inline = table.opt_text(name)
+    file_name = table.opt_text(f"{name}_file")
+    if inline is not None and file_name is not None:
+        raise table.error(name, f"give either {name} or {name}_file, not both")
+    if file_name is None:
+        return inline
+    try:
+        return Path(file_name).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise table.error(f"{name}_file", f"cannot read {file_name}: {exc.strerror}") from None
+
+
+def read_mqtt(table: Table) -> tuple[BrokerSettings, str]:
+    """The ``[mqtt]`` table every role shares: broker address, credentials, TLS; returns (settings, base topic).
+
+    Keys: ``broker`` ("HOST:PORT"), ``base_topic`` (default "qms"), ``username``, ``password`` or
+    ``password_file``, ``tls`` (default false), ``ca_file``, ``keepalive_s``.
+    """
+    address = table.text("broker", "127.0.0.1:1883")
+    try:
+        host, port = parse_address(address)
+    except ValueError as exc:
+        raise table.error("broker", str(exc)) from None
+    base_topic = table.text("base_topic", "qms")
+    if any(ch in base_topic for ch in "+#") or base_topic.startswith("/") or base_topic.endswith("/"):
+        raise table.error("base_topic", f"{base_topic!r} may not contain + or # or start/end with /")
+    username = table.opt_text("username")
+    password = read_secret(table, "password")
+    tls = table.boolean("tls", False)
+    ca_file = table.opt_text("ca_file")
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise table.error("ca_file", f"{ca_file} does not exist")
+    keepalive_s = table.integer("keepalive_s", 15, minimum=5, maximum=600)
+    table.done()
+    return BrokerSettings(host=host, port=port, username=username, password=password, tls=tls, ca_file=ca_file,
+                          keepalive_s=keepalive_s), base_topic

@@ -1,0 +1,218 @@
+"""The thin, typed adapter around paho-mqtt that every hallq role uses.
+
+Wiring: one ``MqttLink`` per process, with client id = username = the device id (two clients with the same
+id knock each other off the broker). paho's network thread calls our callbacks; they only put ``Message``,
+``LinkUp`` and ``LinkDown`` items on the inbox queue the caller gave us and return, so a slow consumer
+(SQLite, a printer, a voice) never stalls keepalives or acks.
+
+Latency: neither paho nor Mosquitto disables Nagle's algorithm, which costs ~44 ms per hop on loopback.
+``on_connect`` sets TCP_NODELAY on paho's socket; the broker config sets ``set_tcp_nodelay true``.
+
+Presence: the link publishes a retained ``online`` payload on connect and registers a retained ``offline``
+last will; ``stop()`` publishes ``offline`` itself because a clean disconnect does not fire the will.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import ssl
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    """Where and how to reach the broker. ``tls`` with ``ca_file`` verifies the broker's certificate."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca_file: str | None = None
+    keepalive_s: int = 15
+    reconnect_max_s: int = 10
+
+    def with_address(self, address: str) -> BrokerSettings:
+        """A copy pointing at ``HOST:PORT`` (the ``--broker`` option); raises ValueError if malformed."""
+        host, port = parse_address(address)
+        return BrokerSettings(host=host, port=port, username=self.username, password=self.password,
+                              tls=self.tls, ca_file=self.ca_file, keepalive_s=self.keepalive_s,
+                              reconnect_max_s=self.reconnect_max_s)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``"127.0.0.1:1883"`` → ``("127.0.0.1", 1883)``; ``[::1]:1883`` works too. ValueError if malformed."""
+    host, sep, port_text = address.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"broker address {address!r} is not HOST:PORT")
+    return host, int(port_text)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A message received on a subscribed topic."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUp:
+    """The link (re)connected and re-subscribed."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDown:
+    """The link lost the broker; paho reconnects by itself."""
+
+    reason: str
+
+
+InboxItem = Message | LinkUp | LinkDown
+
+
+class MqttLink:
+    """One MQTT v5 connection with automatic reconnection, presence and TCP_NODELAY.
+
+    ``subscriptions`` are (topic filter, QoS) pairs, subscribed again on every (re)connect. With
+    ``session_expiry_s`` > 0 the broker keeps the session (subscriptions and QoS 1 messages) while the
+    process is away, so requests published during a restart are delivered when it is back.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        broker: BrokerSettings,
+        inbox: queue.Queue[Any],
+        subscriptions: Sequence[tuple[str, int]] = (),
+        presence_topic: str | None = None,
+        online_payload: bytes = b"",
+        offline_payload: bytes = b"",
+        session_expiry_s: int = 0,
+    ) -> None:
+        self.client_id = client_id
+        self.broker = broker
+        self._inbox = inbox
+        self._subscriptions = list(subscriptions)
+        self._presence_topic = presence_topic
+        self._online_payload = online_payload
+        self._offline_payload = offline_payload
+        self._session_expiry_s = session_expiry_s
+        self.connected = threading.Event()
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        if broker.username is not None:
+            self._client.username_pw_set(broker.username, broker.password)
+        if broker.tls:
+            self._client.tls_set(ca_certs=broker.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        if presence_topic is not None:
+            self._client.will_set(presence_topic, offline_payload, qos=1, retain=True)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=broker.reconnect_max_s)
+        # Bounded: a device offline for hours must not grow without limit; QoS 1 beyond this is refused.
+        self._client.max_queued_messages_set(10_000)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+        self._client.on_connect_fail = self._on_connect_fail
+
+    # --- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background; returns at once. Progress arrives on the inbox as LinkUp/LinkDown."""
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        if self._session_expiry_s > 0:
+            props.SessionExpiryInterval = self._session_expiry_s
+        self._client.connect_async(
+            self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
+            clean_start=self._session_expiry_s == 0, properties=props,
+        )
+        self._client.loop_start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self.connected.wait(timeout_s)
+
+    def stop(self, *, timeout_s: float = 2.0) -> None:
+        """Publish ``offline`` (a clean disconnect does not fire the will), disconnect, stop the thread."""
+        if self._presence_topic is not None and self.connected.is_set():
+            info = self._client.publish(self._presence_topic, self._offline_payload, qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout_s)
+            except (RuntimeError, ValueError):
+                log.debug("offline presence not confirmed for client=%s", self.client_id)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()
+
+    # --- publishing ------------------------------------------------------------------------------------
+
+    def publish(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False) -> None:
+        """Queue a message. QoS 1 while disconnected is kept by paho and sent after reconnecting."""
+        self._client.publish(topic, payload, qos=qos, retain=retain)
+
+    def publish_and_wait(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                         timeout_s: float = 2.0) -> bool:
+        """Publish and wait until the broker acknowledged it. Never call this from a paho callback."""
+        info = self._client.publish(topic, payload, qos=qos, retain=retain)
+        try:
+            info.wait_for_publish(timeout_s)
+        except (RuntimeError, ValueError):
+            return False
+        return info.is_published()
+
+    def set_presence(self, payload: bytes) -> None:
+        """Replace the retained online payload (e.g. a dispenser's printer state changed)."""
+        self._online_payload = payload
+        if self._presence_topic is not None:
+            self.publish(self._presence_topic, payload, qos=1, retain=True)
+
+    # --- paho callbacks: paho's thread; they only enqueue ---------------------------------------------
+
+    def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode,
+                    _properties: Any) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused connection client=%s reason=%s (check credentials and ACL)",
+                      self.client_id, reason_code)
+            return
+        sock = client.socket()
+        if isinstance(sock, socket.socket):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._subscriptions:
+            client.subscribe(list(self._subscriptions))
+        if self._presence_topic is not None:
+            client.publish(self._presence_topic, self._online_payload, qos=1, retain=True)
+        log.info("connected to broker %s:%s client=%s", self.broker.host, self.broker.port, self.client_id)
+        self.connected.set()
+        self._inbox.put(LinkUp())
+
+    def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode,
+                       _properties: Any) -> None:
+        was_connected = self.connected.is_set()
+        self.connected.clear()
+        if was_connected:
+            log.warning("lost broker %s:%s client=%s reason=%s; reconnecting", self.broker.host,
+                        self.broker.port, self.client_id, reason_code)
+            self._inbox.put(LinkDown(str(reason_code)))
+
+    def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
+        log.warning("cannot reach broker %s:%s client=%s; retrying", self.broker.host, self.broker.port,
+                    self.client_id)
+
+    def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+        self._inbox.put(Message(topic=message.topic, payload=bytes(message.payload), retain=bool(message.retain)))

@@ -1,0 +1,578 @@
+"""Contract v1 payloads: typed values, their JSON encoding, and tolerant, validating decoders.
+
+Theory of operation: every payload is a JSON object with ``"v": 1``. Encoders write compact UTF-8 JSON
+(Vietnamese stays readable, not ``\\u`` escaped). Decoders are the boundary: they take raw bytes, refuse
+anything over ``MAX_PAYLOAD_BYTES``, not JSON, not an object, of another major version, or with a missing
+or mistyped field, by raising ``PayloadError`` with a message naming the field; unknown fields are
+ignored so that newer senders keep working with older readers. Nothing inside hallq sees a raw dict.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal, TypeVar, cast
+
+from hallq.errors import PayloadError
+
+VERSION: Final = 1
+MAX_PAYLOAD_BYTES: Final = 16 * 1024
+MAX_TEXT_LEN: Final = 200
+
+PRIORITY_CATEGORIES: Final = ("elderly", "disability", "pregnant", "child", "other")
+COUNTER_ACTIONS: Final = (
+    "next", "recall", "complete", "no_show", "transfer", "call", "open", "pause", "close",
+)
+COUNTER_STATUSES: Final = ("open", "paused", "closed")
+PRINT_FAILURE_REASONS: Final = ("paper_out", "cover_open", "offline", "timeout", "error")
+PRINTER_STATES: Final = ("ok", "paper_low", "paper_out", "offline")
+
+CounterAction = Literal[
+    "next", "recall", "complete", "no_show", "transfer", "call", "open", "pause", "close"
+]
+CounterStatus = Literal["open", "paused", "closed"]
+
+# Error codes a reply may carry. Clients show the message; they branch only on the code.
+ERROR_CODES: Final = (
+    "bad_request",            # the payload could not be decoded
+    "unsupported_version",    # "v" is not 1
+    "unknown_service",
+    "unknown_dispenser",
+    "unknown_counter",
+    "unknown_ticket",
+    "service_closed",         # outside the service's opening hours
+    "daily_cap_reached",
+    "numbers_exhausted",      # every number of the service's range is in use today
+    "queue_empty",
+    "counter_closed",
+    "counter_busy",           # the counter must finish its ticket first (e.g. before closing)
+    "not_serving",            # recall/complete/no_show/transfer with no current ticket
+    "not_allowed",            # the counter does not serve that service
+    "storage_unavailable",    # the ledger cannot store: nothing was changed
+)
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+def encode(obj: Mapping[str, Any]) -> bytes:
+    """Compact UTF-8 JSON; the one encoder every payload goes through."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+
+
+def iso(moment: datetime) -> str:
+    """RFC 3339 with the zone's offset and whole seconds' milliseconds: ``2026-11-27T08:15:02.120+07:00``."""
+    if moment.tzinfo is None:
+        raise ValueError("naive datetime on the wire")
+    return moment.isoformat(timespec="milliseconds")
+
+
+class _Fields:
+    """Reads typed fields out of one decoded JSON object, naming the field in every refusal."""
+
+    def __init__(self, raw: bytes | bytearray | str, what: str) -> None:
+        if isinstance(raw, str):
+            raw = raw.encode("utf-8")
+        if len(raw) > MAX_PAYLOAD_BYTES:
+            raise PayloadError("bad_request", f"{what}: payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        try:
+            obj = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise PayloadError("bad_request", f"{what}: not JSON ({exc.__class__.__name__})") from None
+        if not isinstance(obj, dict):
+            raise PayloadError("bad_request", f"{what}: expected a JSON object")
+        self.obj: dict[str, Any] = obj
+        self.what = what
+        version = obj.get("v")
+        if type(version) is not int:
+            raise PayloadError("bad_request", f"{what}: field 'v' must be the integer {VERSION}")
+        if version != VERSION:
+            raise PayloadError("unsupported_version", f"{what}: version {version} is not supported (expected 1)")
+
+    def _bad(self, name: str, expected: str) -> PayloadError:
+        return PayloadError("bad_request", f"{self.what}: field '{name}' must be {expected}")
+
+    def text(self, name: str, *, max_len: int = MAX_TEXT_LEN) -> str:
+        value = self.obj.get(name)
+        if not isinstance(value, str) or not value or len(value) > max_len:
+            raise self._bad(name, f"a non-empty string of at most {max_len} characters")
+        return value
+
+    def opt_text(self, name: str, *, max_len: int = MAX_TEXT_LEN) -> str | None:
+        if self.obj.get(name) is None:
+            return None
+        return self.text(name, max_len=max_len)
+
+    def boolean(self, name: str, *, default: bool | None = None) -> bool:
+        value = self.obj.get(name, default)
+        if not isinstance(value, bool):
+            raise self._bad(name, "true or false")
+        return value
+
+    def integer(self, name: str, *, minimum: int = 0, maximum: int = 2**53) -> int:
+        value = self.obj.get(name)
+        if type(value) is not int or not minimum <= value <= maximum:
+            raise self._bad(name, f"an integer from {minimum} to {maximum}")
+        return value
+
+    def opt_integer(self, name: str, *, minimum: int = 0, maximum: int = 2**53) -> int | None:
+        if self.obj.get(name) is None:
+            return None
+        return self.integer(name, minimum=minimum, maximum=maximum)
+
+    def choice(self, name: str, choices: Sequence[str]) -> str:
+        value = self.obj.get(name)
+        if value not in choices:
+            raise self._bad(name, "one of " + ", ".join(choices))
+        return cast(str, value)
+
+    def opt_choice(self, name: str, choices: Sequence[str]) -> str | None:
+        if self.obj.get(name) is None:
+            return None
+        return self.choice(name, choices)
+
+    def moment(self, name: str) -> datetime:
+        text = self.text(name, max_len=40)
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise self._bad(name, "an RFC 3339 time with offset") from None
+        if value.tzinfo is None:
+            raise self._bad(name, "an RFC 3339 time with offset")
+        return value
+
+    def sub(self, name: str) -> _Fields:
+        value = self.obj.get(name)
+        if not isinstance(value, dict):
+            raise self._bad(name, "an object")
+        return _Fields.of(value, f"{self.what}.{name}")
+
+    def opt_sub(self, name: str) -> _Fields | None:
+        if self.obj.get(name) is None:
+            return None
+        return self.sub(name)
+
+    def subs(self, name: str) -> list[_Fields]:
+        value = self.obj.get(name)
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            raise self._bad(name, "a list of objects")
+        return [_Fields.of(item, f"{self.what}.{name}[{i}]") for i, item in enumerate(value)]
+
+    @classmethod
+    def of(cls, obj: dict[str, Any], what: str) -> _Fields:
+        inner = cls.__new__(cls)
+        inner.obj = obj
+        inner.what = what
+        return inner
+
+
+def _error_obj(error: ErrorInfo | None) -> dict[str, str] | None:
+    return None if error is None else {"code": error.code, "message": error.message}
+
+
+def _read_error(fields: _Fields) -> ErrorInfo | None:
+    sub = fields.opt_sub("error")
+    if sub is None:
+        return None
+    return ErrorInfo(code=sub.text("code", max_len=64), message=sub.text("message", max_len=1000))
+
+
+T = TypeVar("T")
+
+
+# --- payload types ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """A refusal: ``code`` from ``ERROR_CODES`` for programs, ``message`` for people."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class TicketRequest:
+    """dispenser → controller, on ``dispenser/{id}/request``: please issue a ticket."""
+
+    request_id: str
+    service: str
+    priority: bool = False
+    category: str | None = None
+
+    def encode(self) -> bytes:
+        return encode({"v": VERSION, "request_id": self.request_id, "service": self.service,
+                       "priority": self.priority, "category": self.category})
+
+    @staticmethod
+    def decode(raw: bytes | str) -> TicketRequest:
+        f = _Fields(raw, "ticket request")
+        priority = f.boolean("priority", default=False)
+        category = f.opt_choice("category", PRIORITY_CATEGORIES)
+        if priority and category is None:
+            category = "other"
+        if not priority:
+            category = None
+        return TicketRequest(request_id=f.text("request_id", max_len=64), service=f.text("service", max_len=32),
+                             priority=priority, category=category)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketInfo:
+    """A ticket as clients see it."""
+
+    id: str
+    number: str
+    service: str
+    priority: bool
+    category: str | None
+    issued_at: datetime
+    ahead: int
+    estimated_wait_s: int
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"id": self.id, "number": self.number, "service": self.service, "priority": self.priority,
+                "category": self.category, "issued_at": iso(self.issued_at), "ahead": self.ahead,
+                "estimated_wait_s": self.estimated_wait_s}
+
+    @staticmethod
+    def read(f: _Fields) -> TicketInfo:
+        return TicketInfo(
+            id=f.text("id", max_len=64), number=f.text("number", max_len=16), service=f.text("service", max_len=32),
+            priority=f.boolean("priority", default=False), category=f.opt_choice("category", PRIORITY_CATEGORIES),
+            issued_at=f.moment("issued_at"), ahead=f.integer("ahead"), estimated_wait_s=f.integer("estimated_wait_s"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TicketReply:
+    """controller → dispenser, on ``dispenser/{id}/ticket``: the ticket, or why there is none."""
+
+    request_id: str
+    ticket: TicketInfo | None = None
+    error: ErrorInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def encode(self) -> bytes:
+        obj: dict[str, Any] = {"v": VERSION, "request_id": self.request_id, "ok": self.ok}
+        if self.ticket is not None:
+            obj["ticket"] = self.ticket.to_obj()
+        if self.error is not None:
+            obj["error"] = _error_obj(self.error)
+        return encode(obj)
+
+    @staticmethod
+    def decode(raw: bytes | str) -> TicketReply:
+        f = _Fields(raw, "ticket reply")
+        request_id = f.text("request_id", max_len=64)
+        if f.boolean("ok"):
+            return TicketReply(request_id=request_id, ticket=TicketInfo.read(f.sub("ticket")))
+        error = _read_error(f) or ErrorInfo("bad_request", "refused without a reason")
+        return TicketReply(request_id=request_id, error=error)
+
+
+@dataclass(frozen=True, slots=True)
+class PrintReport:
+    """dispenser → controller, on ``dispenser/{id}/printed``: the ticket was printed, or not (then voided)."""
+
+    ticket_id: str
+    ok: bool
+    reason: str | None = None
+
+    def encode(self) -> bytes:
+        return encode({"v": VERSION, "ticket_id": self.ticket_id, "ok": self.ok, "reason": self.reason})
+
+    @staticmethod
+    def decode(raw: bytes | str) -> PrintReport:
+        f = _Fields(raw, "print report")
+        ok = f.boolean("ok")
+        reason = None if ok else (f.opt_text("reason", max_len=64) or "error")
+        return PrintReport(ticket_id=f.text("ticket_id", max_len=64), ok=ok, reason=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class CounterCommand:
+    """counter → controller, on ``counter/{id}/command``.
+
+    ``ticket`` names a ticket number for ``call``; ``service`` names the target service for ``transfer``
+    (and, optionally, restricts ``next`` to one of the counter's services).
+    """
+
+    request_id: str
+    action: CounterAction
+    ticket: str | None = None
+    service: str | None = None
+
+    def encode(self) -> bytes:
+        return encode({"v": VERSION, "request_id": self.request_id, "action": self.action,
+                       "ticket": self.ticket, "service": self.service})
+
+    @staticmethod
+    def decode(raw: bytes | str) -> CounterCommand:
+        f = _Fields(raw, "counter command")
+        action = cast(CounterAction, f.choice("action", COUNTER_ACTIONS))
+        command = CounterCommand(request_id=f.text("request_id", max_len=64), action=action,
+                                 ticket=f.opt_text("ticket", max_len=16), service=f.opt_text("service", max_len=32))
+        if action == "call" and command.ticket is None:
+            raise PayloadError("bad_request", "counter command: 'call' needs field 'ticket' (a number like A015)")
+        if action == "transfer" and command.service is None:
+            raise PayloadError("bad_request", "counter command: 'transfer' needs field 'service'")
+        return command
+
+
+@dataclass(frozen=True, slots=True)
+class ServingTicket:
+    """The ticket a counter is serving, as its reply and state show it."""
+
+    id: str
+    number: str
+    service: str
+    priority: bool
+    called_at: datetime
+    recalls: int = 0
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"id": self.id, "number": self.number, "service": self.service, "priority": self.priority,
+                "called_at": iso(self.called_at), "recalls": self.recalls}
+
+    @staticmethod
+    def read(f: _Fields) -> ServingTicket:
+        return ServingTicket(id=f.text("id", max_len=64), number=f.text("number", max_len=16),
+                             service=f.text("service", max_len=32), priority=f.boolean("priority", default=False),
+                             called_at=f.moment("called_at"), recalls=f.integer("recalls"))
+
+
+@dataclass(frozen=True, slots=True)
+class CounterReply:
+    """controller → counter, on ``counter/{id}/reply``: the command's outcome and the counter's ticket now."""
+
+    request_id: str
+    action: str
+    status: str | None = None
+    ticket: ServingTicket | None = None
+    error: ErrorInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def encode(self) -> bytes:
+        obj: dict[str, Any] = {"v": VERSION, "request_id": self.request_id, "ok": self.ok, "action": self.action,
+                               "status": self.status, "ticket": None if self.ticket is None else self.ticket.to_obj()}
+        if self.error is not None:
+            obj["error"] = _error_obj(self.error)
+        return encode(obj)
+
+    @staticmethod
+    def decode(raw: bytes | str) -> CounterReply:
+        f = _Fields(raw, "counter reply")
+        ticket_fields = f.opt_sub("ticket")
+        ok = f.boolean("ok")
+        return CounterReply(
+            request_id=f.text("request_id", max_len=64), action=f.text("action", max_len=16),
+            status=f.opt_choice("status", COUNTER_STATUSES),
+            ticket=None if ticket_fields is None else ServingTicket.read(ticket_fields),
+            error=None if ok else (_read_error(f) or ErrorInfo("bad_request", "refused without a reason")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingCount:
+    """How many tickets wait for one service, per lane."""
+
+    service: str
+    regular: int
+    priority: int
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"service": self.service, "regular": self.regular, "priority": self.priority}
+
+    @staticmethod
+    def read(f: _Fields) -> WaitingCount:
+        return WaitingCount(service=f.text("service", max_len=32), regular=f.integer("regular"),
+                            priority=f.integer("priority"))
+
+
+@dataclass(frozen=True, slots=True)
+class CounterState:
+    """Retained, on ``counter/{id}/state``: the counter's status, its ticket and its services' queues."""
+
+    counter: str
+    name: str
+    status: CounterStatus
+    services: tuple[str, ...]
+    ticket: ServingTicket | None
+    waiting: tuple[WaitingCount, ...]
+    at: datetime
+
+    def encode(self) -> bytes:
+        return encode({"v": VERSION, "counter": self.counter, "name": self.name, "status": self.status,
+                       "services": list(self.services),
+                       "ticket": None if self.ticket is None else self.ticket.to_obj(),
+                       "waiting": [w.to_obj() for w in self.waiting], "at": iso(self.at)})
+
+    @staticmethod
+    def decode(raw: bytes | str) -> CounterState:
+        f = _Fields(raw, "counter state")
+        ticket_fields = f.opt_sub("ticket")
+        services = f.obj.get("services")
+        if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+            raise PayloadError("bad_request", "counter state: field 'services' must be a list of strings")
+        return CounterState(
+            counter=f.text("counter", max_len=32), name=f.text("name"),
+            status=cast(CounterStatus, f.choice("status", COUNTER_STATUSES)), services=tuple(services),
+            ticket=None if ticket_fields is None else ServingTicket.read(ticket_fields),
+            waiting=tuple(WaitingCount.read(w) for w in f.subs("waiting")), at=f.moment("at"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """controller → everyone, on ``calls`` (QoS 1, not retained): ticket ``number`` to ``counter``.
+
+    ``seq`` grows by one with every call or recall in the hall, across restarts, so a display can tell a
+    missed message (a gap) from a repeated one.
+    """
+
+    seq: int
+    number: str
+    counter: str
+    counter_name: str
+    service: str
+    priority: bool
+    recall: bool
+    at: datetime
+    ticket_id: str = ""
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"v": VERSION, "seq": self.seq, "number": self.number, "counter": self.counter,
+                "counter_name": self.counter_name, "service": self.service, "priority": self.priority,
+                "recall": self.recall, "at": iso(self.at), "ticket_id": self.ticket_id}
+
+    def encode(self) -> bytes:
+        return encode(self.to_obj())
+
+    @staticmethod
+    def read(f: _Fields) -> Call:
+        return Call(seq=f.integer("seq"), number=f.text("number", max_len=16), counter=f.text("counter", max_len=32),
+                    counter_name=f.text("counter_name"), service=f.text("service", max_len=32),
+                    priority=f.boolean("priority", default=False), recall=f.boolean("recall", default=False),
+                    at=f.moment("at"), ticket_id=f.opt_text("ticket_id", max_len=64) or "")
+
+    @staticmethod
+    def decode(raw: bytes | str) -> Call:
+        return Call.read(_Fields(raw, "call"))
+
+
+@dataclass(frozen=True, slots=True)
+class BoardCounter:
+    """One counter on the board: its status and the number it serves (``None``: serving nobody)."""
+
+    counter: str
+    name: str
+    status: CounterStatus
+    number: str | None
+    service: str | None
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"counter": self.counter, "name": self.name, "status": self.status, "number": self.number,
+                "service": self.service}
+
+    @staticmethod
+    def read(f: _Fields) -> BoardCounter:
+        return BoardCounter(counter=f.text("counter", max_len=32), name=f.text("name"),
+                            status=cast(CounterStatus, f.choice("status", COUNTER_STATUSES)),
+                            number=f.opt_text("number", max_len=16), service=f.opt_text("service", max_len=32))
+
+
+@dataclass(frozen=True, slots=True)
+class BoardService:
+    """One service on the board: names for the screen and its waiting counts."""
+
+    service: str
+    name_vi: str
+    name_en: str
+    regular: int
+    priority: int
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"service": self.service, "name_vi": self.name_vi, "name_en": self.name_en,
+                "regular": self.regular, "priority": self.priority}
+
+    @staticmethod
+    def read(f: _Fields) -> BoardService:
+        return BoardService(service=f.text("service", max_len=32), name_vi=f.text("name_vi"),
+                            name_en=f.text("name_en"), regular=f.integer("regular"), priority=f.integer("priority"))
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    """Retained, on ``board``: everything a display needs to paint at once after it starts.
+
+    ``calls`` holds the last ten calls, newest first; ``seq`` is the newest call's seq (0 before any).
+    """
+
+    hall: str
+    hall_name_vi: str
+    hall_name_en: str
+    seq: int
+    calls: tuple[Call, ...]
+    counters: tuple[BoardCounter, ...]
+    services: tuple[BoardService, ...]
+    at: datetime
+    business_day: str = ""
+
+    def encode(self) -> bytes:
+        return encode({"v": VERSION, "hall": self.hall, "hall_name_vi": self.hall_name_vi,
+                       "hall_name_en": self.hall_name_en, "seq": self.seq, "business_day": self.business_day,
+                       "calls": [c.to_obj() for c in self.calls], "counters": [c.to_obj() for c in self.counters],
+                       "services": [s.to_obj() for s in self.services], "at": iso(self.at)})
+
+    @staticmethod
+    def decode(raw: bytes | str) -> Board:
+        f = _Fields(raw, "board")
+        return Board(hall=f.text("hall", max_len=32), hall_name_vi=f.text("hall_name_vi"),
+                     hall_name_en=f.text("hall_name_en"), seq=f.integer("seq"),
+                     calls=tuple(Call.read(c) for c in f.subs("calls")),
+                     counters=tuple(BoardCounter.read(c) for c in f.subs("counters")),
+                     services=tuple(BoardService.read(s) for s in f.subs("services")), at=f.moment("at"),
+                     business_day=f.opt_text("business_day", max_len=10) or "")
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """Retained, on ``status/{client}``: ``online`` or ``offline`` (the latter also as the last will).
+
+    ``printer`` is a dispenser's printer state (``ok``, ``paper_low``, ``paper_out``, ``offline``);
+    ``detail`` is free text for the operator.
+    """
+
+    state: Literal["online", "offline"]
+    role: str = ""
+    printer: str | None = None
+    detail: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def encode(self) -> bytes:
+        obj: dict[str, Any] = {"v": VERSION, "state": self.state, "role": self.role}
+        if self.printer is not None:
+            obj["printer"] = self.printer
+        if self.detail is not None:
+            obj["detail"] = self.detail
+        return encode(obj)
+
+    @staticmethod
+    def decode(raw: bytes | str) -> Presence:
+        f = _Fields(raw, "presence")
+        state = cast(Literal["online", "offline"], f.choice("state", ("online", "offline")))
+        return Presence(state=state, role=f.opt_text("role", max_len=32) or "",
+                        printer=f.opt_choice("printer", PRINTER_STATES), detail=f.opt_text("detail", max_len=500))
+
+
+def finite(value: float) -> bool:
+    """True for a number JSON can carry (no NaN or infinity)."""
+    return math.isfinite(value)
