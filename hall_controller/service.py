@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from hall_controller.config import ControllerConfig
 from hall_controller.engine import Decision, Engine
@@ -67,13 +67,14 @@ class ControllerService:
     """Runs one hall: ``run()`` blocks until ``stop()`` is called (or SIGTERM via the CLI)."""
 
     def __init__(self, config: ControllerConfig, *, ledger: Ledger,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 clock: Callable[[], datetime] | None = None,
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
         self.config = config
         self.spec = config.hall
         self.topics = Topics(hall=self.spec.id, base=config.base_topic)
         self.ledger = ledger
-        self.clock = clock
+        # Hall-local times: tickets print and the wire shows the hall's own offset (+07:00).
+        self.clock = clock or (lambda: datetime.now(self.spec.zone))
         self.new_id = new_id
         self.engine = self._restore()
         self.inbox: queue.Queue[Message | LinkUp | LinkDown] = queue.Queue()
@@ -108,7 +109,9 @@ class ControllerService:
         return engine
 
     def stop(self) -> None:
+        """Ask ``run()`` to finish; safe from a signal handler or another thread."""
         self._stopping.set()
+        self.inbox.put(LinkDown("stopping"))  # wakes the loop at once
 
     def run(self) -> None:
         """Serve until ``stop()``. Raises only on broken invariants; bad input is answered, never raised."""

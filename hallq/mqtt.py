@@ -156,9 +156,9 @@ class MqttLink:
                 info.wait_for_publish(timeout_s)
             except (RuntimeError, ValueError):
                 log.debug("offline presence not confirmed for client=%s", self.client_id)
+        self.connected.clear()  # before disconnecting: a planned stop is not logged as a lost broker
         self._client.disconnect()
         self._client.loop_stop()
-        self.connected.clear()
 
     # --- publishing ------------------------------------------------------------------------------------
 

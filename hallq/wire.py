@@ -94,9 +94,9 @@ class _Fields:
     def _bad(self, name: str, expected: str) -> PayloadError:
         return PayloadError("bad_request", f"{self.what}: field '{name}' must be {expected}")
 
-    def text(self, name: str, *, max_len: int = MAX_TEXT_LEN) -> str:
+    def text(self, name: str, *, max_len: int = MAX_TEXT_LEN, allow_empty: bool = False) -> str:
         value = self.obj.get(name)
-        if not isinstance(value, str) or not value or len(value) > max_len:
+        if not isinstance(value, str) or (not value and not allow_empty) or len(value) > max_len:
             raise self._bad(name, f"a non-empty string of at most {max_len} characters")
         return value
 
@@ -268,7 +268,8 @@ class TicketReply:
     @staticmethod
     def decode(raw: bytes | str) -> TicketReply:
         f = _Fields(raw, "ticket reply")
-        request_id = f.text("request_id", max_len=64)
+        # Empty when the request was too broken to read its id.
+        request_id = f.text("request_id", max_len=64, allow_empty=True)
         if f.boolean("ok"):
             return TicketReply(request_id=request_id, ticket=TicketInfo.read(f.sub("ticket")))
         error = _read_error(f) or ErrorInfo("bad_request", "refused without a reason")
@@ -373,8 +374,8 @@ class CounterReply:
         ticket_fields = f.opt_sub("ticket")
         ok = f.boolean("ok")
         return CounterReply(
-            request_id=f.text("request_id", max_len=64), action=f.text("action", max_len=16),
-            status=f.opt_choice("status", COUNTER_STATUSES),
+            request_id=f.text("request_id", max_len=64, allow_empty=True),
+            action=f.text("action", max_len=16, allow_empty=True), status=f.opt_choice("status", COUNTER_STATUSES),
             ticket=None if ticket_fields is None else ServingTicket.read(ticket_fields),
             error=None if ok else (_read_error(f) or ErrorInfo("bad_request", "refused without a reason")),
         )

@@ -1,0 +1,23 @@
+"""Shared fixtures: a private Mosquitto per test (from the project's own broker config) and a controller."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hallq.broker import PrivateBroker
+from tests.support import HALL_CONFIG, ControllerProcess
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[PrivateBroker]:
+    with PrivateBroker(tmp_path / "broker") as running:
+        yield running
+
+
+@pytest.fixture
+def controller(broker: PrivateBroker, tmp_path: Path) -> Iterator[ControllerProcess]:
+    with ControllerProcess(config=HALL_CONFIG, broker=broker, state_dir=tmp_path / "state") as process:
+        yield process

@@ -1,0 +1,163 @@
+"""Helpers for tests that run real processes against a real Mosquitto: a controller process and a probe."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from hallq import wire
+from hallq.broker import PrivateBroker
+from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
+from hallq.topics import Topics
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+HALL_CONFIG = FIXTURES / "hall.toml"
+HALL_ID = "test-hall"
+
+
+class ControllerProcess:
+    """``python -m hall_controller`` as a child process, logging to ``log_path``."""
+
+    def __init__(self, *, config: Path, broker: PrivateBroker, state_dir: Path, extra_args: tuple[str, ...] = ()):
+        self.config = config
+        self.broker = broker
+        self.state_dir = state_dir
+        self.extra_args = extra_args
+        self.log_path = state_dir.parent / f"{state_dir.name}-controller.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    def start(self, *, wait: bool = True, timeout_s: float = 10.0) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hall_controller", "--config", str(self.config),
+                 "--broker", self.broker.address, "--state-dir", str(self.state_dir), *self.extra_args],
+                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        if wait:
+            self.wait_ready(timeout_s=timeout_s)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def wait_ready(self, *, timeout_s: float = 10.0) -> None:
+        """Until this run of the process has connected to the broker (and so subscribed)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"controller exited with {self.proc.returncode}:\n{self.log_text()}")
+            with self.log_path.open("rb") as log:
+                log.seek(self._log_offset)
+                if b"connected to broker" in log.read():
+                    time.sleep(0.05)  # the SUBSCRIBE is sent in the same callback; give the broker a moment
+                    return
+            time.sleep(0.02)
+        raise AssertionError(f"controller not ready within {timeout_s} s:\n{self.log_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL: a power cut, as far as the process can tell."""
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self) -> ControllerProcess:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class Probe:
+    """A test client on the hall's topics: publishes, and collects every message it subscribed to."""
+
+    def __init__(self, broker: PrivateBroker, *, client_id: str | None = None, subscriptions: list[str] | None = None,
+                 hall: str = HALL_ID) -> None:
+        self.topics = Topics(hall=hall)
+        self.inbox: queue.Queue[Message | LinkUp | LinkDown] = queue.Queue()
+        self.received: list[Message] = []
+        self.link = MqttLink(client_id=client_id or f"probe-{uuid.uuid4().hex[:8]}",
+                             broker=BrokerSettings(port=broker.port), inbox=self.inbox,
+                             subscriptions=[(s, 1) for s in (subscriptions or [])])
+
+    def __enter__(self) -> Probe:
+        self.link.start()
+        if not self.link.wait_connected(5):
+            raise AssertionError("probe could not connect")
+        time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.link.stop()
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.link.publish(topic, payload, retain=retain)
+
+    def expect(self, predicate: Callable[[Message], bool], *, timeout_s: float = 5.0) -> Message:
+        """The first message (already received or arriving) that satisfies ``predicate``."""
+        for message in self.received:
+            if predicate(message):
+                self.received.remove(message)
+                return message
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                item = self.inbox.get(timeout=left)
+            except queue.Empty:
+                break
+            if not isinstance(item, Message):
+                continue
+            if predicate(item):
+                return item
+            self.received.append(item)
+        raise AssertionError(f"no matching message within {timeout_s} s; got {[m.topic for m in self.received]}")
+
+    def on(self, topic: str, *, timeout_s: float = 5.0) -> Message:
+        return self.expect(lambda m: m.topic == topic, timeout_s=timeout_s)
+
+    def request_ticket(self, dispenser: str, service: str, *, priority: bool = False, category: str | None = None,
+                       request_id: str | None = None, timeout_s: float = 5.0) -> wire.TicketReply:
+        """Ask for a ticket as ``dispenser`` (the probe must subscribe to its ticket topic) and wait for the reply."""
+        rid = request_id or uuid.uuid4().hex
+        self.publish(self.topics.dispenser_request(dispenser),
+                     wire.TicketRequest(request_id=rid, service=service, priority=priority, category=category).encode())
+        topic = self.topics.dispenser_ticket(dispenser)
+        message = self.expect(lambda m: m.topic == topic and wire.TicketReply.decode(m.payload).request_id == rid,
+                              timeout_s=timeout_s)
+        return wire.TicketReply.decode(message.payload)
+
+    def command(self, counter: str, action: str, *, ticket: str | None = None, service: str | None = None,
+                request_id: str | None = None, timeout_s: float = 5.0) -> wire.CounterReply:
+        """Send a counter command (the probe must subscribe to the counter's reply topic) and wait for the reply."""
+        rid = request_id or uuid.uuid4().hex
+        self.publish(self.topics.counter_command(counter),
+                     wire.CounterCommand(request_id=rid, action=action, ticket=ticket,  # type: ignore[arg-type]
+                                         service=service).encode())
+        topic = self.topics.counter_reply(counter)
+        message = self.expect(lambda m: m.topic == topic and wire.CounterReply.decode(m.payload).request_id == rid,
+                              timeout_s=timeout_s)
+        return wire.CounterReply.decode(message.payload)

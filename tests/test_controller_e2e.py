@@ -1,0 +1,95 @@
+"""The contract end to end: a real Mosquitto, the controller as a process, clients speaking contract v1."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from hallq import wire
+from hallq.broker import PrivateBroker
+from tests.support import ControllerProcess, Probe
+
+
+
+def _probe(broker: PrivateBroker) -> Probe:
+    topics = Probe(broker).topics
+    return Probe(broker, subscriptions=[
+        topics.dispenser_ticket("d1"), topics.dispenser_ticket("d3"), topics.dispenser_ticket("intruder"),
+        topics.counter_reply("1"), topics.counter_reply("2"), topics.counter_reply("9"), topics.calls(),
+    ])
+
+
+def test_ticket_request_is_answered_with_a_numbered_ticket(broker: PrivateBroker, controller: ControllerProcess) -> None:
+    with _probe(broker) as probe:
+        first = probe.request_ticket("d1", "A")
+        second = probe.request_ticket("d1", "A")
+    assert first.ok and first.ticket is not None and second.ticket is not None
+    assert (first.ticket.number, second.ticket.number) == ("A001", "A002")
+    assert second.ticket.ahead == 1
+    assert second.ticket.issued_at.utcoffset() is not None
+    assert second.ticket.issued_at.utcoffset().total_seconds() == 7 * 3600  # type: ignore[union-attr]
+
+
+def test_same_request_id_gets_the_original_ticket(broker: PrivateBroker, controller: ControllerProcess) -> None:
+    with _probe(broker) as probe:
+        first = probe.request_ticket("d1", "A", request_id="r-1")
+        again = probe.request_ticket("d1", "A", request_id="r-1")
+    assert first.ticket == again.ticket
+
+
+def test_next_calls_the_ticket_and_broadcasts_the_call(broker: PrivateBroker, controller: ControllerProcess) -> None:
+    with _probe(broker) as probe:
+        issued = probe.request_ticket("d1", "A").ticket
+        reply = probe.command("2", "next")
+        call = wire.Call.decode(probe.on(probe.topics.calls()).payload)
+    assert issued is not None and reply.ok and reply.ticket is not None
+    assert reply.ticket.number == issued.number == call.number
+    assert (call.counter, call.counter_name, call.seq, call.recall) == ("2", "Quầy 2", 1, False)
+
+
+def test_board_and_counter_state_are_retained(broker: PrivateBroker, controller: ControllerProcess) -> None:
+    with _probe(broker) as probe:
+        probe.request_ticket("d1", "A")
+        probe.command("1", "next")
+    topics = Probe(broker).topics
+    with Probe(broker, subscriptions=[topics.board(), topics.counter_state("1")]) as late:
+        board = wire.Board.decode(late.on(topics.board()).payload)
+        state = wire.CounterState.decode(late.on(topics.counter_state("1")).payload)
+    assert board.calls[0].number == "A001"
+    assert {c.counter: c.number for c in board.counters}["1"] == "A001"
+    assert state.ticket is not None and state.ticket.number == "A001" and state.status == "open"
+
+
+def test_bad_input_gets_a_structured_error_and_changes_nothing(
+    broker: PrivateBroker, controller: ControllerProcess
+) -> None:
+    with _probe(broker) as probe:
+        t = probe.topics
+        probe.publish(t.dispenser_request("d1"), b"\xff not json")
+        assert wire.TicketReply.decode(probe.on(t.dispenser_ticket("d1")).payload).error.code == "bad_request"  # type: ignore[union-attr]
+        probe.publish(t.dispenser_request("d1"), json.dumps({"v": 1, "request_id": 5, "service": "A"}).encode())
+        assert wire.TicketReply.decode(probe.on(t.dispenser_ticket("d1")).payload).error.code == "bad_request"  # type: ignore[union-attr]
+        probe.publish(t.dispenser_request("d1"), b"x" * 20_000)  # under the broker's limit, over the controller's
+        assert wire.TicketReply.decode(probe.on(t.dispenser_ticket("d1")).payload).error.code == "bad_request"  # type: ignore[union-attr]
+        assert probe.request_ticket("d1", "Z").error.code == "unknown_service"  # type: ignore[union-attr]
+        assert probe.request_ticket("intruder", "A").error.code == "unknown_dispenser"  # type: ignore[union-attr]
+        assert probe.request_ticket("d3", "A").error.code == "not_allowed"  # type: ignore[union-attr]
+        assert probe.command("9", "next").error.code == "unknown_counter"  # type: ignore[union-attr]
+        assert probe.command("1", "complete").error.code == "not_serving"  # type: ignore[union-attr]
+        assert probe.command("1", "next").error.code == "queue_empty"  # type: ignore[union-attr]
+        # After all that, numbering starts where it would have: nothing was issued.
+        assert probe.request_ticket("d1", "A").ticket.number == "A001"  # type: ignore[union-attr]
+    assert controller.proc is not None and controller.proc.poll() is None
+
+
+def test_broker_refuses_a_megabyte_payload_and_the_hall_goes_on(
+    broker: PrivateBroker, controller: ControllerProcess
+) -> None:
+    with Probe(broker, client_id="d1") as rogue:
+        rogue.link.publish(rogue.topics.dispenser_request("d1"), b"x" * 1_000_000, qos=0)
+        deadline = time.monotonic() + 5
+        while "oversize packet" not in broker.log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    assert "oversize packet" in broker.log_path.read_text()
+    with _probe(broker) as probe:
+        assert probe.request_ticket("d1", "A").ticket.number == "A001"  # type: ignore[union-attr]
