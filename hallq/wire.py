@@ -257,6 +257,10 @@ class TicketReply:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def error_code(self) -> str | None:
+        return None if self.error is None else self.error.code
+
     def encode(self) -> bytes:
         obj: dict[str, Any] = {"v": VERSION, "request_id": self.request_id, "ok": self.ok}
         if self.ticket is not None:
@@ -360,6 +364,10 @@ class CounterReply:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def error_code(self) -> str | None:
+        return None if self.error is None else self.error.code
 
     def encode(self) -> bytes:
         obj: dict[str, Any] = {"v": VERSION, "request_id": self.request_id, "ok": self.ok, "action": self.action,
