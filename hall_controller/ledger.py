@@ -180,12 +180,20 @@ class Ledger:
             for kind, data in rows:
                 yield from_record(kind, data)
 
+    def durability(self) -> tuple[str, int]:
+        """(journal mode, synchronous level) of the open connection: ("wal", 2) means WAL with FULL sync."""
+        mode = str(self._db.execute("PRAGMA journal_mode").fetchone()[0])
+        return mode, int(self._db.execute("PRAGMA synchronous").fetchone()[0])
+
     def count_events(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM journal").fetchone()[0])
 
-    def history(self, day: str) -> list[dict[str, Any]]:
-        """The day's tickets as rows (for reports and tests), in issue order."""
-        cursor = self._db.execute("SELECT * FROM tickets WHERE day = ? ORDER BY issued_at, rowid", (day,))
+    def history(self, day: str | None = None) -> list[dict[str, Any]]:
+        """Tickets as rows (for reports and tests), in issue order: one business day's, or all."""
+        if day is None:
+            cursor = self._db.execute("SELECT * FROM tickets ORDER BY rowid")
+        else:
+            cursor = self._db.execute("SELECT * FROM tickets WHERE day = ? ORDER BY rowid", (day,))
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
