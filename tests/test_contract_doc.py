@@ -8,6 +8,7 @@ import re
 import pytest
 
 from hallq import wire
+from hallq.errors import PayloadError
 from hallq.topics import Topics
 from tests.support import ROOT
 
@@ -66,6 +67,6 @@ def test_the_documented_error_codes_are_the_codes_the_code_uses() -> None:
 def test_readers_ignore_unknown_fields_and_refuse_other_versions() -> None:
     request = wire.TicketRequest.decode(b'{"v":1,"request_id":"r","service":"A","colour":"blue"}')
     assert request == wire.TicketRequest(request_id="r", service="A")
-    with pytest.raises(wire.PayloadError) as refused:
+    with pytest.raises(PayloadError) as refused:
         wire.TicketRequest.decode(b'{"v":2,"request_id":"r","service":"A"}')
     assert refused.value.code == "unsupported_version"
