@@ -1,0 +1,98 @@
+"""The counter console: a curses terminal UI for a clerk at a desk PC (``python -m counter console``).
+
+One key per action (see ``counter.screen``); the screen repaints after every key and every message from the
+broker, and at least every ``REFRESH_S``. paho's thread only fills the inbox; this loop owns the core.
+Controller refusals are shown on the notice line in plain words; nothing here raises on a refusal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import curses
+import logging
+import queue
+from typing import Any
+
+from counter.config import CounterConfig
+from counter.screen import QUIT, ConsoleInput, Line, render
+from counter.service import CounterLink
+from hallq import systemd
+from hallq.mqtt import LinkDown, LinkUp, Message
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 0.05
+_NAMED_KEYS = {27: "escape", 10: "enter", 13: "enter", curses.KEY_ENTER: "enter", 127: "backspace", 8: "backspace",
+               curses.KEY_BACKSPACE: "backspace"}
+
+
+def run_console(config: CounterConfig) -> None:
+    """Run the console until the clerk presses ``q`` (or SIGINT/SIGTERM ends the process)."""
+    curses.wrapper(lambda screen: _Console(screen, config).loop())
+
+
+class _Console:
+    def __init__(self, screen: Any, config: CounterConfig) -> None:
+        self.screen = screen
+        self.inbox: queue.Queue[Any] = queue.Queue()
+        self.counter = CounterLink(config, inbox=self.inbox)
+        self.input = ConsoleInput()
+        self.styles = self._styles()
+
+    def _styles(self) -> dict[str, int]:
+        styles = {"title": curses.A_BOLD | curses.A_REVERSE, "big": curses.A_BOLD, "normal": curses.A_NORMAL,
+                  "ok": curses.A_BOLD, "error": curses.A_BOLD, "info": curses.A_NORMAL, "dim": curses.A_DIM,
+                  "key": curses.A_NORMAL}
+        if curses.has_colors():
+            curses.start_color()
+            curses.use_default_colors()
+            for number, (name, color) in enumerate((("ok", curses.COLOR_GREEN), ("error", curses.COLOR_RED),
+                                                     ("info", curses.COLOR_CYAN), ("key", curses.COLOR_YELLOW)), 1):
+                curses.init_pair(number, color, -1)
+                styles[name] |= curses.color_pair(number)
+        return styles
+
+    def loop(self) -> None:
+        curses.curs_set(0)
+        self.screen.keypad(True)
+        self.screen.timeout(int(REFRESH_S * 1000))
+        self.counter.start()
+        ready_sent = False
+        try:
+            while True:
+                self._drain()
+                self.counter.tick()
+                self._draw()
+                if not ready_sent and self.counter.view.connected:
+                    systemd.notify("READY=1")
+                    ready_sent = True
+                code = self.screen.getch()
+                if code in (-1, curses.KEY_RESIZE):
+                    continue
+                key = _NAMED_KEYS.get(code) or (chr(code) if 0 <= code < 0x110000 else "")
+                result = self.input.key(key, self.counter.view)
+                if result == QUIT:
+                    return
+                if result is not None and not isinstance(result, str):
+                    self.counter.send(result)
+        finally:
+            self.counter.stop()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            if isinstance(item, Message | LinkUp | LinkDown):
+                self.counter.handle(item)
+
+    def _draw(self) -> None:
+        height, width = self.screen.getmaxyx()
+        lines: list[Line] = render(self.counter.view, prompt=self.input.prompt(self.counter.view), width=width)
+        self.screen.erase()
+        for row, line in enumerate(lines[:height]):
+            # curses refuses the bottom-right cell of a tiny window; the rest of the screen is still worth drawing
+            with contextlib.suppress(curses.error):
+                self.screen.addstr(row, 0, line.text, self.styles[line.style])
+        self.screen.refresh()

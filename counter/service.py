@@ -1,0 +1,161 @@
+"""The counter's shell: MQTT in and out around the pure core, and the keypad's main loop.
+
+Wiring: ``CounterLink`` owns one ``MqttLink`` (client id = the counter's device id, retained presence on
+``status/{client_id}`` with role ``counter``), subscribed to the counter's ``reply`` and retained ``state``
+topics and to the hall's retained ``board`` (for the names of services a ticket can be transferred to).
+Commands go out on ``counter/{id}/command`` at QoS 1. Payloads are decoded here, at the boundary: a payload
+that does not decode is logged and dropped, the core only sees typed values.
+
+``KeypadService.run()`` is the keypad's one thread: it takes key presses (from gpiozero's thread) and MQTT
+items (from paho's thread) off one inbox, drives the core, and mirrors its view on the LED and buzzer. It
+sends ``READY=1`` once connected and ``WATCHDOG=1`` while the loop runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from counter.config import CounterConfig
+from counter.core import CounterCore, CounterView, Feedback, Press
+from counter.keypad import Keypad, KeyPress
+from hallq import systemd, wire
+from hallq.errors import PayloadError
+from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
+from hallq.topics import TopicKind, Topics
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.2
+
+
+class CounterLink:
+    """The counter's contract: typed commands out, replies/state/board in, all through one core."""
+
+    def __init__(self, config: CounterConfig, *, inbox: queue.Queue[Any], debounce_s: float = 0.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self.config = config
+        self.topics = Topics(hall=config.hall, base=config.base_topic)
+        self.core = CounterCore(counter=config.counter, debounce_s=debounce_s,
+                                reply_timeout_s=config.reply_timeout_s)
+        self.clock = clock
+        self.new_id = new_id
+        self.link = MqttLink(
+            client_id=config.client_id, broker=config.broker, inbox=inbox,
+            subscriptions=[(self.topics.counter_reply(config.counter), 1),
+                           (self.topics.counter_state(config.counter), 1), (self.topics.board(), 1)],
+            presence_topic=self.topics.status(config.client_id),
+            online_payload=wire.Presence(state="online", role="counter", detail=f"counter {config.counter}").encode(),
+            offline_payload=wire.Presence(state="offline", role="counter").encode(),
+        )
+
+    @property
+    def view(self) -> CounterView:
+        return self.core.view
+
+    def start(self) -> None:
+        self.link.start()
+
+    def stop(self) -> None:
+        self.link.stop()
+
+    def send(self, press: Press) -> bool:
+        """Publish the command for ``press`` unless the core refused or dropped it; True if sent."""
+        command = self.core.press(press, now_s=self.clock(), request_id=self.new_id())
+        if command is None:
+            return False
+        log.info("sent command counter=%s action=%s request=%s ticket=%s service=%s", self.config.counter,
+                 command.action, command.request_id, command.ticket or "-", command.service or "-")
+        self.link.publish(self.topics.counter_command(self.config.counter), command.encode())
+        return True
+
+    def handle(self, item: Message | LinkUp | LinkDown) -> Feedback | None:
+        """Feed one inbox item to the core; the feedback when it settled our command."""
+        if isinstance(item, LinkUp):
+            self.core.on_link(up=True)
+            return None
+        if isinstance(item, LinkDown):
+            self.core.on_link(up=False)
+            return None
+        parsed = self.topics.parse(item.topic)
+        try:
+            if parsed is None:
+                return None
+            if parsed.kind is TopicKind.COUNTER_REPLY:
+                reply = wire.CounterReply.decode(item.payload)
+                feedback = self.core.on_reply(reply)
+                if feedback is not None:
+                    log.log(logging.INFO if feedback.ok else logging.WARNING,
+                            "reply counter=%s action=%s ok=%s ticket=%s code=%s", self.config.counter, reply.action,
+                            reply.ok, reply.ticket.number if reply.ticket else "-", reply.error_code or "-")
+                return feedback
+            if parsed.kind is TopicKind.COUNTER_STATE:
+                self.core.on_state(wire.CounterState.decode(item.payload))
+            elif parsed.kind is TopicKind.BOARD:
+                self.core.on_board(wire.Board.decode(item.payload))
+        except PayloadError as exc:
+            log.warning("ignored undecodable message topic=%s code=%s: %s", item.topic, exc.code, exc.message)
+        return None
+
+    def tick(self) -> Feedback | None:
+        feedback = self.core.tick(now_s=self.clock())
+        if feedback is not None:
+            log.warning("no reply counter=%s within %.1f s", self.config.counter, self.config.reply_timeout_s)
+        return feedback
+
+
+class KeypadService:
+    """The keypad's main loop. ``run()`` blocks until ``stop()``; ``pin_factory`` as for ``Keypad``."""
+
+    def __init__(self, config: CounterConfig, *, pin_factory: Any = None) -> None:
+        if config.keypad is None:
+            raise ValueError("KeypadService needs a [keypad] table")
+        self.inbox: queue.Queue[Any] = queue.Queue()
+        self.counter = CounterLink(config, inbox=self.inbox, debounce_s=config.keypad.debounce_s)
+        self.keypad = Keypad(config.keypad, pin_factory=pin_factory, inbox=self.inbox)
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Ask ``run()`` to finish; safe from a signal handler or another thread."""
+        self._stopping.set()
+        self.inbox.put(None)
+
+    def run(self) -> None:
+        self.counter.start()
+        watchdog_s = systemd.watchdog_interval_s()
+        next_watchdog = time.monotonic()
+        ready_sent = False
+        log.info("counter keypad running counter=%s client=%s", self.counter.config.counter,
+                 self.counter.config.client_id)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    item = self.inbox.get(timeout=TICK_S)
+                except queue.Empty:
+                    item = None
+                feedback: Feedback | None = None
+                if isinstance(item, KeyPress):
+                    self.counter.send(Press(item.action))
+                elif isinstance(item, Message | LinkUp | LinkDown):
+                    feedback = self.counter.handle(item)
+                feedback = feedback or self.counter.tick()
+                if feedback is not None:
+                    self.keypad.signal(feedback)
+                self.keypad.show(self.counter.view)
+                if not ready_sent and self.counter.view.connected:
+                    systemd.notify("READY=1")
+                    ready_sent = True
+                if watchdog_s is not None and time.monotonic() >= next_watchdog:
+                    systemd.notify("WATCHDOG=1")
+                    next_watchdog = time.monotonic() + watchdog_s
+        finally:
+            systemd.notify("STOPPING=1")
+            self.counter.stop()
+            self.keypad.close()
+            log.info("counter keypad stopped")

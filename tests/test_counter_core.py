@@ -1,0 +1,114 @@
+"""The counter's pure core: key presses to commands, replies and state to what the clerk sees. No I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from counter.core import NO_ANSWER, OFFLINE, CounterCore, Press
+from hallq.wire import CounterReply, CounterState, ErrorInfo, ServingTicket, WaitingCount
+
+T0 = datetime(2026, 11, 27, 8, 15, 2, tzinfo=timezone(timedelta(hours=7)))
+
+
+def _ticket(number: str = "A015", recalls: int = 0) -> ServingTicket:
+    return ServingTicket(id="t-" + number, number=number, service="A", priority=False, called_at=T0, recalls=recalls)
+
+
+def _connected(debounce_s: float = 0.3) -> CounterCore:
+    core = CounterCore(counter="5", debounce_s=debounce_s, reply_timeout_s=5.0)
+    core.on_link(up=True)
+    return core
+
+
+def test_next_becomes_a_command_with_the_given_request_id() -> None:
+    core = _connected()
+    command = core.press(Press("next"), now_s=10.0, request_id="r1")
+    assert command is not None
+    assert (command.action, command.request_id, command.ticket, command.service) == ("next", "r1", None, None)
+    assert core.view.pending == "next"
+
+
+def test_accepted_reply_sets_the_ticket_and_lights_serving() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    feedback = core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()))
+    assert feedback is not None and feedback.ok
+    assert core.view.serving and core.view.ticket == _ticket() and core.view.pending is None
+    assert "A015" in feedback.notice.text
+
+
+def test_refusal_is_shown_in_plain_words_with_the_controllers_message() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    feedback = core.on_reply(CounterReply(request_id="r1", action="next", status="open",
+                                          error=ErrorInfo("queue_empty", "no ticket is waiting for counter 5")))
+    assert feedback is not None and not feedback.ok
+    assert feedback.notice.level == "error"
+    assert feedback.notice.text == ("Không còn số nào đang chờ (queue empty): no ticket is waiting for counter 5")
+    assert not core.view.serving
+
+
+def test_complete_reports_the_ticket_that_was_finished() -> None:
+    core = _connected()
+    core.on_state(CounterState(counter="5", name="Quầy 5", status="open", services=("A",), ticket=_ticket(),
+                               waiting=(WaitingCount("A", 3, 1),), at=T0))
+    core.press(Press("complete"), now_s=1.0, request_id="r2")
+    feedback = core.on_reply(CounterReply(request_id="r2", action="complete", status="open", ticket=None))
+    assert feedback is not None and "A015" in feedback.notice.text
+    assert not core.view.serving
+
+
+def test_second_press_while_waiting_for_an_answer_is_refused() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    assert core.press(Press("recall"), now_s=11.0, request_id="r2") is None
+    assert core.view.notice is not None and core.view.notice.level == "info"
+
+
+def test_bouncing_key_counts_once() -> None:
+    core = _connected(debounce_s=0.3)
+    first = core.press(Press("next"), now_s=10.0, request_id="r1")
+    core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()))
+    notice = core.view.notice
+    assert first is not None
+    assert core.press(Press("next"), now_s=10.05, request_id="r2") is None
+    assert core.view.notice == notice  # dropped silently
+    assert core.press(Press("next"), now_s=10.4, request_id="r3") is not None
+
+
+def test_press_while_offline_sends_nothing_and_says_so() -> None:
+    core = CounterCore(counter="5")
+    assert core.press(Press("next"), now_s=1.0, request_id="r1") is None
+    assert core.view.notice is not None and core.view.notice.text == OFFLINE
+
+
+def test_unanswered_command_times_out_and_frees_the_keys() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    assert core.tick(now_s=14.9) is None
+    feedback = core.tick(now_s=15.0)
+    assert feedback is not None and not feedback.ok and NO_ANSWER in feedback.notice.text
+    assert core.press(Press("next"), now_s=15.1, request_id="r2") is not None
+
+
+def test_late_reply_to_someone_elses_command_updates_the_ticket_without_feedback() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="mine")
+    assert core.on_reply(CounterReply(request_id="theirs", action="recall", status="open",
+                                      ticket=_ticket(recalls=1))) is None
+    assert core.view.ticket == _ticket(recalls=1) and core.view.pending == "next"
+
+
+def test_call_needs_a_number_and_transfer_a_service() -> None:
+    core = _connected(debounce_s=0.0)
+    assert core.press(Press("call"), now_s=1.0, request_id="r1") is None
+    assert core.press(Press("transfer"), now_s=2.0, request_id="r2") is None
+    command = core.press(Press("call", ticket="B007"), now_s=3.0, request_id="r3")
+    assert command is not None and command.ticket == "B007"
+
+
+def test_state_of_another_counter_is_ignored() -> None:
+    core = _connected()
+    core.on_state(CounterState(counter="6", name="Quầy 6", status="closed", services=("A",), ticket=_ticket(),
+                               waiting=(), at=T0))
+    assert core.view.status is None and core.view.ticket is None
