@@ -2,6 +2,8 @@
 
     python -m hall_controller --config FILE [--broker HOST:PORT] [--state-dir DIR]   run the hall
     python -m hall_controller check --config FILE                                    validate and exit
+    python -m hall_controller provision --config FILE [...]   broker accounts and ACL (hall_controller.provision)
+    python -m hall_controller certs [...]                     the hall's CA and broker certificate (hall_controller.tls)
 
 Exit status: 0 after a clean stop (SIGTERM/SIGINT), 78 for a bad config, 65 for a damaged ledger,
 74 when the ledger cannot be opened. Every refusal is one readable line, never a traceback.
@@ -43,7 +45,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["provision"]:
+        from hall_controller import provision  # noqa: PLC0415 - deployment tools stay out of the service's imports
+
+        return provision.main(arguments[1:])
+    if arguments[:1] == ["certs"]:
+        from hall_controller import tls  # noqa: PLC0415
+
+        return tls.main(arguments[1:])
+    args = _parser().parse_args(arguments)
     logsetup.setup(args.log_level or "INFO")
     try:
         cfg = config_mod.load(args.config)

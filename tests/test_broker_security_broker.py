@@ -1,0 +1,322 @@
+"""The production broker config with the generated accounts, ACL and certificates, on a real Mosquitto.
+
+Each test provisions the fixture hall (plus the display in ``fixtures/displays.toml``) into its own
+directory, makes a CA and server certificate, and starts ``config/mosquitto/hallq.conf`` with its two
+listeners moved to free loopback ports and its file paths pointed at the generated files. Clients are raw
+paho MQTT v5 clients so that every refusal is seen as the broker sends it (CONNACK and PUBACK reason codes).
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import ssl
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from hall_controller import config as config_mod
+from hall_controller.provision import CREDENTIAL_SUFFIX, provision, read_displays
+from hall_controller.tls import ensure_certs
+from hallq import wire
+from hallq.broker import PrivateBroker, free_port
+from hallq.topics import Topics
+from tests.support import FIXTURES, HALL_CONFIG, HALL_ID, ROOT, ControllerProcess
+
+PRODUCTION_CONFIG = ROOT / "config" / "mosquitto" / "hallq.conf"
+NOT_AUTHORIZED = 135
+BAD_CREDENTIALS = 134
+# Options that belong to the listener line above them (mosquitto.conf(5), "Listener specific").
+LISTENER_OPTIONS = {"use_username_as_clientid", "cafile", "capath", "certfile", "keyfile", "tls_version",
+                    "require_certificate", "ciphers", "ciphers_tls1.3", "socket_domain", "protocol",
+                    "max_connections"}
+
+
+@dataclass
+class SecuredHall:
+    broker: PrivateBroker
+    tls_port: int
+    out: Path
+    tls_dir: Path
+    topics: Topics
+
+    def password(self, username: str) -> str:
+        return (self.out / "credentials" / f"{username}{CREDENTIAL_SUFFIX}").read_text(encoding="utf-8").strip()
+
+    def broker_log(self) -> str:
+        return self.broker.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def _broker_config(workdir: Path, *, out: Path, tls_dir: Path, tls_port: int) -> tuple[Path, tuple[str, ...]]:
+    """hallq.conf for a private broker: paths replaced, log to stderr, the TLS listener split off.
+
+    PrivateBroker gives the first listener its port; the TLS listener goes into its extra lines with its own.
+    """
+    paths = {"password_file": out / "passwd", "acl_file": out / "acl", "cafile": tls_dir / "ca.crt",
+             "certfile": tls_dir / "server.crt", "keyfile": tls_dir / "server.key"}
+    main: list[str] = []
+    tls_block: list[str] = []
+    in_tls = False
+    for original in PRODUCTION_CONFIG.read_text(encoding="utf-8").splitlines():
+        line = original
+        words = line.split()
+        word = words[0] if words else ""
+        if word == "listener":
+            in_tls = words[1] == "8883"
+        elif word and not word.startswith("#") and word not in LISTENER_OPTIONS:
+            in_tls = False
+        if word in paths:
+            line = f"{word} {paths[word]}"
+        elif word == "log_dest":
+            line = "log_dest stderr"
+        elif word == "listener" and in_tls:
+            line = f"listener {tls_port} 127.0.0.1"
+        (tls_block if in_tls else main).append(line)
+    assert tls_block and tls_block[0].startswith("listener"), "hallq.conf has no TLS listener on 8883"
+    path = workdir / "hallq-template.conf"
+    path.write_text("\n".join(main) + "\n", encoding="utf-8")
+    return path, tuple(tls_block)
+
+
+@pytest.fixture
+def hall(tmp_path: Path) -> Iterator[SecuredHall]:
+    out, tls_dir = tmp_path / "broker-files", tmp_path / "broker-files" / "tls"
+    cfg = config_mod.load(HALL_CONFIG)
+    provision(cfg, out=out, displays=read_displays(FIXTURES / "displays.toml"))
+    ensure_certs(tls_dir, hall=HALL_ID, names=["localhost", "127.0.0.1"])
+    tls_port = free_port()
+    (tmp_path / "broker").mkdir()
+    template, tls_block = _broker_config(tmp_path / "broker", out=out, tls_dir=tls_dir, tls_port=tls_port)
+    with PrivateBroker(tmp_path / "broker", config=template, extra_lines=tls_block) as broker:
+        yield SecuredHall(broker=broker, tls_port=tls_port, out=out, tls_dir=tls_dir, topics=Topics(hall=HALL_ID))
+
+
+def _controller_config(hall: SecuredHall, directory: Path, *, tls: bool = False) -> Path:
+    """The fixture hall's config with the controller's generated credential (and, with ``tls``, the CA)."""
+    text = HALL_CONFIG.read_text(encoding="utf-8")
+    mqtt = (f'[mqtt]\nusername = "controller"\n'
+            f'password_file = "{hall.out / "credentials" / ("controller" + CREDENTIAL_SUFFIX)}"\n')
+    if tls:
+        mqtt += f'tls = true\nca_file = "{hall.tls_dir / "ca.crt"}"\n'
+    path = directory / "hall-secured.toml"
+    path.write_text(text.replace("[mqtt]\n", mqtt, 1), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def controller(hall: SecuredHall, tmp_path: Path) -> Iterator[ControllerProcess]:
+    with ControllerProcess(config=_controller_config(hall, tmp_path), broker=hall.broker,
+                           state_dir=tmp_path / "state") as process:
+        yield process
+
+
+class Client:
+    """One raw paho v5 connection for one account; waits for CONNACK, PUBACK and SUBACK explicitly."""
+
+    def __init__(self, port: int, username: str | None, password: str | None, *, client_id: str | None = None,
+                 ca_file: Path | None = None, tls: bool = False) -> None:
+        self.port = port
+        self.host = "localhost" if tls else "127.0.0.1"  # TLS dials a name of the certificate
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id or username or "",
+                                  protocol=MQTTProtocolVersion.MQTTv5)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        if tls:
+            self.client.tls_set(ca_certs=str(ca_file) if ca_file else None, cert_reqs=ssl.CERT_REQUIRED)
+        self.connack: queue.Queue[ReasonCode] = queue.Queue()
+        self.acks: dict[int, queue.Queue[int]] = {}
+        self.granted: queue.Queue[list[ReasonCode]] = queue.Queue()
+        self.messages: queue.Queue[paho.MQTTMessage] = queue.Queue()
+        self.disconnected = threading.Event()
+        self.client.on_connect = lambda _c, _u, _f, rc, _p: self.connack.put(rc)
+        self.client.on_publish = lambda _c, _u, mid, rc, _p: self.acks.setdefault(mid, queue.Queue()).put(rc.value)
+        self.client.on_subscribe = lambda _c, _u, _mid, rcs, _p: self.granted.put(rcs)
+        self.client.on_message = lambda _c, _u, message: self.messages.put(message)
+        self.client.on_disconnect = lambda *_args: self.disconnected.set()
+
+    def connect(self) -> ReasonCode:
+        self.client.connect(self.host, self.port, keepalive=15)
+        self.client.loop_start()
+        return self.connack.get(timeout=5)
+
+    def __enter__(self) -> Client:
+        code = self.connect()
+        assert not code.is_failure, f"connection refused: {code}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> int:
+        """The PUBACK reason code: 0 accepted (or accepted with no subscribers: 16), 135 refused by the ACL."""
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        return self.acks.setdefault(info.mid, queue.Queue()).get(timeout=5)
+
+    def subscribe(self, *topics: str) -> None:
+        self.client.subscribe([(t, 1) for t in topics])
+        codes = self.granted.get(timeout=5)
+        assert all(not c.is_failure for c in codes), codes
+
+    def expect(self, topic: str, *, timeout_s: float = 5.0) -> paho.MQTTMessage:
+        """The next message on ``topic``; messages on other topics are passed over."""
+        while True:
+            message = self.messages.get(timeout=timeout_s)
+            if message.topic == topic:
+                return message
+
+    def received_topics(self) -> list[str]:
+        topics = []
+        while not self.messages.empty():
+            topics.append(self.messages.get_nowait().topic)
+        return topics
+
+
+def _account(hall: SecuredHall, username: str, **kwargs: Any) -> Client:
+    return Client(hall.broker.port, username, hall.password(username), **kwargs)
+
+
+def _request(client: Client, topics: Topics, dispenser: str, service: str = "A") -> bytes:
+    rid = uuid.uuid4().hex
+    assert client.publish(topics.dispenser_request(dispenser),
+                          wire.TicketRequest(request_id=rid, service=service).encode()) in (0, 16)
+    return rid.encode()
+
+
+def _ticket(client: Client, topics: Topics, dispenser: str) -> str:
+    """Request a ticket as ``dispenser`` and return its number (the client reads that dispenser's ticket topic)."""
+    rid = _request(client, topics, dispenser)
+    while True:
+        reply = wire.TicketReply.decode(client.expect(topics.dispenser_ticket(dispenser)).payload)
+        if reply.request_id.encode() == rid:
+            assert reply.ticket is not None, reply.error
+            return reply.ticket.number
+
+
+def _next(client: Client, topics: Topics, counter: str) -> wire.CounterReply:
+    rid = uuid.uuid4().hex
+    assert client.publish(topics.counter_command(counter),
+                          wire.CounterCommand(request_id=rid, action="next").encode()) in (0, 16)
+    while True:
+        reply = wire.CounterReply.decode(client.expect(topics.counter_reply(counter)).payload)
+        if reply.request_id == rid:
+            return reply
+
+
+def test_anonymous_client_is_refused(hall: SecuredHall) -> None:
+    assert Client(hall.broker.port, None, None, client_id="anon").connect().value == NOT_AUTHORIZED
+    assert "not authorised" in hall.broker_log()
+
+
+def test_wrong_password_is_refused(hall: SecuredHall) -> None:
+    code = Client(hall.broker.port, "d1", hall.password("d1") + "x").connect()
+    assert code.value in (BAD_CREDENTIALS, NOT_AUTHORIZED)
+    code = Client(hall.broker.port, "nobody", hall.password("d1")).connect()
+    assert code.value in (BAD_CREDENTIALS, NOT_AUTHORIZED)
+
+
+def test_every_device_connects_with_its_generated_credentials(hall: SecuredHall) -> None:
+    for username in ("controller", "d1", "d2", "d3", "counter-1", "counter-4", "display-1", "monitor"):
+        with _account(hall, username):
+            pass
+
+
+def test_dispenser_cannot_command_a_counter_or_request_for_another_dispenser(
+    hall: SecuredHall, controller: ControllerProcess
+) -> None:
+    t = hall.topics
+    with _account(hall, "d1") as d1, _account(hall, "d2") as d2, _account(hall, "counter-1") as counter:
+        d1.subscribe(t.dispenser_ticket("d1"))
+        d2.subscribe(t.dispenser_ticket("d2"))
+        counter.subscribe(t.counter_reply("1"))
+        assert _ticket(d1, t, "d1") == "A001"
+        forged_request = wire.TicketRequest(request_id="forged", service="A").encode()
+        forged_next = wire.CounterCommand(request_id="forged", action="next").encode()
+        assert d1.publish(t.dispenser_request("d2"), forged_request) == NOT_AUTHORIZED
+        assert d1.publish(t.counter_command("1"), forged_next) == NOT_AUTHORIZED
+        # Neither reached the controller: d2's next ticket is A002, and counter 1's first call gets A001.
+        assert _ticket(d2, t, "d2") == "A002"
+        reply = _next(counter, t, "1")
+    assert reply.ticket is not None and reply.ticket.number == "A001"
+    log = hall.broker_log()
+    assert re.search(rf"Denied PUBLISH from d1 .*'{re.escape(t.dispenser_request('d2'))}'", log), log
+    assert re.search(rf"Denied PUBLISH from d1 .*'{re.escape(t.counter_command('1'))}'", log), log
+
+
+def test_dispenser_does_not_receive_another_dispensers_tickets(
+    hall: SecuredHall, controller: ControllerProcess
+) -> None:
+    t = hall.topics
+    with _account(hall, "d1") as d1, _account(hall, "d2") as d2:
+        d1.subscribe(t.dispenser_ticket("d1"), t.dispenser_ticket("d2"))
+        d2.subscribe(t.dispenser_ticket("d2"))
+        _ticket(d2, t, "d2")
+        # The controller answers in order: once d1 has its own reply, d2's earlier reply would have come first.
+        _ticket(d1, t, "d1")
+        assert t.dispenser_ticket("d2") not in d1.received_topics()
+
+
+def test_counter_cannot_command_another_counter(hall: SecuredHall, controller: ControllerProcess) -> None:
+    t = hall.topics
+    with _account(hall, "counter-2") as counter2:
+        counter2.subscribe(t.counter_reply("2"))
+        assert counter2.publish(t.counter_command("1"), wire.CounterCommand(request_id="x", action="close").encode()) \
+            == NOT_AUTHORIZED
+        assert _next(counter2, t, "2").error_code == "queue_empty"
+
+
+def test_display_cannot_publish_anything(hall: SecuredHall, controller: ControllerProcess) -> None:
+    t = hall.topics
+    with _account(hall, "display-1") as display:
+        display.subscribe(t.board(), t.calls(), t.all_counter_states())
+        board = wire.Board.decode(display.expect(t.board()).payload)  # retained, published by the controller
+        for topic in (t.calls(), t.board(), t.counter_command("1"), t.dispenser_request("d1"),
+                      t.dispenser_printed("d1"), t.counter_state("1"), t.status("display-1"), f"{t.root}/anything"):
+            assert display.publish(topic, b'{"v": 1}') == NOT_AUTHORIZED, topic
+    assert board.hall == HALL_ID
+
+
+def test_a_device_cannot_take_the_controllers_client_id(hall: SecuredHall, controller: ControllerProcess) -> None:
+    """``use_username_as_clientid``: d1 asking for client id "controller" is still d1, and the controller stays."""
+    t = hall.topics
+    with _account(hall, "d1", client_id="controller") as impostor:
+        impostor.subscribe(t.dispenser_ticket("d1"))
+        assert _ticket(impostor, t, "d1") == "A001"
+    assert "as d1 (p5" in hall.broker_log()
+    assert not re.search(r"Client controller .*already connected, closing old connection", hall.broker_log())
+
+
+def test_tls_listener_accepts_a_client_with_the_generated_ca(hall: SecuredHall) -> None:
+    with Client(hall.tls_port, "d1", hall.password("d1"), tls=True, ca_file=hall.tls_dir / "ca.crt") as d1:
+        d1.subscribe(hall.topics.board())
+
+
+def test_tls_listener_is_refused_without_the_ca(hall: SecuredHall) -> None:
+    client = Client(hall.tls_port, "d1", hall.password("d1"), tls=True)  # the system's CAs only
+    with pytest.raises(ssl.SSLCertVerificationError):
+        client.connect()
+
+
+def test_tls_listener_still_requires_a_password(hall: SecuredHall) -> None:
+    client = Client(hall.tls_port, "d1", "wrong", tls=True, ca_file=hall.tls_dir / "ca.crt")
+    assert client.connect().value in (BAD_CREDENTIALS, NOT_AUTHORIZED)
+
+
+def test_controller_serves_over_tls_from_its_config(hall: SecuredHall, tmp_path: Path) -> None:
+    """The role's own config path: ``tls = true`` and ``ca_file`` in [mqtt], dialling the TLS listener by name."""
+    config = _controller_config(hall, tmp_path, tls=True)
+    # ControllerProcess passes the plain listener's --broker first; the last --broker wins.
+    with ControllerProcess(config=config, broker=hall.broker, state_dir=tmp_path / "state",
+                           extra_args=("--broker", f"localhost:{hall.tls_port}")) as process, \
+            _account(hall, "d1") as d1:
+        d1.subscribe(hall.topics.dispenser_ticket("d1"))
+        assert _ticket(d1, hall.topics, "d1") == "A001"
+    assert "connected to broker localhost" in process.log_text()
