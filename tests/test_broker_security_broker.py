@@ -195,7 +195,7 @@ def _ticket(client: Client, topics: Topics, dispenser: str) -> str:
     """Request a ticket as ``dispenser`` and return its number (the client reads that dispenser's ticket topic)."""
     rid = _request(client, topics, dispenser)
     while True:
-        reply = wire.TicketReply.decode(client.expect(topics.dispenser_ticket(dispenser)).payload)
+        reply = wire.TicketReply.decode(bytes(client.expect(topics.dispenser_ticket(dispenser)).payload))
         if reply.request_id.encode() == rid:
             assert reply.ticket is not None, reply.error
             return reply.ticket.number
@@ -206,7 +206,7 @@ def _next(client: Client, topics: Topics, counter: str) -> wire.CounterReply:
     assert client.publish(topics.counter_command(counter),
                           wire.CounterCommand(request_id=rid, action="next").encode()) in (0, 16)
     while True:
-        reply = wire.CounterReply.decode(client.expect(topics.counter_reply(counter)).payload)
+        reply = wire.CounterReply.decode(bytes(client.expect(topics.counter_reply(counter)).payload))
         if reply.request_id == rid:
             return reply
 
@@ -277,7 +277,7 @@ def test_display_cannot_publish_anything(hall: SecuredHall, controller: Controll
     t = hall.topics
     with _account(hall, "display-1") as display:
         display.subscribe(t.board(), t.calls(), t.all_counter_states())
-        board = wire.Board.decode(display.expect(t.board()).payload)  # retained, published by the controller
+        board = wire.Board.decode(bytes(display.expect(t.board()).payload))  # retained, published by the controller
         for topic in (t.calls(), t.board(), t.counter_command("1"), t.dispenser_request("d1"),
                       t.dispenser_printed("d1"), t.counter_state("1"), t.status("display-1"), f"{t.root}/anything"):
             assert display.publish(topic, b'{"v": 1}') == NOT_AUTHORIZED, topic
