@@ -1,0 +1,5 @@
+import sys
+
+from dispenser.cli import main
+
+sys.exit(main())

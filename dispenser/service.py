@@ -1,0 +1,388 @@
+"""The dispenser's shell: buttons, broker and printer in; the core's decisions executed.
+
+Theory of operation: gpiozero's and paho's threads only put items on one inbox (``ButtonPressed``,
+``Message``, ``LinkUp``/``LinkDown``). The service thread takes them one by one, turns each into a core
+event (decoding wire payloads at the boundary, giving each press a fresh request id), feeds it to the core
+with the monotonic time, and executes what the core decides: publish, render and print, report, set the
+LEDs, publish the printer's state. Printing happens on this thread, so presses that arrive meanwhile wait
+in the inbox and the core, which knows when each press happened, ignores those made during the ticket.
+
+The printer's status is read every ``status_poll_s`` (more often while it is not ready, so a reloaded
+roll is noticed within a second), right before each print and right after it. systemd hears ``READY=1``
+once the broker is connected and the printer has been opened, and ``WATCHDOG=1`` from this loop while
+it keeps up with its inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from dispenser import core
+from dispenser.config import DispenserConfig, PrinterConfig
+from dispenser.hardware import ButtonPanel, ButtonPressed, Indicators
+from dispenser.printer import (
+    FilePrinter,
+    NetworkPrinter,
+    PreviewPrinter,
+    PrinterError,
+    PrinterStatus,
+    SerialPrinter,
+    TicketPrinter,
+    UsbPrinter,
+    build_job,
+)
+from dispenser.ticket import TicketRenderer
+from hallq import systemd, wire
+from hallq.errors import PayloadError
+from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
+from hallq.topics import TopicKind, Topics
+
+log = logging.getLogger(__name__)
+
+NOT_READY_POLL_S: Final = 0.5
+BACKLOG_LIMIT: Final = 1000
+SESSION_EXPIRY_S: Final = 300
+
+
+def make_printer(config: PrinterConfig) -> TicketPrinter:
+    """The adapter for the configured printer (not opened yet)."""
+    match config.type:
+        case "usb":
+            return UsbPrinter(vendor_id=config.usb_vendor_id, product_id=config.usb_product_id,
+                              timeout_ms=config.usb_timeout_ms, status_timeout_ms=round(config.status_timeout_s * 1000),
+                              profile=config.profile, in_ep=config.usb_in_ep, out_ep=config.usb_out_ep)
+        case "serial":
+            return SerialPrinter(device=config.serial_device, baudrate=config.serial_baudrate,
+                                 timeout_s=config.timeout_s, status_timeout_s=config.status_timeout_s,
+                                 profile=config.profile)
+        case "network":
+            return NetworkPrinter(host=config.network_host, port=config.network_port, timeout_s=config.timeout_s,
+                                  status_timeout_s=config.status_timeout_s, profile=config.profile)
+        case "file":
+            return FilePrinter(device=config.file_device, profile=config.profile)
+        case "preview":
+            return PreviewPrinter(config.preview_dir)
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatePrinter:
+    """``--simulate``: set the preview printer's state (paper out, reloaded, ...) as if it happened."""
+
+    status: PrinterStatus
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of one press (or of a late reply), kept for the operator's tools and tests.
+
+    ``kind``: ``printed``, ``print_failed``, ``refused``, ``abandoned`` or ``ignored``.
+    """
+
+    kind: str
+    key: str = ""
+    number: str = ""
+    ticket_id: str = ""
+    detail: str = ""
+    preview: Path | None = None
+
+
+class _Stop:
+    """Wakes the loop to stop."""
+
+
+class DispenserService:
+    """Runs one dispenser: ``run()`` blocks until ``stop()`` (or SIGTERM via the CLI)."""
+
+    def __init__(self, config: DispenserConfig, *, printer: TicketPrinter, pin_factory: Any,
+                 clock: Callable[[], float] = time.monotonic,
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex, announce_leds: bool = False) -> None:
+        self.config = config
+        self.printer = printer
+        self.clock = clock
+        self.new_id = new_id
+        self.announce_leds = announce_leds
+        self.topics = Topics(hall=config.hall, base=config.base_topic)
+        self.core = core.Dispenser(config.buttons, timing=config.timing)
+        self.buttons = {b.key: b for b in config.buttons}
+        self.renderer = TicketRenderer(config.layout, width_dots=config.printer.width_dots)
+        for button in config.buttons:
+            self.renderer.prepare(button)
+        self.inbox: queue.Queue[Any] = queue.Queue()
+        self.indicators = Indicators(config.leds, pin_factory=pin_factory)
+        self.panel = ButtonPanel(config.wiring, pin_factory=pin_factory, inbox=self.inbox, clock=clock)
+        self._ticket_topic = self.topics.dispenser_ticket(config.id)
+        self._controller_topic = self.topics.status(config.controller_id)
+        self.link = MqttLink(
+            client_id=config.id, broker=config.broker, inbox=self.inbox,
+            subscriptions=[(self._ticket_topic, 1), (self._controller_topic, 1)],
+            presence_topic=self.topics.status(config.id),
+            online_payload=self._presence(PrinterStatus("offline", "starting")),
+            offline_payload=wire.Presence(state="offline", role="dispenser").encode(),
+            # Replies published while we reconnect wait in the broker for us.
+            session_expiry_s=SESSION_EXPIRY_S,
+        )
+        self.ready = threading.Event()
+        self._printer_opened = False
+        self._printer_status: PrinterStatus | None = None
+        self._next_poll = 0.0
+        self._stopping = threading.Event()
+        self._outcomes: deque[Outcome] = deque(maxlen=200)
+        self._outcome_count = 0
+        self._changed = threading.Condition()
+
+    # --- observing (operator tools, tests) ------------------------------------------------------------
+
+    def outcome_count(self) -> int:
+        with self._changed:
+            return self._outcome_count
+
+    def wait_outcome(self, predicate: Callable[[Outcome], bool], *, after: int = 0,
+                     timeout_s: float = 5.0) -> Outcome | None:
+        """The first outcome numbered ``after`` or later (see ``outcome_count``) that satisfies ``predicate``."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                first = self._outcome_count - len(self._outcomes)
+                for index, outcome in enumerate(self._outcomes, start=first):
+                    if index >= after and predicate(outcome):
+                        return outcome
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._changed.wait(left):
+                    return None
+
+    def _record(self, outcome: Outcome) -> None:
+        with self._changed:
+            self._outcomes.append(outcome)
+            self._outcome_count += 1
+            self._changed.notify_all()
+
+    # --- start and stop ----------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask ``run()`` to finish; safe from a signal handler or another thread."""
+        self._stopping.set()
+        self.inbox.put(_Stop())
+
+    def run(self) -> None:
+        """Serve until ``stop()``."""
+        self._poll_printer(force=True)
+        self.link.start()
+        watchdog_s = systemd.watchdog_interval_s()
+        next_watchdog = time.monotonic()
+        ready_sent = False
+        try:
+            while not self._stopping.is_set():
+                try:
+                    item = self.inbox.get(timeout=self._wait_s())
+                except queue.Empty:
+                    item = None
+                if item is not None:
+                    self._dispatch(item)
+                self._feed(core.Tick())
+                self._poll_printer()
+                if not ready_sent and self.link.connected.is_set() and self._printer_opened:
+                    systemd.notify("READY=1")
+                    ready_sent = True
+                if watchdog_s is not None and time.monotonic() >= next_watchdog and self._healthy():
+                    systemd.notify("WATCHDOG=1")
+                    next_watchdog = time.monotonic() + watchdog_s
+        finally:
+            systemd.notify("STOPPING=1")
+            self.ready.clear()
+            self.link.stop()
+            self.panel.close()
+            self.indicators.close()
+            self.printer.close()
+            log.info("dispenser stopped id=%s", self.config.id)
+
+    def _healthy(self) -> bool:
+        # A loop that turns but cannot keep up with its inbox is as stuck as one that does not turn.
+        return self.inbox.qsize() < BACKLOG_LIMIT
+
+    def _wait_s(self) -> float:
+        now = self.clock()
+        due = [self._next_poll]
+        deadline = self.core.next_deadline()
+        if deadline is not None:
+            due.append(deadline)
+        return max(0.0, min(1.0, *(d - now for d in due)))
+
+    # --- inputs --------------------------------------------------------------------------------------------
+
+    def _dispatch(self, item: object) -> None:
+        match item:
+            case ButtonPressed(key=key, at=at):
+                self._feed(core.Press(key=key, at=at, request_id=self.new_id()))
+            case Message():
+                self._message(item)
+            case LinkUp():
+                self._feed(core.LinkChanged(up=True))
+            case LinkDown():
+                if not self._stopping.is_set():
+                    self._feed(core.LinkChanged(up=False))
+            case SimulatePrinter(status=status):
+                if isinstance(self.printer, PreviewPrinter):
+                    self.printer.simulate(status)
+                    log.info("simulated printer state=%s", status.state)
+                self._poll_printer(force=True)
+            case _Stop():
+                pass
+            case _:
+                log.debug("ignored inbox item %r", item)
+
+    def _message(self, message: Message) -> None:
+        parsed = self.topics.parse(message.topic)
+        if parsed is None:
+            return
+        if parsed.kind is TopicKind.DISPENSER_TICKET and parsed.device == self.config.id:
+            try:
+                reply = wire.TicketReply.decode(message.payload)
+            except PayloadError as exc:
+                log.warning("unreadable ticket reply dispenser=%s code=%s: %s", self.config.id, exc.code, exc.message)
+                return
+            self._feed(core.ReplyReceived(reply))
+        elif parsed.kind is TopicKind.STATUS and parsed.device == self.config.controller_id:
+            if not message.payload:
+                return  # a cleared retained presence says nothing
+            try:
+                presence = wire.Presence.decode(message.payload)
+            except PayloadError as exc:
+                log.warning("unreadable controller presence controller=%s: %s", self.config.controller_id, exc.message)
+                return
+            if presence.state == "offline":
+                log.warning("hall controller is offline controller=%s; refusing presses until it is back",
+                            self.config.controller_id)
+            self._feed(core.ControllerPresence(online=presence.state == "online"))
+
+    def _poll_printer(self, *, force: bool = False) -> None:
+        now = self.clock()
+        if not force and now < self._next_poll:
+            return
+        status = self._read_printer()
+        ready = status.state in core.PRINTABLE
+        self._next_poll = now + (self.config.printer.status_poll_s if ready else NOT_READY_POLL_S)
+
+    def _read_printer(self) -> PrinterStatus:
+        if not self._printer_opened:
+            try:
+                self.printer.open()
+                self._printer_opened = True
+            except PrinterError as exc:
+                status = PrinterStatus("offline", str(exc))
+                self._printer_changed(status)
+                return status
+        status = self.printer.status()
+        self._printer_changed(status)
+        return status
+
+    def _printer_changed(self, status: PrinterStatus) -> None:
+        if status != self._printer_status:
+            previous = self._printer_status
+            self._printer_status = status
+            if status.state in core.PRINTABLE and (previous is None or previous.state in core.PRINTABLE):
+                log.info("printer %s state=%s %s", self.printer.description, status.state, status.detail)
+            elif status.state in core.PRINTABLE:
+                log.warning("printer %s ready again state=%s", self.printer.description, status.state)
+            else:
+                log.error("printer %s not ready state=%s detail=%s; presses are refused until it is fixed",
+                          self.printer.description, status.state, status.detail)
+        self._feed(core.PrinterChanged(status.state, status.detail))
+
+    # --- the core and its decisions ------------------------------------------------------------------------
+
+    def _feed(self, event: core.Event) -> None:
+        pending = list(self.core.handle(event, now=self.clock()))
+        while pending:
+            output = pending.pop(0)
+            follow_up = self._execute(output)
+            if follow_up is not None:
+                pending.extend(self.core.handle(follow_up, now=self.clock()))
+
+    def _execute(self, output: core.Output) -> core.Event | None:
+        cid = self.config.id
+        match output:
+            case core.SendRequest(request=request, attempt=attempt):
+                if attempt > 1:
+                    log.warning("no reply yet; asking again dispenser=%s request=%s attempt=%d", cid,
+                                request.request_id, attempt)
+                self.link.publish(self.topics.dispenser_request(cid), request.encode(), qos=1)
+            case core.PrintTicket(ticket=ticket, button=button):
+                return self._print(ticket, button)
+            case core.SendReport(report=report, number=number):
+                self.link.publish(self.topics.dispenser_printed(cid), report.encode(), qos=1)
+                if not report.ok:
+                    log.warning("reported ticket=%s not printed reason=%s; the controller voids it", number,
+                                report.reason)
+            case core.ShowIndicators():
+                self.indicators.show(output)
+                if output.ready:
+                    self.ready.set()
+                else:
+                    self.ready.clear()
+                log.log(logging.INFO if self.announce_leds else logging.DEBUG, "leds ready=%s busy=%s fault=%s",
+                        _on(output.ready), _on(output.busy), output.fault)
+            case core.PublishPrinterState(state=state, detail=detail):
+                self.link.set_presence(self._presence(PrinterStatus(state, detail)))
+            case core.Beep(pattern=pattern):
+                self.indicators.beep(pattern)
+            case core.PressIgnored(key=key, reason=reason):
+                level = logging.DEBUG if reason in ("busy", "rate_limited") else logging.WARNING
+                log.log(level, "press ignored key=%s reason=%s", key, reason)
+                self._record(Outcome("ignored", key=key, detail=reason))
+            case core.RequestAbandoned(request_id=rid, key=key, attempts=attempts):
+                log.error("no reply from the hall controller after %d attempts; nothing printed key=%s request=%s",
+                          attempts, key, rid)
+                self._record(Outcome("abandoned", key=key, detail=rid))
+            case core.TicketRefused(key=key, code=code, message=message):
+                log.warning("ticket refused key=%s code=%s: %s", key, code, message)
+                self._record(Outcome("refused", key=key, detail=code))
+            case core.StaleReply(request_id=rid):
+                log.debug("reply for no request in progress request=%s", rid)
+        return None
+
+    def _print(self, ticket: wire.TicketInfo, button: core.ButtonSpec) -> core.Event:
+        started = time.perf_counter()
+        before = self._read_printer()
+        if before.state not in core.PRINTABLE:
+            return self._print_failed(ticket, button, before.failure_reason, before.detail)
+        try:
+            image = self.renderer.render(ticket, button)
+            job = build_job(image, profile=self.config.printer.profile, width_dots=self.config.printer.width_dots)
+        except (OSError, ValueError) as exc:
+            log.exception("cannot render ticket=%s", ticket.number)
+            return self._print_failed(ticket, button, "error", str(exc))
+        rendered = time.perf_counter()
+        try:
+            preview = self.printer.send(job, name=f"{ticket.number}-{ticket.id}")
+        except PrinterError as exc:
+            self._next_poll = self.clock()  # learn the printer's state at once
+            return self._print_failed(ticket, button, exc.reason, str(exc))
+        self._next_poll = self.clock()
+        log.info("printed ticket=%s service=%s key=%s priority=%s ahead=%d bytes=%d render_ms=%.1f send_ms=%.1f%s",
+                 ticket.number, ticket.service, button.key, ticket.priority, ticket.ahead, len(job),
+                 (rendered - started) * 1000, (time.perf_counter() - rendered) * 1000,
+                 f" preview={preview}" if preview is not None else "")
+        self._record(Outcome("printed", key=button.key, number=ticket.number, ticket_id=ticket.id, preview=preview))
+        return core.PrintFinished(ticket_id=ticket.id, ok=True)
+
+    def _print_failed(self, ticket: wire.TicketInfo, button: core.ButtonSpec, reason: str, detail: str) -> core.Event:
+        log.error("could not print ticket=%s key=%s reason=%s: %s", ticket.number, button.key, reason, detail)
+        self._record(Outcome("print_failed", key=button.key, number=ticket.number, ticket_id=ticket.id, detail=reason))
+        return core.PrintFinished(ticket_id=ticket.id, ok=False, reason=reason)
+
+    def _presence(self, status: PrinterStatus) -> bytes:
+        return wire.Presence(state="online", role="dispenser", printer=status.state,
+                             detail=status.detail or None).encode()
+
+
+def _on(value: bool) -> str:
+    return "on" if value else "off"
