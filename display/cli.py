@@ -1,0 +1,99 @@
+"""Command line of the hall display.
+
+    python -m display --config FILE [--broker HOST:PORT] [--listen HOST:PORT]   serve the page
+    python -m display check --config FILE                                       validate and exit
+    python -m display say --config FILE A015 5 [--out FILE.wav]                 make one announcement's WAV
+
+Exit status: 0 after a clean stop (SIGTERM/SIGINT), 78 for a bad config (one readable line, never a
+traceback), 69 when the listening address is taken.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from display import config as config_mod
+from display import service
+from display.audio import AnnouncementMaker, AudioError, VoiceSettings
+from display.speech import announcement_texts
+from hallq import logsetup
+from hallq.errors import EXIT_CONFIG, ConfigError
+
+log = logging.getLogger("display")
+EXIT_UNAVAILABLE = 69
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="display", description="hallq hall display: web page, chime and voice")
+    parser.add_argument("command", nargs="?", choices=("run", "check", "say"), default="run",
+                        help="run the display (default), check the config, or say one announcement")
+    parser.add_argument("words", nargs="*", help="say: the ticket number and the counter, e.g. A015 5")
+    parser.add_argument("--config", required=True, type=Path, help="the display's TOML config file")
+    parser.add_argument("--broker", metavar="HOST:PORT", help="override [mqtt] broker")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="override [display] listen")
+    parser.add_argument("--out", type=Path, help="say: write the WAV here (default: announcement.wav)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_intermixed_args(argv)
+    logsetup.setup("INFO")
+    try:
+        cfg = config_mod.load(args.config)
+        if args.broker:
+            try:
+                cfg = replace(cfg, broker=cfg.broker.with_address(args.broker))
+            except ValueError as exc:
+                raise ConfigError("--broker", "", str(exc)) from None
+        if args.listen:
+            try:
+                cfg = cfg.with_listen(args.listen)
+            except ValueError as exc:
+                raise ConfigError("--listen", "", str(exc).replace("broker address", "address")) from None
+    except ConfigError as exc:
+        log.error("bad configuration: %s", exc)
+        return EXIT_CONFIG
+    if args.command == "check":
+        sys.stdout.write(f"{args.config}: OK — display of hall {cfg.hall} on http://{cfg.listen_host}:"
+                         f"{cfg.listen_port}/\n")
+        return 0
+    if args.command == "say":
+        return _say(cfg, args.words, args.out or Path("announcement.wav"))
+    logsetup.setup(cfg.log_level)
+    try:
+        service.run(cfg)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            log.error("cannot listen on %s:%s: %s (another program uses it? change [display] listen)",
+                      cfg.listen_host, cfg.listen_port, exc.strerror)
+            return EXIT_UNAVAILABLE
+        raise
+    return 0
+
+
+def _say(cfg: config_mod.DisplayConfig, words: list[str], out: Path) -> int:
+    if len(words) != 2:
+        log.error("say needs a ticket number and a counter, e.g.: say A015 5")
+        return 2
+    announce = cfg.announce
+    utterances = announcement_texts(number=words[0], counter=words[1], languages=announce.languages,
+                                    templates=announce.templates, odd_word=announce.odd_word)
+    maker = AnnouncementMaker(VoiceSettings(voices=announce.voices, speed_wpm=announce.speed_wpm,
+                                            volume_pct=announce.volume_pct, chime=announce.chime,
+                                            clips=announce.clips))
+    try:
+        clip = maker.make(utterances)
+    except AudioError as exc:
+        log.error("%s", exc)
+        return 1
+    out.write_bytes(clip.wav)
+    for utterance in utterances:
+        sys.stdout.write(f"{utterance.language}: {utterance.text}  [spoken: {utterance.spoken}]\n")
+    sys.stdout.write(f"{out}: {clip.duration_s:.2f} s\n")
+    return 0
