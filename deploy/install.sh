@@ -1,0 +1,307 @@
+#!/usr/bin/env bash
+# Install one hallq role on a Raspberry Pi OS Bookworm (or Debian 12) machine, from this source tree.
+#
+#   sudo deploy/install.sh ROLE [--credential FILE] [--ca FILE] [--broker-name NAME]... [--dry-run] [--root DIR]
+#
+#   ROLE           controller | dispenser | counter | display
+#   --credential   this device's MQTT password file (from provisioning on the controller's Pi), installed as
+#                  /etc/hallq/credentials/ROLE.mqtt-password for the unit's LoadCredential=
+#   --ca           the hall's CA certificate (ca.crt from the controller's Pi), installed as /etc/hallq/ca.crt
+#   --broker-name  controller only: a name or address devices dial, for the broker's TLS certificate (repeatable)
+#   --dry-run      print what would change, change nothing
+#   --root DIR     install into the file tree at DIR instead of / (an image being prepared, or a test): no
+#                  Debian packages, no virtual environment (a venv is bound to its path and CPU), no service
+#                  is started; users, files, units and their enablement are written into DIR
+#
+# What it does: Debian packages the role needs; the users and groups (systemd-sysusers); a virtual environment
+# in /opt/hallq/venv with hallq; the config skeleton in /etc/hallq (an existing file is never overwritten);
+# the role's systemd units, the udev rule, the broker's config; it enables the role's services and (re)starts
+# those whose files changed. Idempotent: a second run changes nothing and says so.
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
+PREFIX=/opt/hallq
+ROOT=
+DRY_RUN=0
+ROLE=
+CREDENTIAL=
+CA_FILE=
+BROKER_NAMES=()
+CHANGES=0
+RESTART=0
+
+say() { printf '[hallq] %s\n' "$*"; }
+die() { printf '[hallq] error: %s\n' "$*" >&2; exit 1; }
+usage() { sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        controller|dispenser|counter|display) [ -z "$ROLE" ] || usage; ROLE=$1 ;;
+        --dry-run) DRY_RUN=1 ;;
+        --root) [ $# -ge 2 ] || usage; ROOT=$(readlink -m "$2"); shift ;;
+        --credential) [ $# -ge 2 ] || usage; CREDENTIAL=$2; shift ;;
+        --ca) [ $# -ge 2 ] || usage; CA_FILE=$2; shift ;;
+        --broker-name) [ $# -ge 2 ] || usage; BROKER_NAMES+=("$2"); shift ;;
+        -h|--help) usage ;;
+        *) printf '[hallq] unknown argument: %s\n' "$1" >&2; usage ;;
+    esac
+    shift
+done
+[ -n "$ROLE" ] || usage
+[ -z "$CREDENTIAL" ] || [ -r "$CREDENTIAL" ] || die "cannot read credential file $CREDENTIAL"
+[ -z "$CA_FILE" ] || [ -r "$CA_FILE" ] || die "cannot read CA file $CA_FILE"
+[ ${#BROKER_NAMES[@]} -eq 0 ] || [ "$ROLE" = controller ] || die "--broker-name is for the controller's Pi"
+if [ "$DRY_RUN" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
+    die "run as root (sudo), or try --dry-run"
+fi
+
+# --- helpers: each one changes something only when it differs, and counts the change ---------------------------
+
+change() {  # change DESCRIPTION COMMAND...: run (or, dry, describe) one change
+    local what=$1
+    shift
+    CHANGES=$((CHANGES + 1))
+    if [ "$DRY_RUN" -eq 1 ]; then
+        say "would $what"
+    else
+        say "$what"
+        "$@"
+    fi
+}
+
+# A group's numeric id inside ROOT (chown by name would look the group up in this machine's /etc/group).
+gid_of() {
+    local line
+    line=$(grep -E "^$1:" "$ROOT/etc/group" 2>/dev/null || true)
+    [ -n "$line" ] || { echo ""; return 0; }
+    echo "$line" | cut -d: -f3
+}
+
+ensure_dir() {  # ensure_dir PATH MODE [GROUP]
+    local path=$ROOT$1 mode=$2 group=${3:-root} gid
+    gid=$(gid_of "$group")
+    [ -n "$gid" ] || gid=0
+    if [ ! -d "$path" ]; then
+        change "create $1" install -d -m "$mode" -o 0 -g "$gid" "$path"
+    elif [ "$(stat -c '%a %g' "$path")" != "${mode#0} $gid" ]; then
+        # shellcheck disable=SC2016  # the inner sh expands its own positional arguments
+        change "set mode $mode group $group on $1" sh -c 'chmod "$1" "$3" && chgrp "$2" "$3"' _ "$mode" "$gid" "$path"
+    fi
+}
+
+install_file() {  # install_file SOURCE TARGET MODE [GROUP]: copy unless TARGET has the same content and mode
+    local source=$1 target=$ROOT$2 mode=$3 group=${4:-root} gid
+    gid=$(gid_of "$group")
+    [ -n "$gid" ] || gid=0
+    if [ ! -e "$target" ] || ! cmp -s "$source" "$target"; then
+        change "install $2" install -D -m "$mode" -o 0 -g "$gid" "$source" "$target"
+        return 0
+    fi
+    if [ "$(stat -c '%a %g' "$target")" != "${mode#0} $gid" ]; then
+        # shellcheck disable=SC2016  # the inner sh expands its own positional arguments
+        change "set mode $mode group $group on $2" sh -c 'chmod "$1" "$3" && chgrp "$2" "$3"' _ "$mode" "$gid" "$target"
+    fi
+}
+
+install_new() {  # install_new SOURCE TARGET MODE [GROUP]: a config skeleton, never overwriting the technician's file
+    if [ -e "$ROOT$2" ]; then
+        return 0
+    fi
+    if [ ! -e "$1" ]; then
+        say "warning: no ${1#"$SRC"/} in this source tree; write $2 by hand"
+        return 0
+    fi
+    install_file "$@"
+}
+
+# --- what each role needs ---------------------------------------------------------------------------------------
+
+debs=(python3-venv python3-pip)
+units=("hallq-$ROLE.service")
+case "$ROLE" in
+    controller) debs+=(mosquitto openssl) ;;
+    dispenser) debs+=(fonts-dejavu-core) ;;
+    counter) ;;
+    display) debs+=(espeak-ng fonts-dejavu-core cage); units+=(hallq-kiosk.service) ;;
+esac
+
+install_debs() {
+    if [ -n "$ROOT" ]; then
+        say "skip Debian packages in --root mode: ${debs[*]}"
+        return 0
+    fi
+    if [ "$ROLE" = display ]; then
+        # Raspberry Pi OS packages the browser as chromium-browser, Debian as chromium.
+        if apt-cache show chromium-browser >/dev/null 2>&1; then debs+=(chromium-browser); else debs+=(chromium); fi
+    fi
+    local missing=() pkg
+    for pkg in "${debs[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    change "install Debian packages: ${missing[*]}" sh -c \
+        'apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@"' \
+        _ "${missing[@]}"
+}
+
+run_sysusers() {  # quiet unless it fails: the change line already names what is created
+    local out
+    out=$(systemd-sysusers "$@" hallq.conf 2>&1) || { echo "$out" >&2; return 1; }
+}
+
+install_users() {
+    install_file "$SRC/deploy/sysusers.d/hallq.conf" /etc/sysusers.d/hallq.conf 0644
+    local args=()
+    [ -z "$ROOT" ] || args+=("--root=$ROOT")
+    if [ -e "$ROOT/etc/sysusers.d/hallq.conf" ]; then
+        local plan
+        plan=$(systemd-sysusers "${args[@]}" --dry-run hallq.conf 2>&1 \
+            | sed -nE "s/^Creating (user|group) '([^']+)'.*/\1 \2/p" | tr '\n' ' ')
+        [ -z "$plan" ] || change "create ${plan% }" run_sysusers "${args[@]}"
+    else
+        say "would create the users and groups of deploy/sysusers.d/hallq.conf"
+    fi
+}
+
+source_stamp() {  # a checksum of everything pip would install
+    (cd "$SRC" && find pyproject.toml hallq hall_controller dispenser counter display -type f \
+        ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 2>/dev/null | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+}
+
+install_venv() {
+    if [ -n "$ROOT" ]; then
+        say "skip the virtual environment in --root mode: run deploy/install.sh $ROLE on the target to create it"
+        return 0
+    fi
+    local venv=$PREFIX/venv extra=$ROLE stamp
+    [ "$ROLE" != controller ] || extra=""
+    stamp="$(source_stamp) $ROLE"
+    if [ ! -x "$venv/bin/python" ]; then
+        change "create the virtual environment $venv" python3 -m venv "$venv"
+    fi
+    if [ "$(cat "$venv/.hallq-source" 2>/dev/null)" != "$stamp" ]; then
+        # shellcheck disable=SC2016  # the inner sh expands its own positional arguments
+        change "install hallq${extra:+[$extra]} into $venv" sh -c \
+            '"$1/bin/pip" install -q --upgrade pip && "$1/bin/pip" install -q --upgrade "$2" && echo "$3" > "$1/.hallq-source"' \
+            _ "$venv" "$SRC${extra:+[$extra]}" "$stamp"
+        RESTART=1
+    fi
+}
+
+install_config() {
+    ensure_dir /etc/hallq 0755
+    ensure_dir /etc/hallq/credentials 0700
+    case "$ROLE" in
+        controller)
+            install_new "$SRC/config/hall.example.toml" /etc/hallq/hall.toml 0640 hallq
+            install_new "$SRC/deploy/displays.example.toml" /etc/hallq/displays.toml 0644
+            ensure_dir /etc/hallq/broker 0755
+            install_file "$SRC/config/mosquitto/hallq.conf" /etc/hallq/broker/hallq.conf 0644
+            ;;
+        display)
+            install_new "$SRC/config/display.example.toml" /etc/hallq/display.toml 0640 hallq
+            install_new "$SRC/deploy/kiosk.env" /etc/hallq/kiosk.env 0644
+            ;;
+        *)
+            install_new "$SRC/config/$ROLE.example.toml" "/etc/hallq/$ROLE.toml" 0640 hallq
+            ;;
+    esac
+    [ -z "$CREDENTIAL" ] || install_file "$CREDENTIAL" "/etc/hallq/credentials/$ROLE.mqtt-password" 0600
+    [ -z "$CA_FILE" ] || install_file "$CA_FILE" /etc/hallq/ca.crt 0644
+    install_file "$SRC/docs/deploy.md" "$PREFIX/docs/deploy.md" 0644
+}
+
+install_units() {
+    local unit before=$CHANGES
+    for unit in "${units[@]}"; do
+        install_file "$SRC/systemd/$unit" "/etc/systemd/system/$unit" 0644
+    done
+    case "$ROLE" in
+        controller) install_file "$SRC/systemd/mosquitto.service.d/hallq.conf" \
+            /etc/systemd/system/mosquitto.service.d/hallq.conf 0644 ;;
+        dispenser|counter) install_file "$SRC/deploy/60-hallq.rules" /etc/udev/rules.d/60-hallq.rules 0644 ;;
+        display) install_file "$SRC/deploy/hallq-kiosk" "$PREFIX/bin/hallq-kiosk" 0755 ;;
+    esac
+    [ "$CHANGES" -eq "$before" ] || RESTART=1
+    if [ -z "$ROOT" ] && [ "$CHANGES" -ne "$before" ]; then
+        change "reload systemd and udev" sh -c 'systemctl daemon-reload && udevadm control --reload \
+            && udevadm trigger --subsystem-match=usb --subsystem-match=usbmisc --subsystem-match=gpio'
+    fi
+}
+
+enable_units() {
+    local args=() unit enabling=("${units[@]}")
+    [ -z "$ROOT" ] || args+=("--root=$ROOT")
+    if [ "$ROLE" = controller ]; then
+        if [ -e "$ROOT/lib/systemd/system/mosquitto.service" ] || [ -e "$ROOT/usr/lib/systemd/system/mosquitto.service" ]; then
+            enabling+=(mosquitto.service)
+        else
+            say "mosquitto is not installed${ROOT:+ in $ROOT}: its service is enabled once the package is there"
+        fi
+    fi
+    for unit in "${enabling[@]}"; do
+        if [ "$(systemctl "${args[@]}" is-enabled "$unit" 2>/dev/null || true)" != enabled ]; then
+            change "enable $unit" systemctl "${args[@]}" --quiet enable "$unit"
+        fi
+    done
+}
+
+provision_broker() {  # controller: the broker's accounts, ACL and TLS certificate (both commands are idempotent)
+    [ "$ROLE" = controller ] || return 0
+    if [ -n "$ROOT" ] || [ "$DRY_RUN" -eq 1 ]; then
+        say "next, on the target: provision the broker from /etc/hallq/hall.toml (python -m hall_controller provision, certs)"
+        return 0
+    fi
+    local py=$PREFIX/venv/bin/python names=()
+    local name
+    for name in "${BROKER_NAMES[@]}"; do names+=(--name "$name"); done
+    say "broker accounts and ACL from /etc/hallq/hall.toml"
+    "$py" -m hall_controller provision --config /etc/hallq/hall.toml --out /etc/hallq/broker \
+        --local-credential /etc/hallq/credentials/controller.mqtt-password
+    say "the hall's CA and the broker's certificate"
+    "$py" -m hall_controller certs --out /etc/hallq/broker/tls "${names[@]}"
+    install_file /etc/hallq/broker/tls/ca.crt /etc/hallq/ca.crt 0644
+}
+
+start_units() {
+    if [ -n "$ROOT" ] || [ "$DRY_RUN" -eq 1 ]; then
+        return 0
+    fi
+    local unit
+    local credential=/etc/hallq/credentials/$ROLE.mqtt-password
+    if [ "$ROLE" = controller ]; then
+        if [ "$RESTART" -eq 1 ] || ! systemctl is-active --quiet mosquitto.service; then
+            change "restart mosquitto.service" systemctl restart mosquitto.service
+        else
+            systemctl reload mosquitto.service  # provisioning may have changed accounts; a reload is harmless
+        fi
+    fi
+    if [ ! -e "$credential" ]; then
+        say "not starting ${units[*]}: no $credential yet (run again with --credential FILE)"
+        return 0
+    fi
+    for unit in "${units[@]}"; do
+        if [ "$RESTART" -eq 1 ] || ! systemctl is-active --quiet "$unit"; then
+            change "restart $unit" systemctl restart --no-block "$unit"
+        fi
+    done
+}
+
+mode=""
+[ "$DRY_RUN" -eq 0 ] || mode=" (dry run: nothing is changed)"
+say "installing role $ROLE from $SRC${ROOT:+ into $ROOT}$mode"
+install_debs
+install_users
+install_venv
+install_config
+install_units
+enable_units
+provision_broker
+start_units
+if [ "$CHANGES" -eq 0 ]; then
+    say "nothing to change: role $ROLE is installed"
+elif [ "$DRY_RUN" -eq 1 ]; then
+    say "$CHANGES change(s) would be made"
+else
+    say "$CHANGES change(s) made; check with: systemctl status ${units[*]}"
+fi

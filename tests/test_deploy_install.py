@@ -1,0 +1,149 @@
+"""deploy/install.sh: shellcheck clean, its dry run, and real runs into a temporary root (``--root DIR``).
+
+A run into a root creates the users (systemd-sysusers), the config skeleton, the units, the udev rule and the
+units' enablement (``systemctl --root``) there, exactly as on a Pi; it skips what cannot live in a file tree
+(Debian packages, the virtual environment, starting services). These tests run as root, like the installer.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+
+INSTALL = ROOT / "deploy" / "install.sh"
+ROLES = ["controller", "dispenser", "counter", "display"]
+UNITS = {
+    "controller": ["hallq-controller.service"],
+    "dispenser": ["hallq-dispenser.service"],
+    "counter": ["hallq-counter.service"],
+    "display": ["hallq-display.service", "hallq-kiosk.service"],
+}
+CONFIG = {"controller": "hall.toml", "dispenser": "dispenser.toml", "counter": "counter.toml",
+          "display": "display.toml"}
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the installer sets file owners: run the suite as root")
+
+
+def _install(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(INSTALL), *args], capture_output=True, text=True, check=False, timeout=60)
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int, bytes | str]]:
+    """Every path under ``root`` with its mode, owner, group and content (or link target)."""
+    result: dict[str, tuple[int, int, int, bytes | str]] = {}
+    for path in sorted(root.rglob("*")):
+        info = path.lstat()
+        content: bytes | str = os.readlink(path) if path.is_symlink() else path.read_bytes() if path.is_file() else b""
+        result[str(path.relative_to(root))] = (info.st_mode, info.st_uid, info.st_gid, content)
+    return result
+
+
+def _gid(root: Path, group: str) -> int:
+    for line in (root / "etc" / "group").read_text(encoding="utf-8").splitlines():
+        name, _, gid, _ = line.split(":", 3)
+        if name == group:
+            return int(gid)
+    raise AssertionError(f"no group {group} in {root}/etc/group")
+
+
+def test_scripts_are_shellcheck_clean() -> None:
+    done = subprocess.run(["shellcheck", str(INSTALL), str(ROOT / "deploy" / "hallq-kiosk")], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stdout
+
+
+def test_unknown_role_is_refused_with_usage() -> None:
+    done = _install("printer", "--dry-run")
+    assert done.returncode == 2 and "ROLE" in done.stderr
+
+
+def test_dry_run_changes_nothing_and_says_what_it_would_do(tmp_path: Path) -> None:
+    done = _install("dispenser", "--dry-run", "--root", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert list(tmp_path.iterdir()) == []
+    for line in ("would install /etc/systemd/system/hallq-dispenser.service",
+                 "would install /etc/udev/rules.d/60-hallq.rules",
+                 "would install /etc/hallq/dispenser.toml",
+                 "would enable hallq-dispenser.service"):
+        assert f"[hallq] {line}" in done.stdout, done.stdout
+    assert "change(s) would be made" in done.stdout
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_install_into_a_root_lays_out_the_role(role: str, tmp_path: Path) -> None:
+    done = _install(role, "--root", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    passwd = (tmp_path / "etc" / "passwd").read_text(encoding="utf-8")
+    assert passwd.startswith("hallq:") and "\nhallq-kiosk:" in passwd
+    for unit in UNITS[role]:
+        installed = tmp_path / "etc" / "systemd" / "system" / unit
+        assert installed.read_bytes() == (ROOT / "systemd" / unit).read_bytes()
+        wants = tmp_path / "etc" / "systemd" / "system" / "multi-user.target.wants" / unit
+        assert os.readlink(wants) == f"/etc/systemd/system/{unit}"
+    config = tmp_path / "etc" / "hallq" / CONFIG[role]
+    assert config.stat().st_mode & 0o777 == 0o640 and config.stat().st_gid == _gid(tmp_path, "hallq")
+    assert (tmp_path / "etc" / "hallq" / "credentials").stat().st_mode & 0o777 == 0o700
+    udev = tmp_path / "etc" / "udev" / "rules.d" / "60-hallq.rules"
+    assert udev.exists() == (role in ("dispenser", "counter"))
+
+
+def test_controller_gets_the_broker_config_and_drop_in(tmp_path: Path) -> None:
+    assert _install("controller", "--root", str(tmp_path)).returncode == 0
+    etc = tmp_path / "etc"
+    assert (etc / "hallq" / "broker" / "hallq.conf").read_bytes() == \
+        (ROOT / "config" / "mosquitto" / "hallq.conf").read_bytes()
+    assert (etc / "systemd" / "system" / "mosquitto.service.d" / "hallq.conf").exists()
+    assert (etc / "hallq" / "displays.toml").exists()
+
+
+def test_display_gets_the_kiosk_launcher_and_its_address(tmp_path: Path) -> None:
+    assert _install("display", "--root", str(tmp_path)).returncode == 0
+    launcher = tmp_path / "opt" / "hallq" / "bin" / "hallq-kiosk"
+    assert launcher.stat().st_mode & 0o777 == 0o755
+    assert "HALLQ_KIOSK_URL=http://127.0.0.1:8080/" in (tmp_path / "etc" / "hallq" / "kiosk.env").read_text("utf-8")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_second_run_changes_nothing(role: str, tmp_path: Path) -> None:
+    assert _install(role, "--root", str(tmp_path)).returncode == 0
+    before = _snapshot(tmp_path)
+    again = _install(role, "--root", str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert f"[hallq] nothing to change: role {role} is installed" in again.stdout
+    assert _snapshot(tmp_path) == before
+    dry = _install(role, "--root", str(tmp_path), "--dry-run")
+    assert "would " not in dry.stdout and "nothing to change" in dry.stdout, dry.stdout
+
+
+def test_existing_config_is_never_overwritten(tmp_path: Path) -> None:
+    mine = tmp_path / "etc" / "hallq" / "hall.toml"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("# the technician's hall\n", encoding="utf-8")
+    assert _install("controller", "--root", str(tmp_path)).returncode == 0
+    assert mine.read_text(encoding="utf-8") == "# the technician's hall\n"
+
+
+def test_credential_and_ca_are_installed_for_the_unit(tmp_path: Path) -> None:
+    credential, ca = tmp_path / "kiosk-1.mqtt-password", tmp_path / "ca.crt"
+    credential.write_text("s3cret\n", encoding="utf-8")
+    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    root = tmp_path / "root"
+    done = _install("dispenser", "--root", str(root), "--credential", str(credential), "--ca", str(ca))
+    assert done.returncode == 0, done.stderr
+    installed = root / "etc" / "hallq" / "credentials" / "dispenser.mqtt-password"
+    assert installed.read_text(encoding="utf-8") == "s3cret\n" and installed.stat().st_mode & 0o777 == 0o600
+    assert (root / "etc" / "hallq" / "ca.crt").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_changed_unit_is_reinstalled(tmp_path: Path) -> None:
+    assert _install("counter", "--root", str(tmp_path)).returncode == 0
+    unit = tmp_path / "etc" / "systemd" / "system" / "hallq-counter.service"
+    unit.write_text(unit.read_text(encoding="utf-8") + "# edited\n", encoding="utf-8")
+    done = _install("counter", "--root", str(tmp_path))
+    assert "[hallq] install /etc/systemd/system/hallq-counter.service" in done.stdout
+    assert unit.read_bytes() == (ROOT / "systemd" / "hallq-counter.service").read_bytes()
