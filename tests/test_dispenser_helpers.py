@@ -1,0 +1,201 @@
+"""Shared helpers of the dispenser's tests and benchmarks (this module holds no tests).
+
+``EscposTestPrinter`` is a network thermal printer at the edge of the system: a TCP server on loopback that
+records each job it receives and answers the real-time status queries ``DLE EOT 1/2/4`` like an Epson
+printer would, with paper, cover and silence set by the test. Everything on our side of the socket is the
+real code: the dispenser's adapter and python-escpos's ``Network`` printer.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from gpiozero.pins.mock import MockFactory
+from PIL import Image
+
+from dispenser import config as config_mod
+from dispenser.printer import JobView, TicketPrinter, read_job
+from dispenser.service import DispenserService
+from hallq.broker import PrivateBroker
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+DISPENSER_CONFIG = FIXTURES / "dispenser.toml"
+PREVIEWS = Path(__file__).resolve().parent.parent / "build" / "previews"
+
+
+@dataclass
+class ReceivedJob:
+    data: bytes
+    first_byte_at: float
+
+    def view(self) -> JobView:
+        return read_job(self.data)
+
+
+class EscposTestPrinter:
+    """A loopback ESC/POS network printer with settable paper and cover; ``jobs`` holds what it printed."""
+
+    def __init__(self) -> None:
+        self.paper = "ok"  # ok, low, out
+        self.cover_open = False
+        self.answers_status = True
+        self.jobs: list[ReceivedJob] = []
+        self.status_queries = 0
+        self._changed = threading.Condition()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._connections: list[socket.socket] = []
+
+    def __enter__(self) -> EscposTestPrinter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping = True
+        with suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)  # close() alone leaves a blocked accept() listening
+        self._server.close()
+        for conn in self._connections:
+            with suppress(OSError):
+                conn.close()
+
+    def status_byte(self, n: int) -> int:
+        byte = 0x12
+        if n == 1 and (self.cover_open or self.paper == "out"):
+            byte |= 0x08
+        if n == 2:
+            byte |= (0x04 if self.cover_open else 0) | (0x20 if self.paper == "out" else 0)
+        if n == 4:
+            byte |= {"ok": 0, "low": 0x0C, "out": 0x60}[self.paper]
+        return byte
+
+    def wait_jobs(self, count: int, *, timeout_s: float = 5.0) -> list[ReceivedJob]:
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while len(self.jobs) < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._changed.wait(left):
+                    raise AssertionError(f"printer received {len(self.jobs)} jobs, expected {count}")
+            return list(self.jobs)
+
+    def _serve(self) -> None:
+        while not self._stopping:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self._connections.append(conn)
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn: socket.socket) -> None:
+        job = bytearray()
+        first_at = 0.0
+        with suppress(OSError):
+            while chunk := conn.recv(65536):
+                now = time.monotonic()
+                buffer = bytes(chunk)
+                while buffer:
+                    if not job and buffer[:2] == b"\x10\x04" and len(buffer) >= 3:
+                        self.status_queries += 1
+                        if self.answers_status:
+                            conn.sendall(bytes((self.status_byte(buffer[2]),)))
+                        buffer = buffer[3:]
+                        continue
+                    if not job:
+                        first_at = now
+                    job += buffer
+                    buffer = b""
+                    if self._job_complete(bytes(job)):
+                        with self._changed:
+                            self.jobs.append(ReceivedJob(bytes(job), first_at))
+                            self._changed.notify_all()
+                        job.clear()
+
+    @staticmethod
+    def _job_complete(data: bytes) -> bool:
+        try:
+            return read_job(data).ends_with_cut
+        except ValueError:
+            return False  # truncated: more bytes are on their way
+
+
+def decode_qr(image: Image.Image) -> str:
+    """The QR code's text, decoded by zbarimg (Debian zbar-tools) from the printed picture."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ticket.png"
+        image.convert("L").save(path)
+        result = subprocess.run(["zbarimg", "-q", "--raw", str(path)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"no QR code found: {result.stderr}"
+    return result.stdout.strip()
+
+
+def ledger_rows(state_dir: Path) -> list[dict[str, Any]]:
+    """The controller's ticket history, read-only, straight from its SQLite ledger."""
+    db = sqlite3.connect(f"file:{state_dir / 'ledger.sqlite3'}?mode=ro", uri=True)
+    try:
+        db.row_factory = sqlite3.Row
+        return [dict(row) for row in db.execute("SELECT * FROM tickets ORDER BY rowid")]
+    finally:
+        db.close()
+
+
+def load_config(broker: PrivateBroker | None = None, *, preview_dir: Path | None = None,
+                **dispenser: Any) -> config_mod.DispenserConfig:
+    """The fixture dispenser, pointed at ``broker``; keyword arguments replace its timing."""
+    cfg = config_mod.load(DISPENSER_CONFIG)
+    if broker is not None:
+        cfg = replace(cfg, broker=cfg.broker.with_address(broker.address))
+    if preview_dir is not None:
+        cfg = replace(cfg, printer=replace(cfg.printer, preview_dir=preview_dir))
+    if dispenser:
+        cfg = replace(cfg, timing=replace(cfg.timing, **dispenser))
+    return cfg
+
+
+@dataclass
+class Kiosk:
+    """A running dispenser service with its mock pins."""
+
+    service: DispenserService
+    factory: MockFactory
+    config: config_mod.DispenserConfig
+
+    def press(self, key: str) -> None:
+        pin = next(w.pin for w in self.config.wiring if w.key == key)
+        mock = self.factory.pin(pin)
+        mock.drive_low()
+        mock.drive_high()
+
+    def led(self, name: str) -> bool:
+        pin = getattr(self.config.leds, name)
+        return bool(self.factory.pin(pin).state)
+
+
+@contextmanager
+def running_kiosk(config: config_mod.DispenserConfig, printer: TicketPrinter, *,
+                  wait_ready: bool = True) -> Iterator[Kiosk]:
+    """The dispenser service on a thread, with fresh mock pins; stopped and joined at the end."""
+    factory = MockFactory()
+    service = DispenserService(config, printer=printer, pin_factory=factory)
+    thread = threading.Thread(target=service.run, name="dispenser", daemon=True)
+    thread.start()
+    try:
+        if wait_ready:
+            assert service.ready.wait(10), "dispenser did not become ready"
+        yield Kiosk(service, factory, config)
+    finally:
+        service.stop()
+        thread.join(10)
+        factory.close()
