@@ -12,7 +12,7 @@ const COUNTER_ID = VIEW === "counter" ? decodeURIComponent(location.pathname.spl
 const params = new URLSearchParams(location.search);
 const AUDIO = params.has("audio") ? params.get("audio") !== "0" : VIEW === "hall";
 
-const hallq = (window.hallq = { screens: 0, seq: 0, rendered: {}, played: [], connected: false });
+const hallq = (window.hallq = { screens: 0, seq: 0, rendered: {}, flashed: [], played: [], connected: false });
 let model = null;
 let flashTimer = null;
 
@@ -131,6 +131,7 @@ function restartAnimation(node, cls, seconds) {
 function flash(call) {
   const target = VIEW === "hall" ? byId("newest") : (call.counter === COUNTER_ID ? byId("one-counter") : null);
   if (!target || !call.flash_s) return;
+  hallq.flashed.push(call.seq);
   clearTimeout(flashTimer);
   flashTimer = restartAnimation(target, "flash", call.flash_s);
   if (VIEW === "hall") {
