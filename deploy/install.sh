@@ -173,17 +173,19 @@ install_venv() {
         say "skip the virtual environment in --root mode: run deploy/install.sh $ROLE on the target to create it"
         return 0
     fi
-    local venv=$PREFIX/venv extra=$ROLE stamp
+    local venv=$PREFIX/venv extra=$ROLE stamp gpio=""
     [ "$ROLE" != controller ] || extra=""
-    stamp="$(source_stamp) $ROLE"
+    # gpiozero's backend on a Pi (the only one that works on a Pi 5); PyPI's 0.0.0.2 is an empty stub.
+    case "$ROLE:$(uname -m)" in dispenser:aarch64|dispenser:armv7l|counter:aarch64|counter:armv7l) gpio="lgpio>=0.2" ;; esac
+    stamp="$(source_stamp) $ROLE $gpio"
     if [ ! -x "$venv/bin/python" ]; then
         change "create the virtual environment $venv" python3 -m venv "$venv"
     fi
     if [ "$(cat "$venv/.hallq-source" 2>/dev/null)" != "$stamp" ]; then
         # shellcheck disable=SC2016  # the inner sh expands its own positional arguments
         change "install hallq${extra:+[$extra]} into $venv" sh -c \
-            '"$1/bin/pip" install -q --upgrade pip && "$1/bin/pip" install -q --upgrade "$2" && echo "$3" > "$1/.hallq-source"' \
-            _ "$venv" "$SRC${extra:+[$extra]}" "$stamp"
+            '"$1/bin/pip" install -q --upgrade pip && "$1/bin/pip" install -q --upgrade "$2" ${4:+"$4"} && echo "$3" > "$1/.hallq-source"' \
+            _ "$venv" "$SRC${extra:+[$extra]}" "$stamp" "$gpio"
         RESTART=1
     fi
 }
