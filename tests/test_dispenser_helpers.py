@@ -100,35 +100,55 @@ class EscposTestPrinter:
             threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
 
     def _talk(self, conn: socket.socket) -> None:
-        job = bytearray()
+        pending = b""
         first_at = 0.0
         with suppress(OSError):
             while chunk := conn.recv(65536):
-                now = time.monotonic()
-                buffer = bytes(chunk)
-                while buffer:
-                    if not job and buffer[:2] == b"\x10\x04" and len(buffer) >= 3:
+                if not pending:
+                    first_at = time.monotonic()
+                pending += chunk
+                while pending:
+                    if pending[:2] == b"\x10\x04":
+                        if len(pending) < 3:
+                            break
                         self.status_queries += 1
                         if self.answers_status:
-                            conn.sendall(bytes((self.status_byte(buffer[2]),)))
-                        buffer = buffer[3:]
+                            conn.sendall(bytes((self.status_byte(pending[2]),)))
+                        pending = pending[3:]
+                        first_at = time.monotonic()
                         continue
-                    if not job:
-                        first_at = now
-                    job += buffer
-                    buffer = b""
-                    if self._job_complete(bytes(job)):
-                        with self._changed:
-                            self.jobs.append(ReceivedJob(bytes(job), first_at))
-                            self._changed.notify_all()
-                        job.clear()
+                    end = job_end(pending)
+                    if end is None:
+                        break  # more of the job is on its way
+                    with self._changed:
+                        self.jobs.append(ReceivedJob(pending[:end], first_at))
+                        self._changed.notify_all()
+                    pending = pending[end:]
+                    first_at = time.monotonic()
 
-    @staticmethod
-    def _job_complete(data: bytes) -> bool:
-        try:
-            return read_job(data).ends_with_cut
-        except ValueError:
-            return False  # truncated: more bytes are on their way
+
+def job_end(data: bytes) -> int | None:
+    """Where the job at the start of ``data`` ends (after its cut), or None if it is not all there yet.
+
+    Real printers read real-time status queries anywhere, so the adapter may send one right behind a job.
+    """
+    i = 0
+    while i < len(data):
+        if data[i:i + 3] == b"\x1dv0":
+            if i + 8 > len(data):
+                return None
+            i += 8 + (data[i + 4] | data[i + 5] << 8) * (data[i + 6] | data[i + 7] << 8)
+        elif data[i:i + 2] == b"\x1dV":
+            if i + 3 > len(data):
+                return None
+            return i + (4 if data[i + 2] in (65, 66) else 3)
+        elif data[i:i + 2] in (b"\x1b@",):
+            i += 2
+        elif data[i:i + 2] == b"\x1bd":
+            i += 3
+        else:
+            i += 1
+    return None
 
 
 def decode_qr(image: Image.Image) -> str:

@@ -1,0 +1,97 @@
+"""The dispenser's config: the example loads; each mistake is refused naming file, key and problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dispenser import config as config_mod
+from hallq.errors import EXIT_CONFIG, ConfigError
+from tests.support import ROOT
+from tests.test_dispenser_helpers import DISPENSER_CONFIG
+
+EXAMPLE = ROOT / "config" / "dispenser.example.toml"
+
+
+def test_the_example_documents_a_working_config() -> None:
+    cfg = config_mod.load(EXAMPLE)
+    assert (cfg.id, cfg.hall, cfg.printer.type, cfg.printer.width_dots) == ("d1", "hcm-q1", "usb", 576)
+    assert (cfg.printer.usb_vendor_id, cfg.printer.usb_timeout_ms) == (0x0416, 5000)
+    assert [b.key for b in cfg.buttons] == ["1", "2", "3", "4"]
+    assert cfg.buttons[3].priority and cfg.buttons[3].category == "elderly"
+
+
+def test_labels_are_stored_composed(tmp_path: Path) -> None:
+    text = DISPENSER_CONFIG.read_text(encoding="utf-8").replace('label_vi = "Hộ tịch"', 'label_vi = "Ho\u0302\u0323 ti\u0323ch"')
+    path = tmp_path / "d.toml"
+    path.write_text(text, encoding="utf-8")
+    assert config_mod.load(path).buttons[0].label_vi == "Hộ tịch"
+
+
+def variant(tmp_path: Path, old: str, new: str) -> Path:
+    text = DISPENSER_CONFIG.read_text(encoding="utf-8")
+    assert old in text, old
+    path = tmp_path / "dispenser.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("old", "new", "key", "problem"), [
+    ('id = "d1"', 'id = "d1"\nprority = 1', "dispenser.prority", "unknown key"),
+    ('key = "1"', 'key = "10"', "buttons[0].key", "one letter or digit"),
+    ('key = "2"', 'key = "1"', "buttons[1].key", "duplicate key"),
+    ("pin = 27", "pin = 17", "buttons[1].pin", "already used"),
+    ("ready_led = 5", "ready_led = 17", "gpio.ready_led", "already used"),
+    ("pin = 17", "pin = 40", "buttons[0].pin", "at most 27"),
+    ('category = "elderly"', 'category = "vip"', "buttons[3].category", "must be one of"),
+    ('service = "A"', 'service = "A"\ncategory = "child"', "buttons[0].category", "only for priority"),
+    ('pin_factory = "mock"', 'pin_factory = "wiringpi"', "gpio.pin_factory", "must be one of"),
+    ("paper_width_mm = 80", "paper_width_mm = 76", "printer.paper_width_mm", "58 or 80"),
+    ('profile = "TM-T20II"', 'profile = "TM-X"', "printer.profile", "unknown python-escpos profile"),
+    ('profile = "TM-T20II"', 'profile = "POS-5890"', "printer.paper_width_mm", "prints at most 384"),
+    ('type = "preview"', 'type = "usb"', "printer.usb", "is required"),
+    ('type = "preview"', 'type = "preview"\n[printer.usb]\nvendor_id = 1', "printer.usb", 'is for type = "usb"'),
+    ('qr = "hallq:{hall}/{dispenser}/{number}/{ticket_id}"', 'qr = "{ticket}"', "ticket.qr", "bad template"),
+    ('footer = "', 'logo = "/nonexistent.png"\nfooter = "', "ticket.logo", "cannot read image"),
+    ("request_attempts = 3", "request_attempts = 0", "dispenser.request_attempts", "at least 1"),
+])
+def test_mistakes_are_refused_naming_key_and_problem(tmp_path: Path, old: str, new: str, key: str,
+                                                     problem: str) -> None:
+    path = variant(tmp_path, old, new)
+    with pytest.raises(ConfigError) as caught:
+        config_mod.load(path)
+    assert caught.value.path == str(path) and caught.value.key == key
+    assert problem in caught.value.problem
+
+
+def test_cli_check_says_ok_and_a_bad_config_exits_78_in_one_line(tmp_path: Path) -> None:
+    ok = subprocess.run([sys.executable, "-m", "dispenser", "check", "--config", str(DISPENSER_CONFIG)],
+                        capture_output=True, text=True, cwd=ROOT, check=False)
+    assert ok.returncode == 0 and "OK — dispenser d1 of hall test-hall: 4 buttons" in ok.stdout
+    bad = variant(tmp_path, "pin = 27", "pin = 17")
+    refused = subprocess.run([sys.executable, "-m", "dispenser", "--config", str(bad)],
+                             capture_output=True, text=True, cwd=ROOT, check=False)
+    assert refused.returncode == EXIT_CONFIG
+    assert "Traceback" not in refused.stderr
+    assert f"{bad}: buttons[1].pin: GPIO17 is already used by buttons[0].pin" in refused.stderr
+
+
+def test_print_test_preview_writes_exactly_the_test_ticket(tmp_path: Path) -> None:
+    out = tmp_path / "test.png"
+    done = subprocess.run([sys.executable, "-m", "dispenser", "print-test", "--config", str(DISPENSER_CONFIG),
+                           "--preview", str(out)], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.returncode == 0, done.stderr
+    assert out.is_file() and "test ticket, 576x" in done.stdout
+
+
+def test_print_test_on_an_unreachable_printer_exits_69(tmp_path: Path) -> None:
+    text = DISPENSER_CONFIG.read_text(encoding="utf-8").replace('type = "preview"', 'type = "network"')
+    text = text.replace("[ticket]", '[printer.network]\nhost = "127.0.0.1"\nport = 1\n\n[ticket]')
+    path = tmp_path / "network.toml"
+    path.write_text(text, encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "dispenser", "print-test", "--config", str(path)],
+                          capture_output=True, text=True, cwd=ROOT, check=False)
+    assert done.returncode == 69 and "not ready: offline" in done.stderr and "Traceback" not in done.stderr
