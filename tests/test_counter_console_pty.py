@@ -1,0 +1,106 @@
+"""``python -m counter console`` in a real pseudo-terminal against a live hall, read back through pyte's
+terminal emulator: keys go in, the clerk's screen comes out."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyte
+import pytest
+
+from hallq.broker import PrivateBroker
+from hallq.topics import Topics
+from tests.support import FIXTURES, HALL_ID, ROOT, ControllerProcess, Probe
+
+COLUMNS, LINES = 120, 30
+
+
+class Terminal:
+    """A child process on a pty of COLUMNS×LINES, its output fed to a pyte screen."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.screen = pyte.Screen(COLUMNS, LINES)
+        self.stream = pyte.ByteStream(self.screen)
+        self.master, slave = pty.openpty()
+        os.set_blocking(self.master, False)
+        env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(LINES)}
+        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=env,
+                                     start_new_session=True)
+        os.close(slave)
+
+    def text(self) -> str:
+        return "\n".join(self.screen.display)
+
+    def _pump(self, timeout_s: float) -> None:
+        ready, _, _ = select.select([self.master], [], [], timeout_s)
+        if ready:
+            try:
+                self.stream.feed(os.read(self.master, 65536))
+            except OSError:  # the child closed the terminal
+                time.sleep(timeout_s)
+
+    def wait_for(self, text: str, *, timeout_s: float = 5.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._pump(0.05)
+            if text in self.text():
+                return self.text()
+        raise AssertionError(f"{text!r} not on screen within {timeout_s} s:\n{self.text()}")
+
+    def press(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def close(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        os.close(self.master)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def console(broker: PrivateBroker, controller: ControllerProcess, tmp_path: Path) -> Iterator[Terminal]:
+    terminal = Terminal([sys.executable, "-m", "counter", "console", "--config", str(FIXTURES / "counter.toml"),
+                         "--broker", broker.address, "--log-file", str(tmp_path / "console.log")])
+    try:
+        terminal.wait_for("đã kết nối (connected)")
+        terminal.wait_for("ĐANG MỞ (open)")  # the retained counter state arrived
+        yield terminal
+    finally:
+        terminal.close()
+
+
+def test_console_calls_the_next_ticket_and_shows_the_queue(broker: PrivateBroker, console: Terminal) -> None:
+    topics = Topics(hall=HALL_ID)
+    with Probe(broker, subscriptions=[topics.dispenser_ticket("d1")]) as probe:
+        issued = [probe.request_ticket("d1", s).ticket for s in "AAC"]
+    assert all(t is not None for t in issued)
+    console.wait_for("A Hộ tịch: 2")
+    console.press("n")
+    screen = console.wait_for("Đang phục vụ (serving): A001")
+    assert "Đang mời số A001 (called A001)" in screen
+    console.wait_for("A Hộ tịch: 1")
+
+
+def test_controller_refusal_is_shown_plainly_and_the_console_goes_on(console: Terminal) -> None:
+    console.press("n")
+    screen = console.wait_for("Không còn số nào đang chờ (queue empty)")
+    assert "Traceback" not in screen
+    console.press("g")
+    console.wait_for("Gọi số (call number): _")
+    console.press("a999\r")
+    screen = console.wait_for("(unknown ticket)")
+    console.press("q")
+    assert console.proc.wait(5) == 0
