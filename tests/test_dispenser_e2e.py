@@ -189,7 +189,7 @@ def test_simulate_mode_prints_previews_from_key_lines(
 
     def wait_for(text: str) -> str:
         with seen:
-            assert seen.wait_for(lambda: any(text in line for line in lines), timeout=10), "".join(lines)
+            assert seen.wait_for(lambda: any(text in line for line in lines), timeout=30), "".join(lines)
             return next(line for line in lines if text in line)
 
     threading.Thread(target=read, daemon=True).start()
