@@ -7,6 +7,9 @@ command in flight. ``press()`` turns a clerk's action into a ``CounterCommand``,
 repeat of the same key within ``debounce_s`` is dropped silently, because mechanical keys bounce and
 gpiozero's mock pins do not debounce. ``on_reply()`` settles the command in flight and returns a
 ``Feedback`` (the keypad beeps on a refusal); ``tick()`` gives up on a command after ``reply_timeout_s``.
+Pressing the same key again after such a timeout re-sends the unanswered command with its original request
+id, as the contract asks: the controller answers a repeated id with the original outcome, so a clerk who
+presses ``next`` twice across a lost reply does not call two citizens.
 
 The core never publishes, sleeps, logs or reads a clock: the caller passes ``now_s`` (a monotonic clock) and
 the request id, and the front ends (``keypad``, ``console``) render ``view``.
@@ -117,6 +120,7 @@ class CounterCore:
         self.debounce_s = debounce_s
         self.reply_timeout_s = reply_timeout_s
         self._in_flight: _InFlight | None = None
+        self._unanswered: _InFlight | None = None
         self._last_press_s: dict[str, float] = {}
 
     @property
@@ -148,6 +152,9 @@ class CounterCore:
             self._set(notice=Notice("error", "Hãy chọn dịch vụ (choose a service)"))
             return None
         ticket_before = self._view.ticket.number if self._view.ticket is not None else None
+        if self._unanswered is not None and self._unanswered.press == press:
+            request_id, ticket_before = self._unanswered.request_id, self._unanswered.ticket_before
+        self._unanswered = None
         self._in_flight = _InFlight(request_id=request_id, press=press, sent_s=now_s, ticket_before=ticket_before)
         self._set(pending=press.action, notice=Notice("info", f"{ACTION_NAMES[press.action]}…"))
         return CounterCommand(request_id=request_id, action=press.action, ticket=press.ticket, service=press.service)
@@ -161,6 +168,8 @@ class CounterCore:
         if reply.status is not None or reply.ok:
             changes["ticket"] = reply.ticket
         flight = self._in_flight
+        if self._unanswered is not None and reply.request_id == self._unanswered.request_id:
+            self._unanswered = None  # answered late: pressing the key again is a new command
         if flight is None or reply.request_id != flight.request_id:
             self._set(**changes)
             return None
@@ -197,6 +206,7 @@ class CounterCore:
         if flight is None or now_s - flight.sent_s < self.reply_timeout_s:
             return None
         self._in_flight = None
+        self._unanswered = flight
         notice = Notice("error", f"{ACTION_NAMES[flight.press.action]}: {NO_ANSWER}")
         self._set(pending=None, notice=notice)
         return Feedback(ok=False, notice=notice)

@@ -179,7 +179,8 @@ class AnnouncementMaker:
         self._chime = chime_pcm() if settings.chime else b""
 
     def chime(self) -> Clip:
-        wav = pcm_to_wav(scale(chime_pcm(), self.settings.volume_pct))
+        """The chime alone, at the configured volume (``/audio/chime.wav``: to test a TV's sound)."""
+        wav = pcm_to_wav(scale(self._chime or chime_pcm(), self.settings.volume_pct))
         return Clip(wav=wav, duration_s=wav_duration_s(wav))
 
     def sentence_pcm(self, utterance: Utterance) -> bytes:

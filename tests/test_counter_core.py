@@ -91,6 +91,26 @@ def test_unanswered_command_times_out_and_frees_the_keys() -> None:
     assert core.press(Press("next"), now_s=15.1, request_id="r2") is not None
 
 
+def test_same_key_after_a_timeout_resends_with_the_same_request_id() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    core.tick(now_s=15.0)
+    again = core.press(Press("next"), now_s=16.0, request_id="r2")
+    assert again is not None and again.request_id == "r1"
+
+
+def test_other_key_or_late_answer_after_a_timeout_is_a_new_command() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    core.tick(now_s=15.0)
+    core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()))
+    fresh = core.press(Press("next"), now_s=16.0, request_id="r2")
+    assert fresh is not None and fresh.request_id == "r2"
+    core.tick(now_s=21.0)
+    other = core.press(Press("recall"), now_s=22.0, request_id="r3")
+    assert other is not None and other.request_id == "r3"
+
+
 def test_late_reply_to_someone_elses_command_updates_the_ticket_without_feedback() -> None:
     core = _connected()
     core.press(Press("next"), now_s=10.0, request_id="mine")
