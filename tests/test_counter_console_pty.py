@@ -89,8 +89,8 @@ def test_console_calls_the_next_ticket_and_shows_the_queue(broker: PrivateBroker
     assert all(t is not None for t in issued)
     console.wait_for("A Hộ tịch: 2")
     console.press("n")
-    screen = console.wait_for("Đang phục vụ (serving): A001")
-    assert "Đang mời số A001 (called A001)" in screen
+    screen = console.wait_for("Đang mời số A001 (called A001)")
+    assert "Đang phục vụ (serving): A001" in screen
     console.wait_for("A Hộ tịch: 1")
 
 
