@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from display.harness import DisplayProcess, Kiosk, chromium_path
+from hallq import wire
 from hallq.broker import PrivateBroker, free_port
 from hallq.topics import Topics
 from tests.support import FIXTURES, HALL_ID, ROOT, ControllerProcess, Probe
@@ -146,3 +148,49 @@ def test_counter_page_shows_its_own_number(kiosk: Kiosk, display: DisplayProcess
     kiosk.screenshot(SCREENSHOTS / "display-counter.png")
     kiosk.open(display.url + "/counter/4")
     kiosk.wait_for("() => document.getElementById('one-status').textContent === 'Đóng · Closed'")
+
+
+def _busy_board() -> wire.Board:
+    """A district hall at mid-morning: twenty counters (one closed, one paused), six services, long numbers."""
+    at = datetime.now(timezone(timedelta(hours=7)))
+    names = [("Hộ tịch", "Civil status registration"), ("Đất đai - Xây dựng", "Land and construction"),
+             ("Đăng ký kinh doanh", "Business registration"), ("Chứng thực", "Certification"),
+             ("Lao động - Thương binh và Xã hội", "Labour, invalids and social affairs"), ("Trả kết quả", "Results")]
+    services = tuple(wire.BoardService(service="ABCDEF"[i], name_vi=vi, name_en=en, regular=10 + 7 * i,
+                                       priority=i % 3) for i, (vi, en) in enumerate(names))
+
+    def name(i: int) -> str:
+        return f"Quầy {i} - Ưu tiên" if i < 3 else f"Quầy {i}"
+
+    counters = tuple(
+        wire.BoardCounter(counter=str(i), name=name(i), status="closed" if i in (7, 19) else "paused" if i == 12
+                          else "open", number=None if i in (7, 12, 19) else "UB1234" if i == 4
+                          else f"{'ABCDEF'[i % 6]}{100 + i:03d}", service=None)
+        for i in range(1, 21))
+    calls = tuple(wire.Call(seq=120 - k, number="UB1005" if k == 0 else f"{'ABCDEF'[k % 6]}{115 - k:03d}",
+                            counter=str(k + 1), counter_name=name(k + 1), service="A", priority=k == 0,
+                            recall=k == 0, at=at, ticket_id=f"t{k}") for k in range(10))
+    return wire.Board(hall=HALL_ID, hall_name_vi="Trung tâm Phục vụ hành chính công Quận Hoàn Kiếm",
+                      hall_name_en="Hoan Kiem District Public Administrative Service Centre", seq=120, calls=calls,
+                      counters=counters, services=services, at=at, business_day=at.date().isoformat())
+
+
+def test_twenty_counters_and_six_services_fit_a_1080p_screen(
+    kiosk: Kiosk, broker: PrivateBroker, tmp_path: Path
+) -> None:
+    with Probe(broker) as publisher:
+        assert publisher.link.publish_and_wait(TOPICS.board(), _busy_board().encode(), retain=True)
+    with DisplayProcess(config=FIXTURES / "display.toml", broker_address=broker.address, port=free_port(),
+                        log_path=tmp_path / "display.log") as display:
+        kiosk.open(display.url)
+        kiosk.wait_for("() => window.hallq.screens > 0 && !document.body.classList.contains('waiting-board')")
+        # No region cut at the bottom, no number cut at the side (names may end in an ellipsis).
+        too_tall = kiosk.evaluate("() => [...document.querySelectorAll('header, main, footer, section')]"
+                                  ".filter(e => e.scrollHeight > e.clientHeight + 1).map(e => e.className)")
+        too_wide = kiosk.evaluate("() => [...document.querySelectorAll('#newest-number, .tile .number')]"
+                                  ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)")
+        assert (too_tall, too_wide) == ([], [])
+        assert kiosk.evaluate("() => document.documentElement.scrollHeight") <= 1080
+        assert kiosk.evaluate("() => document.querySelectorAll('.tile').length") == 20
+        assert _newest(kiosk) == "UB1005"
+        kiosk.screenshot(SCREENSHOTS / "display-hall-20-counters.png")

@@ -69,8 +69,10 @@ function renderHall() {
   }));
 
   const grid = byId("counters");
-  const cols = Math.min(6, Math.max(3, Math.ceil(model.counters.length / 4)));
-  grid.style.setProperty("--cols", String(cols));
+  const count = model.counters.length;
+  const rows = Math.min(4, Math.max(1, Math.ceil(count / 7)));
+  grid.style.setProperty("--cols", String(Math.max(3, Math.ceil(count / rows))));
+  grid.className = "counter-grid rows-" + rows;
   grid.replaceChildren(...model.counters.map((counter) => {
     const tile = el("div", "tile " + counter.status);
     tile.dataset.counter = counter.counter;
@@ -82,6 +84,7 @@ function renderHall() {
   }));
 
   const services = byId("services");
+  services.classList.toggle("dense", model.services.length > 4);
   services.replaceChildren(...model.services.map((service) => {
     const row = el("li");
     const names = el("div", "svc");
@@ -106,10 +109,29 @@ function renderCounter() {
   setText("one-status", status);
 }
 
+// Long numbers (UB1005) and narrow tiles: shrink the text until it fits its box, never below 55 %.
+function fit(node) {
+  node.style.fontSize = "";
+  const base = parseFloat(getComputedStyle(node).fontSize);
+  let size = base;
+  while (node.scrollWidth > node.clientWidth + 1 && size > base * 0.55) {
+    size *= 0.93;
+    node.style.fontSize = size + "px";
+  }
+}
+
+function fitAll() {
+  const selectors = VIEW === "hall"
+    ? "#newest-number, .newest-counter, .tile .number"
+    : "#one-number, #one-name";
+  for (const node of document.querySelectorAll(selectors)) fit(node);
+}
+
 function render(next) {
   model = next;
   renderLabels(model.labels);
   if (VIEW === "hall") renderHall(); else renderCounter();
+  fitAll();
   renderBanner();
   renderClock();
   hallq.screens += 1;
