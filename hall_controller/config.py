@@ -135,7 +135,7 @@ def _dispenser(t: Table, service_ids: set[str]) -> DispenserSpec:
     for service in services:
         if service not in service_ids:
             raise t.error("services", f"unknown service {service!r}")
-    spec = DispenserSpec(id=t.ident("id"), name=t.text("name", ""), services=tuple(services))
+    spec = DispenserSpec(id=t.ident("id"), name=t.text("name", "", allow_empty=True), services=tuple(services))
     t.done()
     return spec
 

@@ -91,6 +91,7 @@ class ControllerService:
         self._stopping = threading.Event()
         self._board_due: float | None = None
         self._counters_due: float | None = None
+        self._counters_now: set[str] = set()
         self._storage_ok = True
 
     # --- start and stop -------------------------------------------------------------------------------------
@@ -149,6 +150,8 @@ class ControllerService:
         return self._storage_ok
 
     def _next_wakeup(self) -> float:
+        if not self.link.connected.is_set():
+            return TICK_S  # broadcasts wait for the link; LinkUp makes them due again
         now = time.monotonic()
         due = [d for d in (self._board_due, self._counters_due) if d is not None]
         return max(0.0, min([TICK_S, *[d - now for d in due]]))
@@ -197,14 +200,22 @@ class ControllerService:
                 self.link.publish(*outcome.reply)
 
     def _schedule_broadcasts(self, events: Sequence[Event], link_up: bool) -> None:
+        """Decide what to refresh: the board and the acting counters now, everyone's waiting counts soon."""
         now = time.monotonic()
-        urgent = link_up or any(isinstance(e, (TicketCalled, TicketFinished, TicketTransferred, TicketVoided,
-                                                CounterStatusChanged)) for e in events)
-        if urgent:
+        if link_up:
             self._board_due = self._counters_due = now
-        elif events:
-            self._board_due = self._board_due or now + REFRESH_S
-            self._counters_due = self._counters_due or now + REFRESH_S
+            return
+        if not events:
+            return
+        for event in events:
+            if isinstance(event, (TicketCalled, TicketFinished, TicketTransferred, CounterStatusChanged)):
+                self._counters_now.add(event.counter)
+                self._board_due = now
+            elif isinstance(event, TicketVoided):
+                self._board_due = now
+        # Waiting counts changed for some counters' services: refresh every counter, paced.
+        self._board_due = self._board_due or now + REFRESH_S
+        self._counters_due = self._counters_due or now + REFRESH_S
 
     def _flush_broadcasts(self, now_dt: datetime) -> None:
         if not self.link.connected.is_set():
@@ -212,9 +223,11 @@ class ControllerService:
         now = time.monotonic()
         if self._counters_due is not None and now >= self._counters_due:
             self._counters_due = None
-            for counter_id in self.engine.counters:
-                self.link.publish(self.topics.counter_state(counter_id),
-                                  counter_state(self.engine, counter_id, now_dt).encode(), retain=True)
+            self._counters_now.update(self.engine.counters)
+        for counter_id in sorted(self._counters_now):
+            self.link.publish(self.topics.counter_state(counter_id),
+                              counter_state(self.engine, counter_id, now_dt).encode(), retain=True)
+        self._counters_now.clear()
         if self._board_due is not None and now >= self._board_due:
             self._board_due = None
             self.link.publish(self.topics.board(), board(self.engine, now_dt).encode(), retain=True)

@@ -101,7 +101,8 @@ class _Fields:
         return value
 
     def opt_text(self, name: str, *, max_len: int = MAX_TEXT_LEN) -> str | None:
-        if self.obj.get(name) is None:
+        """An optional string: absent, null and "" all read as None."""
+        if self.obj.get(name) in (None, ""):
             return None
         return self.text(name, max_len=max_len)
 

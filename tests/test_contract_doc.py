@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -70,3 +72,13 @@ def test_readers_ignore_unknown_fields_and_refuse_other_versions() -> None:
     with pytest.raises(PayloadError) as refused:
         wire.TicketRequest.decode(b'{"v":2,"request_id":"r","service":"A"}')
     assert refused.value.code == "unsupported_version"
+
+
+def test_optional_empty_strings_round_trip() -> None:
+    """A call without a ticket id and a board before the first business day encode and decode again."""
+    at = datetime(2026, 11, 27, 8, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+    call = wire.Call(seq=1, number="A001", counter="1", counter_name="Quầy 1", service="A", priority=False,
+                     recall=False, at=at)
+    assert wire.Call.decode(call.encode()) == call
+    board = wire.Board(hall="h", hall_name_vi="H", hall_name_en="H", seq=0, calls=(), counters=(), services=(), at=at)
+    assert wire.Board.decode(board.encode()) == board

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import queue
 import random
 import time
@@ -103,3 +104,27 @@ def test_sigkill_during_a_load_of_requests_loses_and_duplicates_nothing(broker: 
     for (dispenser, request_id), ticket in answers.items():
         row = by_id[ticket.id]
         assert (row["number"], row["dispenser"], row["request_id"]) == (ticket.number, dispenser, request_id)
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_the_controller_idles_while_the_broker_is_down_and_recovers(broker: PrivateBroker, tmp_path: Path) -> None:
+    controller = ControllerProcess(config=HALL_CONFIG, broker=broker, state_dir=tmp_path / "state")
+    controller.start()
+    with _probe(broker) as probe:
+        probe.request_ticket("d1", "A")
+        probe.command("3", "next")  # broadcasts become due just as the broker goes away
+    broker.stop()
+    assert controller.proc is not None
+    before = _cpu_s(controller.proc.pid)
+    time.sleep(2.0)
+    assert _cpu_s(controller.proc.pid) - before < 0.3, "the controller spins while the broker is down"
+    broker.start()
+    with _probe(broker) as probe:
+        reply = probe.request_ticket("d1", "A", timeout_s=15)
+        assert reply.ticket is not None
+        assert reply.ticket.number == "A002"
+    controller.stop()

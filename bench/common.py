@@ -1,0 +1,77 @@
+"""Shared pieces of the benchmarks: a bench hall config, percentiles, result tables and JSON files."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+
+
+def bench_hall_toml(*, dispensers: int, counters: int = 4, state_dir: str = "/tmp") -> str:
+    """A hall with four always-open services with wide ranges, ``dispensers`` kiosks b1..bN and counters."""
+    lines = [
+        '[hall]', 'id = "bench"', 'name_vi = "Trung tâm đo hiệu năng"', 'name_en = "Benchmark hall"',
+        '[controller]', f'state_dir = "{state_dir}"', 'log_level = "WARNING"',
+        '[mqtt]', 'broker = "127.0.0.1:1883"',
+    ]
+    for sid in "ABCD":
+        lines += ['[[services]]', f'id = "{sid}"', f'name_vi = "Dịch vụ {sid}"', f'name_en = "Service {sid}"',
+                  f'prefix = "{sid}"', 'last_number = 99999', 'wrap = false']
+    for n in range(1, counters + 1):
+        lines += ['[[counters]]', f'id = "{n}"', 'services = ["A", "B", "C", "D"]', 'policy = "interleave"']
+    for n in range(1, dispensers + 1):
+        lines += ['[[dispensers]]', f'id = "b{n}"']
+    return "\n".join(lines) + "\n"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def summary_ms(samples_s: list[float]) -> dict[str, float]:
+    ms = [s * 1000 for s in samples_s]
+    return {"n": len(ms), "p50_ms": round(percentile(ms, 50), 3), "p99_ms": round(percentile(ms, 99), 3),
+            "max_ms": round(max(ms), 3), "mean_ms": round(statistics.fmean(ms), 3)}
+
+
+def machine() -> dict[str, Any]:
+    try:
+        mosquitto = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
+    except OSError:
+        mosquitto = "?"
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": _cpus(), "mosquitto": mosquitto,
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def _cpus() -> int:
+    import os
+
+    return os.cpu_count() or 0
+
+
+def report(name: str, rows: list[tuple[str, str, str, bool]], data: dict[str, Any]) -> Path:
+    """Print a table (metric, measured, target, ok) and save everything as bench/results/NAME.json."""
+    width = max(len(r[0]) for r in rows)
+    sys.stdout.write(f"\n{name}\n")
+    sys.stdout.write(f"{'metric'.ljust(width)}  {'measured':>22}  {'target':>14}  ok\n")
+    for metric, measured, target, ok in rows:
+        sys.stdout.write(f"{metric.ljust(width)}  {measured:>22}  {target:>14}  {'yes' if ok else 'NO'}\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {"machine": machine(), "rows": [dict(zip(("metric", "measured", "target", "ok"), r, strict=True))
+                                              for r in rows], "data": data}
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    sys.stdout.write(f"saved {path.relative_to(ROOT)}\n")
+    return path
