@@ -2,6 +2,7 @@
 
     python -m dispenser --config FILE [--broker HOST:PORT]              run the kiosk
     python -m dispenser --simulate --config FILE [--preview-dir DIR]    mock pins + preview printer + keyboard
+    python -m dispenser --simulate --with-printer --config FILE         mock pins + keyboard + the real printer
     python -m dispenser check --config FILE                             validate the config and exit
     python -m dispenser print-test --config FILE [--preview OUT.png]    print (or preview) a test ticket
 
@@ -45,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--simulate", action="store_true",
                         help="gpiozero mock pins, the preview printer, and buttons pressed from the keyboard "
                              "(one key at a time on a terminal, one key per line from a pipe)")
+    parser.add_argument("--with-printer", action="store_true",
+                        help="with --simulate: print on the configured printer instead of writing previews")
     parser.add_argument("--preview-dir", type=Path, help="override [printer] preview_dir (where previews go)")
     parser.add_argument("--preview", type=Path, metavar="OUT.png",
                         help="print-test: write the test ticket as a PNG instead of printing it")
@@ -75,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.setup(args.log_level or cfg.log_level)
     if args.command == "print-test":
         return _print_test(cfg, args.preview)
-    return _run(cfg, simulate=args.simulate)
+    return _run(cfg, simulate=args.simulate, keep_printer=args.with_printer)
 
 
 def _print_test(cfg: config_mod.DispenserConfig, preview: Path | None) -> int:
@@ -105,14 +108,15 @@ def _print_test(cfg: config_mod.DispenserConfig, preview: Path | None) -> int:
     return 0
 
 
-def _run(cfg: config_mod.DispenserConfig, *, simulate: bool) -> int:
+def _run(cfg: config_mod.DispenserConfig, *, simulate: bool, keep_printer: bool = False) -> int:
     factory: Any
     try:
         if simulate:
             from gpiozero.pins.mock import MockFactory  # noqa: PLC0415 - only the simulation needs it
 
             factory = MockFactory()
-            cfg = cfg.with_preview(None)
+            if not keep_printer:
+                cfg = cfg.with_preview(None)
         else:
             factory = make_pin_factory(cfg.pin_factory)
         printer = make_printer(cfg.printer)

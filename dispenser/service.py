@@ -8,13 +8,15 @@ LEDs, publish the printer's state. Printing happens on this thread, so presses t
 in the inbox and the core, which knows when each press happened, ignores those made during the ticket.
 
 The printer's status is read every ``status_poll_s`` (more often while it is not ready, so a reloaded
-roll is noticed within a second), right before each print and right after it. systemd hears ``READY=1``
+roll is noticed within a second) and right after each print (before it too if that reading is stale).
+systemd hears ``READY=1``
 once the broker is connected and the printer has been opened, and ``WATCHDOG=1`` from this loop while
 it keeps up with its inbox.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -134,6 +136,7 @@ class DispenserService:
         self._printer_opened = False
         self._printer_status: PrinterStatus | None = None
         self._next_poll = 0.0
+        self._status_read_at = float("-inf")
         self._stopping = threading.Event()
         self._outcomes: deque[Outcome] = deque(maxlen=200)
         self._outcome_count = 0
@@ -175,6 +178,11 @@ class DispenserService:
     def run(self) -> None:
         """Serve until ``stop()``."""
         self._poll_printer(force=True)
+        # Everything loaded so far (python-escpos's printer database, fonts, paho) lives as long as the
+        # process; left to the collector, each full collection walks it again, a 15-35 ms pause that can
+        # land between the controller's reply and the first byte to the printer.
+        gc.collect()
+        gc.freeze()
         self.link.start()
         watchdog_s = systemd.watchdog_interval_s()
         next_watchdog = time.monotonic()
@@ -281,6 +289,7 @@ class DispenserService:
                 self._printer_changed(status)
                 return status
         status = self.printer.status()
+        self._status_read_at = self.clock()
         self._printer_changed(status)
         return status
 
@@ -351,7 +360,12 @@ class DispenserService:
 
     def _print(self, ticket: wire.TicketInfo, button: core.ButtonSpec) -> core.Event:
         started = time.perf_counter()
-        before = self._read_printer()
+        # Paper is only used up by printing, and the status is read right after every print and every
+        # status_poll_s: ask again first only if that reading is stale (a late poll), not on every ticket,
+        # because three status round trips sit between the controller's reply and the first byte.
+        before = self._printer_status or PrinterStatus("offline", "not read yet")
+        if self.clock() - self._status_read_at > self.config.printer.status_poll_s:
+            before = self._read_printer()
         if before.state not in core.PRINTABLE:
             return self._print_failed(ticket, button, before.failure_reason, before.detail)
         try:
