@@ -1,8 +1,9 @@
 """The display's shell: MQTT in, the pure core, audio generation, and pushes to the pages, on one event loop.
 
-Wiring: one ``MqttLink`` (client id = the display's device id, retained presence on ``status/{client_id}``
-with role ``display``) subscribed to ``calls`` and the retained ``board`` at QoS 1. paho's thread only hands
-items to the event loop (``LoopInbox``). The loop:
+Wiring: one ``MqttLink`` (client id = the display's device id) subscribed to ``calls`` and the retained
+``board`` at QoS 1. A display publishes nothing, not even presence: the broker's ACL makes displays read-only,
+so a screen on the hall's network can never disturb the queue; its health is its own watchdog and ``/health``.
+paho's thread only hands items to the event loop (``LoopInbox``). The loop:
 
 * ``_consume``: decodes each message at the boundary, lets the core update, pushes ``screen`` (and for a
   new call ``call``) to every page, and queues calls to announce;
@@ -120,9 +121,6 @@ class DisplayService:
         self.link = MqttLink(
             client_id=client_id, broker=self.config.broker, inbox=LoopInbox(loop, items),
             subscriptions=[(self.topics.calls(), 1), (self.topics.board(), 1)],
-            presence_topic=self.topics.status(client_id),
-            online_payload=wire.Presence(state="online", role="display").encode(),
-            offline_payload=wire.Presence(state="offline", role="display").encode(),
         )
         app = make_app(hub=self.hub, screen=self.core.screen, audio=self.audio, health=self.health)
         app.router.add_get("/audio/chime.wav", self._chime)

@@ -28,7 +28,7 @@ from hall_controller.engine.events import (
     TicketPrinted,
     TicketTransferred,
     TicketVoided,
-    from_record,
+    from_records,
     to_record,
 )
 from hallq.errors import HallqError
@@ -67,6 +67,7 @@ CREATE TABLE IF NOT EXISTS tickets (
     UNIQUE (day, dispenser, request_id)
 );
 CREATE INDEX IF NOT EXISTS tickets_by_day ON tickets (day, service, number);
+CREATE INDEX IF NOT EXISTS journal_days ON journal (seq) WHERE kind = 'day_started';
 """
 
 
@@ -173,12 +174,16 @@ class Ledger:
                 return
         self._db.execute(sql, args)
 
-    def events(self) -> Iterator[Event]:
-        """Every stored event, oldest first."""
-        cursor = self._db.execute("SELECT kind, data FROM journal ORDER BY seq")
+    def events(self, *, since_last_day: bool = False) -> Iterator[Event]:
+        """Stored events, oldest first: all of them, or from the last ``DayStarted`` on (enough to restore the
+        engine, since that event carries everything that outlives a day)."""
+        first = 0
+        if since_last_day:
+            row = self._db.execute("SELECT max(seq) FROM journal WHERE kind = 'day_started'").fetchone()
+            first = row[0] or 0
+        cursor = self._db.execute("SELECT kind, data FROM journal WHERE seq >= ? ORDER BY seq", (first,))
         while rows := cursor.fetchmany(4096):
-            for kind, data in rows:
-                yield from_record(kind, data)
+            yield from from_records(rows)
 
     def durability(self) -> tuple[str, int]:
         """(journal mode, synchronous level) of the open connection: ("wal", 2) means WAL with FULL sync."""

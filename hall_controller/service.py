@@ -99,10 +99,7 @@ class ControllerService:
     def _restore(self) -> Engine:
         started = time.perf_counter()
         engine = Engine(self.spec)
-        count = 0
-        for event in self.ledger.events():
-            engine.apply(event)
-            count += 1
+        count = engine.replay(self.ledger.events(since_last_day=True))
         waiting = sum(1 for _ in engine.open_tickets())
         log.info("restored ledger path=%s events=%d day=%s open_tickets=%d call_seq=%d in %.0f ms",
                  self.ledger.path, count, engine.day or "-", waiting, engine.call_seq,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from hall_controller.engine import Engine
+from hall_controller.engine.events import DayStarted
 from hall_controller.ledger import Ledger, LedgerCorrupt, LedgerError
 from tests.engine_builders import Driver, hall
 
@@ -93,3 +95,18 @@ def test_a_refused_write_stores_nothing_of_the_batch(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="full"):
         ledger.append(d.events[before:])  # type: ignore[arg-type]
     assert ledger.count_events() == stored
+
+
+def test_restoring_from_the_last_business_day_equals_a_full_replay(tmp_path: Path) -> None:
+    ledger, d = _day(tmp_path)
+    before = len(d.events)
+    d.now += timedelta(days=1)
+    d.issue("A")                      # expires yesterday's open tickets and starts a new day
+    d.counter("2", "next")
+    ledger.append(d.events[before:])  # type: ignore[arg-type]
+    tail = list(ledger.events(since_last_day=True))
+    assert isinstance(tail[0], DayStarted)
+    assert len(tail) < ledger.count_events()
+    engine = Engine(hall())
+    engine.replay(tail)
+    assert engine.fingerprint() == d.engine.fingerprint()

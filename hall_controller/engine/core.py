@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from hall_controller.engine.events import (
     Command,
@@ -167,6 +167,7 @@ class Engine:
         }
         self._next_order = 1
         self._front_order = 0
+        self._bulk = False
 
     # --- deciding ---------------------------------------------------------------------------------------------
 
@@ -200,7 +201,7 @@ class Engine:
             return
         for ticket in list(self.open_tickets()):
             self._emit(TicketExpired(at=now, ticket_id=ticket.id), emitted)
-        self._emit(DayStarted(at=now, day=day), emitted)
+        self._emit(DayStarted(at=now, day=day, carry=self._carry()), emitted)
 
     def _issue(self, cmd: IssueTicket, now: datetime, emitted: list[Event]) -> Decision:
         dispenser = self.spec.dispenser_by_id.get(cmd.dispenser)
@@ -423,9 +424,20 @@ class Engine:
 
     # --- applying: the only place state changes ---------------------------------------------------------------
 
-    def replay(self, events: Iterable[Event]) -> None:
-        for event in events:
-            self.apply(event)
+    def replay(self, events: Iterable[Event]) -> int:
+        """Apply stored events in order (a restart); returns how many. Faster than ``apply`` one by one: the
+        waiting lines are put in order once at the end instead of after every ticket."""
+        count = 0
+        self._bulk = True
+        try:
+            for event in events:
+                self.apply(event)
+                count += 1
+        finally:
+            self._bulk = False
+            for lane in self.lanes.values():
+                lane.restore_order()
+        return count
 
     def apply(self, event: Event) -> None:
         """Apply one event. Applying the journal's events in order rebuilds the engine exactly."""
@@ -506,7 +518,42 @@ class Engine:
             service=ticket.service, priority=ticket.priority, recall=event.recall, at=event.at,
         ))
 
+    def _carry(self) -> dict[str, Any]:
+        """What outlives a business day, as JSON-ready values (see ``DayStarted``)."""
+        return {
+            "counters": {cid: [c.status, c.regular_streak] for cid, c in self.counters.items()},
+            "call_seq": self.call_seq,
+            "recent_calls": [[r.seq, r.ticket_id, r.number, r.counter, r.service, r.priority, r.recall,
+                              r.at.isoformat()] for r in self.recent_calls],
+            "service_times": {sid: list(times) for sid, times in self.service_times.items()},
+            "next_order": self._next_order,
+            "front_order": self._front_order,
+        }
+
+    def _load_carry(self, carry: dict[str, Any]) -> None:
+        """Set what outlives a day from a ``DayStarted``; entries for counters or services no longer
+        configured are dropped (the hall's config changed between days)."""
+        for cid, (status, streak) in carry["counters"].items():
+            if cid in self.counters:
+                self.counters[cid].status = status
+                self.counters[cid].regular_streak = streak
+        self.call_seq = carry["call_seq"]
+        self.recent_calls.clear()
+        self.recent_calls.extend(
+            CallRecord(seq, tid, number, counter, service, priority, recall, datetime.fromisoformat(at))
+            for seq, tid, number, counter, service, priority, recall, at in carry["recent_calls"]
+            if counter in self.counters
+        )
+        for sid, times in carry["service_times"].items():
+            if sid in self.service_times:
+                self.service_times[sid].clear()
+                self.service_times[sid].extend(times)
+        self._next_order = carry["next_order"]
+        self._front_order = carry["front_order"]
+
     def _apply_day_started(self, event: DayStarted) -> None:
+        if event.carry:
+            self._load_carry(event.carry)
         self.day = event.day
         self.today = _DayState()
         # Finished tickets of earlier days live on in the ledger's history, not in memory.
@@ -521,9 +568,12 @@ class Engine:
         return ticket
 
     def _enqueue(self, ticket: Ticket) -> None:
-        self.lanes[(ticket.service, ticket.priority)].push(
-            Waiting(ticket.id, ticket.order, ticket.issued_at.timestamp(), ticket.generation)
-        )
+        lane = self.lanes[(ticket.service, ticket.priority)]
+        item = Waiting(ticket.id, ticket.order, ticket.issued_at.timestamp(), ticket.generation)
+        if self._bulk:
+            lane.append_unordered(item)
+        else:
+            lane.push(item)
 
     def _free_counter(self, ticket: Ticket) -> None:
         if ticket.counter is not None and self.counters[ticket.counter].ticket_id == ticket.id:

@@ -41,6 +41,16 @@ class Lane:
         heapq.heappush(self._by_since, (item.waiting_since_s, item.order, item.generation, item.ticket_id))
         self.count += 1
 
+    def append_unordered(self, item: Waiting) -> None:
+        """Add without keeping heap order; call ``restore_order`` before reading (bulk replay)."""
+        self._by_order.append((item.order, item.generation, item.ticket_id))
+        self._by_since.append((item.waiting_since_s, item.order, item.generation, item.ticket_id))
+        self.count += 1
+
+    def restore_order(self) -> None:
+        heapq.heapify(self._by_order)
+        heapq.heapify(self._by_since)
+
     def left(self) -> None:
         """One of this lane's tickets left it (its heap entries are now stale)."""
         self.count -= 1
