@@ -30,6 +30,17 @@ class BrokerError(HallqError, RuntimeError):
     """The private broker could not be started."""
 
 
+def bound_to_parent(command: list[str]) -> list[str]:
+    """``command`` wrapped so that the kernel sends it SIGTERM when the process that started it dies.
+
+    For helper processes (the private broker, simulated devices, the controller under test): an interrupted
+    test run or simulation leaves nothing behind. ``setpriv`` (util-linux) sets the parent-death signal and
+    execs the command; where it is missing the command runs unwrapped.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -86,7 +97,8 @@ class PrivateBroker:
             raise BrokerError("mosquitto is not installed (Debian: apt-get install mosquitto)")
         conf = self._write_config()
         log_file = self.log_path.open("ab")
-        self._proc = subprocess.Popen([exe, "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT)
+        self._proc = subprocess.Popen(bound_to_parent([exe, "-c", str(conf)]), stdout=log_file,
+                                      stderr=subprocess.STDOUT)
         log_file.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from hallq import wire
-from hallq.broker import PrivateBroker
+from hallq.broker import PrivateBroker, bound_to_parent
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import Topics
 
@@ -41,8 +41,9 @@ class ControllerProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hall_controller", "--config", str(self.config),
-                 "--broker", self.broker.address, "--state-dir", str(self.state_dir), *self.extra_args],
+                bound_to_parent([sys.executable, "-m", "hall_controller", "--config", str(self.config),
+                                 "--broker", self.broker.address, "--state-dir", str(self.state_dir),
+                                 *self.extra_args]),
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         if wait:

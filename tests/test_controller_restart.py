@@ -8,7 +8,10 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from hall_controller.ledger import Ledger
 from hallq import wire
@@ -19,14 +22,24 @@ from tests.support import HALL_CONFIG, ControllerProcess, Probe
 DISPENSERS = ("d1", "d2")
 
 
+@pytest.fixture
+def controller_at(broker: PrivateBroker, tmp_path: Path) -> Iterator[ControllerProcess]:
+    """A controller the test starts, stops, kills and restarts itself; always stopped at the end."""
+    process = ControllerProcess(config=HALL_CONFIG, broker=broker, state_dir=tmp_path / "state")
+    yield process
+    process.stop()
+
+
 def _probe(broker: PrivateBroker) -> Probe:
     topics = Probe(broker).topics
     return Probe(broker, subscriptions=[*(topics.dispenser_ticket(d) for d in DISPENSERS),
                                         topics.counter_reply("1"), topics.counter_reply("3")])
 
 
-def test_restart_restores_queue_order_counters_numbering_and_request_ids(broker: PrivateBroker, tmp_path: Path) -> None:
-    controller = ControllerProcess(config=HALL_CONFIG, broker=broker, state_dir=tmp_path / "state")
+def test_restart_restores_queue_order_counters_numbering_and_request_ids(
+    broker: PrivateBroker, controller_at: ControllerProcess
+) -> None:
+    controller = controller_at
     controller.start()
     with _probe(broker) as probe:
         first = probe.request_ticket("d1", "A", request_id="keep-me")
@@ -47,10 +60,12 @@ def test_restart_restores_queue_order_counters_numbering_and_request_ids(broker:
     controller.stop()
 
 
-def test_sigkill_during_a_load_of_requests_loses_and_duplicates_nothing(broker: PrivateBroker, tmp_path: Path) -> None:
+def test_sigkill_during_a_load_of_requests_loses_and_duplicates_nothing(
+    broker: PrivateBroker, controller_at: ControllerProcess
+) -> None:
     """Dispensers keep asking (retrying with the same request id) while the controller is killed twice."""
-    state = tmp_path / "state"
-    controller = ControllerProcess(config=HALL_CONFIG, broker=broker, state_dir=state)
+    controller = controller_at
+    state = controller.state_dir
     controller.start()
     rng = random.Random(7)
     answers: dict[tuple[str, str], wire.TicketInfo] = {}
@@ -111,8 +126,10 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def test_the_controller_idles_while_the_broker_is_down_and_recovers(broker: PrivateBroker, tmp_path: Path) -> None:
-    controller = ControllerProcess(config=HALL_CONFIG, broker=broker, state_dir=tmp_path / "state")
+def test_the_controller_idles_while_the_broker_is_down_and_recovers(
+    broker: PrivateBroker, controller_at: ControllerProcess
+) -> None:
+    controller = controller_at
     controller.start()
     with _probe(broker) as probe:
         probe.request_ticket("d1", "A")
