@@ -188,9 +188,9 @@ def test_simulate_mode_prints_previews_from_key_lines(
                 lines.append(line)
                 seen.notify_all()
 
-    def wait_for(text: str) -> str:
+    def wait_for(text: str, times: int = 1) -> str:
         with seen:
-            assert seen.wait_for(lambda: any(text in line for line in lines), timeout=30), "".join(lines)
+            assert seen.wait_for(lambda: sum(text in line for line in lines) >= times, timeout=30), "".join(lines)
             return next(line for line in lines if text in line)
 
     threading.Thread(target=read, daemon=True).start()
@@ -199,6 +199,7 @@ def test_simulate_mode_prints_previews_from_key_lines(
         proc.stdin.write("3\n")
         proc.stdin.flush()
         printed = wait_for("printed ticket=C001")
+        wait_for("leds ready=on", times=2)  # idle again: a press made before this is one made during the ticket
         proc.stdin.write("paper_out\n4\n")
         proc.stdin.flush()
         wait_for("press ignored key=4 reason=printer_not_ready")
