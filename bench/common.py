@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -48,7 +49,8 @@ def summary_ms(samples_s: list[float]) -> dict[str, float]:
 
 def machine() -> dict[str, Any]:
     try:
-        mosquitto = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
+        result = subprocess.run(["mosquitto", "-h"], capture_output=True, text=True, check=False)
+        mosquitto = result.stdout.split("\n")[0]
     except OSError:
         mosquitto = "?"
     return {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": _cpus(), "mosquitto": mosquitto,
@@ -56,8 +58,6 @@ def machine() -> dict[str, Any]:
 
 
 def _cpus() -> int:
-    import os
-
     return os.cpu_count() or 0
 
 

@@ -196,9 +196,10 @@ def prefill(config: Path, state_dir: Path, waiting: int) -> float:
             batch.clear()
     ledger.append(batch)
     ledger.close()
-    # The engine's own cost of `next` at this queue size (no I/O), median of 200 presses.
+    # The engine's own cost of `next` at this queue size (no I/O), median of 50 presses (fewer than the
+    # smallest queue, so that every press really calls someone).
     costs = []
-    for i in range(200):
+    for i in range(50):
         started = time.perf_counter()
         engine.handle(CounterCommand(str(i % 4 + 1), f"x{i}", "next"), now=datetime.now(cfg.hall.zone))
         costs.append(time.perf_counter() - started)
@@ -256,8 +257,8 @@ def main() -> int:
         ("next → call at subscriber p99", f"{data['next_to_call']['p99_ms']:.2f} ms", "≤ 10 ms",  # type: ignore[index]
          data["next_to_call"]["p99_ms"] <= 10),  # type: ignore[index]
         (f"next p50, {big:,} vs 100 waiting", f"{ratio_e2e:.2f}×", "≤ 2×", ratio_e2e <= 2),
-        (f"engine next, {big:,} vs 100 waiting", f"{large['engine_next_us']} vs {small['engine_next_us']} µs ({ratio_engine:.2f}×)",
-         "≤ 2×", ratio_engine <= 2),
+        (f"engine next, {big:,} vs 100 waiting",
+         f"{large['engine_next_us']} vs {small['engine_next_us']} µs ({ratio_engine:.2f}×)", "≤ 2×", ratio_engine <= 2),
         (f"restart, {big:,}-ticket ledger", f"{large['restart_to_first_answer_s']:.2f} s", "≤ 2 s",
          large["restart_to_first_answer_s"] <= 2),  # type: ignore[operator]
     ]

@@ -24,7 +24,7 @@ from hall_controller import config as config_mod
 from hall_controller.ledger import Ledger, LedgerCorrupt, LedgerError
 from hall_controller.service import ControllerService
 from hallq import logsetup
-from hallq.errors import EXIT_CONFIG, ConfigError
+from hallq.errors import EXIT_CONFIG, ConfigError, InvariantError
 
 log = logging.getLogger("hall_controller")
 
@@ -78,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         ledger = Ledger(ledger_path, hall_id=cfg.hall.id)
         service = ControllerService(cfg, ledger=ledger)
+        service.start()
     except LedgerCorrupt as exc:
         log.error("%s. Refusing to start: move the file aside only if you accept losing today's numbering, "
                   "or restore it from a backup", exc)
@@ -89,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("the ledger %s refers to %s, which the config no longer has; restore the config or "
                   "start a new ledger after the business day", ledger_path, exc)
         return EXIT_CONFIG
+    except InvariantError as exc:
+        log.error("ledger %s cannot be replayed: %s. Refusing to start; restore it from a backup", ledger_path, exc)
+        return EXIT_DATAERR
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s received; stopping", signal.Signals(signum).name)

@@ -129,8 +129,7 @@ class Ledger:
         try:
             db.execute("BEGIN IMMEDIATE")
             for event in events:
-                kind, data = to_record(event)
-                db.execute("INSERT INTO journal (kind, at, data) VALUES (?, ?, ?)", (kind, event.at.isoformat(), data))
+                db.execute("INSERT INTO journal (kind, at, data) VALUES (?, ?, ?)", to_record(event))
                 self._update_history(event)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -181,7 +180,7 @@ class Ledger:
         if since_last_day:
             row = self._db.execute("SELECT max(seq) FROM journal WHERE kind = 'day_started'").fetchone()
             first = row[0] or 0
-        cursor = self._db.execute("SELECT kind, data FROM journal WHERE seq >= ? ORDER BY seq", (first,))
+        cursor = self._db.execute("SELECT kind, at, data FROM journal WHERE seq >= ? ORDER BY seq", (first,))
         while rows := cursor.fetchmany(4096):
             yield from from_records(rows)
 

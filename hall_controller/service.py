@@ -76,7 +76,7 @@ class ControllerService:
         # Hall-local times: tickets print and the wire shows the hall's own offset (+07:00).
         self.clock = clock or (lambda: datetime.now(self.spec.zone))
         self.new_id = new_id
-        self.engine = self._restore()
+        self.engine = Engine(self.spec)  # replaced by the restored one in start()
         self.inbox: queue.Queue[Message | LinkUp | LinkDown] = queue.Queue()
         self.link = MqttLink(
             client_id=config.client_id, broker=config.broker, inbox=self.inbox,
@@ -111,9 +111,19 @@ class ControllerService:
         self._stopping.set()
         self.inbox.put(LinkDown("stopping"))  # wakes the loop at once
 
-    def run(self) -> None:
-        """Serve until ``stop()``. Raises only on broken invariants; bad input is answered, never raised."""
+    def start(self) -> None:
+        """Connect and restore the engine from the ledger. The broker connection is made in the background
+        while the journal is replayed (restarts are faster); messages wait in the inbox until ``run()``.
+        Raises KeyError if the ledger names a counter or service the config no longer has."""
         self.link.start()
+        try:
+            self.engine = self._restore()
+        except BaseException:
+            self.link.stop()
+            raise
+
+    def run(self) -> None:
+        """Serve until ``stop()`` (after ``start()``). Raises only on broken invariants; bad input is answered."""
         watchdog_s = systemd.watchdog_interval_s()
         next_watchdog = time.monotonic()
         ready_sent = False

@@ -108,6 +108,9 @@ class Topics:
     def all_counter_commands(self) -> str:
         return f"{self.root}/counter/+/command"
 
+    def all_counter_replies(self) -> str:
+        return f"{self.root}/counter/+/reply"
+
     def all_counter_states(self) -> str:
         return f"{self.root}/counter/+/state"
 

@@ -48,7 +48,7 @@ from hall_controller.engine.events import (
     TicketVoided,
 )
 from hall_controller.engine.lifecycle import OPEN_STATES, Move, TicketState, can, next_state
-from hall_controller.engine.queues import Lane, Waiting
+from hall_controller.engine.queues import Lane
 from hall_controller.engine.spec import CounterSpec, HallSpec, ServiceSpec
 from hallq.errors import InvariantError
 
@@ -482,22 +482,23 @@ class Engine:
                 raise InvariantError(f"unknown event {event!r}")
 
     def _apply_issued(self, event: TicketIssued) -> None:
-        ticket = Ticket(
-            id=event.ticket_id, day=event.day, dispenser=event.dispenser, request_id=event.request_id,
-            service=event.service, origin_service=event.service, number=event.number, sequence=event.sequence,
-            value=event.value, priority=event.priority, category=event.category, issued_at=event.at,
-            order=event.order, ahead=event.ahead, estimated_wait_s=event.estimated_wait_s,
-        )
-        if ticket.id in self.tickets:
-            raise InvariantError(f"ticket id {ticket.id} issued twice")
-        self.tickets[ticket.id] = ticket
-        self._enqueue(ticket)
+        # The hottest path of a restart (one call per ticket of the day): plain locals, positional arguments.
+        tid = event.ticket_id
+        if tid in self.tickets:
+            raise InvariantError(f"ticket id {tid} issued twice")
+        service, at = event.service, event.at
+        self.tickets[tid] = Ticket(tid, event.day, event.dispenser, event.request_id, service, service, event.number,
+                                   event.sequence, event.value, event.priority, event.category, at, event.order,
+                                   event.ahead, event.estimated_wait_s)
+        lane = self.lanes[(service, event.priority)]
+        (lane.append_unordered if self._bulk else lane.push)(tid, event.order, at.timestamp(), 0)
         today = self.today
         today.last_value[event.sequence] = event.value
-        today.issued[event.service] = today.issued.get(event.service, 0) + 1
-        today.by_number[event.number] = ticket.id
-        today.requests[(event.dispenser, event.request_id)] = ticket.id
-        self._next_order = max(self._next_order, event.order + 1)
+        today.issued[service] = today.issued.get(service, 0) + 1
+        today.by_number[event.number] = tid
+        today.requests[(event.dispenser, event.request_id)] = tid
+        if event.order >= self._next_order:
+            self._next_order = event.order + 1
 
     def _apply_called(self, event: TicketCalled) -> None:
         ticket = self.tickets[event.ticket_id]
@@ -569,11 +570,8 @@ class Engine:
 
     def _enqueue(self, ticket: Ticket) -> None:
         lane = self.lanes[(ticket.service, ticket.priority)]
-        item = Waiting(ticket.id, ticket.order, ticket.issued_at.timestamp(), ticket.generation)
-        if self._bulk:
-            lane.append_unordered(item)
-        else:
-            lane.push(item)
+        (lane.append_unordered if self._bulk else lane.push)(
+            ticket.id, ticket.order, ticket.issued_at.timestamp(), ticket.generation)
 
     def _free_counter(self, ticket: Ticket) -> None:
         if ticket.counter is not None and self.counters[ticket.counter].ticket_id == ticket.id:

@@ -2,7 +2,7 @@
 
 Events are facts, in the past tense. The engine changes its state only by applying events, so the ledger's
 journal of events is the whole truth: replaying it through ``Engine.apply`` rebuilds the exact state.
-``to_record``/``from_record`` give each event a stable JSON form for the journal.
+``to_record``/``from_records`` give each event a stable, compact form for the journal.
 
 Event classes are not ``frozen``: a frozen dataclass's ``__init__`` costs five times as much, and a restart
 builds hundreds of thousands of them. Nothing mutates an event after it is made.
@@ -174,46 +174,36 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (DayStarted, TicketIssued, TicketPrinted, TicketCalled, TicketFinished, TicketTransferred,
                 TicketVoided, TicketExpired, CounterStatusChanged, CommandAccepted)
 }
-_FIELDS = {kind: tuple(f.name for f in dataclasses.fields(cls)) for kind, cls in EVENT_TYPES.items()}
+_FIELDS = {kind: tuple(f.name for f in dataclasses.fields(cls) if f.name != "at") for kind, cls in EVENT_TYPES.items()}
 
 
-def to_record(event: Event) -> tuple[str, str]:
-    """(kind, JSON) for the journal; times are RFC 3339 with offset."""
-    data: dict[str, Any] = {}
-    for name in _FIELDS[event.kind]:
-        value = getattr(event, name)
-        data[name] = value.isoformat() if isinstance(value, datetime) else value
-    return event.kind, json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+def to_record(event: Event) -> tuple[str, str, str]:
+    """(kind, time, JSON) for the journal: the time RFC 3339 with offset, the other fields as a JSON array in
+    the class's field order (compact, and a restart decodes 100,000s of them: arrays parse fastest)."""
+    values = [getattr(event, name) for name in _FIELDS[event.kind]]
+    return event.kind, event.at.isoformat(), json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
-def from_records(rows: Sequence[tuple[str, str]]) -> list[Event]:
-    """Many records at once: one JSON parse for the whole batch (restarts replay 100,000s of events)."""
+def from_records(rows: Sequence[tuple[str, str, str]]) -> list[Event]:
+    """Inverse of ``to_record`` for many records: one JSON parse for the batch. A record of an unknown kind
+    or with missing fields is a broken ledger (``InvariantError`` naming it)."""
     try:
-        datas = json.loads("[" + ",".join(data for _, data in rows) + "]")
+        values = json.loads("[" + ",".join(data for _, _, data in rows) + "]")
     except ValueError:
-        return [from_record(kind, data) for kind, data in rows]  # names the broken record
+        values = []
+        for kind, _, data in rows:
+            try:
+                values.append(json.loads(data))
+            except ValueError:
+                raise InvariantError(f"ledger event {kind!r} is not JSON: {data[:80]!r}") from None
     events = []
     fromiso = datetime.fromisoformat
-    for (kind, _), data in zip(rows, datas, strict=True):
-        cls = EVENT_TYPES.get(kind)
-        if cls is None:
-            raise InvariantError(f"ledger holds an unknown event kind {kind!r}")
-        data["at"] = fromiso(data["at"])
-        try:
-            events.append(cls(**data))
-        except TypeError as exc:
-            raise InvariantError(f"ledger event {kind!r} is malformed: {exc}") from None
-    return events
-
-
-def from_record(kind: str, payload: str) -> Event:
-    """Inverse of ``to_record``; an unknown kind or a malformed record is a broken ledger."""
-    cls = EVENT_TYPES.get(kind)
-    if cls is None:
-        raise InvariantError(f"ledger holds an unknown event kind {kind!r}")
-    data = json.loads(payload)
-    data["at"] = datetime.fromisoformat(data["at"])
+    types = EVENT_TYPES
     try:
-        return cls(**data)
-    except TypeError as exc:
-        raise InvariantError(f"ledger event {kind!r} is malformed: {exc}") from None
+        for (kind, at, _), fields in zip(rows, values, strict=True):
+            events.append(types[kind](fromiso(at), *fields))
+    except KeyError as exc:
+        raise InvariantError(f"ledger holds an unknown event kind {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise InvariantError(f"ledger event is malformed: {exc}") from None
+    return events

@@ -10,18 +10,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from dataclasses import dataclass
-
-
-@dataclass(slots=True)
-class Waiting:
-    """What a lane needs to know of a ticket: its position, since when it waits, and its generation."""
-
-    ticket_id: str
-    order: int
-    waiting_since_s: float
-    generation: int
-
 
 IsCurrent = Callable[[str, int], bool]
 
@@ -36,15 +24,16 @@ class Lane:
         self._by_since: list[tuple[float, int, int, str]] = []
         self.count = 0
 
-    def push(self, item: Waiting) -> None:
-        heapq.heappush(self._by_order, (item.order, item.generation, item.ticket_id))
-        heapq.heappush(self._by_since, (item.waiting_since_s, item.order, item.generation, item.ticket_id))
+    def push(self, ticket_id: str, order: int, waiting_since_s: float, generation: int) -> None:
+        """A ticket joins the lane at queue position ``order``, waiting since ``waiting_since_s`` (epoch)."""
+        heapq.heappush(self._by_order, (order, generation, ticket_id))
+        heapq.heappush(self._by_since, (waiting_since_s, order, generation, ticket_id))
         self.count += 1
 
-    def append_unordered(self, item: Waiting) -> None:
-        """Add without keeping heap order; call ``restore_order`` before reading (bulk replay)."""
-        self._by_order.append((item.order, item.generation, item.ticket_id))
-        self._by_since.append((item.waiting_since_s, item.order, item.generation, item.ticket_id))
+    def append_unordered(self, ticket_id: str, order: int, waiting_since_s: float, generation: int) -> None:
+        """``push`` without keeping heap order; call ``restore_order`` before reading (bulk replay)."""
+        self._by_order.append((order, generation, ticket_id))
+        self._by_since.append((waiting_since_s, order, generation, ticket_id))
         self.count += 1
 
     def restore_order(self) -> None:

@@ -1,0 +1,5 @@
+import sys
+
+from hallsim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,49 @@
+"""``./run hall`` — a whole simulated hall on this machine. See ``hallsim/__init__.py``."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from hallq import logsetup
+from hallsim.hall import ROOT, SimulatedHall, default_port, timestamp
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hallsim", description="run a whole simulated hall on this machine")
+    parser.add_argument("--minutes", type=float, default=None, help="stop after this long (default: Ctrl-C)")
+    parser.add_argument("--port", type=int, default=None, help="the display page's port (default 8080, or free)")
+    parser.add_argument("--every", type=float, default=2.0, metavar="SECONDS",
+                        help="mean seconds between two citizens (default 2)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the crowd (default 1)")
+    parser.add_argument("--no-screenshots", action="store_true", help="do not save display screenshots")
+    parser.add_argument("--work", type=Path, default=ROOT / "var" / "sim", help="where the run writes (wiped first)")
+    args = parser.parse_args(argv)
+    logsetup.setup("WARNING")
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+
+    def say(text: str) -> None:
+        sys.stdout.write(f"{timestamp()}  {text}\n")
+        sys.stdout.flush()
+
+    hall = SimulatedHall(work=args.work, display_port=args.port or default_port(), seed=args.seed,
+                         arrival_every_s=args.every, say=say, screenshots=not args.no_screenshots)
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        hall.stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    say("hallq simulated hall: a broker, the hall controller, two kiosks, six counters and the hall display")
+    tally = hall.run(args.minutes)
+    say(f"stopped: {tally.printed} tickets printed, {tally.calls} calls, {tally.recalls} recalls, "
+        f"{tally.announced} announcements, {tally.refused} refusals")
+    if tally.tickets:
+        say(f"look at a ticket: {tally.tickets[-1]}")
+    return 0

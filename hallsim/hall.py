@@ -1,0 +1,299 @@
+"""The simulated hall's shell: starts every role as a process, drives kiosks and counters, reports live.
+
+Processes (each bound to this one with ``setpriv --pdeathsig``, so nothing outlives the simulation): a
+private Mosquitto, ``python -m hall_controller``, two ``python -m dispenser --simulate`` (their stdin takes
+one button key per line), ``python -m display``. The clerks are MQTT clients speaking the counter contract.
+Everything a run writes goes to ``var/sim/``: tickets (PNG previews), logs, the ledger, display screenshots.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO
+
+from display.harness import Kiosk
+from hallq import wire
+from hallq.broker import PrivateBroker, bound_to_parent, free_port, port_open
+from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
+from hallq.topics import TopicKind, Topics
+from hallsim.crowd import Clerk, Crowd
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config" / "sim"
+KIOSKS = ("kiosk-1", "kiosk-2")
+HALL = "sim-hall"
+COUNTERS = {"1": ("A", "B", "C", "D"), "2": ("A",), "3": ("A", "D"), "4": ("B",), "5": ("B", "C"), "6": ("C", "D")}
+COUNTER_NAMES = {"1": "Quầy 1 - Ưu tiên", **{c: f"Quầy {c}" for c in "23456"}}
+SERVICE_NAMES = {"A": "Hộ tịch", "B": "Đất đai - Xây dựng", "C": "Đăng ký kinh doanh", "D": "Chứng thực"}
+
+
+@dataclass
+class Role:
+    """One child process with its log file."""
+
+    name: str
+    args: list[str]
+    log_path: Path
+    stdin: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+    offset: int = 0
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log_file:
+            self.proc = subprocess.Popen(bound_to_parent([sys.executable, "-m", *self.args]), cwd=ROOT,
+                                         stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
+                                         stdout=log_file, stderr=subprocess.STDOUT)
+
+    def send_line(self, line: str) -> None:
+        if self.proc is not None and self.proc.stdin is not None and self.proc.poll() is None:
+            stdin: IO[bytes] = self.proc.stdin
+            stdin.write((line + "\n").encode())
+            stdin.flush()
+
+    def new_lines(self) -> list[str]:
+        if not self.log_path.exists():
+            return []
+        with self.log_path.open("rb") as log_file:
+            log_file.seek(self.offset)
+            data = log_file.read()
+        complete = data.rfind(b"\n") + 1
+        self.offset += complete
+        return data[:complete].decode("utf-8", "replace").splitlines()
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@dataclass
+class Tally:
+    printed: int = 0
+    calls: int = 0
+    recalls: int = 0
+    announced: int = 0
+    refused: int = 0
+    tickets: list[Path] = field(default_factory=list)
+
+
+class SimulatedHall:
+    """Runs the hall for ``minutes`` (None: until Ctrl-C) and writes what happens through ``say``."""
+
+    def __init__(self, *, work: Path, display_port: int, seed: int, arrival_every_s: float,
+                 say: Callable[[str], None], screenshots: bool) -> None:
+        self.work = work
+        self.display_port = display_port
+        self.say = say
+        self.screenshots = screenshots
+        self.topics = Topics(hall=HALL)
+        self.tally = Tally()
+        self.rng = random.Random(seed)  # noqa: S311 - a reproducible crowd, not a secret
+        self.crowd = Crowd(
+            rng=self.rng, kiosks=KIOSKS, regular_keys=("1", "2", "3", "4"), priority_keys=("5", "6"),
+            clerks={c: Clerk(c, s) for c, s in COUNTERS.items()}, transfer_targets=tuple(SERVICE_NAMES),
+            arrival_every_s=arrival_every_s,
+        )
+        self.broker = PrivateBroker(work / "broker")
+        self.roles: dict[str, Role] = {}
+        self.inbox: queue.Queue[Message | LinkUp | LinkDown] = queue.Queue()
+        self.pending: dict[str, tuple[str, bytes, float, str]] = {}  # counter -> (request id, payload, sent, action)
+        self._stop = threading.Event()
+        self._shooter: threading.Thread | None = None
+
+    @property
+    def display_url(self) -> str:
+        return f"http://127.0.0.1:{self.display_port}/"
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _roles(self) -> dict[str, Role]:
+        logs = self.work / "logs"
+        broker = ["--broker", self.broker.address]
+        roles = {"controller": Role("controller", ["hall_controller", "--config", str(CONFIG / "hall.toml"), *broker,
+                                                   "--state-dir", str(self.work / "state")], logs / "controller.log")}
+        for kiosk in KIOSKS:
+            roles[kiosk] = Role(kiosk, ["dispenser", "--simulate", "--config", str(CONFIG / f"{kiosk}.toml"), *broker,
+                                        "--preview-dir", str(self.work / "tickets" / kiosk)],
+                                logs / f"{kiosk}.log", stdin=True)
+        roles["display"] = Role("display", ["display", "--config", str(CONFIG / "display.toml"), *broker,
+                                            "--listen", f"127.0.0.1:{self.display_port}"], logs / "display.log")
+        return roles
+
+    def run(self, minutes: float | None) -> Tally:
+        (self.work / "logs").mkdir(parents=True, exist_ok=True)
+        self.broker.start()
+        self.roles = self._roles()
+        link = MqttLink(client_id="sim-clerks", broker=BrokerSettings(port=self.broker.port), inbox=self.inbox,
+                        subscriptions=[(self.topics.calls(), 1), (self.topics.all_counter_replies(), 1)])
+        try:
+            for role in self.roles.values():
+                role.start()
+            link.start()
+            self._wait_ready()
+            self.say(f"hall running: display {self.display_url}  (open it in a browser; chime and voice play there)")
+            self.say(f"tickets are printed as PNG pictures to {self._rel(self.work / 'tickets')}/; "
+                     f"logs in {self._rel(self.work / 'logs')}/; Ctrl-C stops")
+            self._loop(link, minutes)
+        finally:
+            link.stop()
+            if self._shooter is not None:
+                self._shooter.join()
+            if self.screenshots:
+                self._screenshot()
+            for role in reversed(list(self.roles.values())):
+                role.stop()
+            self.broker.stop()
+        return self.tally
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(ROOT))
+        except ValueError:
+            return str(path)
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        needs = {"controller": "connected to broker", "kiosk-1": "connected to broker",
+                 "kiosk-2": "connected to broker", "display": "display listening"}
+        seen: set[str] = set()
+        while seen != set(needs) and time.monotonic() < deadline:
+            for name, role in self.roles.items():
+                if role.proc is not None and role.proc.poll() is not None:
+                    tail = role.log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+                    raise SystemExit(f"{name} exited with {role.proc.returncode}:\n{tail}")
+                text = role.log_path.read_text(encoding="utf-8", errors="replace") if role.log_path.exists() else ""
+                if needs[name] in text:
+                    seen.add(name)
+            time.sleep(0.1)
+        if seen != set(needs):
+            raise SystemExit(f"not ready after 30 s: {sorted(set(needs) - seen)}; see {self.work / 'logs'}")
+
+    def _loop(self, link: MqttLink, minutes: float | None) -> None:
+        end = None if minutes is None else time.monotonic() + minutes * 60
+        next_shot = time.monotonic() + 10
+        while not self._stop.is_set() and (end is None or time.monotonic() < end):
+            now = time.monotonic()
+            for press in self.crowd.arrivals(now):
+                self.roles[press.kiosk].send_line(press.key)
+            for command in self.crowd.commands(now):
+                self._send(link, command.counter, command.action, command.service)
+            for counter, (rid, payload, sent, _action) in list(self.pending.items()):
+                if now - sent > 5.0:  # no reply: ask again with the same request id, as a keypad does
+                    self.pending[counter] = (rid, payload, now, _action)
+                    link.publish(self.topics.counter_command(counter), payload)
+            self._drain(now)
+            self._follow_logs()
+            if self.screenshots and now >= next_shot and not (self._shooter and self._shooter.is_alive()):
+                # In the background: a browser takes seconds to start, and the hall must not wait for it.
+                self._shooter = threading.Thread(target=self._screenshot, name="screenshot", daemon=True)
+                self._shooter.start()
+                next_shot = now + 15
+            for name, role in self.roles.items():
+                if role.proc is not None and role.proc.poll() is not None:
+                    raise SystemExit(f"{name} stopped unexpectedly (exit {role.proc.returncode}); "
+                                     f"see {self._rel(role.log_path)}")
+
+    def _send(self, link: MqttLink, counter: str, action: str, service: str | None) -> None:
+        rid = uuid.uuid4().hex
+        payload = wire.CounterCommand(request_id=rid, action=action, service=service).encode()  # type: ignore[arg-type]
+        self.pending[counter] = (rid, payload, time.monotonic(), action)
+        link.publish(self.topics.counter_command(counter), payload)
+
+    def _drain(self, now: float) -> None:
+        deadline = time.monotonic() + 0.1
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                item = self.inbox.get(timeout=left)
+            except queue.Empty:
+                return
+            if not isinstance(item, Message):
+                continue
+            parsed = self.topics.parse(item.topic)
+            if parsed is None:
+                continue
+            if parsed.kind is TopicKind.CALLS:
+                call = wire.Call.decode(item.payload)
+                if call.recall:
+                    self.tally.recalls += 1
+                else:
+                    self.tally.calls += 1
+                what = "RECALL " if call.recall else "CALL   "
+                lane = " (ưu tiên)" if call.priority else ""
+                self.say(f"{what} {call.number}{lane} → {call.counter_name}")
+            elif parsed.kind is TopicKind.COUNTER_REPLY and parsed.device is not None:
+                reply = wire.CounterReply.decode(item.payload)
+                pending = self.pending.get(parsed.device)
+                if pending is None or pending[0] != reply.request_id:
+                    continue
+                del self.pending[parsed.device]
+                if reply.error is not None and reply.error_code != "queue_empty":
+                    self.tally.refused += 1
+                    self.say(f"REFUSED  {COUNTER_NAMES[parsed.device]} {reply.action}: {reply.error.message}")
+                elif reply.action == "transfer" and reply.ok:
+                    self.say(f"TRANSFER {COUNTER_NAMES[parsed.device]} sent its citizen to another service")
+                self.crowd.answered(parsed.device, action=reply.action, ok=reply.ok,
+                                    serving=reply.ticket is not None, now=now)
+
+    def _follow_logs(self) -> None:
+        for kiosk in KIOSKS:
+            for line in self.roles[kiosk].new_lines():
+                if "printed ticket=" in line:
+                    fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+                    path = Path(fields.get("preview", ""))
+                    self.tally.printed += 1
+                    self.tally.tickets.append(path)
+                    service = SERVICE_NAMES.get(fields.get("service", ""), "")
+                    lane = " ưu tiên" if fields.get("priority") == "True" else ""
+                    self.say(f"TICKET  {fields.get('ticket', '?')} {service}{lane} at {kiosk}, "
+                             f"{fields.get('ahead', '?')} ahead → {self._rel(path)}")
+                elif "ERROR" in line or "WARNING" in line:
+                    self.say(f"{kiosk}: {line.split(': ', 1)[-1]}")
+        for line in self.roles["display"].new_lines():
+            if "announcing ticket=" in line:
+                fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
+                self.tally.announced += 1
+                counter = fields.get("counter", "?")
+                self.say(f"VOICE   «Mời số {fields.get('ticket', '?')} đến quầy số {counter}» "
+                         f"({fields.get('duration_s', '?')} s, chime first)")
+
+    def _screenshot(self) -> None:
+        if shutil.which("chromium") is None or not port_open(self.display_port):
+            return
+        path = self.work / "display.png"
+        try:
+            with Kiosk() as kiosk:
+                kiosk.open(self.display_url)
+                time.sleep(1.0)  # the page paints from the board, then the clock ticks
+                kiosk.screenshot(path)
+        except Exception as exc:  # a screenshot is a courtesy; the hall goes on without it
+            log.warning("display screenshot failed: %s", exc)
+            return
+        self.say(f"SCREEN  the display right now: {self._rel(path)}")
+
+
+def default_port() -> int:
+    return 8080 if not port_open(8080) else free_port()
+
+
+def timestamp() -> str:
+    return datetime.now().strftime("%H:%M:%S")
