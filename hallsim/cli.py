@@ -18,8 +18,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hallsim", description="run a whole simulated hall on this machine")
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long (default: Ctrl-C)")
     parser.add_argument("--port", type=int, default=None, help="the display page's port (default 8080, or free)")
-    parser.add_argument("--every", type=float, default=2.0, metavar="SECONDS",
-                        help="mean seconds between two citizens (default 2)")
+    parser.add_argument("--every", type=float, default=3.0, metavar="SECONDS",
+                        help="mean seconds between two citizens (default 3)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the crowd (default 1)")
     parser.add_argument("--no-screenshots", action="store_true", help="do not save display screenshots")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "sim", help="where the run writes (wiped first)")

@@ -49,8 +49,8 @@ class Crowd:
     priority_keys: tuple[str, ...]
     clerks: dict[str, Clerk]
     transfer_targets: tuple[str, ...]
-    arrival_every_s: float = 2.0
-    service_s: tuple[float, float] = (6.0, 16.0)
+    arrival_every_s: float = 3.0
+    service_s: tuple[float, float] = (12.0, 30.0)
     next_arrival: float = 0.0
     started: bool = field(default=False)
 

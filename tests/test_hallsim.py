@@ -1,0 +1,72 @@
+"""The simulated hall of ``./run hall``: the crowd's logic, and a short real run of the whole hall."""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from hallq.broker import free_port
+from hallsim.crowd import Clerk, Command, Crowd
+from tests.support import ROOT
+
+
+def _crowd(seed: int = 3) -> Crowd:
+    return Crowd(rng=random.Random(seed), kiosks=("k1", "k2"), regular_keys=("1", "2"), priority_keys=("5",),
+                 clerks={"1": Clerk("1", ("A",)), "2": Clerk("2", ("B",))}, transfer_targets=("A", "B"),
+                 arrival_every_s=2.0)
+
+
+def test_citizens_arrive_at_about_the_configured_rate() -> None:
+    crowd = _crowd()
+    presses = [p for t in range(0, 600) for p in crowd.arrivals(float(t))]
+    assert 240 <= len(presses) <= 360          # 600 s / 2 s = 300 on average
+    assert {p.kiosk for p in presses} == {"k1", "k2"}
+    assert 0.08 < sum(p.key == "5" for p in presses) / len(presses) < 0.3
+
+
+def test_a_clerk_waits_for_the_reply_then_serves_then_finishes() -> None:
+    crowd = _crowd()
+    assert Command("1", "next") in crowd.commands(0.0)
+    assert not [c for c in crowd.commands(1.0) if c.counter == "1"]          # waiting for the reply
+    crowd.answered("1", action="next", ok=True, serving=True, now=1.0)
+    assert not [c for c in crowd.commands(5.0) if c.counter == "1"]          # serving
+    finished = [c for c in crowd.commands(40.0) if c.counter == "1"]
+    assert finished
+    assert finished[0].action in ("complete", "no_show", "recall", "transfer")
+
+
+def test_an_empty_queue_makes_the_clerk_look_again_later() -> None:
+    crowd = _crowd()
+    crowd.commands(0.0)
+    crowd.answered("1", action="next", ok=False, serving=False, now=0.5)
+    assert not [c for c in crowd.commands(2.0) if c.counter == "1"]
+    assert Command("1", "next") in crowd.commands(4.0)
+
+
+def test_a_short_run_of_the_whole_hall_prints_calls_and_announces(tmp_path: Path) -> None:
+    work = tmp_path / "sim"
+    result = subprocess.run(
+        [sys.executable, "-m", "hallsim", "--minutes", "0.4", "--every", "1", "--no-screenshots",
+         "--port", str(free_port()), "--work", str(work)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "hall running: display http://127.0.0.1:" in out
+    assert re.search(r"TICKET  [A-Z]+\d{3} ", out)
+    assert re.search(r"CALL    [A-Z]+\d{3}.* → Quầy \d", out)
+    assert "VOICE   «Mời số" in out
+    summary = re.search(r"stopped: (\d+) tickets printed, (\d+) calls", out)
+    assert summary is not None
+    assert int(summary.group(1)) >= 5
+    assert int(summary.group(2)) >= 3
+    tickets = sorted(work.glob("tickets/kiosk-*/*.png"))
+    assert len(tickets) == int(summary.group(1))
+    widths = {Image.open(p).width for p in tickets}
+    assert widths <= {384, 576}
+    assert "Traceback" not in out + result.stderr
