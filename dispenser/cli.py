@@ -25,7 +25,7 @@ from typing import Any
 
 from dispenser import config as config_mod
 from dispenser.hardware import HardwareError, make_pin_factory
-from dispenser.printer import PreviewPrinter, PrinterError, build_job, read_job
+from dispenser.printer import PreviewPrinter, PrinterError, TicketJobs, read_job
 from dispenser.service import DispenserService, make_printer
 from dispenser.simulate import KeyboardFeeder, help_text
 from dispenser.ticket import TicketRenderer, sample_ticket
@@ -83,13 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _print_test(cfg: config_mod.DispenserConfig, preview: Path | None) -> int:
     ticket, button = sample_ticket(hall_id=cfg.hall)
-    image = TicketRenderer(cfg.layout, width_dots=cfg.printer.width_dots).render(ticket, button)
-    job = build_job(image, profile=cfg.printer.profile, width_dots=cfg.printer.width_dots)
+    # The very jobs the service prints, so the test ticket shows what a citizen gets.
+    jobs = TicketJobs(TicketRenderer(cfg.layout, width_dots=cfg.printer.width_dots), profile=cfg.printer.profile)
+    job = jobs.job(ticket, button)
     if preview is not None:
         # Decoded from the job's bytes: exactly what the printer would put on paper.
         preview.parent.mkdir(parents=True, exist_ok=True)
-        read_job(job).picture().save(preview)
-        sys.stdout.write(f"{preview}: test ticket, {image.width}x{image.height} dots, {len(job)} bytes\n")
+        picture = read_job(job).picture()
+        picture.save(preview)
+        sys.stdout.write(f"{preview}: test ticket, {picture.width}x{picture.height} dots, {len(job)} bytes\n")
         return 0
     printer = make_printer(cfg.printer)
     status = printer.status()
@@ -124,6 +126,9 @@ def _run(cfg: config_mod.DispenserConfig, *, simulate: bool, keep_printer: bool 
     except HardwareError as exc:
         log.error("%s (set [gpio] pin_factory, e.g. lgpio on a Raspberry Pi 5, or use --simulate)", exc)
         return EXIT_UNAVAILABLE
+    except ConfigError as exc:  # e.g. the MQTT password file, read when connecting
+        log.error("bad configuration: %s", exc)
+        return EXIT_CONFIG
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s received; stopping", signal.Signals(signum).name)

@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.setup(cfg.log_level)
     try:
         service.run(cfg)
+    except ConfigError as exc:  # e.g. the MQTT password file, read when connecting
+        log.error("bad configuration: %s", exc)
+        return EXIT_CONFIG
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             log.error("cannot listen on %s:%s: %s (another program uses it? change [display] listen)",

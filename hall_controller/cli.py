@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("the ledger %s refers to %s, which the config no longer has; restore the config or "
                   "start a new ledger after the business day", ledger_path, exc)
         return EXIT_CONFIG
+    except ConfigError as exc:
+        log.error("bad configuration: %s", exc)
+        return EXIT_CONFIG
     except InvariantError as exc:
         log.error("ledger %s cannot be replayed: %s. Refusing to start; restore it from a backup", ledger_path, exc)
         return EXIT_DATAERR

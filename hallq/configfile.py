@@ -159,18 +159,14 @@ class Table:
             raise self.error(unknown[0], "unknown key" + (f" (also: {', '.join(unknown[1:])})" if unknown[1:] else ""))
 
 
-def read_secret(table: Table, name: str) -> str | None:
-    """A secret given inline (``password``) or, better, as a file (``password_file``, e.g. a systemd credential)."""
+def read_secret(table: Table, name: str) -> tuple[str | None, str | None]:
+    """A secret given inline (``password``) or, better, as a file (``password_file``, e.g. a systemd
+    credential): returns (inline value, file path). The file is read when it is needed, not here."""
     inline = table.opt_text(name)
     file_name = table.opt_text(f"{name}_file")
     if inline is not None and file_name is not None:
         raise table.error(name, f"give either {name} or {name}_file, not both")
-    if file_name is None:
-        return inline
-    try:
-        return Path(file_name).read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise table.error(f"{name}_file", f"cannot read {file_name}: {exc.strerror}") from None
+    return inline, file_name
 
 
 def read_mqtt(table: Table) -> tuple[BrokerSettings, str]:
@@ -188,12 +184,12 @@ def read_mqtt(table: Table) -> tuple[BrokerSettings, str]:
     if any(ch in base_topic for ch in "+#") or base_topic.startswith("/") or base_topic.endswith("/"):
         raise table.error("base_topic", f"{base_topic!r} may not contain + or # or start/end with /")
     username = table.opt_text("username")
-    password = read_secret(table, "password")
+    password, password_file = read_secret(table, "password")
     tls = table.boolean("tls", False)
     ca_file = table.opt_text("ca_file")
     if ca_file is not None and not Path(ca_file).is_file():
         raise table.error("ca_file", f"{ca_file} does not exist")
     keepalive_s = table.integer("keepalive_s", 15, minimum=5, maximum=600)
     table.done()
-    return BrokerSettings(host=host, port=port, username=username, password=password, tls=tls, ca_file=ca_file,
-                          keepalive_s=keepalive_s), base_topic
+    return BrokerSettings(host=host, port=port, username=username, password=password, password_file=password_file,
+                          tls=tls, ca_file=ca_file, keepalive_s=keepalive_s), base_topic

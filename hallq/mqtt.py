@@ -14,13 +14,17 @@ last will; ``stop()`` publishes ``offline`` itself because a clean disconnect do
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import socket
 import ssl
+import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -29,17 +33,24 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from hallq.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class BrokerSettings:
-    """Where and how to reach the broker. ``tls`` with ``ca_file`` verifies the broker's certificate."""
+    """Where and how to reach the broker. ``tls`` with ``ca_file`` verifies the broker's certificate.
+
+    ``password_file`` is read only when connecting (``password_now``), not when the config is checked: under
+    systemd it is a credential (``/run/credentials/UNIT/...``) that exists only while the unit runs.
+    """
 
     host: str = "127.0.0.1"
     port: int = 1883
     username: str | None = None
     password: str | None = None
+    password_file: str | None = None
     tls: bool = False
     ca_file: str | None = None
     keepalive_s: int = 15
@@ -48,9 +59,17 @@ class BrokerSettings:
     def with_address(self, address: str) -> BrokerSettings:
         """A copy pointing at ``HOST:PORT`` (the ``--broker`` option); raises ValueError if malformed."""
         host, port = parse_address(address)
-        return BrokerSettings(host=host, port=port, username=self.username, password=self.password,
-                              tls=self.tls, ca_file=self.ca_file, keepalive_s=self.keepalive_s,
-                              reconnect_max_s=self.reconnect_max_s)
+        return dataclasses.replace(self, host=host, port=port)
+
+    def password_now(self) -> str | None:
+        """The password: inline, or read from ``password_file`` now; ConfigError naming the file if unreadable."""
+        if self.password_file is None:
+            return self.password
+        try:
+            return Path(self.password_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(self.password_file, "", f"cannot read the MQTT password file ([mqtt] password_file): "
+                                                      f"{exc.strerror}") from None
 
 
 def parse_address(address: str) -> tuple[str, int]:
@@ -115,11 +134,13 @@ class MqttLink:
         self._offline_payload = offline_payload
         self._session_expiry_s = session_expiry_s
         self.connected = threading.Event()
+        self._last_failure = ""
+        self._last_failure_logged = 0.0
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5,
         )
         if broker.username is not None:
-            self._client.username_pw_set(broker.username, broker.password)
+            self._client.username_pw_set(broker.username, broker.password_now())
         if broker.tls:
             self._client.tls_set(ca_certs=broker.ca_file, cert_reqs=ssl.CERT_REQUIRED)
         if presence_topic is not None:
@@ -211,8 +232,32 @@ class MqttLink:
             self._inbox.put(LinkDown(str(reason_code)))
 
     def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
-        log.warning("cannot reach broker %s:%s client=%s; retrying", self.broker.host, self.broker.port,
-                    self.client_id)
+        # paho calls this inside its ``except OSError`` block: the exception tells the operator why.
+        cause = _connect_failure_cause(sys.exc_info()[1])
+        now = time.monotonic()
+        if cause != self._last_failure or now - self._last_failure_logged > 60:
+            log.warning("cannot reach broker %s:%s client=%s: %s; retrying", self.broker.host, self.broker.port,
+                        self.client_id, cause)
+            self._last_failure, self._last_failure_logged = cause, now
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         self._inbox.put(Message(topic=message.topic, payload=bytes(message.payload), retain=bool(message.retain)))
+
+
+def _connect_failure_cause(exc: BaseException | None) -> str:
+    """What went wrong connecting, in words an operator can act on."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS certificate not trusted ({exc.verify_message}); check [mqtt] ca_file and the broker's names"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS handshake failed ({exc.reason}); is the port a TLS listener?"
+    if isinstance(exc, ConnectionResetError):
+        return "the broker closed the connection (TLS on a plain port, or plain on a TLS port? check [mqtt] tls)"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the broker running and listening on that port?)"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "no answer (network down or a firewall in between?)"
+    if isinstance(exc, OSError):
+        return exc.strerror or exc.__class__.__name__
+    return "unknown error"

@@ -112,3 +112,20 @@ def test_a_damaged_ledger_stops_the_controller_with_status_65(tmp_path: Path) ->
     assert result.returncode == 65
     assert "Traceback" not in result.stderr
     assert "Refusing to start" in result.stderr
+
+
+def test_the_mqtt_password_file_is_read_when_connecting_not_when_checking(tmp_path: Path) -> None:
+    """Under systemd the password is a credential that exists only while the unit runs: ``check`` must pass
+    without it, and the controller must refuse to run without it (exit 78, one line naming the file)."""
+    missing = tmp_path / "credentials" / "mqtt-password"
+    path = _with(tmp_path, '# username = "controller"',
+                 f'username = "controller"\npassword_file = "{missing}"')
+    checked = subprocess.run([sys.executable, "-m", "hall_controller", "check", "--config", str(path)],
+                             check=False, capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+    ran = subprocess.run([sys.executable, "-m", "hall_controller", "--config", str(path), "--state-dir",
+                          str(tmp_path / "state"), "--broker", "127.0.0.1:9"],
+                         check=False, capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert ran.returncode == 78
+    assert "Traceback" not in ran.stderr
+    assert f"{missing}: cannot read the MQTT password file" in ran.stderr
