@@ -25,8 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "sim", help="where the run writes (wiped first)")
     args = parser.parse_args(argv)
     logsetup.setup("WARNING")
+    marker = args.work / ".hallsim"
+    if args.work.exists() and any(args.work.iterdir()) and not marker.exists():
+        sys.stderr.write(f"{args.work} exists and is not a simulated hall's folder; choose another --work\n")
+        return 2
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
+    marker.write_text("written by ./run hall; wiped at the next run\n", encoding="utf-8")
 
     def say(text: str) -> None:
         sys.stdout.write(f"{timestamp()}  {text}\n")

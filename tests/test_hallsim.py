@@ -70,3 +70,12 @@ def test_a_short_run_of_the_whole_hall_prints_calls_and_announces(tmp_path: Path
     widths = {Image.open(p).width for p in tickets}
     assert widths <= {384, 576}
     assert "Traceback" not in out + result.stderr
+
+
+def test_the_hall_refuses_to_wipe_a_folder_it_did_not_make(tmp_path: Path) -> None:
+    (tmp_path / "precious.txt").write_text("keep me", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "hallsim", "--minutes", "0.1", "--work", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "not a simulated hall's folder" in result.stderr
+    assert (tmp_path / "precious.txt").read_text(encoding="utf-8") == "keep me"
