@@ -7,13 +7,14 @@ names the file, the key and the problem (exit status 78), never a traceback.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
 from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hall_controller.engine.spec import CallPolicy, CounterSpec, DispenserSpec, HallSpec, ServiceSpec, TransferPosition
+from hall_controller.limits import Limits
 from hallq.configfile import Table, load_toml, read_mqtt
 from hallq.mqtt import BrokerSettings
 from hallq.wire import CounterStatus
@@ -32,6 +33,7 @@ class ControllerConfig:
     state_dir: Path
     log_level: str
     source: Path
+    limits: Limits = field(default_factory=Limits)
 
 
 def load(path: Path) -> ControllerConfig:
@@ -68,9 +70,25 @@ def load(path: Path) -> ControllerConfig:
     state_dir = Path(controller.text("state_dir", "/var/lib/hallq"))
     log_level = controller.choice("log_level", LOG_LEVELS, "INFO")
     controller.done()
+    limits = _limits(root.table("limits"))
     root.done()
     return ControllerConfig(hall=hall, broker=broker, base_topic=base_topic, client_id=client_id,
-                            state_dir=state_dir, log_level=log_level, source=path)
+                            state_dir=state_dir, log_level=log_level, source=path, limits=limits)
+
+
+def _limits(t: Table) -> Limits:
+    default = Limits()
+    limits = Limits(
+        device_messages_per_s=t.number("device_messages_per_s", default.device_messages_per_s,
+                                       minimum=0.1, maximum=100_000),
+        device_burst=t.integer("device_burst", default.device_burst, minimum=1, maximum=1_000_000),
+        inbox_max_messages=t.integer("inbox_max_messages", default.inbox_max_messages, minimum=100,
+                                     maximum=10_000_000),
+        inbox_max_bytes=t.integer("inbox_max_bytes", default.inbox_max_bytes, minimum=1024 * 1024,
+                                  maximum=4 * 1024**3),
+    )
+    t.done()
+    return limits
 
 
 def _service(t: Table) -> ServiceSpec:

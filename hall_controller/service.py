@@ -10,6 +10,20 @@ ledger and each changing request is answered ``storage_unavailable``.
 Broadcast pacing: calls and counter changes go out at once; when only waiting counts changed (a ticket was
 issued), the board and counter states are refreshed at most every ``REFRESH_S`` so a rush of tickets does
 not multiply into thousands of retained publishes.
+
+Floods (see ``limits.py``): the inbox is bounded (paho's thread drops what does not fit, never blocks), and
+before a message is decoded its device spends a token of its own bucket (``[limits]`` in the config; ids
+the config does not know share one bucket per role). A message without a token costs a topic parse and
+is dropped: the device gets at most one ``rate_limited`` reply a second, the operator one log line when a
+device starts being limited and then a summary every ``DROP_LOG_WINDOW_S``. Refusal log lines are
+throttled per device in the same way, so a hostile device cannot bury the log.
+
+Storage faults: a refused commit (disk full, read-only, I/O error) is logged at ERROR once, with what the
+operator must do; while the ledger refuses, every change is answered ``storage_unavailable`` (dispensers
+show a fault), no number is handed out unless it is stored first, and requests that change nothing (a
+repeated request id, a refused command) are still answered from the state rebuilt from the ledger. The
+retained board and counter states stay as they were. The next batch that changes something tries the
+ledger again; the first commit that succeeds ends the fault, with no restart.
 """
 
 from __future__ import annotations
@@ -41,6 +55,7 @@ from hall_controller.engine.events import (
     TicketVoided,
 )
 from hall_controller.ledger import Ledger, LedgerError
+from hall_controller.limits import BoundedInbox, DeviceLimiter, Throttle
 from hall_controller.views import board, call, counter_state, serving, ticket_info
 from hallq import systemd, wire
 from hallq.errors import PayloadError
@@ -52,6 +67,8 @@ log = logging.getLogger(__name__)
 BATCH_MAX = 500
 REFRESH_S = 0.5
 TICK_S = 1.0
+DROP_LOG_WINDOW_S = 10.0
+REFUSAL_LOGS_PER_WINDOW = 20
 
 
 @dataclass(slots=True)
@@ -78,7 +95,17 @@ class ControllerService:
         self.clock = clock or (lambda: datetime.now(self.spec.zone))
         self.new_id = new_id
         self.engine = Engine(self.spec)  # replaced by the restored one in start()
-        self.inbox: queue.Queue[Message | LinkUp | LinkDown] = queue.Queue()
+        limits = config.limits
+        self.inbox = BoundedInbox(max_messages=limits.inbox_max_messages, max_bytes=limits.inbox_max_bytes)
+        self.limiter: DeviceLimiter[tuple[str, str]] = DeviceLimiter(rate_per_s=limits.device_messages_per_s,
+                                                                     burst=limits.device_burst)
+        self._limited_replies: Throttle[tuple[str, str]] = Throttle(window_s=1.0, burst=1)
+        self._limited_log: Throttle[tuple[str, str]] = Throttle(window_s=DROP_LOG_WINDOW_S, burst=1)
+        self._refusal_log: Throttle[tuple[str, str]] = Throttle(window_s=DROP_LOG_WINDOW_S,
+                                                                burst=REFUSAL_LOGS_PER_WINDOW)
+        self._storage_log: Throttle[str] = Throttle(window_s=DROP_LOG_WINDOW_S, burst=1)
+        self._inbox_drops = 0
+        self._inbox_drops_since = time.monotonic()
         self.link = MqttLink(
             client_id=config.client_id, broker=config.broker, inbox=self.inbox,
             subscriptions=[(self.topics.all_dispenser_requests(), 1), (self.topics.all_dispenser_printed(), 1),
@@ -172,15 +199,17 @@ class ControllerService:
 
     def _process(self, batch: list[Message | LinkUp | LinkDown]) -> None:
         now = self.clock()
+        now_s = time.monotonic()
         outcomes: list[_Outcome] = []
         link_up = False
         for item in batch:
             if isinstance(item, Message):
-                outcome = self._handle_message(item, now)
+                outcome = self._admit(item, now, now_s)
                 if outcome is not None:
                     outcomes.append(outcome)
             elif isinstance(item, LinkUp):
                 link_up = True
+        self._log_drops(now_s)
         outcomes.append(_Outcome(self.engine.handle(Tick(), now=now)))
         events = [e for o in outcomes for e in o.decision.events]
         try:
@@ -200,8 +229,13 @@ class ControllerService:
         self._flush_broadcasts(now)
 
     def _storage_failed(self, exc: LedgerError, outcomes: list[_Outcome]) -> None:
-        log.error("%s; refusing changes until it can be written (free disk space or fix permissions); "
-                  "nothing of this batch was told to anyone", exc)
+        if self._storage_ok:
+            log.error("%s; refusing new tickets and counter changes until the ledger can be written again: "
+                      "free disk space on the filesystem of %s, or make it writable again (remount it "
+                      "read-write; after I/O errors check the disk and restart the controller). It resumes by "
+                      "itself once a write succeeds", exc, self.ledger.path)
+        elif self._storage_log.allow("ledger", time.monotonic()):
+            log.warning("%s; still refusing changes", exc)
         self._storage_ok = False
         # The engine already applied the lost events: rebuild it from what is durably stored.
         self.engine = self._restore()
@@ -244,13 +278,71 @@ class ControllerService:
             self._board_due = None
             self.link.publish(self.topics.board(), board(self.engine, now_dt).encode(), retain=True)
 
-    # --- one message ----------------------------------------------------------------------------------------
+    # --- admission: rate limits -----------------------------------------------------------------------------
 
-    def _handle_message(self, message: Message, now: datetime) -> _Outcome | None:
+    def _admit(self, message: Message, now: datetime, now_s: float) -> _Outcome | None:
+        """Decode and decide ``message`` if its device has a token left; otherwise drop it (see the module doc)."""
         parsed = self.topics.parse(message.topic)
         if parsed is None or parsed.device is None:
             log.debug("ignored message on topic=%s", message.topic)
             return None
+        key = self._device_key(parsed)
+        if self.limiter.allow(key, now_s):
+            return self._handle_message(parsed, message, now)
+        if self._limited_log.allow(key, now_s):
+            log.warning("rate limit: dropping messages from %s=%s (more than %g a second, burst %d); a device "
+                        "that sends this much is faulty or hostile: check it", key[0], key[1],
+                        self.limiter.rate_per_s, self.limiter.burst)
+        if self._limited_replies.allow(key, now_s):
+            return self._rate_limited_reply(parsed, message.payload)
+        return None
+
+    def _device_key(self, parsed: ParsedTopic) -> tuple[str, str]:
+        """The bucket of the device in ``parsed``: its own if configured, else the role's shared "unknown" one."""
+        device = parsed.device or ""
+        if parsed.kind is TopicKind.COUNTER_COMMAND:
+            return ("counter", device if device in self.engine.counters else "(unknown ids)")
+        return ("dispenser", device if device in self.spec.dispenser_by_id else "(unknown ids)")
+
+    def _rate_limited_reply(self, parsed: ParsedTopic, payload: bytes) -> _Outcome | None:
+        device = parsed.device or ""
+        error = wire.ErrorInfo("rate_limited", "this device sends more than the hall controller accepts; "
+                                               "messages are being dropped")
+        if parsed.kind is TopicKind.DISPENSER_REQUEST:
+            reply = wire.TicketReply(request_id=_request_id_of(payload), error=error)
+            return _Outcome(Decision(), reply=(self.topics.dispenser_ticket(device), reply.encode()))
+        if parsed.kind is TopicKind.COUNTER_COMMAND:
+            command_reply = wire.CounterReply(request_id=_request_id_of(payload), action=_action_of(payload),
+                                              error=error)
+            return _Outcome(Decision(), reply=(self.topics.counter_reply(device), command_reply.encode()))
+        return None  # print reports have no reply
+
+    def _log_drops(self, now_s: float) -> None:
+        self._inbox_drops += self.inbox.take_dropped()
+        if self._inbox_drops and now_s - self._inbox_drops_since >= 1.0:
+            log.error("inbox full: dropped %d messages in %.1f s (limit %d messages, %d bytes); the controller "
+                      "cannot keep up with what the broker delivers", self._inbox_drops,
+                      now_s - self._inbox_drops_since, self.inbox.max_messages, self.inbox.max_bytes)
+            self._inbox_drops = 0
+        if not self._inbox_drops:
+            self._inbox_drops_since = now_s
+        for (role, device), dropped, window_s in self._limited_log.ended(now_s):
+            log.warning("rate limit: dropped %d messages from %s=%s in the last %.0f s", dropped, role, device,
+                        window_s)
+        for (role, device), held_back, window_s in self._refusal_log.ended(now_s):
+            log.warning("%d more refusals of %s=%s not logged in the last %.0f s", held_back, role, device,
+                        window_s)
+        self._limited_replies.ended(now_s)  # forget the reply windows
+
+    def _log_refusal(self, role: str, device: str, message: str, *args: object) -> None:
+        """A refusal's WARNING line, at most ``REFUSAL_LOGS_PER_WINDOW`` per device per window."""
+        known = device in (self.engine.counters if role == "counter" else self.spec.dispenser_by_id)
+        if self._refusal_log.allow((role, device if known else "(unknown ids)"), time.monotonic()):
+            log.warning(message, *args)
+
+    # --- one message ----------------------------------------------------------------------------------------
+
+    def _handle_message(self, parsed: ParsedTopic, message: Message, now: datetime) -> _Outcome | None:
         match parsed.kind:
             case TopicKind.DISPENSER_REQUEST:
                 return self._ticket_request(parsed, message.payload, now)
@@ -270,7 +362,8 @@ class ControllerService:
         try:
             request = wire.TicketRequest.decode(payload)
         except PayloadError as exc:
-            log.warning("refused ticket request dispenser=%s code=%s: %s", dispenser, exc.code, exc.message)
+            self._log_refusal("dispenser", dispenser, "refused ticket request dispenser=%s code=%s: %s", dispenser,
+                              exc.code, exc.message)
             reply = wire.TicketReply(request_id=_request_id_of(payload), error=wire.ErrorInfo(exc.code, exc.message))
             return _Outcome(Decision(), reply=(topic, reply.encode()))
         decision = self._decide(IssueTicket(dispenser=dispenser, request_id=request.request_id, service=request.service,
@@ -278,8 +371,9 @@ class ControllerService:
                                             ticket_id=self.new_id()), now)
         storage = (topic, wire.TicketReply(request_id=request.request_id, error=_STORAGE_ERROR).encode())
         if decision.refusal is not None:
-            log.warning("refused ticket request dispenser=%s request=%s service=%s code=%s: %s", dispenser,
-                        request.request_id, request.service, decision.refusal.code, decision.refusal.message)
+            self._log_refusal("dispenser", dispenser, "refused ticket request dispenser=%s request=%s service=%s "
+                              "code=%s: %s", dispenser, request.request_id, request.service, decision.refusal.code,
+                              decision.refusal.message)
             reply = wire.TicketReply(request_id=request.request_id,
                                      error=wire.ErrorInfo(decision.refusal.code, decision.refusal.message))
             return _Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
@@ -297,13 +391,14 @@ class ControllerService:
         try:
             report = wire.PrintReport.decode(payload)
         except PayloadError as exc:
-            log.warning("refused print report dispenser=%s code=%s: %s", dispenser, exc.code, exc.message)
+            self._log_refusal("dispenser", dispenser, "refused print report dispenser=%s code=%s: %s", dispenser,
+                              exc.code, exc.message)
             return None
         decision = self._decide(ReportPrint(dispenser=dispenser, ticket_id=report.ticket_id, ok=report.ok,
                                             reason=report.reason), now)
         if decision.refusal is not None:
-            log.warning("refused print report dispenser=%s ticket_id=%s code=%s: %s", dispenser, report.ticket_id,
-                        decision.refusal.code, decision.refusal.message)
+            self._log_refusal("dispenser", dispenser, "refused print report dispenser=%s ticket_id=%s code=%s: %s",
+                              dispenser, report.ticket_id, decision.refusal.code, decision.refusal.message)
         elif not report.ok and not decision.duplicate:
             ticket = self.engine.tickets[report.ticket_id]
             log.warning("voided ticket=%s dispenser=%s reason=%s (the dispenser could not print it)",
@@ -316,7 +411,8 @@ class ControllerService:
         try:
             command = wire.CounterCommand.decode(payload)
         except PayloadError as exc:
-            log.warning("refused counter command counter=%s code=%s: %s", counter, exc.code, exc.message)
+            self._log_refusal("counter", counter, "refused counter command counter=%s code=%s: %s", counter,
+                              exc.code, exc.message)
             reply = wire.CounterReply(request_id=_request_id_of(payload), action=_action_of(payload),
                                       error=wire.ErrorInfo(exc.code, exc.message))
             return _Outcome(Decision(), reply=(topic, reply.encode()))
@@ -325,9 +421,11 @@ class ControllerService:
         storage = (topic, wire.CounterReply(request_id=command.request_id, action=command.action,
                                             error=_STORAGE_ERROR).encode())
         runtime = self.engine.counters.get(counter)
-        if decision.refusal is not None:
+        if decision.refusal is not None and self._refusal_log.allow(
+                ("counter", counter if runtime is not None else "(unknown ids)"), time.monotonic()):
             log.info("refused command counter=%s action=%s code=%s: %s", counter, command.action,
                      decision.refusal.code, decision.refusal.message)
+        if decision.refusal is not None:
             reply = wire.CounterReply(request_id=command.request_id, action=command.action,
                                       status=None if runtime is None else runtime.status,
                                       ticket=None if runtime is None else serving(self.engine.counter_ticket(counter)),

@@ -52,6 +52,7 @@ ERROR_CODES: Final = (
     "not_serving",            # recall/complete/no_show/transfer with no current ticket
     "not_allowed",            # the counter does not serve that service
     "storage_unavailable",    # the ledger cannot store: nothing was changed
+    "rate_limited",           # the device sent more than its limit; the message was dropped
 )
 
 
