@@ -182,11 +182,12 @@ SCENARIOS: dict[str, tuple[int, Callable[[int], str], Callable[[int], bytes], fl
 
 
 def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) -> dict[str, Any]:
-    config = work / f"{name}.toml"
+    name_in_files = name.replace("/", "-per-")
+    config = work / f"{name_in_files}.toml"
     config.write_text(hall_toml(limits), encoding="utf-8")
-    state = work / f"state-{name}"
-    with PrivateBroker(work / f"broker-{name}") as broker:
-        log_path = work / f"{name}-controller.log"
+    state = work / f"state-{name_in_files}"
+    with PrivateBroker(work / f"broker-{name_in_files}") as broker:
+        log_path = work / f"{name_in_files}-controller.log"
         with log_path.open("wb") as log_file:
             proc = subprocess.Popen([sys.executable, "-m", "hall_controller", "--config", str(config), "--broker",
                                      broker.address, "--state-dir", str(state), "--log-level", "INFO"],
