@@ -71,6 +71,10 @@ CREATE INDEX IF NOT EXISTS journal_days ON journal (seq) WHERE kind = 'day_start
 """
 
 
+# SQLite's own verdicts on a file's contents; any other error at open is about the storage, not the file.
+_DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
+
+
 class LedgerError(HallqError, OSError):
     """The ledger cannot be written (disk full, read-only, I/O error); nothing of the batch was stored."""
 
@@ -92,6 +96,13 @@ class Ledger:
             raise LedgerError(f"cannot open ledger {path}: {exc}") from None
         try:
             self._prepare()
+        except sqlite3.OperationalError as exc:
+            self._db.close()
+            if getattr(exc, "sqlite_errorname", "") in _DAMAGED:
+                raise LedgerCorrupt(f"ledger {path} is damaged or not a hallq ledger: {exc}") from None
+            # Cannot open, read-only, I/O error, full: the file may be fine; the storage under it is not.
+            raise LedgerError(f"cannot use ledger {path}: {exc} (is its file system read-only or full, or the "
+                              "file not writable by this user?)") from None
         except sqlite3.DatabaseError as exc:
             self._db.close()
             raise LedgerCorrupt(f"ledger {path} is damaged or not a hallq ledger: {exc}") from None

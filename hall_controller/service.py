@@ -217,7 +217,7 @@ class ControllerService:
         except LedgerError as exc:
             self._storage_failed(exc, outcomes)
             return
-        if not self._storage_ok:
+        if events and not self._storage_ok:  # an empty batch wrote nothing, so it proves nothing
             log.warning("ledger writable again path=%s; issuing tickets again", self.ledger.path)
             self._storage_ok = True
         for outcome in outcomes:
