@@ -32,7 +32,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from hallq import wire
 from hallq.errors import PayloadError
@@ -59,6 +59,7 @@ class PrintRecord:
     ok: bool
     late: bool  # the reply came after the request was abandoned: reported not printed
     at: float  # monotonic
+    wall: datetime  # when it printed (or reported the failure), by the wall clock the ledger uses
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,7 +273,7 @@ class SimDispenser(_Device):
     def _report(self, ticket: wire.TicketInfo, request: wire.TicketRequest, *, ok: bool, late: bool,
                 now: float) -> None:
         self.printed.append(PrintRecord(self.device_id, request.request_id, ticket.id, ticket.number, ticket.service,
-                                        ticket.priority, ok, late, now))
+                                        ticket.priority, ok, late, now, datetime.now(UTC)))
         reason = None if ok else ("timeout" if late else "paper_out")
         report = wire.PrintReport(ticket_id=ticket.id, ok=ok, reason=reason)
         self.link.publish(self.topics.dispenser_printed(self.device_id), report.encode())

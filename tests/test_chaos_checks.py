@@ -68,7 +68,8 @@ def day(tmp_path: Path) -> Day:
         step(IssueTicket(dispenser=dispenser, request_id=f"r-{tid}", service=service, priority=priority,
                          category="elderly" if priority else None, ticket_id=tid))
         ticket = engine.tickets[tid]
-        printed.append(PrintRecord(dispenser, f"r-{tid}", tid, ticket.number, service, priority, printed_ok, False, 0.0))
+        printed.append(PrintRecord(dispenser, f"r-{tid}", tid, ticket.number, service, priority, printed_ok, False, 0.0,
+                                   now))
         step(ReportPrint(dispenser=dispenser, ticket_id=tid, ok=printed_ok, reason=None if printed_ok else "paper_out"))
 
     def command(counter: str, action: str, n: int) -> None:
@@ -133,6 +134,26 @@ def test_a_failed_print_that_was_not_voided_is_a_violation(day: Day) -> None:
 
     assert verdict.counts["failed prints"] == 1
     assert "ended served" in verdict.violations["failed prints"][0]
+
+
+def test_a_failed_print_reported_after_a_counter_finished_the_ticket_is_counted_not_a_violation(day: Day) -> None:
+    # The reply reached the kiosk late; meanwhile counter 4 called and completed t1, which the lifecycle makes final.
+    finished = datetime.fromisoformat(day.rows[0]["finished_at"])
+    late = dataclasses.replace(day.printed[0], ok=False, late=True, wall=finished + timedelta(seconds=2))
+
+    verdict = day.verdict(printed=[late, *day.printed[1:]])
+
+    assert verdict.counts["failed prints"] == 0
+    assert verdict.figures["failed prints reported after the ticket was finished (not voidable)"] == 1
+
+
+def test_a_ticket_printed_after_it_was_finished_is_counted(day: Day) -> None:
+    finished = datetime.fromisoformat(day.rows[0]["finished_at"])
+    late = dataclasses.replace(day.printed[0], wall=finished + timedelta(seconds=2))
+
+    verdict = day.verdict(printed=[late, *day.printed[1:]])
+
+    assert verdict.figures["tickets printed after a counter had finished them"] == 1
 
 
 def test_a_number_issued_twice_in_a_day_is_a_violation(day: Day) -> None:
