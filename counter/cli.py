@@ -4,8 +4,10 @@
     python -m counter console --config FILE [--broker HOST:PORT] [--log-file F] the clerk's terminal UI
     python -m counter check --config FILE                                       validate and exit
 
-Exit status: 0 after a clean stop, 78 for a bad config (one readable line, never a traceback). The console
-owns the terminal, so its log goes to ``--log-file`` (or nowhere); everything a clerk needs is on screen.
+Exit status: 0 after a clean stop, 78 for a bad config, 69 (EX_UNAVAILABLE) when the keypad's GPIO pins are
+unavailable (no pin factory works on this machine, a pin in use or missing): one readable line each, never a
+traceback. The console owns the terminal, so its log goes to ``--log-file`` (or nowhere); everything a clerk
+needs is on screen.
 """
 
 from __future__ import annotations
@@ -22,11 +24,14 @@ from types import FrameType
 
 from counter import config as config_mod
 from counter.console import run_console
+from counter.keypad import KeypadError
 from counter.service import KeypadService
 from hallq import logsetup
 from hallq.errors import EXIT_CONFIG, ConfigError
 
 log = logging.getLogger("counter")
+
+EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,7 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _keypad(cfg: config_mod.CounterConfig) -> int:
-    service = KeypadService(cfg)
+    try:
+        service = KeypadService(cfg)
+    except KeypadError as exc:
+        log.error("GPIO unavailable: %s: %s", cfg.source, exc)
+        return EXIT_UNAVAILABLE
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s received; stopping", signal.Signals(signum).name)

@@ -2,11 +2,14 @@
 
 Every key is checked at start; an unknown key or a bad value stops the program with a message naming the
 file, the key and the problem (exit status 78). The ``[keypad]`` table is only required by the keypad.
+
+Pins are checked against the 40-pin header every Raspberry Pi since the B+ has (Pi 5, Pi 4, Zero 2 W ...),
+in any spelling gpiozero accepts there, and kept in one spelling (``GPIO17``): so a pin given twice in two
+spellings (``17`` and ``"BOARD11"``) is caught here, not by gpiozero at start.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,13 +17,56 @@ from hallq.configfile import Table, load_toml, read_mqtt
 from hallq.mqtt import BrokerSettings
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-# gpiozero pin names: "GPIO17", "BCM17", "BOARD11", "J8:11" or a bare BCM number given as an integer.
-_PIN = re.compile(r"^(GPIO|BCM|BOARD|WPI)\d{1,2}$|^J8:\d{1,2}$")
+
+BCM_PINS = range(28)  # GPIO0-GPIO27: the GPIOs on the 40-pin header
+# Physical pin of the 40-pin header (J8) -> its GPIO; the other pins are power and ground.
+HEADER_GPIO: dict[int, int] = {
+    3: 2, 5: 3, 7: 4, 8: 14, 10: 15, 11: 17, 12: 18, 13: 27, 15: 22, 16: 23, 18: 24, 19: 10, 21: 9, 22: 25, 23: 11,
+    24: 8, 26: 7, 27: 0, 28: 1, 29: 5, 31: 6, 32: 12, 33: 13, 35: 19, 36: 16, 37: 26, 38: 20, 40: 21,
+}
+HEADER_POWER: dict[int, str] = {1: "3.3 V", 17: "3.3 V", 2: "5 V", 4: "5 V",
+                                **dict.fromkeys((6, 9, 14, 20, 25, 30, 34, 39), "ground")}
+# wiringPi number -> physical pin, as gpiozero maps ``WPIn`` on the 40-pin header.
+WIRINGPI_HEADER: dict[int, int] = {
+    0: 11, 1: 12, 2: 13, 3: 15, 4: 16, 5: 18, 6: 22, 7: 7, 8: 3, 9: 5, 10: 24, 11: 26, 12: 19, 13: 21, 14: 23,
+    15: 8, 16: 10, 21: 29, 22: 31, 23: 33, 24: 35, 25: 37, 26: 32, 27: 36, 28: 38, 29: 40, 30: 27, 31: 28,
+}
+_PIN_FORMS = 'a GPIO number 0-27 (17 or "GPIO17"/"BCM17"), a header pin ("BOARD11"/"J8:11") or "WPI0"'
+
+
+def gpio_of(spelling: str) -> int:
+    """The GPIO number of a pin spelt as gpiozero spells it on the 40-pin header; ValueError says why not."""
+    for prefix in ("GPIO", "BCM", "BOARD", "J8:", "WPI"):
+        if spelling.startswith(prefix):
+            digits = spelling.removeprefix(prefix)
+            break
+    else:
+        raise ValueError(f"must be {_PIN_FORMS}, got {spelling!r}")
+    if not digits.isascii() or not digits.isdigit() or (len(digits) > 1 and digits[0] == "0"):
+        raise ValueError(f"must be {_PIN_FORMS}, got {spelling!r}")
+    number = int(digits)
+    if prefix in ("GPIO", "BCM"):
+        if number not in BCM_PINS:
+            raise ValueError(f"{spelling!r} is not on the 40-pin header (GPIO0-GPIO27)")
+        return number
+    if prefix == "WPI":
+        if number not in WIRINGPI_HEADER:
+            raise ValueError(f"{spelling!r} is not a wiringPi number of the 40-pin header")
+        return HEADER_GPIO[WIRINGPI_HEADER[number]]
+    if number in HEADER_POWER:
+        raise ValueError(f"{spelling!r} is a {HEADER_POWER[number]} pin, not a GPIO")
+    if number not in HEADER_GPIO:
+        raise ValueError(f"{spelling!r} is not a pin of the 40-pin header (1-40)")
+    return HEADER_GPIO[number]
+
+
+KEYPAD_PINS = ("next_pin", "recall_pin", "complete_pin", "no_show_pin", "serving_led_pin", "buzzer_pin")
 
 
 @dataclass(frozen=True, slots=True)
 class KeypadConfig:
-    """Pins of the keypad. Buttons connect the pin to ground (internal pull-up); LED and buzzer are active high."""
+    """Pins of the keypad, as ``GPIOn``. Buttons connect the pin to ground (internal pull-up); LED and buzzer
+    are active high."""
 
     next_pin: str
     recall_pin: str
@@ -62,31 +108,34 @@ def load(path: Path) -> CounterConfig:
 
 
 def _pin(table: Table, name: str, *, required: bool = True) -> str | None:
+    """The pin under ``name`` as ``GPIOn`` (gpiozero's own name for it), or None when optional and absent."""
     if not table.has(name):
         if required:
             raise table.error(name, "is required")
         return table.opt_text(name)  # None; marks the optional key as known
     if type(table.data[name]) is int:
-        return f"GPIO{table.integer(name, minimum=0, maximum=27)}"
-    value = table.text(name)
-    if not _PIN.match(value):
-        raise table.error(name, f"must be a pin like \"GPIO17\", \"BOARD11\" or 17, got {value!r}")
-    return value
+        return f"GPIO{table.integer(name, minimum=BCM_PINS.start, maximum=BCM_PINS.stop - 1)}"
+    spelling = table.text(name)
+    try:
+        return f"GPIO{gpio_of(spelling)}"
+    except ValueError as exc:
+        raise table.error(name, str(exc)) from None
 
 
 def _keypad(table: Table) -> KeypadConfig:
-    pins = {name: _pin(table, name) for name in
-            ("next_pin", "recall_pin", "complete_pin", "no_show_pin", "serving_led_pin")}
-    buzzer = _pin(table, "buzzer_pin", required=False)
+    spellings = {name: table.data.get(name) for name in KEYPAD_PINS}
+    pins = {name: _pin(table, name, required=name != "buzzer_pin") for name in KEYPAD_PINS}
     debounce_s = table.number("debounce_s", 0.3, minimum=0.0, maximum=5.0)
     table.done()
     used: dict[str, str] = {}
-    for name, pin in [*pins.items(), ("buzzer_pin", buzzer)]:
+    for name, pin in pins.items():
         if pin is None:
             continue
         if pin in used:
-            raise table.error(name, f"pin {pin} is already used by {used[pin]}")
+            spelt = "" if spellings[name] == pin else f" ({spellings[name]!r})"
+            raise table.error(name, f"pin {pin}{spelt} is already used by {used[pin]}")
         used[pin] = name
     return KeypadConfig(next_pin=str(pins["next_pin"]), recall_pin=str(pins["recall_pin"]),
                         complete_pin=str(pins["complete_pin"]), no_show_pin=str(pins["no_show_pin"]),
-                        serving_led_pin=str(pins["serving_led_pin"]), buzzer_pin=buzzer, debounce_s=debounce_s)
+                        serving_led_pin=str(pins["serving_led_pin"]), buzzer_pin=pins["buzzer_pin"],
+                        debounce_s=debounce_s)

@@ -3,6 +3,11 @@
 One key per action (see ``counter.screen``); the screen repaints after every key and every message from the
 broker, and at least every ``REFRESH_S``. paho's thread only fills the inbox; this loop owns the core.
 Controller refusals are shown on the notice line in plain words; nothing here raises on a refusal.
+
+A held key must not become a stream of commands: the controller answers in about a millisecond, so "one
+command in flight" alone would let each auto-repeat of ``n`` complete the citizen just called and call (and
+announce) another. Each action therefore counts once until its key has been quiet for ``DEBOUNCE_S``, and
+whatever was typed before a command went out is discarded (``curses.flushinp()``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from hallq.mqtt import LinkDown, LinkUp, Message
 log = logging.getLogger(__name__)
 
 REFRESH_S = 0.05
+# Longer than a terminal's auto-repeat delay (X11's default is 660 ms, the Linux console's 250 ms; repeats then
+# follow every 33-40 ms), so a held key counts once; short enough not to hinder a clerk.
+DEBOUNCE_S = 0.8
 _NAMED_KEYS = {27: "escape", 10: "enter", 13: "enter", curses.KEY_ENTER: "enter", 127: "backspace", 8: "backspace",
                curses.KEY_BACKSPACE: "backspace"}
 
@@ -35,7 +43,7 @@ class _Console:
     def __init__(self, screen: Any, config: CounterConfig) -> None:
         self.screen = screen
         self.inbox: queue.Queue[Any] = queue.Queue()
-        self.counter = CounterLink(config, inbox=self.inbox)
+        self.counter = CounterLink(config, inbox=self.inbox, debounce_s=DEBOUNCE_S)
         self.input = ConsoleInput()
         self.styles = self._styles()
 
@@ -73,8 +81,8 @@ class _Console:
                 result = self.input.key(key, self.counter.view)
                 if result == QUIT:
                     return
-                if result is not None and not isinstance(result, str):
-                    self.counter.send(result)
+                if result is not None and not isinstance(result, str) and self.counter.send(result):
+                    curses.flushinp()  # keys typed ahead were meant for the screen before this command
         finally:
             self.counter.stop()
 

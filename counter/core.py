@@ -3,13 +3,26 @@
 Theory of operation: the core holds what the counter knows of itself (status, current ticket, waiting counts,
 all from the controller's retained ``counter/{id}/state`` and the replies to its commands) and at most one
 command in flight. ``press()`` turns a clerk's action into a ``CounterCommand``, or refuses it (returns
-``None`` and sets a notice) when the broker is unreachable or an earlier command is still unanswered; a
-repeat of the same key within ``debounce_s`` is dropped silently, because mechanical keys bounce and
-gpiozero's mock pins do not debounce. ``on_reply()`` settles the command in flight and returns a
+``None`` and sets a notice) when the broker is unreachable or an earlier command is still unanswered. A key
+counts once until it has been quiet for ``debounce_s``: every repeat inside that window is dropped silently
+and starts the window again, because mechanical keys bounce, gpiozero's mock pins do not debounce, and a
+held terminal key repeats ~30 times a second. ``on_reply()`` settles the command in flight and returns a
 ``Feedback`` (the keypad beeps on a refusal); ``tick()`` gives up on a command after ``reply_timeout_s``.
-Pressing the same key again after such a timeout re-sends the unanswered command with its original request
-id, as the contract asks: the controller answers a repeated id with the original outcome, so a clerk who
-presses ``next`` twice across a lost reply does not call two citizens.
+
+A command given up on is not forgotten, because its reply may only be late (the controller restarting) and
+the controller may already have done it. The contract's rule is to retry with the same request id: the
+controller answers a repeated id with the original outcome and does not run it twice. So:
+
+* pressing the same key again (for ``call``/``transfer``: with the same number/service) re-sends it with
+  its original request id, for as long as no answer came;
+* a late answer is shown like any other ("done after all"), with its feedback, and for ``late_grace_s``
+  after it the same key still re-sends the original id, once: a clerk who pressed again a moment after the
+  late answer gets that answer again, not a second citizen;
+* a late refusal changed nothing at the controller, and a timely answer to any other command of ours shows
+  the counter's current ticket and status: either one ends the memory, and the next press is a new command.
+
+So two presses of one key across a lost or late reply never call two citizens, unless the second comes more
+than ``late_grace_s`` after the late answer was shown.
 
 The core never publishes, sleeps, logs or reads a clock: the caller passes ``now_s`` (a monotonic clock) and
 the request id, and the front ends (``keypad``, ``console``) render ``view``.
@@ -49,6 +62,10 @@ ERROR_LABELS: Final[dict[str, str]] = {
 }
 NO_ANSWER = "Không nhận được trả lời từ máy chủ (no answer from the hall controller)"
 OFFLINE = "Mất kết nối, chưa gửi lệnh (not connected to the broker; nothing was sent)"
+# How long after a late answer the same key still re-sends the answered command (see the module docstring):
+# long enough for a clerk who pressed again on the "no answer" beep, short enough that a deliberate press
+# after reading the answer is a new command.
+LATE_GRACE_S: Final = 10.0
 
 ACTION_NAMES: Final[dict[str, str]] = {
     "next": "Gọi số tiếp (next)", "recall": "Gọi lại (recall)", "complete": "Hoàn thành (complete)",
@@ -111,16 +128,27 @@ class _InFlight:
     ticket_before: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _GivenUp:
+    """A command that timed out; ``answered_s`` is when its late answer came (``None``: not yet)."""
+
+    flight: _InFlight
+    answered_s: float | None = None
+
+
 class CounterCore:
     """One counter's state and its single command in flight. Not thread-safe: one thread drives it."""
 
-    def __init__(self, *, counter: str, debounce_s: float = 0.3, reply_timeout_s: float = 5.0) -> None:
+    def __init__(self, *, counter: str, debounce_s: float = 0.3, reply_timeout_s: float = 5.0,
+                 late_grace_s: float = LATE_GRACE_S) -> None:
         self._view = CounterView(counter=counter, name=counter, status=None, ticket=None, waiting=(), services=(),
                                  hall_services=(), connected=False, pending=None, notice=None)
         self.debounce_s = debounce_s
         self.reply_timeout_s = reply_timeout_s
+        self.late_grace_s = late_grace_s
         self._in_flight: _InFlight | None = None
-        self._unanswered: _InFlight | None = None
+        # Commands given up on, by press (at most one per key: a re-send takes its entry out).
+        self._given_up: dict[Press, _GivenUp] = {}
         self._last_press_s: dict[str, float] = {}
 
     @property
@@ -135,9 +163,9 @@ class CounterCore:
     def press(self, press: Press, *, now_s: float, request_id: str) -> CounterCommand | None:
         """The command to publish for ``press``, or ``None`` if it is dropped (bounce) or refused (see notice)."""
         last = self._last_press_s.get(press.action)
+        self._last_press_s[press.action] = now_s
         if last is not None and now_s - last < self.debounce_s:
             return None
-        self._last_press_s[press.action] = now_s
         if not self._view.connected:
             self._set(notice=Notice("error", OFFLINE))
             return None
@@ -152,15 +180,15 @@ class CounterCore:
             self._set(notice=Notice("error", "Hãy chọn dịch vụ (choose a service)"))
             return None
         ticket_before = self._view.ticket.number if self._view.ticket is not None else None
-        if self._unanswered is not None and self._unanswered.press == press:
-            request_id, ticket_before = self._unanswered.request_id, self._unanswered.ticket_before
-        self._unanswered = None
+        given_up = self._given_up.pop(press, None)
+        if given_up is not None and (given_up.answered_s is None or now_s - given_up.answered_s < self.late_grace_s):
+            request_id, ticket_before = given_up.flight.request_id, given_up.flight.ticket_before
         self._in_flight = _InFlight(request_id=request_id, press=press, sent_s=now_s, ticket_before=ticket_before)
         self._set(pending=press.action, notice=Notice("info", f"{ACTION_NAMES[press.action]}…"))
         return CounterCommand(request_id=request_id, action=press.action, ticket=press.ticket, service=press.service)
 
-    def on_reply(self, reply: CounterReply) -> Feedback | None:
-        """Take the controller's reply; the feedback of our command in flight, ``None`` for anyone else's."""
+    def on_reply(self, reply: CounterReply, *, now_s: float) -> Feedback | None:
+        """Take the controller's reply; the feedback of our command (in flight or answered late), else ``None``."""
         changes: dict[str, object] = {}
         if reply.status is not None:
             changes["status"] = reply.status
@@ -168,19 +196,35 @@ class CounterCore:
         if reply.status is not None or reply.ok:
             changes["ticket"] = reply.ticket
         flight = self._in_flight
-        if self._unanswered is not None and reply.request_id == self._unanswered.request_id:
-            self._unanswered = None  # answered late: pressing the key again is a new command
-        if flight is None or reply.request_id != flight.request_id:
-            self._set(**changes)
+        if flight is not None and reply.request_id == flight.request_id:
+            self._in_flight = None
+            # The clerk now sees the counter as it is: re-sending an older command would only bring back a
+            # stale answer, or run it now as if new.
+            self._given_up.clear()
+            notice = self._outcome(flight, reply, late=False)
+            self._set(**changes, pending=None, notice=notice)
+            return Feedback(ok=reply.ok, notice=notice)
+        late = next((g for g in self._given_up.values() if g.flight.request_id == reply.request_id), None)
+        if late is None or late.answered_s is not None:
+            self._set(**changes)  # someone else's command, or a repeat of an answer already shown
             return None
-        self._in_flight = None
+        if reply.ok:
+            self._given_up[late.flight.press] = replace(late, answered_s=now_s)
+        else:
+            del self._given_up[late.flight.press]
+        notice = self._outcome(late.flight, reply, late=True)
+        self._set(**changes, notice=notice)
+        return Feedback(ok=reply.ok, notice=notice)
+
+    @staticmethod
+    def _outcome(flight: _InFlight, reply: CounterReply, *, late: bool) -> Notice:
+        action = ACTION_NAMES[flight.press.action]
         if reply.error is not None:
             label = ERROR_LABELS.get(reply.error.code, reply.error.code)
-            notice = Notice("error", f"{label}: {reply.error.message}")
-        else:
-            notice = Notice("ok", _success_text(flight, reply.ticket))
-        self._set(**changes, pending=None, notice=notice)
-        return Feedback(ok=reply.ok, notice=notice)
+            prefix = f"{action}, trả lời muộn (late answer): " if late else ""
+            return Notice("error", f"{prefix}{label}: {reply.error.message}")
+        prefix = f"{action} đã thực hiện dù trả lời muộn (done after all): " if late else ""
+        return Notice("ok", prefix + _success_text(flight, reply.ticket))
 
     def on_state(self, state: CounterState) -> None:
         """The controller's retained state of this counter (sent on every change and after each reconnect)."""
@@ -206,7 +250,7 @@ class CounterCore:
         if flight is None or now_s - flight.sent_s < self.reply_timeout_s:
             return None
         self._in_flight = None
-        self._unanswered = flight
+        self._given_up[flight.press] = _GivenUp(flight)
         notice = Notice("error", f"{ACTION_NAMES[flight.press.action]}: {NO_ANSWER}")
         self._set(pending=None, notice=notice)
         return Feedback(ok=False, notice=notice)

@@ -7,21 +7,44 @@ Pi's backend (lgpio on a Pi 5), tests pass ``gpiozero.pins.mock.MockFactory()``.
 
 gpiozero calls ``when_pressed`` on its own thread (on mock pins: inside ``drive_low()``), so the handlers only
 put a ``KeyPress`` on the inbox; the service thread runs the core.
+
+Pins that cannot be had (no pin factory works on this machine, a pin in use, a pin the board lacks) raise one
+``KeypadError`` naming the config key and the pin; gpiozero's warnings about the pin factories it tried are
+folded into that message instead of being printed.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from gpiozero import LED, Button, Buzzer
+from gpiozero.exc import BadPinFactory, PinFactoryFallback
 
 from counter.config import KeypadConfig
 from counter.core import CounterView, Feedback
+from hallq.errors import HallqError
 from hallq.wire import CounterAction
 
+log = logging.getLogger(__name__)
+
 KEYPAD_ACTIONS: tuple[CounterAction, ...] = ("next", "recall", "complete", "no_show")
+
+
+class KeypadError(HallqError, RuntimeError):
+    """A pin of the keypad could not be set up. ``key`` is its config key (``keypad.next_pin``), ``pin`` its
+    name, ``problem`` what went wrong; ``key`` and ``pin`` are empty when no pin factory could start at all."""
+
+    def __init__(self, key: str, pin: str, problem: str) -> None:
+        self.key = key
+        self.pin = pin
+        self.problem = problem
+        super().__init__(f"{key} = {pin}: {problem}" if key else problem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,22 +59,45 @@ class Keypad:
 
     def __init__(self, config: KeypadConfig, *, pin_factory: Any, inbox: queue.Queue[Any]) -> None:
         self._inbox = inbox
-        pins = {"next": config.next_pin, "recall": config.recall_pin, "complete": config.complete_pin,
-                "no_show": config.no_show_pin}
-        # bounce_time=None: the core debounces (mock pins ignore bounce_time, and real contacts need the same
-        # rule whatever the backend).
         self.buttons: dict[CounterAction, Any] = {}
-        try:
-            for action in KEYPAD_ACTIONS:
-                button = Button(pins[action], pull_up=True, bounce_time=None, pin_factory=pin_factory)
-                button.when_pressed = self._handler(action)
-                self.buttons[action] = button
-            self.led: Any = LED(config.serving_led_pin, pin_factory=pin_factory)
-            self.buzzer: Any = None if config.buzzer_pin is None else Buzzer(config.buzzer_pin, pin_factory=pin_factory)
-        except BaseException:
-            self.close()
-            raise
+        self.led: Any = None
+        self.buzzer: Any = None
+        pins = {"next": ("next_pin", config.next_pin), "recall": ("recall_pin", config.recall_pin),
+                "complete": ("complete_pin", config.complete_pin), "no_show": ("no_show_pin", config.no_show_pin)}
+        with warnings.catch_warnings(record=True) as tried:
+            warnings.simplefilter("always", PinFactoryFallback)
+            try:
+                for action in KEYPAD_ACTIONS:
+                    key, pin = pins[action]
+                    # bounce_time=None: the core debounces (mock pins ignore bounce_time, and real contacts need
+                    # the same rule whatever the backend).
+                    button = self._open(key, pin, tried, partial(Button, pin, pull_up=True, bounce_time=None,
+                                                                 pin_factory=pin_factory))
+                    button.when_pressed = self._handler(action)
+                    self.buttons[action] = button
+                self.led = self._open("serving_led_pin", config.serving_led_pin, tried,
+                                      partial(LED, config.serving_led_pin, pin_factory=pin_factory))
+                if config.buzzer_pin is not None:
+                    self.buzzer = self._open("buzzer_pin", config.buzzer_pin, tried,
+                                             partial(Buzzer, config.buzzer_pin, pin_factory=pin_factory))
+            except BaseException:
+                self.close()
+                raise
+        for warning in tried:
+            log.warning("gpio: %s", warning.message)
         self._led_mode: Literal["on", "off", "blink"] | None = None
+
+    @staticmethod
+    def _open(key: str, pin: str, tried: list[warnings.WarningMessage], make: Callable[[], Any]) -> Any:
+        try:
+            return make()
+        except BadPinFactory as exc:
+            tried_names = [str(w.message) for w in tried if issubclass(w.category, PinFactoryFallback)]
+            hint = (f" ({'; '.join(tried_names)}); not a Raspberry Pi? (a Pi 5 needs lgpio)" if tried_names
+                    else "; check GPIOZERO_PIN_FACTORY")
+            raise KeypadError("", "", f"no GPIO pin factory could start: {exc}{hint}") from exc
+        except Exception as exc:  # each backend fails in its own way: gpiozero's errors, lgpio.error, OSError
+            raise KeypadError(f"keypad.{key}", pin, str(exc) or type(exc).__name__) from exc
 
     def _handler(self, action: CounterAction) -> Any:
         def pressed() -> None:
@@ -77,6 +123,6 @@ class Keypad:
             self.buzzer.beep(on_time=0.1, off_time=0.1, n=2, background=True)
 
     def close(self) -> None:
-        for device in [*self.buttons.values(), getattr(self, "led", None), getattr(self, "buzzer", None)]:
+        for device in [*self.buttons.values(), self.led, self.buzzer]:
             if device is not None:
                 device.close()

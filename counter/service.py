@@ -8,7 +8,10 @@ that does not decode is logged and dropped, the core only sees typed values.
 
 ``KeypadService.run()`` is the keypad's one thread: it takes key presses (from gpiozero's thread) and MQTT
 items (from paho's thread) off one inbox, drives the core, and mirrors its view on the LED and buzzer. It
-sends ``READY=1`` once connected and ``WATCHDOG=1`` while the loop runs.
+sends ``READY=1`` once connected, and ``WATCHDOG=1`` from this loop only while it keeps up with its inbox: a
+loop that turns but falls ``BACKLOG_LIMIT`` items behind is as stuck as one that does not turn, and systemd
+restarts it. ``stop()`` only sets an event (the loop looks at it at least every ``TICK_S``): it is called
+from a signal handler, which must not take a lock the interrupted loop may hold, like the inbox's.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ from hallq.topics import TopicKind, Topics
 log = logging.getLogger(__name__)
 
 TICK_S = 0.2
+# Items waiting in the inbox beyond which the loop counts as not keeping up (and stops feeding the watchdog).
+# A keypad's inbox holds a few items: presses, the counter's state, the board.
+BACKLOG_LIMIT = 500
 
 
 class CounterLink:
@@ -89,7 +95,7 @@ class CounterLink:
                 return None
             if parsed.kind is TopicKind.COUNTER_REPLY:
                 reply = wire.CounterReply.decode(item.payload)
-                feedback = self.core.on_reply(reply)
+                feedback = self.core.on_reply(reply, now_s=self.clock())
                 if feedback is not None:
                     log.log(logging.INFO if feedback.ok else logging.WARNING,
                             "reply counter=%s action=%s ok=%s ticket=%s code=%s", self.config.counter, reply.action,
@@ -117,14 +123,23 @@ class KeypadService:
         if config.keypad is None:
             raise ValueError("KeypadService needs a [keypad] table")
         self.inbox: queue.Queue[Any] = queue.Queue()
-        self.counter = CounterLink(config, inbox=self.inbox, debounce_s=config.keypad.debounce_s)
+        # The pins first: KeypadError on a machine without usable GPIO, before anything else is set up.
         self.keypad = Keypad(config.keypad, pin_factory=pin_factory, inbox=self.inbox)
+        try:
+            self.counter = CounterLink(config, inbox=self.inbox, debounce_s=config.keypad.debounce_s)
+        except BaseException:
+            self.keypad.close()
+            raise
         self._stopping = threading.Event()
 
     def stop(self) -> None:
-        """Ask ``run()`` to finish; safe from a signal handler or another thread."""
+        """Ask ``run()`` to finish within ``TICK_S``; safe from a signal handler or another thread."""
         self._stopping.set()
-        self.inbox.put(None)
+
+    @property
+    def healthy(self) -> bool:
+        """True while the loop keeps up with its inbox (fewer than ``BACKLOG_LIMIT`` items waiting)."""
+        return self.inbox.qsize() < BACKLOG_LIMIT
 
     def run(self) -> None:
         self.counter.start()
@@ -151,7 +166,7 @@ class KeypadService:
                 if not ready_sent and self.counter.view.connected:
                     systemd.notify("READY=1")
                     ready_sent = True
-                if watchdog_s is not None and time.monotonic() >= next_watchdog:
+                if watchdog_s is not None and time.monotonic() >= next_watchdog and self.healthy:
                     systemd.notify("WATCHDOG=1")
                     next_watchdog = time.monotonic() + watchdog_s
         finally:

@@ -16,7 +16,9 @@ from pathlib import Path
 import pyte
 import pytest
 
+from hallq import wire
 from hallq.broker import PrivateBroker
+from hallq.mqtt import Message
 from hallq.topics import Topics
 from tests.support import FIXTURES, HALL_ID, ROOT, ControllerProcess, Probe
 
@@ -104,3 +106,39 @@ def test_controller_refusal_is_shown_plainly_and_the_console_goes_on(console: Te
     screen = console.wait_for("(unknown ticket)")
     console.press("q")
     assert console.proc.wait(5) == 0
+
+
+@pytest.mark.parametrize(("key", "action"), [("n", "next"), ("r", "recall")])
+def test_a_held_key_sends_one_command(broker: PrivateBroker, console: Terminal, key: str, action: str) -> None:
+    topics = Topics(hall=HALL_ID)
+    command_topic = topics.counter_command("1")
+    with Probe(broker, subscriptions=[topics.dispenser_ticket("d1"), topics.calls(), command_topic,
+                                      topics.counter_reply("1")]) as probe:
+        for _ in range(3):
+            assert probe.request_ticket("d1", "A").ticket is not None
+        if action == "recall":
+            assert probe.command("1", "next").ok  # something to recall
+            probe.on(command_topic)
+            probe.on(topics.calls())
+            console.wait_for("Đang phục vụ (serving): A001")
+        console.wait_for("A Hộ tịch: 3" if action == "next" else "A Hộ tịch: 2")
+        for _ in range(10):  # a terminal's auto-repeat: ~30 characters a second while the key is held
+            console.press(key)
+            time.sleep(0.03)
+        console.wait_for("(called A001)" if action == "next" else "(recalled A001)")
+        commands = [wire.CounterCommand.decode(m.payload) for m in _all_on(probe, command_topic, settle_s=1.0)]
+        calls = [wire.Call.decode(m.payload) for m in _all_on(probe, topics.calls(), settle_s=0.1)]
+    assert [c.action for c in commands] == [action]
+    assert [(c.number, c.recall) for c in calls] == [("A001", action == "recall")]
+
+
+def _all_on(probe: Probe, topic: str, *, settle_s: float) -> list[Message]:
+    """Every message on ``topic`` the probe got, waiting ``settle_s`` for more (to show that none follows)."""
+    found: list[Message] = []
+    deadline = time.monotonic() + settle_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            found.append(probe.on(topic, timeout_s=left))
+        except AssertionError:  # nothing more within settle_s
+            break
+    return found

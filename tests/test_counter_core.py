@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from counter.core import NO_ANSWER, OFFLINE, CounterCore, Press
+from counter.core import LATE_GRACE_S, NO_ANSWER, OFFLINE, CounterCore, Notice, Press
 from hallq.wire import CounterReply, CounterState, ErrorInfo, ServingTicket, WaitingCount
 
 T0 = datetime(2026, 11, 27, 8, 15, 2, tzinfo=timezone(timedelta(hours=7)))
@@ -31,7 +31,7 @@ def test_next_becomes_a_command_with_the_given_request_id() -> None:
 def test_accepted_reply_sets_the_ticket_and_lights_serving() -> None:
     core = _connected()
     core.press(Press("next"), now_s=10.0, request_id="r1")
-    feedback = core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()))
+    feedback = core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()), now_s=10.01)
     assert feedback is not None and feedback.ok
     assert core.view.serving and core.view.ticket == _ticket() and core.view.pending is None
     assert "A015" in feedback.notice.text
@@ -41,7 +41,7 @@ def test_refusal_is_shown_in_plain_words_with_the_controllers_message() -> None:
     core = _connected()
     core.press(Press("next"), now_s=10.0, request_id="r1")
     feedback = core.on_reply(CounterReply(request_id="r1", action="next", status="open",
-                                          error=ErrorInfo("queue_empty", "no ticket is waiting for counter 5")))
+                                          error=ErrorInfo("queue_empty", "no ticket is waiting for counter 5")), now_s=10.01)
     assert feedback is not None and not feedback.ok
     assert feedback.notice.level == "error"
     assert feedback.notice.text == ("Không còn số nào đang chờ (queue empty): no ticket is waiting for counter 5")
@@ -53,7 +53,7 @@ def test_complete_reports_the_ticket_that_was_finished() -> None:
     core.on_state(CounterState(counter="5", name="Quầy 5", status="open", services=("A",), ticket=_ticket(),
                                waiting=(WaitingCount("A", 3, 1),), at=T0))
     core.press(Press("complete"), now_s=1.0, request_id="r2")
-    feedback = core.on_reply(CounterReply(request_id="r2", action="complete", status="open", ticket=None))
+    feedback = core.on_reply(CounterReply(request_id="r2", action="complete", status="open", ticket=None), now_s=10.01)
     assert feedback is not None and "A015" in feedback.notice.text
     assert not core.view.serving
 
@@ -68,7 +68,7 @@ def test_second_press_while_waiting_for_an_answer_is_refused() -> None:
 def test_bouncing_key_counts_once() -> None:
     core = _connected(debounce_s=0.3)
     first = core.press(Press("next"), now_s=10.0, request_id="r1")
-    core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()))
+    core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()), now_s=10.01)
     notice = core.view.notice
     assert first is not None
     assert core.press(Press("next"), now_s=10.05, request_id="r2") is None
@@ -99,23 +99,116 @@ def test_same_key_after_a_timeout_resends_with_the_same_request_id() -> None:
     assert again is not None and again.request_id == "r1"
 
 
-def test_other_key_or_late_answer_after_a_timeout_is_a_new_command() -> None:
+def test_other_key_after_a_timeout_is_a_new_command() -> None:
     core = _connected()
     core.press(Press("next"), now_s=10.0, request_id="r1")
     core.tick(now_s=15.0)
-    core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()))
-    fresh = core.press(Press("next"), now_s=16.0, request_id="r2")
+    other = core.press(Press("recall"), now_s=16.0, request_id="r2")
+    assert other is not None and other.request_id == "r2"
+
+
+def test_late_answer_is_shown_as_done_after_all_and_lights_serving() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    core.tick(now_s=15.0)
+    feedback = core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()), now_s=16.0)
+    assert feedback is not None and feedback.ok
+    assert feedback.notice == Notice("ok", "Gọi số tiếp (next) đã thực hiện dù trả lời muộn (done after all): "
+                                           "Đang mời số A015 (called A015)")
+    assert core.view.notice == feedback.notice and core.view.serving
+
+
+def test_same_key_soon_after_a_late_answer_resends_the_original_request_id() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    core.tick(now_s=15.0)
+    core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()), now_s=16.0)
+    again = core.press(Press("next"), now_s=16.0 + LATE_GRACE_S - 0.1, request_id="r2")
+    assert again is not None and again.request_id == "r1"
+    # The controller's repeated answer settles it; pressing once more is a new command.
+    core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()), now_s=26.0)
+    fresh = core.press(Press("next"), now_s=27.0, request_id="r3")
+    assert fresh is not None and fresh.request_id == "r3"
+
+
+def test_same_key_after_the_late_grace_is_a_new_command() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    core.tick(now_s=15.0)
+    core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket()), now_s=16.0)
+    fresh = core.press(Press("next"), now_s=16.0 + LATE_GRACE_S, request_id="r2")
     assert fresh is not None and fresh.request_id == "r2"
+
+
+def test_late_refusal_is_shown_and_the_key_is_then_a_new_command() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    core.tick(now_s=15.0)
+    feedback = core.on_reply(CounterReply(request_id="r1", action="next", status="open",
+                                          error=ErrorInfo("queue_empty", "no ticket is waiting")), now_s=16.0)
+    assert feedback is not None and not feedback.ok
+    assert feedback.notice.text == ("Gọi số tiếp (next), trả lời muộn (late answer): "
+                                    "Không còn số nào đang chờ (queue empty): no ticket is waiting")
+    fresh = core.press(Press("next"), now_s=17.0, request_id="r2")
+    assert fresh is not None and fresh.request_id == "r2"
+
+
+def test_a_repeated_late_answer_is_shown_once() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    core.tick(now_s=15.0)
+    reply = CounterReply(request_id="r1", action="next", status="open", ticket=_ticket())
+    assert core.on_reply(reply, now_s=16.0) is not None
+    assert core.on_reply(reply, now_s=16.5) is None
+
+
+def test_a_timely_answer_to_another_command_ends_the_resend() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    core.tick(now_s=15.0)
+    core.press(Press("recall"), now_s=16.0, request_id="r2")
+    core.on_reply(CounterReply(request_id="r2", action="recall", status="open", ticket=_ticket(recalls=1)),
+                  now_s=16.1)
+    fresh = core.press(Press("next"), now_s=17.0, request_id="r3")
+    assert fresh is not None and fresh.request_id == "r3"
+
+
+def test_each_key_given_up_resends_its_own_request_id() -> None:
+    core = _connected()
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    core.tick(now_s=15.0)
+    core.press(Press("recall"), now_s=16.0, request_id="r2")
     core.tick(now_s=21.0)
-    other = core.press(Press("recall"), now_s=22.0, request_id="r3")
-    assert other is not None and other.request_id == "r3"
+    again = core.press(Press("next"), now_s=22.0, request_id="r3")
+    assert again is not None and again.request_id == "r1"
+
+
+def test_call_of_another_number_after_a_timeout_is_a_new_command() -> None:
+    core = _connected()
+    core.press(Press("call", ticket="A015"), now_s=10.0, request_id="r1")
+    core.tick(now_s=15.0)
+    other = core.press(Press("call", ticket="A016"), now_s=16.0, request_id="r2")
+    assert other is not None and other.request_id == "r2"
+
+
+def test_held_key_counts_once_until_it_has_been_quiet() -> None:
+    core = _connected(debounce_s=0.5)
+    sent = []
+    for i in range(40):  # a key held for 1.2 s, repeating every 30 ms
+        command = core.press(Press("next"), now_s=10.0 + i * 0.03, request_id=f"r{i}")
+        if command is not None:
+            sent.append(command)
+            core.on_reply(CounterReply(request_id=command.request_id, action="next", status="open",
+                                       ticket=_ticket()), now_s=10.0 + i * 0.03)
+    assert [c.request_id for c in sent] == ["r0"]
+    assert core.press(Press("next"), now_s=10.0 + 39 * 0.03 + 0.5, request_id="after") is not None
 
 
 def test_late_reply_to_someone_elses_command_updates_the_ticket_without_feedback() -> None:
     core = _connected()
     core.press(Press("next"), now_s=10.0, request_id="mine")
     assert core.on_reply(CounterReply(request_id="theirs", action="recall", status="open",
-                                      ticket=_ticket(recalls=1))) is None
+                                      ticket=_ticket(recalls=1)), now_s=10.01) is None
     assert core.view.ticket == _ticket(recalls=1) and core.view.pending == "next"
 
 

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import gpiozero
 import pytest
 from gpiozero.pins.mock import MockFactory
 
 from counter import config as counter_config
-from counter.service import KeypadService
+from counter.core import NO_ANSWER
+from counter.keypad import KeypadError
+from counter.service import BACKLOG_LIMIT, KeypadService
 from hallq import wire
 from hallq.broker import PrivateBroker
-from hallq.mqtt import BrokerSettings
+from hallq.mqtt import BrokerSettings, Message
 from hallq.topics import Topics
 from tests.support import FIXTURES, HALL_ID, ControllerProcess, Probe
 
@@ -33,21 +41,32 @@ def _until(condition: Callable[[], bool], *, timeout_s: float = 3.0) -> bool:
     return True
 
 
-@pytest.fixture
-def keypad(broker: PrivateBroker, controller: ControllerProcess) -> Iterator[tuple[KeypadService, MockFactory]]:
+@contextlib.contextmanager
+def _running_keypad(broker: PrivateBroker | None, *, prefill: list[Any] | None = None,
+                    **changes: Any) -> Iterator[tuple[KeypadService, MockFactory]]:
+    """The fixture counter's keypad on mock pins, its loop on a thread; ``changes`` replace config fields and
+    ``prefill`` goes on the inbox before the loop starts. Without a broker nothing reaches the inbox but that."""
     cfg = counter_config.load(FIXTURES / "counter.toml")
-    cfg = replace(cfg, broker=BrokerSettings(port=broker.port))
+    cfg = replace(cfg, broker=BrokerSettings(port=broker.port if broker is not None else 1), **changes)
     factory = MockFactory()
     service = KeypadService(cfg, pin_factory=factory)
+    for item in prefill or []:
+        service.inbox.put(item)
     thread = threading.Thread(target=service.run, name="keypad")
     thread.start()
     try:
-        assert service.counter.link.wait_connected(5)
         yield service, factory
     finally:
         service.stop()
         thread.join(5)
         factory.reset()
+
+
+@pytest.fixture
+def keypad(broker: PrivateBroker, controller: ControllerProcess) -> Iterator[tuple[KeypadService, MockFactory]]:
+    with _running_keypad(broker) as (service, factory):
+        assert service.counter.link.wait_connected(5)
+        yield service, factory
 
 
 def _press(factory: MockFactory, pin: int) -> None:
@@ -99,3 +118,134 @@ def test_keypad_config_refuses_a_pin_used_twice(tmp_path: Path) -> None:
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=r"keypad.buzzer_pin: pin GPIO17 is already used by next_pin"):
         counter_config.load(path)
+
+
+def test_a_late_answer_is_shown_and_pressing_again_does_not_call_a_second_citizen(
+    broker: PrivateBroker, controller: ControllerProcess
+) -> None:
+    assert controller.proc is not None
+    command_topic = TOPICS.counter_command("1")
+    with Probe(broker, subscriptions=[TOPICS.dispenser_ticket("d1"), TOPICS.calls(), command_topic]) as probe, \
+            _running_keypad(broker, reply_timeout_s=0.5) as (service, factory):
+        assert service.counter.link.wait_connected(5)
+        first, _second = (probe.request_ticket("d1", "A").ticket for _ in range(2))
+        assert first is not None
+        os.kill(controller.proc.pid, signal.SIGSTOP)  # busy elsewhere: the answer comes after the timeout
+        try:
+            _press(factory, NEXT)
+            assert _until(lambda: NO_ANSWER in _notice(service)), _notice(service)
+        finally:
+            os.kill(controller.proc.pid, signal.SIGCONT)
+        assert _until(lambda: bool(factory.pin(LED).state)), "serving LED did not light on the late answer"
+        late_notice = _notice(service)
+        _press(factory, NEXT)  # the clerk, having heard "no answer", presses again
+        sent = [wire.CounterCommand.decode(probe.on(command_topic).payload) for _ in range(2)]
+        assert _until(lambda: service.counter.view.pending is None)
+        calls = [wire.Call.decode(m.payload) for m in _all_on(probe, TOPICS.calls(), settle_s=0.5)]
+    assert [c.number for c in calls] == [first.number]
+    assert sent[0].request_id == sent[1].request_id
+    assert late_notice == f"Gọi số tiếp (next) đã thực hiện dù trả lời muộn (done after all): Đang mời số " \
+                          f"{first.number} (called {first.number})"
+    assert service.counter.view.ticket is not None and service.counter.view.ticket.number == first.number
+
+
+def test_keypad_config_refuses_a_pin_not_on_the_header(tmp_path: Path) -> None:
+    for spelling, problem in [('"GPIO99"', "'GPIO99' is not on the 40-pin header"),
+                              ('"BOARD99"', "'BOARD99' is not a pin of the 40-pin header"),
+                              ('"BOARD2"', "'BOARD2' is a 5 V pin, not a GPIO"),
+                              ("28", "must be at most 27"),
+                              ('"GPIO017"', "must be a GPIO number 0-27")]:
+        text = (FIXTURES / "counter.toml").read_text(encoding="utf-8").replace('"GPIO25"', spelling)
+        path = tmp_path / "counter.toml"
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(ValueError, match=f"{path}: keypad.buzzer_pin: .*{problem}"):
+            counter_config.load(path)
+
+
+def test_keypad_config_refuses_one_pin_in_two_spellings(tmp_path: Path) -> None:
+    text = (FIXTURES / "counter.toml").read_text(encoding="utf-8").replace('"GPIO25"', '"BOARD11"')
+    path = tmp_path / "counter.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError, match=r"keypad.buzzer_pin: pin GPIO17 \('BOARD11'\) is already used by next_pin"):
+        counter_config.load(path)
+
+
+@pytest.mark.parametrize("revision", ["d04170", "d03114", "902120"])  # Pi 5, Pi 4, Zero 2 W
+def test_pin_spellings_mean_what_gpiozero_means(revision: str) -> None:
+    board = MockFactory(revision=revision).board_info
+    spellings = [*(f"{p}{n}" for p in ("GPIO", "BCM", "BOARD", "J8:", "WPI") for n in range(45)), "GPIO017", "gpio17"]
+    for spelling in spellings:
+        try:
+            expected: str | None = board.to_gpio(spelling)
+        except ValueError:
+            expected = None
+        try:
+            ours: str | None = f"GPIO{counter_config.gpio_of(spelling)}"
+        except ValueError:
+            ours = None
+        assert ours == expected, spelling
+
+
+def test_a_pin_in_use_is_one_keypad_error_naming_the_key(broker: PrivateBroker) -> None:
+    cfg = replace(counter_config.load(FIXTURES / "counter.toml"), broker=BrokerSettings(port=broker.port))
+    factory = MockFactory()
+    holder = gpiozero.LED("GPIO24", pin_factory=factory)  # something else drives the serving LED's pin
+    try:
+        with pytest.raises(KeypadError, match=r"^keypad.serving_led_pin = GPIO24: .*in use") as raised:
+            KeypadService(cfg, pin_factory=factory)
+        assert (raised.value.key, raised.value.pin) == ("keypad.serving_led_pin", "GPIO24")
+        # The buttons it had already opened were given back: another keypad can have them.
+        assert cfg.keypad is not None
+        again = KeypadService(replace(cfg, keypad=replace(cfg.keypad, serving_led_pin="GPIO5")), pin_factory=factory)
+        again.keypad.close()
+    finally:
+        holder.close()
+        factory.reset()
+
+
+def test_watchdog_is_fed_only_while_the_loop_keeps_up_with_its_inbox(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(10)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    # A backlog the loop needs a while to work through (messages on a topic it does not read), and no broker,
+    # so that the backlog only shrinks.
+    stray = Message(topic="elsewhere/nothing", payload=b"", retain=False)
+    with notify, _running_keypad(None, prefill=[stray] * (BACKLOG_LIMIT * 5)) as (service, _factory):
+        assert notify.recv(64) == b"WATCHDOG=1"
+        backlog_after_first_ping = service.inbox.qsize()
+    assert backlog_after_first_ping < BACKLOG_LIMIT
+
+
+def test_stop_takes_no_lock_the_interrupted_loop_may_hold(keypad: tuple[KeypadService, MockFactory]) -> None:
+    service, _factory = keypad
+    # A signal handler runs on the main thread between two bytecodes, possibly inside inbox.get() with the
+    # inbox's lock held: whatever stop() does must not wait for that lock.
+    with service.inbox.mutex:
+        stopper = threading.Thread(target=service.stop)
+        stopper.start()
+        stopper.join(1)
+        returned = not stopper.is_alive()
+    stopper.join()
+    assert returned, "stop() waited for the inbox's lock"
+
+
+def _notice(service: KeypadService) -> str:
+    notice = service.counter.view.notice
+    return "" if notice is None else notice.text
+
+
+def _all_on(probe: Probe, topic: str, *, settle_s: float) -> list[Message]:
+    """Every message on ``topic`` the probe got, waiting ``settle_s`` for more (to show that none follows)."""
+    found: list[Message] = []
+    deadline = time.monotonic() + settle_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            found.append(probe.on(topic, timeout_s=left))
+        except AssertionError:  # nothing more within settle_s
+            break
+    return found
