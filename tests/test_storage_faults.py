@@ -242,3 +242,25 @@ def test_a_file_system_forced_read_only_refuses_changes_and_a_restart_after_repa
         assert d2.ask(request_id="during").ticket.number == "A003"      # type: ignore[union-attr]
         assert d2.ask(request_id="before-1").ticket == first.ticket
     _check_ledger(state, {**d.answered, **d2.answered})
+
+
+def test_a_truncated_ledger_of_a_real_day_stops_the_controller_and_is_left_as_it_was(
+    broker: PrivateBroker, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    with _controller(broker, state, tmp_path, "day"), _probe(broker) as probe:
+        d = Dispenser(probe)
+        for _ in range(60):                                  # enough tickets for the file to span many pages
+            d.ask()
+    path = state / "ledger.sqlite3"
+    data = path.read_bytes()
+    assert len(data) > 8 * 4096
+    path.write_bytes(data[: len(data) // 2])
+    damaged = path.read_bytes()
+    controller = _controller(broker, state, tmp_path, "truncated")
+    controller.start(wait=False)
+    assert controller.proc is not None
+    assert controller.proc.wait(timeout=30) == 65            # systemd does not restart on 65: a person must look
+    log = controller.log_text()
+    assert "damaged" in log and "Refusing to start" in log and "Traceback" not in log
+    assert path.read_bytes() == damaged                      # not "repaired", not reset to ticket 1
