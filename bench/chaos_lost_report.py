@@ -1,0 +1,102 @@
+"""Reproduce: a print-failure report the controller had received but not yet stored is lost on SIGKILL.
+
+    .venv/bin/python -m bench.chaos_lost_report [--flood 60000] [--kill-after 0.3]
+
+The controller's MQTT client acknowledges a QoS 1 message as soon as it is queued for the service thread
+(``hallq.mqtt``: callbacks only enqueue; paho sends PUBACK when the callback returns). A request or a
+counter command lost between that acknowledgement and the ledger commit comes back, because its device
+re-sends it with the same id; a ``printed`` report is sent once and has no reply. So: issue one ticket,
+give the controller a backlog (a flood of valid requests from another kiosk), report the ticket not
+printed, SIGKILL the controller a moment later and restart it. When the report was still in the backlog,
+the ticket ends ``waiting`` (callable, though never printed) instead of ``void``. Timing-dependent: the
+report must be acknowledged but not processed when the kill lands (three runs in three here with the defaults).
+Exit status 1 when the report was lost, 0 when the ticket was voided.
+"""
+
+from __future__ import annotations
+
+import argparse
+import queue
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.chaos import ControllerRunner, _live_online
+from bench.chaos_devices import Listener
+from hall_controller.cli import LEDGER_FILE
+from hall_controller.ledger import Ledger
+from hallq import wire
+from hallq.broker import PrivateBroker
+from hallq.mqtt import BrokerSettings, Message, MqttLink
+from hallq.topics import Topics
+
+ROOT = Path(__file__).resolve().parent.parent
+HALL_CONFIG = ROOT / "tests" / "fixtures" / "hall.toml"
+TOPICS = Topics(hall="test-hall")
+
+
+def _start(controller: ControllerRunner, watch: Listener) -> None:
+    since = len(watch.received)
+    controller.start()
+    if not watch.wait_for(lambda r: _live_online(r, TOPICS.status("controller"), since), 20):
+        raise SystemExit("controller did not come online")
+
+
+def _reply(inbox: queue.Queue[object], timeout_s: float = 10.0) -> wire.TicketReply:
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        item = inbox.get(timeout=left)
+        if isinstance(item, Message):
+            return wire.TicketReply.decode(item.payload)
+    raise SystemExit("no reply")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--flood", type=int, default=60000, help="requests queued ahead of the report")
+    parser.add_argument("--kill-after", type=float, default=0.3, help="seconds between the report and SIGKILL")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="hallq-lost-report-"))
+    with PrivateBroker(work / "broker") as broker:
+        direct = BrokerSettings(port=broker.port)
+        watch = Listener("watch", broker=direct, subscriptions=[TOPICS.all_status()])
+        watch.start()
+        watch.link.wait_connected(5)
+        controller = ControllerRunner(config=HALL_CONFIG, broker=broker, state_dir=work / "state",
+                                      log_path=work / "controller.log")
+        _start(controller, watch)
+        inbox: queue.Queue[object] = queue.Queue()
+        kiosk = MqttLink(client_id="d1", broker=direct, inbox=inbox, subscriptions=[(TOPICS.dispenser_ticket("d1"), 1)])
+        flood = MqttLink(client_id="d2", broker=direct, inbox=queue.Queue())
+        for link in (kiosk, flood):
+            link.start()
+            link.wait_connected(5)
+        time.sleep(0.1)  # the subscription's SUBACK
+        kiosk.publish(TOPICS.dispenser_request("d1"), wire.TicketRequest(request_id="r1", service="A").encode())
+        ticket = _reply(inbox).ticket
+        assert ticket is not None
+        for n in range(args.flood):
+            flood.publish(TOPICS.dispenser_request("d2"), wire.TicketRequest(request_id=f"f{n}", service="B").encode())
+        kiosk.publish_and_wait(TOPICS.dispenser_printed("d1"),
+                               wire.PrintReport(ticket_id=ticket.id, ok=False, reason="paper_out").encode(),
+                               timeout_s=30)
+        time.sleep(args.kill_after)
+        controller.kill()
+        _start(controller, watch)
+        kiosk.publish(TOPICS.dispenser_request("d1"), wire.TicketRequest(request_id="r2", service="A").encode())
+        _reply(inbox, timeout_s=60)  # answered after the re-delivered backlog: everything before it is processed
+        controller.stop()
+        for link in (kiosk, flood):
+            link.stop()
+        watch.stop()
+    ledger = Ledger(work / "state" / LEDGER_FILE, hall_id="test-hall")
+    state = next(r["state"] for r in ledger.history() if r["id"] == ticket.id)
+    ledger.close()
+    sys.stdout.write(f"ticket {ticket.number} reported not printed ended {state!r} (expected 'void'); "
+                     f"files in {work}\n")
+    return 0 if state == "void" else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
