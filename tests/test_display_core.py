@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from display.core import Announcement, AnnouncementQueue, DisplayCore
@@ -136,22 +136,34 @@ def test_too_many_waiting_drops_the_oldest() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 30), st.floats(0.5, 12)), min_size=1, max_size=15), st.floats(0, 2))
-def test_announcements_never_overlap_and_keep_their_order(arrivals: list[tuple[float, float]], gap_s: float) -> None:
-    queue = AnnouncementQueue(gap_s=gap_s)
+@given(st.lists(st.tuples(st.floats(0, 30), st.floats(0.5, 12)), min_size=1, max_size=15), st.floats(0, 2),
+       st.integers(1, 12))
+@example(arrivals=[(0.0, 1.0)] * 13, gap_s=0.0, max_waiting=12)  # one more than may wait: the first is dropped
+def test_announcements_never_overlap_and_keep_their_order(arrivals: list[tuple[float, float]], gap_s: float,
+                                                          max_waiting: int) -> None:
+    """Each announcement starts after the previous one's length and gap, in arrival order; one is skipped only
+    when more than ``max_waiting`` wait, and then it is the oldest waiting."""
+    queue = AnnouncementQueue(gap_s=gap_s, max_waiting=max_waiting)
     events = sorted((at, seq, duration) for seq, (at, duration) in enumerate(arrivals))
     started: list[tuple[float, Announcement]] = []
+    dropped: list[int] = []
     now, pending = 0.0, list(events)
     while pending or queue.waiting:
         while pending and pending[0][0] <= now:
             _, seq, duration = pending.pop(0)
+            oldest, full = queue.waiting[0].seq if queue.waiting else None, len(queue.waiting) == max_waiting
             queue.push(_item(seq, duration))
+            if queue.dropped > len(dropped):
+                assert full and oldest is not None
+                dropped.append(oldest)
         item = queue.due(now)
         if item is not None:
             started.append((now, item))
             continue
         candidates = [t for t in (queue.next_wakeup_s(now), pending[0][0] if pending else None) if t is not None]
         now = max(now, min(candidates))
-    assert [item.seq for _, item in started] == [seq for _, seq, _ in events]
+    arrival_order = [seq for _, seq, _ in events]
+    assert [item.seq for _, item in started] == [seq for seq in arrival_order if seq not in dropped]
+    assert queue.dropped == len(dropped)
     for (start_a, a), (start_b, _) in itertools.pairwise(started):
         assert start_b >= start_a + a.duration_s + gap_s - 1e-9
