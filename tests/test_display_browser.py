@@ -150,47 +150,100 @@ def test_counter_page_shows_its_own_number(kiosk: Kiosk, display: DisplayProcess
     kiosk.wait_for("() => document.getElementById('one-status').textContent === 'Đóng · Closed'")
 
 
-def _busy_board() -> wire.Board:
-    """A district hall at mid-morning: twenty counters (one closed, one paused), six services, long numbers."""
+SERVICE_NAMES = [("Hộ tịch", "Civil status registration"), ("Đất đai - Xây dựng", "Land and construction"),
+                 ("Đăng ký kinh doanh", "Business registration"), ("Chứng thực", "Certification"),
+                 ("Lao động - Thương binh và Xã hội", "Labour, invalids and social affairs"), ("Trả kết quả", "Results"),
+                 ("Tư pháp", "Justice"), ("Tài nguyên và Môi trường", "Natural resources and environment"),
+                 ("Y tế", "Health"), ("Giáo dục và Đào tạo", "Education and training")]
+
+
+def _hall_board(*, services: int, counters: int, seq: int) -> wire.Board:
+    """A district hall at mid-morning: long service and hall names, triple-digit queues, two priority counters,
+    closed and paused counters, a six-character number on counter 4, and the newest call a priority recall."""
     at = datetime.now(timezone(timedelta(hours=7)))
-    names = [("Hộ tịch", "Civil status registration"), ("Đất đai - Xây dựng", "Land and construction"),
-             ("Đăng ký kinh doanh", "Business registration"), ("Chứng thực", "Certification"),
-             ("Lao động - Thương binh và Xã hội", "Labour, invalids and social affairs"), ("Trả kết quả", "Results")]
-    services = tuple(wire.BoardService(service="ABCDEF"[i], name_vi=vi, name_en=en, regular=10 + 7 * i,
-                                       priority=i % 3) for i, (vi, en) in enumerate(names))
+    letters = "ABCDEFGHKL"[:services]
+    board_services = tuple(wire.BoardService(service=letters[i], name_vi=vi, name_en=en, regular=10 + 17 * i,
+                                             priority=i % 3) for i, (vi, en) in enumerate(SERVICE_NAMES[:services]))
 
     def name(i: int) -> str:
         return f"Quầy {i} - Ưu tiên" if i < 3 else f"Quầy {i}"
 
-    counters = tuple(
-        wire.BoardCounter(counter=str(i), name=name(i), status="closed" if i in (7, 19) else "paused" if i == 12
-                          else "open", number=None if i in (7, 12, 19) else "UB1234" if i == 4
-                          else f"{'ABCDEF'[i % 6]}{100 + i:03d}", service=None)
-        for i in range(1, 21))
-    calls = tuple(wire.Call(seq=120 - k, number="UB1005" if k == 0 else f"{'ABCDEF'[k % 6]}{115 - k:03d}",
-                            counter=str(k + 1), counter_name=name(k + 1), service="A", priority=k == 0,
-                            recall=k == 0, at=at, ticket_id=f"t{k}") for k in range(10))
+    def status(i: int) -> wire.CounterStatus:
+        return "closed" if i % 7 == 0 else "paused" if i % 11 == 0 else "open"
+
+    board_counters = tuple(
+        wire.BoardCounter(counter=str(i), name=name(i), status=status(i),
+                          number=None if status(i) != "open" else "UB1234" if i == 4
+                          else f"{letters[i % services]}{100 + i:03d}", service=None)
+        for i in range(1, counters + 1))
+    calls = tuple(wire.Call(seq=seq - k, number="UB1005" if k == 0 else f"{letters[k % services]}{115 - k:03d}",
+                            counter=str(k % counters + 1), counter_name=name(k % counters + 1), service=letters[0],
+                            priority=k == 0, recall=k == 0, at=at, ticket_id=f"t{k}") for k in range(10))
     return wire.Board(hall=HALL_ID, hall_name_vi="Trung tâm Phục vụ hành chính công Quận Hoàn Kiếm",
-                      hall_name_en="Hoan Kiem District Public Administrative Service Centre", seq=120, calls=calls,
-                      counters=counters, services=services, at=at, business_day=at.date().isoformat())
+                      hall_name_en="Hoan Kiem District Public Administrative Service Centre", seq=seq, calls=calls,
+                      counters=board_counters, services=board_services, at=at, business_day=at.date().isoformat())
 
 
-def test_twenty_counters_and_six_services_fit_a_1080p_screen(
+# Every visible element: on the screen, inside its parent's box, its content inside its own box (text that
+# ends in an ellipsis may run on sideways: long names do), and no two pieces of text on top of each other.
+LAYOUT_PROBLEMS = """() => {
+  const shown = (e) => {
+    const style = getComputedStyle(e), box = e.getBoundingClientRect();
+    return style.display !== 'none' && style.visibility !== 'hidden' && box.width > 0 && box.height > 0;
+  };
+  const name = (e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + [...e.classList].map((c) => '.' + c).join('')
+    + ' "' + e.textContent.trim().slice(0, 24) + '"';
+  const elements = [...document.body.querySelectorAll('*')].filter((e) => e.tagName !== 'SCRIPT' && shown(e));
+  const problems = [];
+  for (const e of elements) {
+    const box = e.getBoundingClientRect(), style = getComputedStyle(e);
+    if (box.left < -1 || box.top < -1 || box.right > innerWidth + 1 || box.bottom > innerHeight + 1)
+      problems.push('off the screen: ' + name(e));
+    if (style.display !== 'inline') {
+      if (e.scrollHeight > e.clientHeight + 1) problems.push('cut at the bottom: ' + name(e));
+      if (e.scrollWidth > e.clientWidth + 1 && style.textOverflow !== 'ellipsis') problems.push('cut at the side: ' + name(e));
+    }
+    const parent = e.parentElement;
+    if (parent === document.body) continue;
+    const outer = parent.getBoundingClientRect(), sideways = getComputedStyle(parent).textOverflow === 'ellipsis';
+    if (box.top < outer.top - 1 || box.bottom > outer.bottom + 1
+        || (!sideways && (box.left < outer.left - 1 || box.right > outer.right + 1)))
+      problems.push('outside its box: ' + name(e));
+  }
+  const texts = elements.filter((e) => e.children.length === 0 && e.textContent.trim());
+  for (const [i, a] of texts.entries()) {
+    for (const b of texts.slice(i + 1)) {
+      const p = a.getBoundingClientRect(), q = b.getBoundingClientRect();
+      if (p.left < q.right - 1 && q.left < p.right - 1 && p.top < q.bottom - 1 && q.top < p.bottom - 1)
+        problems.push('on top of each other: ' + name(a) + ' and ' + name(b));
+    }
+  }
+  return problems;
+}"""
+
+# What a citizen reads from across the hall. 32 px at 1080p: on a 55-inch TV the capitals are 1.5 cm tall,
+# 5 minutes of arc at 10 m, the size normal sight reads. ("Đóng", "Tạm dừng" on a tile may be smaller.)
+ESSENTIAL_TEXT = ("#newest-number, #newest-counter-name, #recent .number, .tile .name, .tile.open .number, "
+                  ".svc-primary, .count .total")
+READABLE_PX = 32
+TOO_SMALL = """([selector, least]) => [...document.querySelectorAll(selector)]
+  .map((e) => [e.textContent, parseFloat(getComputedStyle(e).fontSize)]).filter(([, size]) => size < least)"""
+HALL_SIZES = [(4, 6), (1, 1), (2, 3), (3, 12), (6, 20), (7, 13), (10, 1), (1, 24), (10, 24)]
+
+
+def test_halls_of_one_to_ten_services_and_one_to_24_counters_fit_a_1080p_screen_readably(
     kiosk: Kiosk, broker: PrivateBroker, tmp_path: Path
 ) -> None:
-    with Probe(broker) as publisher:
-        assert publisher.link.publish_and_wait(TOPICS.board(), _busy_board().encode(), retain=True)
-    with DisplayProcess(config=FIXTURES / "display.toml", broker_address=broker.address, port=free_port(),
-                        log_path=tmp_path / "display.log") as display:
+    with Probe(broker) as publisher, DisplayProcess(config=FIXTURES / "display.toml", broker_address=broker.address,
+                                                    port=free_port(), log_path=tmp_path / "display.log") as display:
         kiosk.open(display.url)
-        kiosk.wait_for("() => window.hallq.screens > 0 && !document.body.classList.contains('waiting-board')")
-        # No region cut at the bottom, no number cut at the side (names may end in an ellipsis).
-        too_tall = kiosk.evaluate("() => [...document.querySelectorAll('header, main, footer, section')]"
-                                  ".filter(e => e.scrollHeight > e.clientHeight + 1).map(e => e.className)")
-        too_wide = kiosk.evaluate("() => [...document.querySelectorAll('#newest-number, .tile .number')]"
-                                  ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)")
-        assert (too_tall, too_wide) == ([], [])
-        assert kiosk.evaluate("() => document.documentElement.scrollHeight") <= 1080
-        assert kiosk.evaluate("() => document.querySelectorAll('.tile').length") == 20
-        assert _newest(kiosk) == "UB1005"
-        kiosk.screenshot(SCREENSHOTS / "display-hall-20-counters.png")
+        for seq, (services, counters) in enumerate(HALL_SIZES, start=100):
+            board = _hall_board(services=services, counters=counters, seq=seq)
+            assert publisher.link.publish_and_wait(TOPICS.board(), board.encode(), retain=True)
+            kiosk.wait_for("([services, counters]) => document.querySelectorAll('.tile').length === counters && "
+                           "document.querySelectorAll('#services li').length === services", arg=[services, counters])
+            hall = f"{services} services, {counters} counters"
+            assert kiosk.evaluate(LAYOUT_PROBLEMS) == [], hall
+            assert kiosk.evaluate(TOO_SMALL, [ESSENTIAL_TEXT, READABLE_PX]) == [], hall
+            assert (_newest(kiosk), kiosk.evaluate("() => document.body.scrollHeight")) == ("UB1005", 1080), hall
+            kiosk.screenshot(SCREENSHOTS / f"display-hall-{services}-services-{counters}-counters.png")

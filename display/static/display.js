@@ -62,17 +62,13 @@ function renderHall() {
   byId("newest").classList.toggle("recall", Boolean(newest && newest.recall));
 
   const recent = byId("recent");
-  recent.replaceChildren(...model.recent.map((call) => {
+  recent.replaceChildren(...model.recent.slice(0, hallLayout.recentRows).map((call) => {
     const row = el("li");
     row.append(el("span", "number", call.number), el("span", "counter", "➜ " + counterLine(call)));
     return row;
   }));
 
   const grid = byId("counters");
-  const count = model.counters.length;
-  const rows = Math.min(4, Math.max(1, Math.ceil(count / 7)));
-  grid.style.setProperty("--cols", String(Math.max(3, Math.ceil(count / rows))));
-  grid.className = "counter-grid rows-" + rows;
   grid.replaceChildren(...model.counters.map((counter) => {
     const tile = el("div", "tile " + counter.status);
     tile.dataset.counter = counter.counter;
@@ -84,17 +80,152 @@ function renderHall() {
   }));
 
   const services = byId("services");
-  services.classList.toggle("dense", model.services.length > 4);
   services.replaceChildren(...model.services.map((service) => {
     const row = el("li");
     const names = el("div", "svc");
     names.append(el("div", "svc-primary", service.primary));
     if (service.secondary) names.append(el("div", "svc-secondary", service.secondary));
-    const count = el("div", "count", String(service.total));
+    const count = el("div", "count");
+    count.append(el("span", "total", String(service.total)));
     if (service.priority) count.append(el("span", "prio", model.labels.priority.primary + " " + service.priority));
     row.append(names, count);
     return row;
   }));
+}
+
+// ---- layout: the hall page's proportions from the hall's size ----------------------------------------------
+// Sizes in vh (hundredths of the screen's height; 10.8 px at 1080p). READABLE is the smallest text a citizen
+// must read from across the hall (service names and counts, counter names, ticket numbers): 3.5vh is 38 px
+// at 1080p; on a 55" TV its capitals are 1.7 cm tall, 6 minutes of arc at 10 m, where normal sight reads 5.
+// The second language's line may be smaller (SECOND). The footer (counters, waiting counts) grows until its
+// content fits at these sizes; the middle (newest call, recent calls) takes what is left and scales down,
+// showing fewer recent calls rather than smaller ones. Heights are sums of font size × line-height (the CSS
+// sets every line-height), so nothing here depends on the font; widths only on the measured boxes.
+const READABLE = 3.5;
+const SECOND = 2.4;
+const FOOTER_MIN = 36;
+const FOOTER_MAX = 60; // the middle keeps 28vh: a newest number ~10vh (110 px) tall and three recent calls
+// Up to four services: two lines each, the name above its second language and the count above the priority
+// lane's count. More: one line each, all inline.
+const ROOMY_SERVICES = 4;
+const SERVICE_ROWS = {
+  roomy: { svc: 3.8, svc2: 2.6, count: 4.4, lines: (f) => Math.max(f.svc * 1.3, f.count * 1.2) + f.svc2 * 1.3 },
+  dense: { svc: READABLE, svc2: SECOND, count: 3.8, lines: (f) => Math.max(f.svc * 1.3, f.count * 1.2) },
+};
+const SERVICE_ROW_EXTRA = 0.4 + 0.2; // padding and border
+// A tile: the counter's name (READABLE) above its number, numMin to numMax tall; padding 0.4vh, gaps 0.8vh
+// between rows and 0.8vw between columns (display.css).
+const TILE = { extra: 0.8, gap: 0.8, nameLine: 1.3, numLine: 1.15, numMin: 4.2, numMax: 8 };
+const TILE_NUMBER_EM = 4.5 * 0.72; // the width of a typical number ("A015", "UB001") in ems of the bold font
+const TILE_MIN_COLUMNS = 3;
+const RECENT = { line: 1.22, border: 0.2, max: 6.4, min: 4.2 };
+const SLACK = 0.5; // boxes are rounded to whole pixels: a little room so that the sums never come out short
+
+const hallLayout = { key: null, recentRows: 10 };
+
+function vhOf(px) { return px / (window.innerHeight / 100); }
+
+// The columns and the largest tile number for `rows` rows of `count` tiles in a grid `width` vh wide and
+// `height` vh tall; `byWidth`: the largest number the width allows. One row has at least TILE_MIN_COLUMNS
+// columns (a lone counter's tile is not the width of the screen).
+function tileSizes(count, rows, width, height, gapX, gapY) {
+  const cols = rows === 1 ? Math.max(TILE_MIN_COLUMNS, count) : Math.ceil(count / rows);
+  const tileWidth = (width - (cols - 1) * gapX) / cols;
+  const byWidth = (tileWidth - 1.25 * gapX) / TILE_NUMBER_EM; // the tile's side padding is 0.5vw, gapX 0.8vw
+  const byHeight = ((height - (rows - 1) * gapY) / rows - TILE.extra - READABLE * TILE.nameLine) / TILE.numLine;
+  return { cols, num: Math.min(byHeight, byWidth, TILE.numMax), byWidth };
+}
+
+function tileHeight(num) { return READABLE * TILE.nameLine + num * TILE.numLine + TILE.extra; }
+
+function layoutHall() {
+  const grid = byId("counters");
+  const services = byId("services");
+  const recent = byId("recent");
+  const counterCount = model.counters.length;
+  const serviceCount = model.services.length;
+  const key = [window.innerWidth, window.innerHeight, counterCount, serviceCount, model.recent.length].join();
+  if (key === hallLayout.key) return false;
+  hallLayout.key = key;
+
+  // The boxes around the lists (headings, padding), measured: each list fills what its section leaves.
+  const height = (node) => node.getBoundingClientRect().height;
+  const chrome = (list) => vhOf(height(list.parentElement) - height(list));
+  const gridChrome = chrome(grid);
+  const servicesChrome = chrome(services);
+  const recentChrome = chrome(recent);
+  const gridWidth = vhOf(grid.getBoundingClientRect().width);
+  const gapX = vhOf(window.innerWidth * 0.008);
+  const gapY = TILE.gap;
+
+  const mode = serviceCount <= ROOMY_SERVICES ? "roomy" : "dense";
+  const row = SERVICE_ROWS[mode];
+  const rowHeight = row.lines(row) + SERVICE_ROW_EXTRA;
+  const servicesNeed = servicesChrome + serviceCount * rowHeight + SLACK;
+
+  // Counters: the fewest rows whose tiles are wide enough for numbers at TILE.numMin.
+  let countersNeed = gridChrome + SLACK;
+  for (let rows = 1; rows <= counterCount; rows += 1) {
+    const { byWidth, cols } = tileSizes(counterCount, rows, gridWidth, Infinity, gapX, gapY);
+    const need = rows * tileHeight(Math.min(TILE.numMin, byWidth)) + (rows - 1) * gapY;
+    if (byWidth >= TILE.numMin || cols <= TILE_MIN_COLUMNS) {
+      countersNeed += need;
+      break;
+    }
+  }
+  const footer = Math.min(FOOTER_MAX, Math.max(FOOTER_MIN, servicesNeed, countersNeed));
+  const middle = 88 - footer;
+  const set = (node, name, value) => node.style.setProperty(name, value.toFixed(2) + "vh");
+  set(body, "--footer-h", footer);
+
+  // Waiting counts: smaller only in a hall larger than this page is designed for (never larger: long names
+  // would lose their ends).
+  const scale = Math.min(1, serviceCount ? (footer - servicesChrome - SLACK) / (serviceCount * rowHeight) : 1);
+  services.classList.toggle("dense", mode === "dense");
+  set(services, "--svc", row.svc * scale);
+  set(services, "--svc2", row.svc2 * scale);
+  set(services, "--count", row.count * scale);
+
+  // Counters: the arrangement with the largest numbers in the footer's height; once numbers reach numMin,
+  // another row only for numbers at least 10 % larger (four counters in a row, not three and one below).
+  let tiles = { cols: TILE_MIN_COLUMNS, num: TILE.numMax };
+  if (counterCount > 0) {
+    let best = null;
+    for (let rows = 1; rows <= counterCount; rows += 1) {
+      if ((rows - 1) * Math.ceil(counterCount / rows) >= counterCount) break; // a row would stay empty
+      const sizes = tileSizes(counterCount, rows, gridWidth, footer - gridChrome - SLACK, gapX, gapY);
+      const better = best === null || sizes.num > (best.num < TILE.numMin ? best.num : best.num * 1.1);
+      if (better) best = sizes;
+    }
+    tiles = best;
+  }
+  grid.style.setProperty("--cols", String(tiles.cols));
+  set(grid, "--num", tiles.num);
+  set(grid, "--name", READABLE);
+
+  // The newest call: label, number, counter, counter in the second language. All but the number have a small
+  // hall's sizes (its middle is 52vh), scaled down with the middle to their floors; the number takes the rest.
+  const shrink = Math.min(1, middle / 52);
+  const label = Math.max(READABLE, 4.8 * shrink);
+  const counter = Math.max(4.6, 8 * shrink);
+  const second = Math.max(SECOND, 3.4 * shrink);
+  const number = Math.min(26, (middle - 2 - SLACK - label * 1.3 - counter * 1.25 - second * 1.25) / 1.2);
+  set(body, "--newest-label", label);
+  set(body, "--newest-counter", counter);
+  set(body, "--newest-secondary", second);
+  set(body, "--newest-number", number);
+
+  // Recent calls: as many as fit at RECENT.min or larger, up to the configured count.
+  const room = middle - recentChrome - SLACK;
+  let rows = Math.max(1, model.recent.length);
+  let size = (room / rows - RECENT.border) / RECENT.line;
+  if (size < RECENT.min) {
+    rows = Math.max(1, Math.floor(room / (RECENT.min * RECENT.line + RECENT.border)));
+    size = (room / rows - RECENT.border) / RECENT.line;
+  }
+  hallLayout.recentRows = rows;
+  set(body, "--recent", Math.min(RECENT.max, size));
+  return true;
 }
 
 function renderCounter() {
@@ -109,28 +240,57 @@ function renderCounter() {
   setText("one-status", status);
 }
 
-// Long numbers (UB1005) and narrow tiles: shrink the text until it fits its box, never below 55 %.
-function fit(node) {
-  node.style.fontSize = "";
-  const base = parseFloat(getComputedStyle(node).fontSize);
-  let size = base;
-  while (node.scrollWidth > node.clientWidth + 1 && size > base * 0.55) {
-    size *= 0.93;
-    node.style.fontSize = size + "px";
-  }
-}
+// Text that must stay whole shrinks until it fits its box: numbers (UB1234 on a narrow tile) down to 55 %.
+// A counter's name on its tile shrinks by up to 15 % if that makes it whole; a longer one keeps its size and
+// ends in an ellipsis. Text width is proportional to the font size, so one measurement gives the size;
+// passes that read every box, then write every size, keep this to a few layouts however many tiles there are.
+const FIT = {
+  hall: [["#newest-number", 0.55], [".newest-counter", 0.55], [".tile .number", 0.55], [".tile .name", 0.85, "…"]],
+  counter: [["#one-number", 0.55], ["#one-name", 0.55]],
+};
 
 function fitAll() {
-  const selectors = VIEW === "hall"
-    ? "#newest-number, .newest-counter, .tile .number"
-    : "#one-number, #one-name";
-  for (const node of document.querySelectorAll(selectors)) fit(node);
+  const items = [];
+  for (const [selector, least, ellipsis] of FIT[VIEW]) {
+    for (const node of document.querySelectorAll(selector)) {
+      node.style.fontSize = "";
+      items.push({ node, least, ellipsis: Boolean(ellipsis), base: 0, size: 0 });
+    }
+  }
+  for (const item of items) item.base = item.size = parseFloat(getComputedStyle(item.node).fontSize);
+  for (let pass = 0; pass < 3; pass += 1) {
+    const resized = [];
+    for (const item of items) {
+      const { node } = item;
+      if (node.scrollWidth <= node.clientWidth + 1 || item.size <= item.base * item.least) continue;
+      const size = item.size * Math.min(0.97, (node.clientWidth - 1) / node.scrollWidth);
+      if (item.ellipsis && size < item.base * item.least) continue;
+      resized.push([item, Math.max(item.base * item.least, size)]);
+    }
+    if (!resized.length) break;
+    for (const [item, size] of resized) {
+      item.size = size;
+      item.node.style.fontSize = size + "px";
+    }
+  }
+  if (VIEW !== "hall") return;
+  // A service's second-language name squeezed behind a long first one ("L…"): rather none than a stub.
+  const squeezed = [...document.querySelectorAll("#services.dense .svc-secondary")]
+    .filter((node) => node.clientWidth < node.scrollWidth / 2);
+  for (const node of squeezed) node.hidden = true;
 }
 
 function render(next) {
   model = next;
   renderLabels(model.labels);
-  if (VIEW === "hall") renderHall(); else renderCounter();
+  if (VIEW === "hall") {
+    renderHall();
+    // A new shape (first screen, another number of counters or services): size everything, then draw again
+    // with the number of recent calls that fits.
+    if (layoutHall()) renderHall();
+  } else {
+    renderCounter();
+  }
   fitAll();
   renderBanner();
   renderClock();
@@ -222,6 +382,10 @@ function connect() {
   });
 }
 
+window.addEventListener("resize", () => {
+  hallLayout.key = null;
+  if (model) render(model);
+});
 renderBanner();
 connect();
 setInterval(renderClock, 1000);
