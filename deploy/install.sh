@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Install one hallq role on a Raspberry Pi OS Bookworm (or Debian 12) machine, from this source tree.
 #
-#   sudo deploy/install.sh ROLE [--credential FILE] [--ca FILE] [--broker-name NAME]... [--dry-run] [--root DIR]
+#   sudo deploy/install.sh ROLE [--credential FILE] [--ca FILE] [--broker-name NAME]... [--local-audio]
+#                               [--dry-run] [--root DIR]
 #
 #   ROLE           controller | dispenser | counter | display
 #   --credential   this device's MQTT password file (from provisioning on the controller's Pi), installed as
 #                  /etc/hallq/credentials/ROLE.mqtt-password for the unit's LoadCredential=
 #   --ca           the hall's CA certificate (ca.crt from the controller's Pi), installed as /etc/hallq/ca.crt
 #   --broker-name  controller only: a name or address devices dial, for the broker's TLS certificate (repeatable)
+#   --local-audio  display only: this Pi plays the announcements ([announce] output = "local"): alsa-utils and
+#                  the unit's drop-in local-audio.conf (the sound devices). Also done, without the option, when
+#                  /etc/hallq/display.toml says output = "local"; otherwise a drop-in left from before is removed
 #   --dry-run      print what would change, change nothing
 #   --root DIR     install into the file tree at DIR instead of / (an image being prepared, or a test): no
 #                  Debian packages, no virtual environment (a venv is bound to its path and CPU), no service
@@ -15,8 +19,9 @@
 #
 # What it does: Debian packages the role needs; the users and groups (systemd-sysusers); a virtual environment
 # in /opt/hallq/venv with hallq; the config skeleton in /etc/hallq (an existing file is never overwritten);
-# the role's systemd units, the udev rule, the broker's config; it enables the role's services and (re)starts
-# those whose files changed. Idempotent: a second run changes nothing and says so.
+# the role's systemd units (for a display that plays the sound itself, with local-audio.conf), the udev rule,
+# the broker's config; it enables the role's services and (re)starts those whose files changed.
+# Idempotent: a second run changes nothing and says so.
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)
@@ -27,12 +32,13 @@ ROLE=
 CREDENTIAL=
 CA_FILE=
 BROKER_NAMES=()
+LOCAL_AUDIO=0
 CHANGES=0
 RESTART=0
 
 say() { printf '[hallq] %s\n' "$*"; }
 die() { printf '[hallq] error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '3,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -42,6 +48,7 @@ while [ $# -gt 0 ]; do
         --credential) [ $# -ge 2 ] || usage; CREDENTIAL=$2; shift ;;
         --ca) [ $# -ge 2 ] || usage; CA_FILE=$2; shift ;;
         --broker-name) [ $# -ge 2 ] || usage; BROKER_NAMES+=("$2"); shift ;;
+        --local-audio) LOCAL_AUDIO=1 ;;
         -h|--help) usage ;;
         *) printf '[hallq] unknown argument: %s\n' "$1" >&2; usage ;;
     esac
@@ -51,6 +58,7 @@ done
 [ -z "$CREDENTIAL" ] || [ -r "$CREDENTIAL" ] || die "cannot read credential file $CREDENTIAL"
 [ -z "$CA_FILE" ] || [ -r "$CA_FILE" ] || die "cannot read CA file $CA_FILE"
 [ ${#BROKER_NAMES[@]} -eq 0 ] || [ "$ROLE" = controller ] || die "--broker-name is for the controller's Pi"
+[ "$LOCAL_AUDIO" -eq 0 ] || [ "$ROLE" = display ] || die "--local-audio is for a display's Pi"
 if [ "$DRY_RUN" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
     die "run as root (sudo), or try --dry-run"
 fi
@@ -103,6 +111,12 @@ install_file() {  # install_file SOURCE TARGET MODE [GROUP]: copy unless TARGET 
     fi
 }
 
+remove_file() {  # remove_file TARGET: delete it if it is there (and its directory, if that is left empty)
+    [ -e "$ROOT$1" ] || return 0
+    # shellcheck disable=SC2016  # the inner sh expands its own positional arguments
+    change "remove $1" sh -c 'rm -f "$1" && rmdir --ignore-fail-on-non-empty "$(dirname "$1")"' _ "$ROOT$1"
+}
+
 install_new() {  # install_new SOURCE TARGET MODE [GROUP]: a config skeleton, never overwriting the technician's file
     if [ -e "$ROOT$2" ]; then
         return 0
@@ -116,6 +130,24 @@ install_new() {  # install_new SOURCE TARGET MODE [GROUP]: a config skeleton, ne
 
 # --- what each role needs ---------------------------------------------------------------------------------------
 
+# The display's [announce] output, read as the display reads it (python3's tomllib; Debian 12 has Python 3.11).
+# No config yet, or one that is not TOML (the display refuses it too, exit 78): "page", the default.
+announce_output() {
+    local config=$ROOT/etc/hallq/display.toml
+    [ -e "$config" ] || { echo page; return 0; }
+    python3 - "$config" 2>/dev/null <<'PY' || { say "warning: cannot read $config; local audio only with --local-audio" >&2; echo page; }
+import sys
+import tomllib
+
+with open(sys.argv[1], "rb") as file:
+    print(tomllib.load(file).get("announce", {}).get("output", "page"))
+PY
+}
+
+if [ "$ROLE" = display ] && [ "$LOCAL_AUDIO" -eq 0 ] && [ "$(announce_output)" = local ]; then
+    LOCAL_AUDIO=1
+fi
+
 debs=(python3-venv python3-pip)
 units=("hallq-$ROLE.service")
 case "$ROLE" in
@@ -124,6 +156,7 @@ case "$ROLE" in
     counter) ;;
     display) debs+=(espeak-ng fonts-dejavu-core cage); units+=(hallq-kiosk.service) ;;
 esac
+[ "$LOCAL_AUDIO" -eq 0 ] || debs+=(alsa-utils)  # aplay, the display's [announce] player
 
 install_debs() {
     if [ -n "$ROOT" ]; then
@@ -222,7 +255,16 @@ install_units() {
         controller) install_file "$SRC/systemd/mosquitto.service.d/hallq.conf" \
             /etc/systemd/system/mosquitto.service.d/hallq.conf 0644 ;;
         dispenser|counter) install_file "$SRC/deploy/60-hallq.rules" /etc/udev/rules.d/60-hallq.rules 0644 ;;
-        display) install_file "$SRC/deploy/hallq-kiosk" "$PREFIX/bin/hallq-kiosk" 0755 ;;
+        display)
+            install_file "$SRC/deploy/hallq-kiosk" "$PREFIX/bin/hallq-kiosk" 0755
+            # The sound devices only for a display that plays the announcements itself; otherwise none.
+            local audio=/etc/systemd/system/hallq-display.service.d/local-audio.conf
+            if [ "$LOCAL_AUDIO" -eq 1 ]; then
+                install_file "$SRC/systemd/hallq-display.service.d/local-audio.conf" "$audio" 0644
+            else
+                remove_file "$audio"
+            fi
+            ;;
     esac
     [ "$CHANGES" -eq "$before" ] || RESTART=1
     if [ -z "$ROOT" ] && [ "$CHANGES" -ne "$before" ]; then

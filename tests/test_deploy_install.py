@@ -147,3 +147,56 @@ def test_a_changed_unit_is_reinstalled(tmp_path: Path) -> None:
     done = _install("counter", "--root", str(tmp_path))
     assert "[hallq] install /etc/systemd/system/hallq-counter.service" in done.stdout
     assert unit.read_bytes() == (ROOT / "systemd" / "hallq-counter.service").read_bytes()
+
+
+LOCAL_AUDIO = Path("etc/systemd/system/hallq-display.service.d/local-audio.conf")
+
+
+def _display_config(root: Path, *, output: str) -> None:
+    """The example display config with ``[announce] output`` set, where the installer looks for it."""
+    example = (ROOT / "config" / "display.example.toml").read_text(encoding="utf-8")
+    assert 'output = "page"' in example
+    config = root / "etc" / "hallq" / "display.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(example.replace('output = "page"', f'output = "{output}"', 1), encoding="utf-8")
+
+
+def _debian_packages(stdout: str) -> list[str]:
+    line = next(line for line in stdout.splitlines() if "skip Debian packages" in line)
+    return line.split(": ", 1)[1].split()
+
+
+def test_display_that_plays_the_sound_itself_gets_the_sound_devices_and_aplay(tmp_path: Path) -> None:
+    _display_config(tmp_path, output="local")
+    done = _install("display", "--root", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    drop_in = tmp_path / LOCAL_AUDIO
+    assert drop_in.read_bytes() == (ROOT / "systemd" / "hallq-display.service.d" / "local-audio.conf").read_bytes()
+    assert drop_in.stat().st_mode & 0o777 == 0o644
+    assert "alsa-utils" in _debian_packages(done.stdout)
+    again = _install("display", "--root", str(tmp_path))
+    assert "[hallq] nothing to change: role display is installed" in again.stdout, again.stdout
+
+
+def test_display_with_page_output_has_no_devices_and_loses_a_drop_in_left_from_before(tmp_path: Path) -> None:
+    forced = _install("display", "--root", str(tmp_path), "--local-audio")  # before the config says "local"
+    assert forced.returncode == 0 and (tmp_path / LOCAL_AUDIO).exists(), forced.stdout + forced.stderr
+    done = _install("display", "--root", str(tmp_path))  # the config (the example's) says "page"
+    assert f"[hallq] remove /{LOCAL_AUDIO}" in done.stdout, done.stdout
+    assert not (tmp_path / LOCAL_AUDIO).parent.exists()
+    assert "alsa-utils" not in _debian_packages(done.stdout)
+
+
+def test_display_config_that_is_not_toml_counts_as_page_output_and_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "etc" / "hallq" / "display.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[announce]\noutput = "local\n', encoding="utf-8")
+    done = _install("display", "--root", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"warning: cannot read {config}; local audio only with --local-audio" in done.stderr
+    assert not (tmp_path / LOCAL_AUDIO).exists()
+
+
+def test_local_audio_is_refused_for_other_roles() -> None:
+    done = _install("counter", "--local-audio", "--dry-run")
+    assert done.returncode == 1 and "--local-audio is for a display's Pi" in done.stderr

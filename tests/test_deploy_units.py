@@ -3,13 +3,15 @@
 ``verify`` refuses a unit whose ExecStart program does not exist, so each unit is checked as installed:
 ``/opt/hallq/`` is replaced by a directory where ``venv`` is this checkout's virtual environment (with hallq
 installed) and ``bin/hallq-kiosk`` is ``deploy/hallq-kiosk``, which is what the installer puts there.
-Mosquitto's drop-in is checked on Debian's own mosquitto.service, as it is installed on the Pi.
+Mosquitto's drop-in is checked on Debian's own mosquitto.service, as it is installed on the Pi; the
+display's optional drop-in (``hallq-display.service.d/local-audio.conf``) on hallq-display.service.
 The scores are the ones docs/deploy.md states; a unit above 2.0 must be one the document explains.
 """
 
 from __future__ import annotations
 
 import configparser
+import json
 import re
 import shutil
 import subprocess
@@ -22,19 +24,27 @@ from tests.support import ROOT
 UNITS_DIR = ROOT / "systemd"
 ROLE_UNITS = ["hallq-controller.service", "hallq-dispenser.service", "hallq-counter.service",
               "hallq-display.service"]
-ALL_UNITS = [*ROLE_UNITS, "hallq-kiosk.service", "mosquitto.service"]
+# A drop-in is named by its path: it is checked together with the unit it extends.
+LOCAL_AUDIO = "hallq-display.service.d/local-audio.conf"
+ALL_UNITS = [*ROLE_UNITS, "hallq-kiosk.service", "mosquitto.service", LOCAL_AUDIO]
 DEBIAN_MOSQUITTO_UNIT = Path("/lib/systemd/system/mosquitto.service")
 # Above 2.0 only where the role needs more; docs/deploy.md says why for each.
 EXPOSURE_LIMITS = {unit: 2.0 for unit in ALL_UNITS} | {"hallq-kiosk.service": 3.0}
 
 
 def _installed(unit: str, directory: Path) -> Path:
-    """``unit`` as the installer lays it out, inside ``directory``; returns the unit's path."""
+    """``unit`` (or a drop-in with its unit) as the installer lays it out, inside ``directory``; returns the
+    unit's path."""
     prefix = directory / "opt-hallq"
     (prefix / "bin").mkdir(parents=True, exist_ok=True)
     if not (prefix / "venv").exists():
         (prefix / "venv").symlink_to(ROOT / ".venv")
         (prefix / "bin" / "hallq-kiosk").symlink_to(ROOT / "deploy" / "hallq-kiosk")
+    if unit.endswith(".conf"):
+        drop_in = Path(unit)
+        (directory / drop_in.parent).mkdir(exist_ok=True)
+        shutil.copy(UNITS_DIR / drop_in, directory / drop_in)
+        return _installed(drop_in.parent.name.removesuffix(".d"), directory)
     if unit == "mosquitto.service":
         shutil.copy(DEBIAN_MOSQUITTO_UNIT, directory / unit)
         (directory / "mosquitto.service.d").mkdir(exist_ok=True)
@@ -53,10 +63,19 @@ def _exposure(path: Path) -> float:
     return float(match.group(1))
 
 
+def _security(path: Path) -> dict[str, dict[str, object]]:
+    """``systemd-analyze security``'s checks of the unit at ``path`` (with its drop-ins), by setting name."""
+    done = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", "--json=short", path.name],
+                          cwd=path.parent, capture_output=True, text=True, check=False)
+    return {check["name"]: check for check in json.loads(done.stdout)}
+
+
 def _documented_exposures() -> dict[str, float]:
     doc = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
-    rows = re.findall(r"^\| `([a-z-]+)`(?: \(with hallq's drop-in\))? \| (\d+\.\d) \|", doc, flags=re.MULTILINE)
-    return {f"{name}.service": float(score) for name, score in rows}
+    rows = re.findall(r"^\| `([a-z-]+)`(?: \(with hallq's drop-in\)| with `([a-z-]+\.conf)`)? \| (\d+\.\d) \|", doc,
+                      flags=re.MULTILINE)
+    return {f"{name}.service.d/{drop_in}" if drop_in else f"{name}.service": float(score)
+            for name, drop_in, score in rows}
 
 
 @pytest.mark.parametrize("unit", ALL_UNITS)
@@ -103,3 +122,19 @@ def test_only_the_units_that_need_devices_go_without_private_devices() -> None:
                     if _service_section(unit).get("PrivateDevices") != "yes"}
     assert with_devices == {"hallq-dispenser.service", "hallq-counter.service", "hallq-kiosk.service"}
     assert "char-usb_device rw" in (UNITS_DIR / "hallq-dispenser.service").read_text(encoding="utf-8")
+
+
+def test_local_audio_drop_in_opens_the_sound_devices_and_nothing_else(tmp_path: Path) -> None:
+    # "set": systemd's verdict that the protection is in place.
+    locked = _security(_installed("hallq-display.service", tmp_path / "page"))
+    assert locked["PrivateDevices="]["set"] is True
+    audio = _security(_installed(LOCAL_AUDIO, tmp_path / "local"))
+    assert audio["PrivateDevices="]["set"] is False
+    # DevicePolicy=closed from the unit, plus the ALSA class; ProtectClock=yes's read-only clock was there before.
+    assert str(audio["DeviceAllow="]["description"]).endswith("special devices: char-rtc:r char-alsa:rw")
+    assert audio["PrivateUsers="]["set"] is True and audio["SupplementaryGroups="]["set"] is False
+    drop_in = configparser.ConfigParser(interpolation=None)
+    drop_in.optionxform = str  # type: ignore[assignment,method-assign]  # systemd keys are case-sensitive
+    drop_in.read_string((UNITS_DIR / LOCAL_AUDIO).read_text(encoding="utf-8"))
+    assert dict(drop_in["Service"]) == {"PrivateDevices": "no", "DeviceAllow": "char-alsa rw",
+                                        "SupplementaryGroups": "audio"}
