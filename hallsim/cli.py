@@ -13,6 +13,8 @@ from types import FrameType
 from hallq import logsetup
 from hallsim.hall import ROOT, SimulatedHall, default_port, timestamp
 
+DEFAULT_WORK = ROOT / "var" / "sim"
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hallsim", description="run a whole simulated hall on this machine")
@@ -22,11 +24,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="mean seconds between two citizens (default 3)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the crowd (default 1)")
     parser.add_argument("--no-screenshots", action="store_true", help="do not save display screenshots")
-    parser.add_argument("--work", type=Path, default=ROOT / "var" / "sim", help="where the run writes (wiped first)")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK, help="where the run writes (wiped first)")
     args = parser.parse_args(argv)
     logsetup.setup("WARNING")
     marker = args.work / ".hallsim"
-    if args.work.exists() and any(args.work.iterdir()) and not marker.exists():
+    if args.work != DEFAULT_WORK and args.work.exists() and any(args.work.iterdir()) and not marker.exists():
         sys.stderr.write(f"{args.work} exists and is not a simulated hall's folder; choose another --work\n")
         return 2
     shutil.rmtree(args.work, ignore_errors=True)
