@@ -92,6 +92,19 @@ def test_install_into_a_root_lays_out_the_role(role: str, tmp_path: Path) -> Non
     assert udev.exists() == (role in ("dispenser", "counter"))
 
 
+@pytest.mark.parametrize("role", ROLES)
+def test_units_documentation_is_where_the_installer_puts_it(role: str, tmp_path: Path) -> None:
+    assert _install(role, "--root", str(tmp_path)).returncode == 0
+    for unit in UNITS[role]:
+        text = (ROOT / "systemd" / unit).read_text(encoding="utf-8")
+        documents = [word.removeprefix("file:") for line in text.splitlines() if line.startswith("Documentation=")
+                     for word in line.removeprefix("Documentation=").split() if word.startswith("file:")]
+        assert documents, f"{unit} names no local documentation"
+        for document in documents:
+            installed = tmp_path / document.lstrip("/")
+            assert installed.read_bytes() == (ROOT / "docs" / Path(document).name).read_bytes(), unit
+
+
 def test_controller_gets_the_broker_config_and_drop_in(tmp_path: Path) -> None:
     assert _install("controller", "--root", str(tmp_path)).returncode == 0
     etc = tmp_path / "etc"

@@ -138,3 +138,55 @@ def test_local_audio_drop_in_opens_the_sound_devices_and_nothing_else(tmp_path: 
     drop_in.read_string((UNITS_DIR / LOCAL_AUDIO).read_text(encoding="utf-8"))
     assert dict(drop_in["Service"]) == {"PrivateDevices": "no", "DeviceAllow": "char-alsa rw",
                                         "SupplementaryGroups": "audio"}
+
+
+def _settings(unit: str, section: str = "Service") -> dict[str, list[str]]:
+    """Every value of every setting in ``section`` of ``unit``, in order (systemd keys may repeat)."""
+    settings: dict[str, list[str]] = {}
+    current = ""
+    for raw in (UNITS_DIR / unit).read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1]
+        elif current == section and line and not line.startswith(("#", ";")):
+            key, _, value = line.partition("=")
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+GPIO_UNITS = ["hallq-counter.service", "hallq-dispenser.service"]
+
+
+@pytest.mark.parametrize("unit", GPIO_UNITS)
+def test_gpio_units_keep_proc_cpuinfo_and_the_device_tree_readable(unit: str, tmp_path: Path) -> None:
+    # gpiozero's LGPIOFactory reads /proc/device-tree/system/linux,revision or /proc/cpuinfo to know the board;
+    # ProcSubset=pid hides both (only /proc/PID/ stays), and an InaccessiblePaths= would do the same.
+    service = _settings(unit)
+    assert service.get("ProcSubset", ["all"])[-1] == "all"
+    hidden = " ".join(service.get("InaccessiblePaths", []) + service.get("TemporaryFileSystem", []))
+    assert "/proc" not in hidden
+    assert _security(_installed(unit, tmp_path))["ProcSubset="]["set"] is False  # systemd's own reading
+
+
+@pytest.mark.parametrize("unit", GPIO_UNITS)
+def test_gpio_units_run_lgpio_in_a_directory_they_may_write(unit: str) -> None:
+    # lgpio creates its .lgd-nfy* pipes in $LG_WD, else in the working directory; ProtectSystem=strict leaves only
+    # the unit's own directories writable, and the runtime directory (%t/NAME = /run/NAME) is one of them.
+    service = _settings(unit)
+    assert service["ProtectSystem"] == ["strict"]
+    writable = {f"%t/{name}" for value in service["RuntimeDirectory"] for name in value.split()}
+    assert service["WorkingDirectory"][-1] in writable
+    lg_wd = [value.removeprefix("LG_WD=") for value in service["Environment"] if value.startswith("LG_WD=")]
+    assert lg_wd and lg_wd[-1] in writable
+
+
+@pytest.mark.parametrize("unit", GPIO_UNITS)
+def test_unavailable_gpio_or_printer_is_not_restarted(unit: str) -> None:
+    # Exit 69 (EX_UNAVAILABLE): the pins are taken or missing, or the printer is not there; a restart cannot help.
+    assert {"69", "78"} <= set(_settings(unit)["RestartPreventExitStatus"][-1].split())
+
+
+def test_dispenser_may_open_the_pis_own_serial_ports() -> None:
+    # /dev/serial0 links to /dev/ttyAMA0 (PL011) or /dev/ttyS0 (the mini UART), depending on the model and config.
+    allowed = _settings("hallq-dispenser.service")["DeviceAllow"]
+    assert {"char-ttyAMA rw", "char-ttyS rw", "char-ttyUSB rw", "char-ttyACM rw"} <= set(allowed)
