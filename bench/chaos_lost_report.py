@@ -1,16 +1,15 @@
-"""Reproduce: a print-failure report the controller had received but not yet stored is lost on SIGKILL.
+"""Check: a print-failure report the controller had received but not yet stored survives a SIGKILL.
 
     .venv/bin/python -m bench.chaos_lost_report [--flood 60000] [--kill-after 0.3]
 
-The controller's MQTT client acknowledges a QoS 1 message as soon as it is queued for the service thread
-(``hallq.mqtt``: callbacks only enqueue; paho sends PUBACK when the callback returns). A request or a
-counter command lost between that acknowledgement and the ledger commit comes back, because its device
-re-sends it with the same id; a ``printed`` report is sent once and has no reply. So: issue one ticket,
+A ``printed`` report is sent once and has no reply, so if the controller acknowledged it on arrival and died
+before storing it, it would be lost (the ticket left callable though never printed). The controller
+therefore acknowledges messages only after their outcome is stored (manual acks; the broker redelivers
+the rest after the restart). This reproduces the dangerous moment: issue one ticket,
 give the controller a backlog (a flood of valid requests from another kiosk), report the ticket not
 printed, SIGKILL the controller a moment later and restart it. When the report was still in the backlog,
-the ticket ends ``waiting`` (callable, though never printed) instead of ``void``. Timing-dependent: the
-report must be acknowledged but not processed when the kill lands (three runs in three here with the defaults).
-Exit status 1 when the report was lost, 0 when the ticket was voided.
+a controller that acknowledged on arrival ended the ticket ``waiting`` (three runs in three before the fix);
+now it must end ``void``. Exit status 1 when the report was lost, 0 when the ticket was voided.
 """
 
 from __future__ import annotations

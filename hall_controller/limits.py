@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -129,8 +129,10 @@ class BoundedInbox(queue.Queue[Any]):
     ``take_dropped()`` returns and resets it).
     """
 
-    def __init__(self, *, max_messages: int, max_bytes: int) -> None:
+    def __init__(self, *, max_messages: int, max_bytes: int,
+                 on_drop: Callable[[Message], None] | None = None) -> None:
         super().__init__()
+        self.on_drop = on_drop  # e.g. acknowledge it: a dropped message is given up, not left with the broker
         self.max_messages = max_messages
         self.max_bytes = max_bytes
         self.queued_messages = 0
@@ -147,6 +149,8 @@ class BoundedInbox(queue.Queue[Any]):
             if full:
                 with self._dropped_lock:
                     self._dropped += 1
+                if self.on_drop is not None:
+                    self.on_drop(item)
                 return
         super().put(item, block=False)
 

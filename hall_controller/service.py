@@ -5,7 +5,9 @@ them in batches (up to ``BATCH_MAX``), decodes each at the boundary, lets the en
 replies from the state right after each command, stores all the batch's events in one durable commit, and
 only then publishes the replies, the calls, the changed counters' states and the board. If the commit
 fails (disk full, read-only), nothing of the batch is told to anyone: the engine is rebuilt from the
-ledger and each changing request is answered ``storage_unavailable``.
+ledger and each changing request is answered ``storage_unavailable``. Only then are the batch's messages
+acknowledged to the broker (manual acks): a message received but not yet stored when the process dies is
+delivered again after the restart, so nothing a device sent once (a print failure report) is lost.
 
 Broadcast pacing: calls and counter changes go out at once; when only waiting counts changed (a ticket was
 issued), the board and counter states are refreshed at most every ``REFRESH_S`` so a rush of tickets does
@@ -35,7 +37,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -115,7 +117,11 @@ class ControllerService:
             offline_payload=wire.Presence(state="offline", role="controller").encode(),
             # Keep the session while restarting: commands sent meanwhile wait in the broker for us.
             session_expiry_s=3600,
+            # Acknowledge a message only once its outcome is stored and answered (see _process): a message the
+            # controller received but did not store before a crash is delivered again after the restart.
+            manual_ack=True,
         )
+        self.inbox.on_drop = self.link.ack  # a message dropped by the full inbox is given up, not kept inflight
         self._stopping = threading.Event()
         self._board_due: float | None = None
         self._counters_due: float | None = None
@@ -201,10 +207,12 @@ class ControllerService:
         now = self.clock()
         now_s = time.monotonic()
         outcomes: list[_Outcome] = []
+        handled: list[tuple[Message, _Outcome | None]] = []
         link_up = False
         for item in batch:
             if isinstance(item, Message):
                 outcome = self._admit(item, now, now_s)
+                handled.append((item, outcome))
                 if outcome is not None:
                     outcomes.append(outcome)
             elif isinstance(item, LinkUp):
@@ -216,6 +224,10 @@ class ControllerService:
             self.ledger.append(events)
         except LedgerError as exc:
             self._storage_failed(exc, outcomes)
+            # Answered messages are done (their devices retry with the same id if they want); a print report
+            # gets no answer, so it stays with the broker, which delivers it again after the next reconnect.
+            self._ack(m for m, o in handled
+                      if o is None or not o.decision.events or o.reply is not None or o.on_storage_failure is not None)
             return
         if events and not self._storage_ok:  # an empty batch wrote nothing, so it proves nothing
             log.warning("ledger writable again path=%s; issuing tickets again", self.ledger.path)
@@ -225,8 +237,16 @@ class ControllerService:
                 self.link.publish(*outcome.reply)
             for payload in outcome.calls:
                 self.link.publish(self.topics.calls(), payload)
+        self._ack(m for m, _ in handled)
         self._schedule_broadcasts(events, link_up)
         self._flush_broadcasts(now)
+
+    def _ack(self, messages: Iterable[Message]) -> None:
+        """These messages have their outcome stored and their answer queued: the broker may forget them.
+        Until then a crash leaves them with the broker, which delivers them again; answering them again is
+        safe because repeated request ids get their original answers."""
+        for message in messages:
+            self.link.ack(message)
 
     def _storage_failed(self, exc: LedgerError, outcomes: list[_Outcome]) -> None:
         if self._storage_ok:

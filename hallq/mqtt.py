@@ -8,6 +8,10 @@ id knock each other off the broker). paho's network thread calls our callbacks; 
 Latency: neither paho nor Mosquitto disables Nagle's algorithm, which costs ~44 ms per hop on loopback.
 ``on_connect`` sets TCP_NODELAY on paho's socket; the broker config sets ``set_tcp_nodelay true``.
 
+Acknowledgements: by default paho acknowledges a QoS 1 message as soon as it arrives. A consumer that must
+not lose a message it has not yet handled (the controller) passes ``manual_ack=True`` and calls ``ack()``
+once the message's outcome is durable; the broker redelivers what was never acknowledged.
+
 Presence: the link publishes a retained ``online`` payload on connect and registers a retained ``offline``
 last will; ``stop()`` publishes ``offline`` itself because a clean disconnect does not fire the will.
 """
@@ -83,11 +87,13 @@ def parse_address(address: str) -> tuple[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A message received on a subscribed topic."""
+    """A message received on a subscribed topic (``mid`` and ``qos`` for ``MqttLink.ack``)."""
 
     topic: str
     payload: bytes
     retain: bool = False
+    mid: int = 0
+    qos: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,7 @@ class MqttLink:
         online_payload: bytes = b"",
         offline_payload: bytes = b"",
         session_expiry_s: int = 0,
+        manual_ack: bool = False,
     ) -> None:
         self.client_id = client_id
         self.broker = broker
@@ -136,8 +143,10 @@ class MqttLink:
         self.connected = threading.Event()
         self._last_failure = ""
         self._last_failure_logged = 0.0
+        self.manual_ack = manual_ack
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=manual_ack,
         )
         if broker.username is not None:
             self._client.username_pw_set(broker.username, broker.password_now())
@@ -197,6 +206,15 @@ class MqttLink:
             return False
         return info.is_published()
 
+    def ack(self, message: Message) -> None:
+        """Acknowledge a QoS 1 message (with ``manual_ack``): the broker may forget it now.
+
+        Until then the broker keeps it in the session and delivers it again after a reconnect, so a consumer
+        that acknowledges only what it has durably handled loses nothing when it crashes. Thread-safe.
+        """
+        if self.manual_ack and message.qos > 0:
+            self._client.ack(message.mid, message.qos)
+
     def set_presence(self, payload: bytes) -> None:
         """Replace the retained online payload (e.g. a dispenser's printer state changed)."""
         self._online_payload = payload
@@ -241,7 +259,8 @@ class MqttLink:
             self._last_failure, self._last_failure_logged = cause, now
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
-        self._inbox.put(Message(topic=message.topic, payload=bytes(message.payload), retain=bool(message.retain)))
+        self._inbox.put(Message(topic=message.topic, payload=bytes(message.payload), retain=bool(message.retain),
+                                mid=message.mid, qos=message.qos))
 
 
 def _connect_failure_cause(exc: BaseException | None) -> str:

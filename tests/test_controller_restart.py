@@ -145,3 +145,4 @@ def test_the_controller_idles_while_the_broker_is_down_and_recovers(
         assert reply.ticket is not None
         assert reply.ticket.number == "A002"
     controller.stop()
+

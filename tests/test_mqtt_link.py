@@ -5,12 +5,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import select
+import subprocess
+import sys
 import time
 
 import pytest
 
 from hallq.broker import PrivateBroker, free_port
 from hallq.mqtt import BrokerSettings, LinkUp, MqttLink
+from tests.support import ROOT, Probe
 
 
 def _warnings_until(caplog: pytest.LogCaptureFixture, text: str, timeout_s: float = 5.0) -> str:
@@ -60,3 +64,51 @@ def test_a_link_reconnects_after_a_broker_restart(broker: PrivateBroker) -> None
         assert ups == 2
     finally:
         link.stop()
+
+
+CONSUMER = """
+import queue, sys, time
+from hallq.mqtt import BrokerSettings, Message, MqttLink
+inbox = queue.Queue()
+link = MqttLink(client_id="consumer", broker=BrokerSettings(port=int(sys.argv[1])), inbox=inbox,
+                subscriptions=[("t/work", 1)], session_expiry_s=600, manual_ack=True)
+link.start()
+while True:
+    item = inbox.get()
+    if isinstance(item, Message):
+        if sys.argv[2] == "ack":
+            link.ack(item)
+        print("got", item.payload.decode(), flush=True)
+"""
+
+
+def _consumer(broker: PrivateBroker, mode: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", CONSUMER, str(broker.port), mode], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize(("mode", "redelivered"), [("no-ack", True), ("ack", False)])
+def test_a_message_not_acknowledged_before_a_crash_is_delivered_again(
+    broker: PrivateBroker, mode: str, redelivered: bool
+) -> None:
+    """What the controller relies on: with manual acks and a kept session, a message the process received but
+    had not acknowledged when it was SIGKILLed comes again to the restarted process; an acknowledged one not."""
+    first = _consumer(broker, mode)
+    try:
+        time.sleep(1.0)  # connected and subscribed (the session is created)
+        with Probe(broker) as sender:
+            sender.publish("t/work", b"job-1")
+        assert first.stdout is not None
+        assert first.stdout.readline().strip() == "got job-1"
+    finally:
+        first.kill()
+        first.wait()
+    second = _consumer(broker, "ack")
+    try:
+        assert second.stdout is not None
+        ready = select.select([second.stdout], [], [], 5.0)[0]
+        line = second.stdout.readline().strip() if ready else ""
+    finally:
+        second.kill()
+        second.wait()
+    assert (line == "got job-1") is redelivered
