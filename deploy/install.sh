@@ -154,7 +154,7 @@ case "$ROLE" in
     controller) debs+=(mosquitto openssl) ;;
     dispenser) debs+=(fonts-dejavu-core) ;;
     counter) ;;
-    display) debs+=(espeak-ng fonts-dejavu-core cage); units+=(hallq-kiosk.service) ;;
+    display) debs+=(espeak-ng fonts-dejavu-core cage curl); units+=(hallq-kiosk.service) ;;
 esac
 [ "$LOCAL_AUDIO" -eq 0 ] || debs+=(alsa-utils)  # aplay, the display's [announce] player
 

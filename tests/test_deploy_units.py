@@ -190,3 +190,13 @@ def test_dispenser_may_open_the_pis_own_serial_ports() -> None:
     # /dev/serial0 links to /dev/ttyAMA0 (PL011) or /dev/ttyS0 (the mini UART), depending on the model and config.
     allowed = _settings("hallq-dispenser.service")["DeviceAllow"]
     assert {"char-ttyAMA rw", "char-ttyS rw", "char-ttyUSB rw", "char-ttyACM rw"} <= set(allowed)
+
+
+def test_kiosk_has_its_own_runtime_directory_for_the_wayland_socket(tmp_path: Path) -> None:
+    # PAMName=login points XDG_RUNTIME_DIR at /run/user/UID, which ProtectHome=yes hides; deploy/hallq-kiosk
+    # moves it to $RUNTIME_DIRECTORY (tests/test_deploy_kiosk.py), which must exist and be private (Wayland
+    # refuses a socket directory others can read).
+    service = _settings("hallq-kiosk.service")
+    assert service["RuntimeDirectory"] == ["hallq-kiosk"] and service["RuntimeDirectoryMode"] == ["0700"]
+    assert service["ProtectHome"] == ["yes"]
+    assert _security(_installed("hallq-kiosk.service", tmp_path))["ProtectHome="]["set"] is True
