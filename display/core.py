@@ -80,7 +80,9 @@ class DisplayCore:
     def on_board(self, board: Board) -> None:
         """The retained board: authoritative, except for live calls newer than it."""
         self.board = board
-        if self.last_call_seq is None:
+        if self.last_call_seq is None or board.seq < self.last_call_seq:
+            # First board, or the hall's call sequence went back (a new ledger): follow the board from here,
+            # or every later call would look like a duplicate until the display restarts.
             self.last_call_seq = board.seq
         newer = [c for c in self.calls if c.seq > board.seq]
         self.calls = _merge(newer, list(board.calls))
@@ -97,7 +99,11 @@ class DisplayCore:
         self.last_call_seq = call.seq
         self.calls = _merge([call], self.calls)
         self._seat(call)
-        fresh = (now - call.at).total_seconds() <= self.max_call_age_s
+        # "Too old to announce" is judged on the controller's own clock (the board's time), never against this
+        # Pi's: after a power cut, Pis without a real-time clock can disagree by an hour, which would silence
+        # every announcement for the day.
+        reference = self.board.at if self.board is not None else call.at
+        fresh = (reference - call.at).total_seconds() <= self.max_call_age_s
         return CallOutcome(kind="new", flash=True, announce=self.announce and fresh, missed=missed)
 
     def on_link(self, *, up: bool) -> None:

@@ -89,11 +89,28 @@ def test_gap_in_seq_counts_the_missed_calls() -> None:
 
 
 def test_old_call_is_shown_but_not_announced() -> None:
+    """Old on the controller's clock: a call made more than max_call_age_s before the newest board."""
     core = _core(max_call_age_s=60.0)
     core.on_board(_board(0))
-    outcome = core.on_call(_call(1, "A001"), now=T0 + timedelta(seconds=61))
+    outcome = core.on_call(_call(1, "A001", at=T0 - timedelta(seconds=61)), now=T0)
     assert outcome.flash and not outcome.announce
     assert core.screen()["newest"]["number"] == "A001"
+
+
+def test_a_display_clock_far_ahead_of_the_controllers_still_announces() -> None:
+    """Pis without a real-time clock can disagree by an hour after a power cut: announcements go on."""
+    core = _core(max_call_age_s=60.0)
+    core.on_board(_board(0))
+    outcome = core.on_call(_call(1, "A001"), now=T0 + timedelta(hours=1))
+    assert outcome.announce
+
+
+def test_a_new_ledger_sequence_is_followed_not_taken_for_duplicates() -> None:
+    core = _core()
+    core.on_board(_board(500))
+    assert core.on_call(_call(501, "A001"), now=T0).kind == "new"
+    core.on_board(_board(0))  # the controller started a new ledger: seq begins again
+    assert core.on_call(_call(1, "A001"), now=T0).kind == "new"
 
 
 def test_announcements_off_still_flash() -> None:
