@@ -1,15 +1,25 @@
 """Talking to the thermal printer: the ESC/POS job, status queries, and one adapter per connection.
 
-Theory of operation: a ticket is one *job*, the bytes of ``ESC @`` (reset), the ticket image as raster
-graphics (``GS v 0``, built by python-escpos from the 1-bit picture) and the feed-and-cut, assembled in a
-python-escpos ``Dummy`` and sent in one write, so a ticket is never interleaved with anything else and tests
-can read exactly what a printer would get (``read_job``).
+Theory of operation: a ticket is one *job*, the bytes of ``ESC @`` (reset), the ticket picture as raster
+graphics (``GS v 0``, exactly the command python-escpos's ``image()`` sends for a 1-bit picture) and the
+feed-and-cut python-escpos makes for the printer's profile. Tests and the preview printer read back exactly
+what a printer would get (``read_job``).
+
+``TicketJobs`` makes the dispenser's jobs. Everything that does not depend on the controller's reply is
+encoded once per button: the reset with the header's raster (logo, hall, service) is the job's *head*, the
+footer's raster with the feed-and-cut its *tail*. After the reply only the body (number, priority mark,
+people ahead, QR code, time) is drawn and encoded. The service hands the adapter the job in two pieces,
+head then the rest: the head is on its way to the printer, which starts printing it, while the body is
+drawn. Consecutive ``GS v 0`` images print edge to edge (python-escpos itself cuts tall pictures into
+bands), so the paper is the same as for one picture of the whole ticket; one thread writes to the printer
+and each job goes out in one ``send``, so a ticket is never interleaved with anything else.
 
 Status: where the connection can answer (USB, serial, network), the adapter asks the printer with the
 real-time commands ``DLE EOT 1`` (online), ``DLE EOT 2`` (cover) and ``DLE EOT 4`` (paper sensor), reading
-one byte each with a short timeout. A printer that never answered is taken at its word that it is fine
-(many cheap printers ignore ``DLE EOT``); one that answered before and goes quiet is ``offline``. A file
-device cannot answer: it is ``ok`` while it can be opened and written.
+one byte each with a short timeout (the last two only if the printer answered the first). A printer that
+never answered is taken at its word that it is fine (many cheap printers ignore ``DLE EOT``); one that
+answered before and goes quiet is ``offline``. A file device cannot answer: it is ``ok`` while it can be
+opened and written.
 
 Timeouts are always explicit: python-escpos defaults to none on USB (a jammed printer blocks forever) and
 60 s on the network.
@@ -26,6 +36,8 @@ import copy
 import errno
 import logging
 import re
+import socket
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,13 +48,14 @@ from escpos.exceptions import Error as EscposError
 from escpos.printer import Dummy, File, Network, Serial, Usb
 from PIL import Image, ImageOps
 
-from dispenser.core import PrinterState
+from dispenser.core import ButtonSpec, PrinterState
+from dispenser.ticket import TicketRenderer
 from hallq.errors import HallqError
+from hallq.wire import TicketInfo
 
 log = logging.getLogger(__name__)
 
 DLE_EOT: Final = b"\x10\x04"
-_INVERT: Final = bytes(255 - value for value in range(256))
 RASTER_BAND_ROWS: Final = 960  # python-escpos's fragment height: some printers refuse taller raster images
 FailureReason = Literal["paper_out", "cover_open", "offline", "timeout", "error"]
 
@@ -95,20 +108,36 @@ def _profile(name: str, width_dots: int) -> Any:
     return profile
 
 
-def build_job(image: Image.Image, *, profile: str, width_dots: int) -> bytes:
-    """The ESC/POS bytes that print ``image`` (at most ``width_dots`` wide) and cut the paper.
+@dataclass(frozen=True, slots=True)
+class JobFrame:
+    """The commands around a job's raster images, as python-escpos makes them for one printer profile."""
 
-    Printers without a cutter (their profile says so, e.g. ``POS-5890``) get the feed without the cut.
-    """
-    if image.width > width_dots:
-        raise ValueError(f"image of {image.width} dots is wider than the paper's {width_dots}")
+    start: bytes  # ESC @: reset
+    end: bytes  # feed, and cut where the printer has a cutter
+
+
+@lru_cache(maxsize=8)
+def job_frame(profile: str, width_dots: int) -> JobFrame:
+    """The reset before and the feed-and-cut after a job (printers without a cutter, e.g. ``POS-5890``, only feed)."""
     job = Dummy()
     job.profile = _profile(profile, width_dots)
     job.hw("INIT")
-    for band in raster_bands(image):
-        job._raw(band)
+    start = bytes(job.output)
     job.cut()
-    return bytes(job.output)
+    return JobFrame(start=start, end=bytes(job.output)[len(start):])
+
+
+def build_job(image: Image.Image, *, profile: str, width_dots: int) -> bytes:
+    """The ESC/POS bytes that print ``image`` (at most ``width_dots`` wide) and cut the paper."""
+    if image.width > width_dots:
+        raise ValueError(f"image of {image.width} dots is wider than the paper's {width_dots}")
+    frame = job_frame(profile, width_dots)
+    return frame.start + raster(image) + frame.end
+
+
+def raster(image: Image.Image) -> bytes:
+    """The ``GS v 0`` commands that print a 1-bit image (see ``raster_bands``), concatenated."""
+    return b"".join(raster_bands(image))
 
 
 def raster_bands(image: Image.Image) -> list[bytes]:
@@ -126,11 +155,60 @@ def raster_bands(image: Image.Image) -> list[bytes]:
         bits = padded
     bands = []
     for top in range(0, bits.height, RASTER_BAND_ROWS):
-        band = bits.crop((0, top, bits.width, min(top + RASTER_BAND_ROWS, bits.height)))
+        band = bits if bits.height <= RASTER_BAND_ROWS else bits.crop(
+            (0, top, bits.width, min(top + RASTER_BAND_ROWS, bits.height)))
         header = b"\x1dv0\x00" + width_bytes.to_bytes(2, "little") + band.height.to_bytes(2, "little")
-        # In PIL's packed 1-bit rows a set bit is white; ESC/POS wants a set bit for a black dot.
-        bands.append(header + band.tobytes().translate(_INVERT))
+        # In PIL's packed 1-bit rows a set bit is white; ESC/POS wants a set bit for a black dot: "1;I" packs
+        # the rows inverted.
+        bands.append(header + band.tobytes("raw", "1;I"))
     return bands
+
+
+class TicketJobs:
+    """The ESC/POS jobs of one dispenser's tickets, with every part the reply does not decide encoded once.
+
+    ``head(button)`` (reset, the button's header) is ready before the reply arrives; ``rest(ticket)`` draws
+    and encodes the body and appends the cached footer and feed-and-cut. ``head + rest`` prints exactly
+    ``renderer.render(ticket, button)``. Like the renderer, it belongs to the service's thread.
+    """
+
+    def __init__(self, renderer: TicketRenderer, *, profile: str) -> None:
+        self.renderer = renderer
+        self.frame = job_frame(profile, renderer.width)
+        self._heads: dict[str, bytes] = {}
+        self._tail = raster(renderer.footer()) + self.frame.end
+
+    def prepare(self, button: ButtonSpec) -> None:
+        """Draw and encode the button's fixed parts now (at start), and warm the renderer up."""
+        self.renderer.prepare(button)
+        self.head(button)
+
+    def head(self, button: ButtonSpec) -> bytes:
+        """The job's first piece for ``button``: reset and the header's raster; encoded once per button."""
+        head = self._heads.get(button.key)
+        if head is None:
+            head = self._heads[button.key] = self.frame.start + raster(self.renderer.header(button))
+        return head
+
+    def rest(self, ticket: TicketInfo) -> bytes:
+        """The rest of ``ticket``'s job: its body's raster, then the footer's and the feed-and-cut."""
+        return raster(self.renderer.body(ticket)) + self._tail
+
+    def pieces(self, ticket: TicketInfo, button: ButtonSpec) -> Iterator[bytes]:
+        """The job in two pieces for ``TicketPrinter.send``: the head at once, then the rest, drawn while the head
+        travels and prints. If the rest cannot be drawn, the started ticket is fed and cut off first (the next
+        one starts on fresh paper), then the error passes on."""
+        yield self.head(button)
+        try:
+            rest = self.rest(ticket)
+        except (OSError, ValueError):
+            yield self.frame.end
+            raise
+        yield rest
+
+    def job(self, ticket: TicketInfo, button: ButtonSpec) -> bytes:
+        """The whole job in one piece (``print-test``, tests)."""
+        return self.head(button) + self.rest(ticket)
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,8 +325,10 @@ class TicketPrinter(Protocol):
     def status(self) -> PrinterStatus:
         """Ask the printer (where the connection can tell); opens it first if needed. Never raises."""
 
-    def send(self, job: bytes, *, name: str) -> Path | None:
-        """Send one job; raises PrinterError. Returns the preview PNG for a preview printer, else None."""
+    def send(self, job: bytes | Iterable[bytes], *, name: str) -> Path | None:
+        """Send one job: its bytes, or its pieces in order, each written as soon as it is produced (the printer
+        starts on the first while the next is made). Raises PrinterError; an exception raised while producing
+        a piece passes through unchanged. Returns the preview PNG for a preview printer, else None."""
 
     def close(self) -> None: ...
 
@@ -298,7 +378,10 @@ class _EscposPrinter:
         except PrinterError as exc:
             return PrinterStatus("offline", str(exc))
         try:
-            answers = [self._query(n) for n in (1, 2, 4)]
+            answers = [self._query(1)]
+            # A printer silent to the first query is silent to the others: do not wait out two more timeouts
+            # (the service's loop, and a reply that arrives meanwhile, would wait with us).
+            answers += [self._query(2), self._query(4)] if answers[0] is not None else [None, None]
         except OSError as exc:
             self.close()
             return PrinterStatus("offline", f"{self.description}: {_one_line(exc)}")
@@ -316,15 +399,16 @@ class _EscposPrinter:
                 return None
             raise
 
-    def send(self, job: bytes, *, name: str) -> Path | None:
+    def send(self, job: bytes | Iterable[bytes], *, name: str) -> Path | None:
         del name
         self.open()
-        try:
-            self._device._raw(job)
-        except OSError as exc:
-            self.close()
-            reason: FailureReason = "timeout" if _is_timeout(exc) else "offline"
-            raise PrinterError(reason, f"{self.description}: {_one_line(exc)}") from None
+        for piece in _pieces(job):
+            try:
+                self._device._raw(piece)
+            except OSError as exc:
+                self.close()
+                reason: FailureReason = "timeout" if _is_timeout(exc) else "offline"
+                raise PrinterError(reason, f"{self.description}: {_one_line(exc)}") from None
         return None
 
 
@@ -383,6 +467,11 @@ class NetworkPrinter(_EscposPrinter):
 
     def _make(self) -> Any:
         return Network(host=self.host, port=self.port, timeout=self.timeout_s, profile=self.profile)
+
+    def _after_open(self) -> None:
+        # A job goes out in pieces: with Nagle's algorithm the second piece waits for the printer to
+        # acknowledge the first, which its delayed ACK holds back (40 ms on loopback, up to 200 ms elsewhere).
+        self._device.device.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def _read_byte(self) -> int | None:
         sock = self._device.device
@@ -443,21 +532,26 @@ class PreviewPrinter:
             return PrinterStatus("offline", str(exc))
         return self.simulated
 
-    def send(self, job: bytes, *, name: str) -> Path | None:
+    def send(self, job: bytes | Iterable[bytes], *, name: str) -> Path | None:
         if self.simulated.state not in ("ok", "paper_low"):
             raise PrinterError(self.simulated.failure_reason, f"simulated printer is {self.simulated.state}")
         self.open()
+        data = b"".join(_pieces(job))
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
         png = self.directory / f"{safe}.png"
         try:
-            (self.directory / f"{safe}.bin").write_bytes(job)
-            read_job(job).picture().save(png)
+            (self.directory / f"{safe}.bin").write_bytes(data)
+            read_job(data).picture().save(png)
         except OSError as exc:
             raise PrinterError("error", f"cannot write preview {png}: {exc.strerror}") from None
         return png
 
     def close(self) -> None:
         pass
+
+
+def _pieces(job: bytes | Iterable[bytes]) -> Iterable[bytes]:
+    return (job,) if isinstance(job, bytes) else job
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,9 +6,12 @@ event (decoding wire payloads at the boundary, giving each press a fresh request
 with the monotonic time, and executes what the core decides: publish, render and print, report, set the
 LEDs, publish the printer's state. Printing happens on this thread, so presses that arrive meanwhile wait
 in the inbox and the core, which knows when each press happened, ignores those made during the ticket.
+A ticket's head (reset and the button's header, encoded at start) is written to the printer as soon as the
+reply is in, and the rest is drawn while it travels (``dispenser.printer.TicketJobs``).
 
 The printer's status is read every ``status_poll_s`` (more often while it is not ready, so a reloaded
-roll is noticed within a second) and right after each print (before it too if that reading is stale).
+roll is noticed within a second) and right after each print (before it too if the reading the press was
+accepted on was stale), but not while a reply is awaited: a read blocks this thread, and the reply with it.
 systemd hears ``READY=1``
 once the broker is connected and the printer has been opened, and ``WATCHDOG=1`` from this loop while
 it keeps up with its inbox.
@@ -23,8 +26,8 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,9 +41,9 @@ from dispenser.printer import (
     PrinterError,
     PrinterStatus,
     SerialPrinter,
+    TicketJobs,
     TicketPrinter,
     UsbPrinter,
-    build_job,
 )
 from dispenser.ticket import TicketRenderer
 from hallq import systemd, wire
@@ -101,6 +104,21 @@ class _Stop:
     """Wakes the loop to stop."""
 
 
+@dataclass(slots=True)
+class _JobProgress:
+    """For the log: when (``perf_counter``) each piece of a job was written, and the job's size."""
+
+    written_at: list[float] = field(default_factory=list)
+    size: int = 0
+
+
+def _timed(pieces: Iterator[bytes], progress: _JobProgress) -> Iterator[bytes]:
+    for piece in pieces:
+        progress.size += len(piece)
+        yield piece
+        progress.written_at.append(time.perf_counter())  # the printer adapter asks for the next piece
+
+
 class DispenserService:
     """Runs one dispenser: ``run()`` blocks until ``stop()`` (or SIGTERM via the CLI)."""
 
@@ -115,9 +133,10 @@ class DispenserService:
         self.topics = Topics(hall=config.hall, base=config.base_topic)
         self.core = core.Dispenser(config.buttons, timing=config.timing)
         self.buttons = {b.key: b for b in config.buttons}
-        self.renderer = TicketRenderer(config.layout, width_dots=config.printer.width_dots)
+        self.jobs = TicketJobs(TicketRenderer(config.layout, width_dots=config.printer.width_dots),
+                               profile=config.printer.profile)
         for button in config.buttons:
-            self.renderer.prepare(button)
+            self.jobs.prepare(button)
         self.inbox: queue.Queue[Any] = queue.Queue()
         self.indicators = Indicators(config.leds, pin_factory=pin_factory)
         self.panel = ButtonPanel(config.wiring, pin_factory=pin_factory, inbox=self.inbox, clock=clock)
@@ -137,6 +156,7 @@ class DispenserService:
         self._printer_status: PrinterStatus | None = None
         self._next_poll = 0.0
         self._status_read_at = float("-inf")
+        self._requested_at = float("-inf")
         self._stopping = threading.Event()
         self._outcomes: deque[Outcome] = deque(maxlen=200)
         self._outcome_count = 0
@@ -218,11 +238,16 @@ class DispenserService:
 
     def _wait_s(self) -> float:
         now = self.clock()
-        due = [self._next_poll]
+        due = [self._next_poll] if self._polling() else []
         deadline = self.core.next_deadline()
         if deadline is not None:
             due.append(deadline)
-        return max(0.0, min(1.0, *(d - now for d in due)))
+        return max(0.0, min([1.0, *(d - now for d in due)]))
+
+    def _polling(self) -> bool:
+        # Not while a reply is awaited: a status read blocks this loop (a printer that ignores DLE EOT makes
+        # it wait out status_timeout_s), and the reply would wait behind it before its ticket is printed.
+        return self.core.phase is not core.Phase.REQUESTING
 
     # --- inputs --------------------------------------------------------------------------------------------
 
@@ -273,7 +298,7 @@ class DispenserService:
 
     def _poll_printer(self, *, force: bool = False) -> None:
         now = self.clock()
-        if not force and now < self._next_poll:
+        if not force and (now < self._next_poll or not self._polling()):
             return
         status = self._read_printer()
         ready = status.state in core.PRINTABLE
@@ -320,6 +345,8 @@ class DispenserService:
         cid = self.config.id
         match output:
             case core.SendRequest(request=request, attempt=attempt):
+                if attempt == 1:
+                    self._requested_at = self.clock()
                 if attempt > 1:
                     log.warning("no reply yet; asking again dispenser=%s request=%s attempt=%d", cid,
                                 request.request_id, attempt)
@@ -361,29 +388,29 @@ class DispenserService:
     def _print(self, ticket: wire.TicketInfo, button: core.ButtonSpec) -> core.Event:
         started = time.perf_counter()
         # Paper is only used up by printing, and the status is read right after every print and every
-        # status_poll_s: ask again first only if that reading is stale (a late poll), not on every ticket,
-        # because three status round trips sit between the controller's reply and the first byte.
+        # status_poll_s until a request goes out: ask again first only if the reading the press was accepted on
+        # was stale (a late poll), not on every ticket, because three status round trips would sit between
+        # the controller's reply and the first byte.
         before = self._printer_status or PrinterStatus("offline", "not read yet")
-        if self.clock() - self._status_read_at > self.config.printer.status_poll_s:
+        if self._requested_at - self._status_read_at > self.config.printer.status_poll_s:
             before = self._read_printer()
         if before.state not in core.PRINTABLE:
             return self._print_failed(ticket, button, before.failure_reason, before.detail)
+        progress = _JobProgress()
         try:
-            image = self.renderer.render(ticket, button)
-            job = build_job(image, profile=self.config.printer.profile, width_dots=self.config.printer.width_dots)
-        except (OSError, ValueError) as exc:
-            log.exception("cannot render ticket=%s", ticket.number)
-            return self._print_failed(ticket, button, "error", str(exc))
-        rendered = time.perf_counter()
-        try:
-            preview = self.printer.send(job, name=f"{ticket.number}-{ticket.id}")
+            preview = self.printer.send(_timed(self.jobs.pieces(ticket, button), progress),
+                                        name=f"{ticket.number}-{ticket.id}")
         except PrinterError as exc:
             self._next_poll = self.clock()  # learn the printer's state at once
             return self._print_failed(ticket, button, exc.reason, str(exc))
+        except (OSError, ValueError) as exc:
+            log.exception("cannot draw ticket=%s; its header, already sent, is cut off", ticket.number)
+            return self._print_failed(ticket, button, "error", str(exc))
         self._next_poll = self.clock()
-        log.info("printed ticket=%s service=%s key=%s priority=%s ahead=%d bytes=%d render_ms=%.1f send_ms=%.1f%s",
-                 ticket.number, ticket.service, button.key, ticket.priority, ticket.ahead, len(job),
-                 (rendered - started) * 1000, (time.perf_counter() - rendered) * 1000,
+        head_at, job_at = progress.written_at[0], progress.written_at[-1]
+        log.info("printed ticket=%s service=%s key=%s priority=%s ahead=%d bytes=%d head_ms=%.1f rest_ms=%.1f%s",
+                 ticket.number, ticket.service, button.key, ticket.priority, ticket.ahead, progress.size,
+                 (head_at - started) * 1000, (job_at - head_at) * 1000,
                  f" preview={preview}" if preview is not None else "")
         self._record(Outcome("printed", key=button.key, number=ticket.number, ticket_id=ticket.id, preview=preview))
         return core.PrintFinished(ticket_id=ticket.id, ok=True)

@@ -5,9 +5,12 @@ Why an image: cheap 58 mm printers have no Vietnamese code page and python-escpo
 Debian's ``fonts-dejavu-core``) prints the same everywhere. Line heights come from the font's bounding box
 of the actual text, because stacked marks (``Ệ``, ``Ộ``) rise above the ascender.
 
-``TicketRenderer`` draws for one paper width (384 dots on 58 mm paper, 576 on 80 mm). The parts that do not
-change between tickets (logo, hall name, the button's service name) are drawn once per button and reused,
-so a ticket costs a few milliseconds between the controller's reply and the first byte to the printer.
+``TicketRenderer`` draws for one paper width (384 dots on 58 mm paper, 576 on 80 mm) in three strips, top
+to bottom: the ``header`` (logo, hall name, the button's service name, "your number"), drawn once per button
+and reused; the ``body``, the only part the controller's reply decides (the number, priority mark, people
+ahead and wait, QR code, issue time); and the ``footer``, drawn once. ``render`` stacks the three: the
+whole ticket as printed. ``dispenser.printer.TicketJobs`` keeps the header and footer encoded for the
+printer, so after the reply only the body is drawn.
 """
 
 from __future__ import annotations
@@ -108,15 +111,18 @@ class TicketRenderer:
     # --- public ------------------------------------------------------------------------------------------
 
     def render(self, ticket: TicketInfo, button: ButtonSpec) -> Image.Image:
-        """The whole ticket: header, service, the number, priority mark, wait, QR code, time, footer."""
-        blocks = [self._header(button), self._number(ticket.number)]
+        """The whole ticket as printed: ``header(button)``, ``body(ticket)`` and ``footer()``, stacked."""
+        return _stack([self.header(button), self.body(ticket), self.footer()], self.width)
+
+    def body(self, ticket: TicketInfo) -> Image.Image:
+        """What the controller's reply decides: the number, priority mark, people ahead and wait, QR code, time."""
+        blocks = [self._number(ticket.number)]
         if ticket.priority:
             blocks += [self._spacer(4), self._priority_mark(ticket.category), self._spacer(8)]
         blocks.append(self._wait(ticket))
         if self.layout.qr:
             blocks += [self._spacer(8), self._qr(self.qr_content(ticket))]
         blocks += [self._spacer(6), self._lines([self._moment(ticket.issued_at)], bold=True, size=self.size_text)]
-        blocks.append(self._footer())
         return _stack(blocks, self.width)
 
     def qr_content(self, ticket: TicketInfo) -> str:
@@ -126,15 +132,14 @@ class TicketRenderer:
     def prepare(self, button: ButtonSpec) -> None:
         """Draw the button's fixed parts, and one throwaway ticket, now (at start): loading fonts and
         drawing a first QR code would otherwise make the first citizen's ticket the slowest."""
-        self._header(button)
+        self.header(button)
         sample, _ = sample_ticket(hall_id=self.layout.hall_id)
         self.render(sample, button)
         for number in ("A000", "A888", "UB000", "UB888", "ABC000"):  # the usual shapes of a number
             self._number(number)
 
-    # --- blocks --------------------------------------------------------------------------------------------
-
-    def _header(self, button: ButtonSpec) -> Image.Image:
+    def header(self, button: ButtonSpec) -> Image.Image:
+        """Logo, hall name, the button's service name and "your number": drawn once per button, then reused."""
         cached = self._static.get(button.key)
         if cached is not None:
             return cached
@@ -151,12 +156,15 @@ class TicketRenderer:
         self._static[button.key] = header
         return header
 
-    def _footer(self) -> Image.Image:
+    def footer(self) -> Image.Image:
+        """The rule and footer text (a blank dot row without a footer): drawn once, then reused."""
         cached = self._static.get("")  # button keys are never empty
         if cached is None:
             blocks = [self._rule(), self._lines([self.layout.footer], bold=False, size=self.size_small)]
             cached = self._static[""] = _stack(blocks if self.layout.footer else [self._spacer(1)], self.width)
         return cached
+
+    # --- blocks --------------------------------------------------------------------------------------------
 
     def _logo(self, path: Path) -> Image.Image:
         with Image.open(path) as source:
@@ -251,12 +259,12 @@ class TicketRenderer:
 
 # --- drawing helpers --------------------------------------------------------------------------------------------
 
-_THRESHOLD: Final = [255 if value >= 128 else 0 for value in range(256)]
-
-
 def _threshold(image: Image.Image) -> Image.Image:
-    """Anti-aliased grey text to crisp 1-bit without dithering (dither makes small text fuzzy on paper)."""
-    return image.point(_THRESHOLD).convert("1", dither=Image.Dither.NONE)
+    """Anti-aliased grey text to crisp 1-bit without dithering (dither makes small text fuzzy on paper).
+
+    Without dithering Pillow's conversion is the threshold itself: grey 128 and above is white, below black.
+    """
+    return image.convert("1", dither=Image.Dither.NONE)
 
 
 def _text_line(text: str, font: ImageFont.FreeTypeFont, width: int, *, invert: bool) -> Image.Image:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from dispenser.printer import FilePrinter, NetworkPrinter, PreviewPrinter, read_job
@@ -63,6 +64,29 @@ def test_a_priority_press_asks_for_the_priority_lane(
     assert printed is not None and printed.number == "UB001"
     (row,) = ledger_rows(tmp_path / "state")
     assert (row["priority"], row["category"]) == (1, "elderly")
+
+
+def test_status_reads_of_a_printer_that_ignores_them_never_hold_back_a_reply(
+    broker: PrivateBroker, controller: ControllerProcess
+) -> None:
+    # Each status read of this printer waits out its 0.3 s timeout, and one is due every 0.2 s: the ticket
+    # goes out at once only if no read is started, nor made before printing, while the reply is awaited.
+    config = load_config(broker)
+    config = replace(config, printer=replace(config.printer, status_poll_s=0.2))
+    topics = Probe(broker).topics
+    with (EscposTestPrinter() as device, Probe(broker, subscriptions=[topics.dispenser_ticket("d1")]) as probe):
+        device.answers_status = False
+        with running_kiosk(config, network(device)) as kiosk:
+            for n, key in enumerate("123"):
+                kiosk.press(key)
+                probe.on(topics.dispenser_ticket("d1"))
+                replied = time.monotonic()
+                job = device.wait_jobs(n + 1)[n]
+                assert job.first_byte_at - replied < 0.15
+                deadline = time.monotonic() + 5
+                while not kiosk.led("ready"):  # a press made before the ticket is done would be ignored
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
 
 
 def test_a_failed_print_voids_the_ticket_so_no_counter_gets_it(

@@ -35,8 +35,12 @@ PREVIEWS = Path(__file__).resolve().parent.parent / "build" / "previews"
 
 @dataclass
 class ReceivedJob:
+    """A job as the printer got it; the instants are ``time.monotonic()`` of the reads that brought its first
+    and its last byte."""
+
     data: bytes
     first_byte_at: float
+    last_byte_at: float
 
     def view(self) -> JobView:
         return read_job(self.data)
@@ -51,6 +55,8 @@ class EscposTestPrinter:
         self.answers_status = True
         self.jobs: list[ReceivedJob] = []
         self.status_queries = 0
+        self.received_bytes = 0  # everything but status queries, complete jobs or not
+        self._completed_bytes = 0
         self._changed = threading.Condition()
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._server.getsockname()[1])
@@ -90,6 +96,15 @@ class EscposTestPrinter:
                     raise AssertionError(f"printer received {len(self.jobs)} jobs, expected {count}")
             return list(self.jobs)
 
+    def wait_received(self, count: int, *, timeout_s: float = 5.0) -> None:
+        """Until ``count`` bytes other than status queries have arrived, whether or not they end a job."""
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self.received_bytes < count:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._changed.wait(left):
+                    raise AssertionError(f"printer received {self.received_bytes} bytes, expected {count}")
+
     def _serve(self) -> None:
         while not self._stopping:
             try:
@@ -104,8 +119,9 @@ class EscposTestPrinter:
         first_at = 0.0
         with suppress(OSError):
             while chunk := conn.recv(65536):
+                chunk_at = time.monotonic()
                 if not pending:
-                    first_at = time.monotonic()
+                    first_at = chunk_at
                 pending += chunk
                 while pending:
                     if pending[:2] == b"\x10\x04":
@@ -115,16 +131,20 @@ class EscposTestPrinter:
                         if self.answers_status:
                             conn.sendall(bytes((self.status_byte(pending[2]),)))
                         pending = pending[3:]
-                        first_at = time.monotonic()
+                        first_at = chunk_at
                         continue
                     end = job_end(pending)
                     if end is None:
                         break  # more of the job is on its way
                     with self._changed:
-                        self.jobs.append(ReceivedJob(pending[:end], first_at))
-                        self._changed.notify_all()
+                        self.jobs.append(ReceivedJob(pending[:end], first_at, chunk_at))
+                        self._completed_bytes += end
                     pending = pending[end:]
-                    first_at = time.monotonic()
+                    first_at = chunk_at
+                with self._changed:
+                    partial = 0 if pending.startswith(b"\x10\x04") else len(pending)
+                    self.received_bytes = self._completed_bytes + partial
+                    self._changed.notify_all()
 
 
 def job_end(data: bytes) -> int | None:

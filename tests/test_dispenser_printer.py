@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import pty
+import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,17 @@ def test_a_printer_that_never_answers_status_is_trusted_one_that_stops_answering
     assert parse_status(None, None, None, answered_before=True).state == "offline"
 
 
+def test_a_printer_silent_to_the_first_status_query_is_not_asked_the_others() -> None:
+    with EscposTestPrinter() as device:
+        device.answers_status = False
+        adapter = network(device)
+        assert adapter.status() == PrinterStatus("ok", "printer does not report status")
+        adapter.send(JOB, name="A001")  # the printer has read everything sent before the job
+        device.wait_jobs(1)
+        assert device.status_queries == 1
+        adapter.close()
+
+
 def test_garbage_status_bytes_are_not_believed() -> None:
     assert parse_status(0xFF, 0xFF, 0xFF, answered_before=False).state == "ok"
 
@@ -83,6 +96,46 @@ def test_network_printer_receives_the_job_in_one_piece() -> None:
         assert adapter.send(JOB, name="A001") is None
         (received,) = device.wait_jobs(1)
         assert received.data == JOB
+        adapter.close()
+
+
+def test_network_printer_writes_each_piece_of_a_job_before_the_next_is_made() -> None:
+    head, rest = JOB[:100], JOB[100:]
+    with EscposTestPrinter() as device:
+        adapter = network(device)
+        adapter.status()
+
+        def pieces() -> Iterator[bytes]:
+            yield head
+            device.wait_received(len(head), timeout_s=2)  # the printer has the head while the rest is made
+            yield rest
+
+        adapter.send(pieces(), name="A001")
+        (received,) = device.wait_jobs(1)
+        assert received.data == JOB
+        assert received.first_byte_at < received.last_byte_at
+        adapter.close()
+
+
+def test_network_printer_sends_without_waiting_for_acknowledgements() -> None:
+    # Nagle's algorithm would hold a job's second piece until the printer acknowledges the first (40 ms here).
+    with EscposTestPrinter() as device:
+        adapter = network(device)
+        adapter.open()
+        assert adapter._device.device.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        adapter.close()
+
+
+def test_an_error_making_a_piece_passes_through_the_adapter_unchanged() -> None:
+    with EscposTestPrinter() as device:
+        adapter = network(device)
+
+        def pieces() -> Iterator[bytes]:
+            yield JOB[:100]
+            raise ValueError("cannot draw")
+
+        with pytest.raises(ValueError, match="cannot draw"):
+            adapter.send(pieces(), name="A001")
         adapter.close()
 
 
@@ -146,6 +199,12 @@ def test_preview_printer_writes_png_and_bytes_and_simulates_paper_out(tmp_path: 
     with pytest.raises(PrinterError) as caught:
         adapter.send(JOB, name="A002")
     assert caught.value.reason == "paper_out"
+
+
+def test_preview_printer_writes_a_job_sent_in_pieces_as_one(tmp_path: Path) -> None:
+    adapter = PreviewPrinter(tmp_path)
+    adapter.send(iter([JOB[:100], JOB[100:]]), name="A001")
+    assert (tmp_path / "A001.bin").read_bytes() == JOB
 
 
 def test_a_preview_folder_that_cannot_be_created_is_an_offline_printer(tmp_path: Path) -> None:

@@ -5,7 +5,9 @@ The suite writes ``build/previews/dispenser-ticket-58mm.png`` and ``-80mm.png`` 
 
 from __future__ import annotations
 
+import shutil
 import unicodedata
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,8 +16,15 @@ from escpos.printer import Dummy, File
 from PIL import Image, ImageChops
 
 from dispenser.core import ButtonSpec
-from dispenser.printer import _profile, build_job, read_job
-from dispenser.ticket import PAPER_DOTS, TicketLayout, TicketRenderer, format_wait
+from dispenser.printer import TicketJobs, _profile, build_job, read_job
+from dispenser.ticket import (
+    DEFAULT_BOLD_FONT,
+    PAPER_DOTS,
+    TicketLayout,
+    TicketRenderer,
+    _threshold,
+    format_wait,
+)
 from hallq.wire import TicketInfo
 from tests.test_dispenser_helpers import PREVIEWS, decode_qr
 
@@ -80,6 +89,75 @@ def test_job_bytes_are_exactly_what_python_escpos_image_would_send() -> None:
     assert build_job(image, profile="TM-T20II", width_dots=576) == reference.output
 
 
+def escpos_job(images: list[Image.Image], *, profile: str, width_dots: int) -> bytes:
+    """What python-escpos itself sends for a reset, ``images`` one after the other, and a cut."""
+    reference = Dummy()
+    reference.profile = _profile(profile, width_dots)
+    reference.hw("INIT")
+    for image in images:
+        reference.image(image)
+    reference.cut()
+    return bytes(reference.output)
+
+
+def a_day_of_tickets() -> list[tuple[TicketInfo, ButtonSpec]]:
+    """Tickets of both buttons, priority or not, that draw different numbers, waits, QR codes and times."""
+    moment = datetime(2026, 11, 27, 7, 30, tzinfo=HALL_TIME)
+    return [(TicketInfo(id=f"{n:016x}", number=number, service="B", priority=n % 3 == 0,
+                        category="elderly" if n % 3 == 0 else None, issued_at=moment + timedelta(minutes=7 * n),
+                        ahead=ahead, estimated_wait_s=ahead * 227), button)
+            for n, (number, ahead, button) in enumerate([("A001", 0, REGULAR_BUTTON), ("UB015", 12, PRIORITY_BUTTON),
+                                                         ("A1234", 1, REGULAR_BUTTON), ("B7", 140, PRIORITY_BUTTON)])]
+
+
+@pytest.mark.parametrize("paper_mm", [58, 80])
+def test_cached_header_is_the_fresh_rendering_encoded_as_python_escpos_would(paper_mm: int) -> None:
+    width = PAPER_DOTS[paper_mm]
+    jobs = TicketJobs(TicketRenderer(LAYOUT, width_dots=width), profile="TM-T20II")
+    jobs.prepare(PRIORITY_BUTTON)
+    for ticket, button in a_day_of_tickets():
+        jobs.job(ticket, button)
+    header = TicketRenderer(LAYOUT, width_dots=width).header(PRIORITY_BUTTON)
+    reference = escpos_job([header], profile="TM-T20II", width_dots=width)
+    assert jobs.head(PRIORITY_BUTTON) == reference[:-len(jobs.frame.end)]
+
+
+@pytest.mark.parametrize("paper_mm", [58, 80])
+def test_each_ticket_job_prints_the_fresh_rendering_of_the_whole_ticket(paper_mm: int) -> None:
+    width = PAPER_DOTS[paper_mm]
+    jobs = TicketJobs(TicketRenderer(LAYOUT, width_dots=width), profile="TM-T20II")
+    for ticket, button in a_day_of_tickets():
+        fresh = TicketRenderer(LAYOUT, width_dots=width)
+        job = b"".join(jobs.pieces(ticket, button))
+        assert ImageChops.difference(read_job(job).picture().convert("L"),
+                                     fresh.render(ticket, button).convert("L")).getbbox() is None
+        parts = [fresh.header(button), fresh.body(ticket), fresh.footer()]
+        assert job == escpos_job(parts, profile="TM-T20II", width_dots=width)
+
+
+def test_the_head_is_the_same_for_every_ticket_of_a_button_and_differs_between_buttons() -> None:
+    jobs = TicketJobs(TicketRenderer(LAYOUT, width_dots=576), profile="default")
+    (first, _), (second, _) = a_day_of_tickets()[:2]
+    head = next(jobs.pieces(first, REGULAR_BUTTON))
+    assert next(jobs.pieces(second, REGULAR_BUTTON)) == head
+    assert jobs.head(PRIORITY_BUTTON) != head
+    assert jobs.job(first, REGULAR_BUTTON) != jobs.job(second, REGULAR_BUTTON)
+
+
+def test_a_ticket_that_cannot_be_drawn_after_its_head_went_out_is_cut_off(tmp_path: Path) -> None:
+    bold = tmp_path / "bold.ttf"
+    shutil.copyfile(DEFAULT_BOLD_FONT, bold)
+    jobs = TicketJobs(TicketRenderer(replace(LAYOUT, font_bold=bold), width_dots=576), profile="TM-T20II")
+    jobs.prepare(REGULAR_BUTTON)
+    bold.unlink()  # e.g. a package upgrade removed the font: a number needing a size not loaded yet fails
+    pieces = jobs.pieces(a_ticket("WWWWWWWWWW"), REGULAR_BUTTON)  # drawn at 44 px, a size not used before
+    assert next(pieces) == jobs.head(REGULAR_BUTTON)
+    assert next(pieces) == jobs.frame.end
+    with pytest.raises(OSError):
+        next(pieces)
+    assert read_job(jobs.head(REGULAR_BUTTON) + jobs.frame.end).ends_with_cut
+
+
 def test_a_printer_without_cutter_gets_no_cut_command() -> None:
     image = TicketRenderer(LAYOUT, width_dots=384).render(a_ticket(), REGULAR_BUTTON)
     view = read_job(build_job(image, profile="POS-5890", width_dots=384))
@@ -118,6 +196,12 @@ def test_decomposed_vietnamese_prints_like_composed() -> None:
     nfc_image = renderer._lines([composed], bold=True, size=40)
     nfd_image = renderer._lines([decomposed], bold=True, size=40)
     assert ImageChops.difference(nfc_image.convert("L"), nfd_image.convert("L")).getbbox() is None
+
+
+def test_grey_from_anti_aliasing_turns_black_below_half_and_white_from_half() -> None:
+    grey = Image.new("L", (256, 1))
+    grey.putdata(range(256))
+    assert list(_threshold(grey).tobytes()) == [0] * 16 + [255] * 16  # packed: 8 dots a byte
 
 
 def test_stacked_marks_above_capitals_are_not_cut_off() -> None:
