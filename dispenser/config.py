@@ -211,6 +211,9 @@ def _printer(t: Table) -> PrinterConfig:
 
 def _ticket(t: Table, *, hall: str, dispenser: str) -> TicketLayout:
     qr = t.text("qr", "", allow_empty=True)
+    if len(qr) > 500:
+        # With its fields filled in, the content must fit a QR code a 58 mm printer can still print and scan.
+        raise t.error("qr", f"template of {len(qr)} characters; at most 500")
     if qr:
         try:
             qr.format(**{name: "x" for name in QR_FIELDS})

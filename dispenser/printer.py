@@ -32,6 +32,7 @@ from the config.
 
 from __future__ import annotations
 
+import abc
 import copy
 import errno
 import logging
@@ -333,7 +334,7 @@ class TicketPrinter(Protocol):
     def close(self) -> None: ...
 
 
-class _EscposPrinter:
+class _EscposPrinter(abc.ABC):
     """Shared behaviour of the python-escpos backed adapters; subclasses make the device and read a byte."""
 
     description = "printer"
@@ -342,14 +343,16 @@ class _EscposPrinter:
         self._device: Any = None
         self._answered_before = False
 
+    @abc.abstractmethod
     def _make(self) -> Any:
-        raise NotImplementedError
+        """The python-escpos device object, not yet opened."""
 
     def _read_byte(self) -> int | None:
-        """One status byte, or None when nothing came within the status timeout."""
-        raise NotImplementedError
+        """One status byte, or None when nothing came within the status timeout. A connection that cannot be
+        read (a device file) answers nothing; the adapters with a return channel override this."""
+        return None
 
-    def _after_open(self) -> None:
+    def _after_open(self) -> None:  # noqa: B027 - a hook: most devices need no adjustment
         """Adjust the opened device (timeouts)."""
 
     def open(self) -> None:

@@ -95,3 +95,12 @@ def test_print_test_on_an_unreachable_printer_exits_69(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "dispenser", "print-test", "--config", str(path)],
                           capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 69 and "not ready: offline" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_overlong_qr_template_is_refused(tmp_path: Path) -> None:
+    text = DISPENSER_CONFIG.read_text(encoding="utf-8")
+    path = tmp_path / "dispenser.toml"
+    path.write_text(text.replace('qr = "hallq:{hall}/{dispenser}/{number}/{ticket_id}"', 'qr = "' + "x" * 600 + '"'),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="at most 500"):
+        config_mod.load(path)
