@@ -27,6 +27,7 @@ from counter.console import run_console
 from counter.keypad import KeypadError
 from counter.service import KeypadService
 from hallq import logsetup
+from hallq.configfile import broker_override
 from hallq.errors import EXIT_CONFIG, ConfigError
 
 log = logging.getLogger("counter")
@@ -49,11 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.setup("INFO")
     try:
         cfg = config_mod.load(args.config)
-        if args.broker:
-            try:
-                cfg = replace(cfg, broker=cfg.broker.with_address(args.broker))
-            except ValueError as exc:
-                raise ConfigError("--broker", "", str(exc)) from None
+        cfg = replace(cfg, broker=broker_override(cfg.broker, args.broker))
     except ConfigError as exc:
         log.error("bad configuration: %s", exc)
         return EXIT_CONFIG

@@ -30,6 +30,7 @@ from dispenser.service import DispenserService, make_printer
 from dispenser.simulate import KeyboardFeeder, help_text
 from dispenser.ticket import TicketRenderer, sample_ticket
 from hallq import logsetup
+from hallq.configfile import broker_override
 from hallq.errors import EXIT_CONFIG, ConfigError
 
 log = logging.getLogger("dispenser")
@@ -60,11 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.setup(args.log_level or "INFO")
     try:
         cfg = config_mod.load(args.config)
-        if args.broker:
-            try:
-                cfg = replace(cfg, broker=cfg.broker.with_address(args.broker))
-            except ValueError as exc:
-                raise ConfigError("--broker", "", str(exc)) from None
+        cfg = replace(cfg, broker=broker_override(cfg.broker, args.broker))
     except ConfigError as exc:
         log.error("bad configuration: %s", exc)
         return EXIT_CONFIG

@@ -23,6 +23,7 @@ from display import service
 from display.audio import AnnouncementMaker, AudioError, VoiceSettings
 from display.speech import announcement_texts
 from hallq import logsetup
+from hallq.configfile import broker_override
 from hallq.errors import EXIT_CONFIG, ConfigError
 
 log = logging.getLogger("display")
@@ -46,11 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.setup("INFO")
     try:
         cfg = config_mod.load(args.config)
-        if args.broker:
-            try:
-                cfg = replace(cfg, broker=cfg.broker.with_address(args.broker))
-            except ValueError as exc:
-                raise ConfigError("--broker", "", str(exc)) from None
+        cfg = replace(cfg, broker=broker_override(cfg.broker, args.broker))
         if args.listen:
             try:
                 cfg = cfg.with_listen(args.listen)

@@ -24,6 +24,7 @@ from hall_controller import config as config_mod
 from hall_controller.ledger import Ledger, LedgerCorrupt, LedgerError
 from hall_controller.service import ControllerService
 from hallq import logsetup
+from hallq.configfile import broker_override
 from hallq.errors import EXIT_CONFIG, ConfigError, InvariantError
 
 log = logging.getLogger("hall_controller")
@@ -58,11 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logsetup.setup(args.log_level or "INFO")
     try:
         cfg = config_mod.load(args.config)
-        if args.broker:
-            try:
-                cfg = replace(cfg, broker=cfg.broker.with_address(args.broker))
-            except ValueError as exc:
-                raise ConfigError("--broker", "", str(exc)) from None
+        cfg = replace(cfg, broker=broker_override(cfg.broker, args.broker))
     except ConfigError as exc:
         log.error("bad configuration: %s", exc)
         return EXIT_CONFIG

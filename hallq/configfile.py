@@ -193,3 +193,14 @@ def read_mqtt(table: Table) -> tuple[BrokerSettings, str]:
     table.done()
     return BrokerSettings(host=host, port=port, username=username, password=password, password_file=password_file,
                           tls=tls, ca_file=ca_file, keepalive_s=keepalive_s), base_topic
+
+
+def broker_override(broker: BrokerSettings, address: str | None) -> BrokerSettings:
+    """The config's broker with a ``--broker HOST:PORT`` option applied (None: unchanged); a malformed address
+    is a ConfigError naming the option."""
+    if not address:
+        return broker
+    try:
+        return broker.with_address(address)
+    except ValueError as exc:
+        raise ConfigError("--broker", "", str(exc)) from None
