@@ -142,8 +142,9 @@ class ControllerService:
 
     def stop(self) -> None:
         """Ask ``run()`` to finish; safe from a signal handler or another thread."""
+        # Only an Event: a queue's put from a signal handler could wait forever for a lock the interrupted main
+        # thread holds. The loop wakes at least every TICK_S and sees it.
         self._stopping.set()
-        self.inbox.put(LinkDown("stopping"))  # wakes the loop at once
 
     def start(self) -> None:
         """Connect and restore the engine from the ledger. The broker connection is made in the background
