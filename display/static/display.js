@@ -353,6 +353,8 @@ function playNext() {
   const finish = (error) => {
     if (done) return;
     done = true;
+    // A clip that stalled and starts late must not talk over the next announcement.
+    audio.pause();
     record.end = now();
     record.error = error;
     playNext();
