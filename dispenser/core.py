@@ -262,6 +262,7 @@ class _Memory:
     last_accepted_at: dict[str, float] = field(default_factory=dict)
     idle_since: float = float("-inf")
     abandoned: deque[str] = field(default_factory=lambda: deque(maxlen=ABANDONED_MEMORY))
+    answered: deque[str] = field(default_factory=lambda: deque(maxlen=ABANDONED_MEMORY))
     shown: ShowIndicators | None = None
     published_printer: tuple[PrinterState, str] | None = None
 
@@ -365,6 +366,7 @@ class Dispenser:
         reply = event.reply
         if reply.request_id != flight.request.request_id:
             return self._reply_elsewhere(event, now)
+        self._memory.answered.append(reply.request_id)
         self.conditions.controller_unresponsive = False
         if reply.ticket is None:
             self._to_idle(now)
@@ -381,16 +383,20 @@ class Dispenser:
         return [PrintTicket(reply.ticket, flight.button)]
 
     def _reply_elsewhere(self, event: Event, _now: float) -> list[Output]:
-        """A reply that is not for a request waiting for one: a late answer to an abandoned request, or a repeat."""
+        """A reply that is not for a request waiting for one: a late answer to an abandoned request, a repeat
+        of an answer already handled, or an answer to a request of an earlier run of this dispenser (the broker
+        kept it in the session while the dispenser restarted: that run never received it, so never printed it).
+        The first and the last are voided, so that no counter calls a ticket nobody holds."""
         assert isinstance(event, ReplyReceived)
         reply = event.reply
         self.conditions.controller_unresponsive = False
-        if reply.request_id in self._memory.abandoned:
+        abandoned = reply.request_id in self._memory.abandoned
+        if abandoned:
             self._memory.abandoned.remove(reply.request_id)
-            if reply.ticket is not None:
-                # The citizen left without a ticket: have the controller void it, so no counter calls it.
-                return [SendReport(PrintReport(ticket_id=reply.ticket.id, ok=False, reason="timeout"),
-                                   reply.ticket.number)]
+        if reply.ticket is not None and (abandoned or reply.request_id not in self._memory.answered):
+            self._memory.answered.append(reply.request_id)  # a repeat of this answer is then only stale
+            return [SendReport(PrintReport(ticket_id=reply.ticket.id, ok=False, reason="timeout"),
+                               reply.ticket.number)]
         return [StaleReply(reply.request_id)]
 
     def _print_finished(self, event: Event, now: float) -> list[Output]:

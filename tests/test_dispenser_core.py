@@ -304,3 +304,24 @@ def test_bad_timing_is_refused() -> None:
         Dispenser(BUTTONS, timing=Timing(request_attempts=0))
     with pytest.raises(ValueError, match="unique"):
         Dispenser((BUTTONS[0], BUTTONS[0]))
+
+
+def test_a_reply_to_a_request_of_an_earlier_run_is_voided_not_printed() -> None:
+    """After a restart, the broker delivers the answer the previous run never received: nobody holds it."""
+    machine = ready_machine()
+    out = machine.handle(ReplyReceived(TicketReply(request_id="from-before", ticket=ticket("A009", "t-9"))),
+                         now=10.0)
+    assert of(PrintTicket, out) == []
+    assert of(SendReport, out) == [SendReport(PrintReport(ticket_id="t-9", ok=False, reason="timeout"), "A009")]
+    again = machine.handle(ReplyReceived(TicketReply(request_id="from-before", ticket=ticket("A009", "t-9"))),
+                           now=10.1)
+    assert of(SendReport, again) == []
+
+
+def test_a_repeated_answer_to_a_printed_request_is_not_voided() -> None:
+    machine = ready_machine()
+    press(machine, "1", 10.0, "r1")
+    reply = ReplyReceived(TicketReply(request_id="r1", ticket=ticket()))
+    machine.handle(reply, now=10.01)
+    machine.handle(PrintFinished(ticket_id="t-1", ok=True), now=10.05)
+    assert of(SendReport, machine.handle(reply, now=10.2)) == []
