@@ -8,17 +8,14 @@ sync or QUIC) and let the page play announcements without a click, as the kiosk 
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from hallq.children import ChildProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = (
@@ -34,16 +31,16 @@ def chromium_path() -> str:
     return path
 
 
-class DisplayProcess:
+class DisplayProcess(ChildProcess):
     """``python -m display`` as a child process on ``127.0.0.1:port``, logging to ``log_path``."""
 
     def __init__(self, *, config: Path, broker_address: str, port: int, log_path: Path) -> None:
+        super().__init__(name="display", module="display",
+                         args=["--config", str(config), "--broker", broker_address, "--listen", f"127.0.0.1:{port}"],
+                         log_path=log_path)
         self.config = config
         self.broker_address = broker_address
         self.port = port
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
 
     @property
     def url(self) -> str:
@@ -51,52 +48,9 @@ class DisplayProcess:
 
     def start(self, *, timeout_s: float = 10.0) -> None:
         """Start and wait until this run logged that it listens and is connected to the broker."""
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "display", "--config", str(self.config), "--broker", self.broker_address,
-                 "--listen", f"127.0.0.1:{self.port}"],
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+        self.spawn()
         self.wait_for_log("connected to broker", timeout_s=timeout_s)
         self.wait_for_log("display listening on", timeout_s=timeout_s)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
-
-    def wait_for_log(self, text: str, *, timeout_s: float = 10.0) -> None:
-        """Until this run's log contains ``text`` (the process reports its own progress there)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"display exited with {self.proc.returncode}:\n{self.log_text()}")
-            with self.log_path.open("rb") as log:
-                log.seek(self._log_offset)
-                if text.encode() in log.read():
-                    return
-            time.sleep(0.02)
-        raise AssertionError(f"display did not log {text!r} within {timeout_s} s:\n{self.log_text()}")
-
-    def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def __enter__(self) -> DisplayProcess:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
 
 class Kiosk:

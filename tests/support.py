@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import queue
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 
 from hallq import wire
-from hallq.broker import PrivateBroker, bound_to_parent
+from hallq.broker import PrivateBroker
+from hallq.children import ChildProcess
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import Topics
 
@@ -24,73 +20,27 @@ HALL_CONFIG = FIXTURES / "hall.toml"
 HALL_ID = "test-hall"
 
 
-class ControllerProcess:
-    """``python -m hall_controller`` as a child process, logging to ``log_path``."""
+class ControllerProcess(ChildProcess):
+    """``python -m hall_controller`` as a child process, logging next to its state directory."""
 
     def __init__(self, *, config: Path, broker: PrivateBroker, state_dir: Path, extra_args: tuple[str, ...] = ()):
+        super().__init__(name="controller", module="hall_controller",
+                         args=["--config", str(config), "--broker", broker.address, "--state-dir", str(state_dir),
+                               *extra_args],
+                         log_path=state_dir.parent / f"{state_dir.name}-controller.log")
         self.config = config
         self.broker = broker
         self.state_dir = state_dir
-        self.extra_args = extra_args
-        self.log_path = state_dir.parent / f"{state_dir.name}-controller.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log_offset = 0
 
     def start(self, *, wait: bool = True, timeout_s: float = 10.0) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                bound_to_parent([sys.executable, "-m", "hall_controller", "--config", str(self.config),
-                                 "--broker", self.broker.address, "--state-dir", str(self.state_dir),
-                                 *self.extra_args]),
-                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
+        self.spawn()
         if wait:
             self.wait_ready(timeout_s=timeout_s)
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
-
     def wait_ready(self, *, timeout_s: float = 10.0) -> None:
         """Until this run of the process has connected to the broker (and so subscribed)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"controller exited with {self.proc.returncode}:\n{self.log_text()}")
-            with self.log_path.open("rb") as log:
-                log.seek(self._log_offset)
-                if b"connected to broker" in log.read():
-                    time.sleep(0.05)  # the SUBSCRIBE is sent in the same callback; give the broker a moment
-                    return
-            time.sleep(0.02)
-        raise AssertionError(f"controller not ready within {timeout_s} s:\n{self.log_text()}")
-
-    def kill(self) -> None:
-        """SIGKILL: a power cut, as far as the process can tell."""
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def __enter__(self) -> ControllerProcess:
-        self.start()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        self.wait_for_log("connected to broker", timeout_s=timeout_s)
+        time.sleep(0.05)  # the SUBSCRIBE is sent in the same callback; give the broker a moment
 
 
 class Probe:
