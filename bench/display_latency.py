@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from display.harness import DisplayProcess, Kiosk
+from hall_controller.service import READY_LOG
 from hallq import wire
 from hallq.broker import PrivateBroker, free_port
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
@@ -86,7 +87,7 @@ def start_controller(config: Path, broker: PrivateBroker, state_dir: Path, log_p
                                  broker.address, "--state-dir", str(state_dir)], stdout=log, stderr=subprocess.STDOUT,
                                 cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 10
-    while b"connected to broker" not in log_path.read_bytes():
+    while READY_LOG.encode() not in log_path.read_bytes():
         if time.monotonic() > deadline or proc.poll() is not None:
             raise SystemExit("controller did not start:\n" + log_path.read_text(encoding="utf-8", errors="replace"))
         time.sleep(0.02)

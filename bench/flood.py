@@ -41,6 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bench.common import RESULTS, ROOT, bench_hall_toml, report, summary_ms
 from hall_controller.ledger import Ledger
+from hall_controller.service import READY_LOG
 from hallq import wire
 from hallq.broker import PrivateBroker
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
@@ -194,7 +195,7 @@ def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) 
                                     cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 20
-            while b"connected to broker" not in log_path.read_bytes():
+            while READY_LOG.encode() not in log_path.read_bytes():
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise SystemExit(f"controller did not start:\n{log_path.read_text()}")
                 time.sleep(0.02)
@@ -219,6 +220,8 @@ def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) 
                 flooder.join(timeout=10)
             alive = proc.poll() is None
             rss_kib = peak_rss_kib(proc.pid) if alive else 0
+            broker_rss_kib = peak_rss_kib(broker.pid) if broker.pid is not None else 0
+            paused_lines = log_path.read_text(encoding="utf-8", errors="replace").count("rate limit: dropping")
         finally:
             proc.terminate()
             proc.wait(timeout=20)
@@ -231,6 +234,8 @@ def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) 
     return {
         "controller_alive": alive,
         "controller_peak_rss_mib": round(rss_kib / 1024, 1),
+        "broker_peak_rss_mib": round(broker_rss_kib / 1024, 1),
+        "rate_limit_log_lines": paused_lines,
         "flood_accepted_per_s": round(flooder.accepted / flooder.elapsed_s) if flooder and flooder.elapsed_s else 0,
         "flood_messages": flooder.accepted if flooder else 0,
         "flooder_replies": flooder.replies if flooder else 0,
@@ -242,7 +247,6 @@ def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) 
         "good_press_to_ticket": summary_ms(samples) if samples else {},
         "duplicate_numbers": len(numbers) - len(set(numbers)),
         "log_lines": log_text.count("\n"),
-        "inbox_full_lines": log_text.count("inbox full"),
     }
 
 
@@ -280,6 +284,8 @@ def main() -> int:
              result["flooder_tickets"] <= limits["device_burst"] + limits["device_messages_per_s"] * (seconds + 3)),
             (f"{name}: controller peak RSS", f"{result['controller_peak_rss_mib']} MiB", "≤ 200 MiB",
              result["controller_alive"] and result["controller_peak_rss_mib"] <= 200),
+            (f"{name}: broker peak RSS", f"{result['broker_peak_rss_mib']} MiB", "≤ 200 MiB",
+             result["broker_peak_rss_mib"] <= 200),
         ]
     report("flood" + ("-quick" if args.quick else ""), rows, data)
     return 0 if all(r[3] for r in rows) else 1

@@ -6,11 +6,12 @@ names the file, the key and the problem (exit status 78), never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import cast
+from typing import Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hall_controller.engine.spec import CallPolicy, CounterSpec, DispenserSpec, HallSpec, ServiceSpec, TransferPosition
@@ -25,6 +26,18 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True, slots=True)
+class Lane:
+    """One of the controller's receiving broker connections: ``name`` is its client id and, on a broker with
+    accounts, its username (``provision`` creates the account with the controller's password). It receives
+    the messages of one dispenser or counter (``device``), or, for role ``others``, those of every id the
+    config does not know."""
+
+    name: str
+    role: Literal["dispenser", "counter", "others"]
+    device: str
+
+
+@dataclass(frozen=True, slots=True)
 class ControllerConfig:
     hall: HallSpec
     broker: BrokerSettings
@@ -34,6 +47,19 @@ class ControllerConfig:
     log_level: str
     source: Path
     limits: Limits = field(default_factory=Limits)
+
+    def lanes(self) -> list[Lane]:
+        """The receiving connections, in a stable order: each dispenser, each counter, then ``others``."""
+        lanes = [Lane(f"{self.client_id}.dispenser.{d.id}", "dispenser", d.id) for d in self.hall.dispensers]
+        lanes += [Lane(f"{self.client_id}.counter.{c.id}", "counter", c.id) for c in self.hall.counters]
+        lanes.append(Lane(f"{self.client_id}.others", "others", ""))
+        return lanes
+
+    def lane_broker(self, lane: Lane) -> BrokerSettings:
+        """How ``lane`` logs in: as itself when the controller has an account, with the controller's password."""
+        if self.broker.username is None:
+            return self.broker
+        return dataclasses.replace(self.broker, username=lane.name)
 
 
 def load(path: Path) -> ControllerConfig:

@@ -1,32 +1,25 @@
-"""The hall controller's defences against floods: per-device token buckets, a bounded inbox, throttled logs.
+"""The hall controller's defences against floods: per-device token buckets and throttled logs.
 
-Theory of operation: everything a device publishes reaches the controller through one broker connection,
-so one faulty or hostile device that publishes as fast as it can must not (1) crowd out the other devices,
-(2) make the controller's memory grow without limit, or (3) bury the operator's log. Each part here is pure
-(time is passed in) except ``BoundedInbox``, which is the queue paho's thread puts messages on:
+Theory of operation: one faulty or hostile device that publishes as fast as it can must not (1) crowd out
+the other devices, (2) make the controller's memory grow without limit, or (3) bury the operator's log.
+(1) and (2) start in ``intake.py``: every device has its own broker connection and its own bounded lane.
+The parts here are pure (time is passed in):
 
 * ``DeviceLimiter``: a token bucket per device (``rate_per_s`` tokens a second, up to ``burst``). Every
   message a device publishes costs one token; a message without a token is not decoded, not decided and
-  not stored. The shell answers at most one ``rate_limited`` error a second per device and drops the rest.
-  Ids the hall's configuration does not know share one bucket per role, so spraying made-up ids buys
-  nothing, and the number of buckets is bounded by the configuration.
-* ``BoundedInbox``: a ``queue.Queue`` whose ``put`` never blocks (blocking paho's thread would stall
-  keepalives and acknowledgements for every device). Beyond ``max_messages`` queued messages or
-  ``max_bytes`` of queued payload, new ``Message`` items are dropped and counted; ``LinkUp``/``LinkDown``
-  are always accepted, so the service always learns about its connection.
+  not stored, and the device's lane is paused until ``next_token_s``. The shell answers at most one
+  ``rate_limited`` error a second per device and drops the rest. Ids the hall's configuration does not
+  know share one bucket per role, so spraying made-up ids buys nothing, and the number of buckets is
+  bounded by the configuration.
 * ``Throttle``: at most ``burst`` log lines per key in each ``window_s``; what it held back is reported as one
   summary line per key when the window ends.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
-
-from hallq.mqtt import Message
+from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 
@@ -37,12 +30,29 @@ class Limits:
 
     The defaults leave room for the load benchmarks (one simulated dispenser sending ~1,000 requests a
     second for two seconds); a hall can set them much lower: a kiosk sends well under one message a second.
+    ``inbox_*`` bound what the controller holds in memory, received but not yet handled, over all devices:
+    each device's lane gets an equal share (``lane_bounds``).
     """
 
     device_messages_per_s: float = 200.0
     device_burst: int = 2000
     inbox_max_messages: int = 20_000
     inbox_max_bytes: int = 16 * 1024 * 1024
+
+    def lane_bounds(self, lanes: int) -> tuple[int, int]:
+        """(messages, payload bytes) one of ``lanes`` lanes may hold: an equal share of the inbox bounds, at
+        most ``LANE_WINDOW`` messages, and at least one maximum-size MQTT packet of bytes."""
+        messages = max(1, min(LANE_WINDOW, self.inbox_max_messages // max(1, lanes)))
+        return messages, max(MAX_PACKET_BYTES, self.inbox_max_bytes // max(1, lanes))
+
+
+# A device's lane length and the MQTT 5 receive maximum its connection announces: enough for the load
+# benchmark's bursts to stream; more would only let a flooding device's backlog grow. (Mosquitto 2.0.11 honours
+# the receive maximum only until the first acknowledgement, then sends up to a window per acknowledgement; the
+# lane's bound, which stops reading the connection when full, is what holds.)
+LANE_WINDOW = 64
+# The brokers' max_packet_size (config/mosquitto/*.conf).
+MAX_PACKET_BYTES = 65536
 
 
 @dataclass(slots=True)
@@ -73,6 +83,14 @@ class DeviceLimiter(Generic[K]):
             bucket.tokens -= 1.0
             return True
         return False
+
+    def next_token_s(self, key: K, now_s: float) -> float:
+        """When ``key`` will have a whole token again (``now_s`` if it has one or was never seen)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return now_s
+        tokens = min(float(self.burst), bucket.tokens + max(0.0, now_s - bucket.updated_s) * self.rate_per_s)
+        return now_s if tokens >= 1.0 else now_s + (1.0 - tokens) / self.rate_per_s
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -120,56 +138,3 @@ class Throttle(Generic[K]):
         del self._windows[key]
         if window.held_back:
             self._due.append((key, window.held_back, now_s - window.started_s))
-
-
-class BoundedInbox(queue.Queue[Any]):
-    """The controller's inbox: never blocks the putting thread; bounded in messages and payload bytes.
-
-    ``dropped`` counts the messages refused because the inbox was full (read it from the consuming thread;
-    ``take_dropped()`` returns and resets it).
-    """
-
-    def __init__(self, *, max_messages: int, max_bytes: int,
-                 on_drop: Callable[[Message], None] | None = None) -> None:
-        super().__init__()
-        self.on_drop = on_drop  # e.g. acknowledge it: a dropped message is given up, not left with the broker
-        self.max_messages = max_messages
-        self.max_bytes = max_bytes
-        self.queued_messages = 0
-        self.queued_bytes = 0
-        self.peak_messages = 0
-        self._dropped = 0
-        self._dropped_lock = threading.Lock()
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        if isinstance(item, Message):
-            with self.mutex:
-                full = (self.queued_messages >= self.max_messages
-                        or self.queued_bytes + len(item.payload) > self.max_bytes)
-            if full:
-                with self._dropped_lock:
-                    self._dropped += 1
-                if self.on_drop is not None:
-                    self.on_drop(item)
-                return
-        super().put(item, block=False)
-
-    def take_dropped(self) -> int:
-        with self._dropped_lock:
-            dropped, self._dropped = self._dropped, 0
-        return dropped
-
-    # Queue's documented hooks, called with self.mutex held.
-    def _put(self, item: Any) -> None:
-        if isinstance(item, Message):
-            self.queued_messages += 1
-            self.queued_bytes += len(item.payload)
-            self.peak_messages = max(self.peak_messages, self.queued_messages)
-        super()._put(item)
-
-    def _get(self) -> Any:
-        item = super()._get()
-        if isinstance(item, Message):
-            self.queued_messages -= 1
-            self.queued_bytes -= len(item.payload)
-        return item

@@ -10,6 +10,13 @@ file (``displays = ["display-1", ...]``; default ``displays.toml`` next to the h
 hall config does not list displays. A counter's account is ``counter-{id}``, the counter program's default
 client id; a dispenser's and a display's account is its id.
 
+The controller receives on one connection per dispenser and per counter, plus one for ids the config does not
+know (``ControllerConfig.lanes``; see ``service.py``). Each is an account of its own, because a client id is
+its username: ``{client_id}.dispenser.{id}``, ``{client_id}.counter.{id}``, ``{client_id}.others``. These
+"intake" accounts carry the controller's own password hash (the controller logs in to each with its one
+credential), get no credential file, follow the controller's account when it is rotated, and may only read
+the topics their connection subscribes to.
+
 The access rules follow one principle: what the hall's public screens show anyway (``calls``, ``board``,
 every ``counter/+/state`` and every ``status/+``) is readable by every device; everything addressed to one
 device is readable only by that device (and the controller); each device publishes only its own topics and
@@ -38,6 +45,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import sys
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -54,12 +62,13 @@ from hallq.topics import Topics, is_valid_id
 
 log = logging.getLogger(__name__)
 
-Role = Literal["controller", "dispenser", "counter", "display", "monitor"]
+Role = Literal["controller", "intake", "dispenser", "counter", "display", "monitor"]
 MONITOR_USER = "monitor"
 COUNTER_USER_PREFIX = "counter-"
 PBKDF2_ITERATIONS = 1000  # mosquitto_passwd uses 101; device passwords are random, the broker verifies each connect
 CREDENTIAL_SUFFIX = ".mqtt-password"
 DEFAULT_OUT = Path("/etc/hallq/broker")
+_ID_CHARS = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 
 
 class ProvisionError(HallqError, ValueError):
@@ -68,7 +77,8 @@ class ProvisionError(HallqError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Device:
-    """One MQTT account: ``username`` (= client id) and the id the hall's topics use for the device."""
+    """One MQTT account: ``username`` (= client id) and the id the hall's topics use for the device. For an
+    ``intake`` account, ``topic_id`` is ``dispenser:{id}``, ``counter:{id}`` or ``others``."""
 
     username: str
     role: Role
@@ -79,13 +89,16 @@ def devices_of(config: ControllerConfig, *, displays: Sequence[str]) -> list[Dev
     """Every account of the hall, in a stable order; ProvisionError if two devices would share a username."""
     hall = config.hall
     devices = [Device(config.client_id, "controller", config.client_id)]
+    devices += [Device(lane.name, "intake", f"{lane.role}:{lane.device}" if lane.device else lane.role)
+                for lane in config.lanes()]
     devices += [Device(d.id, "dispenser", d.id) for d in hall.dispensers]
     devices += [Device(f"{COUNTER_USER_PREFIX}{c.id}", "counter", c.id) for c in hall.counters]
     devices += [Device(d, "display", d) for d in displays]
     devices.append(Device(MONITOR_USER, "monitor", MONITOR_USER))
     seen: dict[str, Device] = {}
     for device in devices:
-        if not is_valid_id(device.username):
+        # Intake usernames are built from two valid ids, so only their length may exceed the limit of an id.
+        if not is_valid_id(device.username) and not (device.role == "intake" and _ID_CHARS.match(device.username)):
             raise ProvisionError(f"{device.role} {device.topic_id!r}: username {device.username!r} is not a valid "
                                  "id (1-32 of A-Z a-z 0-9 _ . -)")
         if device.username in seen:
@@ -104,6 +117,14 @@ def _rules(topics: Topics, device: Device) -> list[tuple[str, str]]:
     if device.role in ("controller", "monitor"):
         whole_hall = f"{topics.root}/#"
         return [("readwrite" if device.role == "controller" else "read", whole_hall)]
+    if device.role == "intake":
+        kind, _sep, device_id = device.topic_id.partition(":")
+        if kind == "dispenser":
+            return [("read", topics.dispenser_request(device_id)), ("read", topics.dispenser_printed(device_id))]
+        if kind == "counter":
+            return [("read", topics.counter_command(device_id))]
+        return [("read", topics.all_dispenser_requests()), ("read", topics.all_dispenser_printed()),
+                ("read", topics.all_counter_commands())]
     if device.role == "dispenser":
         return [("write", topics.dispenser_request(device.topic_id)),
                 ("write", topics.dispenser_printed(device.topic_id)),
@@ -172,24 +193,38 @@ class Plan:
 def plan(topics: Topics, devices: Sequence[Device], *, existing: Mapping[str, str],
          rotate: Collection[str] | Literal["all"], new_password: Callable[[], str],
          new_salt: Callable[[], bytes]) -> Plan:
-    """Decide the password file and ACL; existing hashes are kept unless the account is to be rotated."""
+    """Decide the password file and ACL; existing hashes are kept unless the account is to be rotated.
+    Intake accounts take the controller's hash, whatever happened to it."""
     names = {d.username for d in devices}
+    intake = {d.username for d in devices if d.role == "intake"}
     unknown = sorted(set(rotate) - names) if rotate != "all" else []
     if unknown:
-        raise ProvisionError(f"cannot rotate {', '.join(unknown)}: no such account (known: {', '.join(sorted(names))})")
+        raise ProvisionError(f"cannot rotate {', '.join(unknown)}: no such account (known: "
+                             f"{', '.join(sorted(names - intake))})")
+    followers = sorted(set(rotate) & intake) if rotate != "all" else []
+    if followers:
+        raise ProvisionError(f"cannot rotate {', '.join(followers)} on its own: the controller's connections share "
+                             "its password; rotate the controller's account")
     result = Plan(passwd="", acl=acl_text(topics, devices))
-    lines = []
+    hashes: dict[str, str] = {}
     for device in devices:
         user = device.username
+        if device.role == "intake":
+            continue
         if user in existing and not (rotate == "all" or user in rotate):
-            lines.append(f"{user}:{existing[user]}")
+            hashes[user] = existing[user]
             result.kept.append(user)
             continue
         password = new_password()
-        lines.append(f"{user}:{hash_password(password, salt=new_salt())}")
+        hashes[user] = hash_password(password, salt=new_salt())
         result.issued[user] = password
         (result.rotated if user in existing else result.added).append(user)
-    result.passwd = "\n".join(lines) + "\n"
+    controller = next((d.username for d in devices if d.role == "controller"), None)
+    for user in intake:
+        if controller is None:
+            raise ProvisionError("intake accounts need the controller's account")
+        hashes[user] = hashes[controller]
+    result.passwd = "".join(f"{d.username}:{hashes[d.username]}\n" for d in devices)
     result.removed = sorted(set(existing) - names)
     return result
 

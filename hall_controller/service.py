@@ -1,7 +1,11 @@
 """The hall controller's shell: MQTT in, engine decisions, durable ledger, then replies and broadcasts.
 
-Theory of operation: paho's thread only enqueues messages (``hallq.mqtt``). The one service thread takes
-them in batches (up to ``BATCH_MAX``), decodes each at the boundary, lets the engine decide, builds the
+Theory of operation: every configured device's messages arrive on a broker connection of the controller's
+own (``{client_id}.dispenser.{id}``, ``{client_id}.counter.{id}``), whose paho thread only puts them on that
+device's lane (``intake.py``); one more connection (``{client_id}.others``) listens to every device topic
+for ids the config does not know, and the controller's own connection (``{client_id}``) publishes. The one
+service thread takes messages in batches (up to ``BATCH_MAX``, round-robin over the lanes), decodes each at
+the boundary, lets the engine decide, builds the
 replies from the state right after each command, stores all the batch's events in one durable commit, and
 only then publishes the replies, the calls, the changed counters' states and the board. If the commit
 fails (disk full, read-only), nothing of the batch is told to anyone: the engine is rebuilt from the
@@ -13,12 +17,16 @@ Broadcast pacing: calls and counter changes go out at once; when only waiting co
 issued), the board and counter states are refreshed at most every ``REFRESH_S`` so a rush of tickets does
 not multiply into thousands of retained publishes.
 
-Floods (see ``limits.py``): the inbox is bounded (paho's thread drops what does not fit, never blocks), and
-before a message is decoded its device spends a token of its own bucket (``[limits]`` in the config; ids
-the config does not know share one bucket per role). A message without a token costs a topic parse and
-is dropped: the device gets at most one ``rate_limited`` reply a second, the operator one log line when a
-device starts being limited and then a summary every ``DROP_LOG_WINDOW_S``. Refusal log lines are
-throttled per device in the same way, so a hostile device cannot bury the log.
+Floods (see ``intake.py`` and ``limits.py``): a device's messages never queue behind another device's, in
+the broker or here. Before a message is decoded its device spends a token of its own bucket (``[limits]``
+in the config; ids the config does not know share one bucket per role). A message without a token is
+dropped and the device's lane is paused until it has a token again (at least ``PAUSE_MIN_S``): its
+connection is not read meanwhile, so the broker, not Python, absorbs the flood. The device gets at most
+one ``rate_limited`` reply a second, the operator one log line when a device starts being limited and then
+a summary every ``DROP_LOG_WINDOW_S``. Refusal log lines are throttled per device in the same way, so a
+hostile device cannot bury the log. The ``others`` connection also carries every known device's messages
+(it cannot subscribe to "all but these"); those are ignored there, and it has a budget of its own (the sum
+of every device's) so that a flood through it is paused like any other.
 
 Storage faults: a refused commit (disk full, read-only, I/O error) is logged at ERROR once, with what the
 operator must do; while the ledger refuses, every change is answered ``storage_unavailable`` (dispensers
@@ -33,7 +41,6 @@ from __future__ import annotations
 import gc
 import json
 import logging
-import queue
 import threading
 import time
 import uuid
@@ -56,12 +63,13 @@ from hall_controller.engine.events import (
     TicketTransferred,
     TicketVoided,
 )
+from hall_controller.intake import Intake
 from hall_controller.ledger import Ledger, LedgerError
-from hall_controller.limits import BoundedInbox, DeviceLimiter, Throttle
+from hall_controller.limits import DeviceLimiter, Throttle
 from hall_controller.views import board, call, counter_state, serving, ticket_info
 from hallq import systemd, wire
 from hallq.errors import PayloadError
-from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
+from hallq.mqtt import InboxItem, LinkUp, Message, MqttLink
 from hallq.topics import ParsedTopic, TopicKind, Topics
 
 log = logging.getLogger(__name__)
@@ -71,6 +79,13 @@ REFRESH_S = 0.5
 TICK_S = 1.0
 DROP_LOG_WINDOW_S = 10.0
 REFUSAL_LOGS_PER_WINDOW = 20
+# Logged once every device connection has subscribed; tests and tools wait for it.
+READY_LOG = "controller ready"
+# A paused lane is paused at least this long, so a flood costs at most one lane's worth of dropped messages
+# per pause however generous the rate limit.
+PAUSE_MIN_S = 0.1
+# Device connections down this long while the controller's own is up are reported (once a minute).
+LANES_DOWN_REPORT_S = 10.0
 
 
 @dataclass(slots=True)
@@ -98,30 +113,58 @@ class ControllerService:
         self.new_id = new_id
         self.engine = Engine(self.spec)  # replaced by the restored one in start()
         limits = config.limits
-        self.inbox = BoundedInbox(max_messages=limits.inbox_max_messages, max_bytes=limits.inbox_max_bytes)
         self.limiter: DeviceLimiter[tuple[str, str]] = DeviceLimiter(rate_per_s=limits.device_messages_per_s,
                                                                      burst=limits.device_burst)
+        # The others connection carries every device's messages (and the unknown ids'): its budget is the sum of
+        # all their allowances, so it pauses only when something floods, never before the unknown ids' bucket.
+        shares = len(config.lanes())
+        self._others_budget: DeviceLimiter[str] = DeviceLimiter(rate_per_s=limits.device_messages_per_s * shares,
+                                                                burst=limits.device_burst * shares)
         self._limited_replies: Throttle[tuple[str, str]] = Throttle(window_s=1.0, burst=1)
         self._limited_log: Throttle[tuple[str, str]] = Throttle(window_s=DROP_LOG_WINDOW_S, burst=1)
         self._refusal_log: Throttle[tuple[str, str]] = Throttle(window_s=DROP_LOG_WINDOW_S,
                                                                 burst=REFUSAL_LOGS_PER_WINDOW)
         self._storage_log: Throttle[str] = Throttle(window_s=DROP_LOG_WINDOW_S, burst=1)
-        self._inbox_drops = 0
-        self._inbox_drops_since = time.monotonic()
+        self._lanes_log: Throttle[str] = Throttle(window_s=60.0, burst=1)
+        t = self.topics
+        lanes = config.lanes()
+        lane_messages, lane_bytes = limits.lane_bounds(len(lanes))
+        self.intake = Intake(lane_max_messages=lane_messages, lane_max_bytes=lane_bytes)
+        self._online = wire.Presence(state="online", role="controller").encode()
+        offline = wire.Presence(state="offline", role="controller").encode()
         self.link = MqttLink(
-            client_id=config.client_id, broker=config.broker, inbox=self.inbox,
-            subscriptions=[(self.topics.all_dispenser_requests(), 1), (self.topics.all_dispenser_printed(), 1),
-                           (self.topics.all_counter_commands(), 1)],
+            client_id=config.client_id, broker=config.broker, inbox=self.intake,
             presence_topic=self.topics.status(config.client_id),
-            online_payload=wire.Presence(state="online", role="controller").encode(),
-            offline_payload=wire.Presence(state="offline", role="controller").encode(),
-            # Keep the session while restarting: commands sent meanwhile wait in the broker for us.
-            session_expiry_s=3600,
-            # Acknowledge a message only once its outcome is stored and answered (see _process): a message the
-            # controller received but did not store before a crash is delivered again after the restart.
-            manual_ack=True,
+            # "offline" until every device connection has subscribed (run() then announces "online"): whoever
+            # waits for the controller to be online can count on its requests being received.
+            online_payload=offline, offline_payload=offline,
         )
-        self.inbox.on_drop = self.link.ack  # a message dropped by the full inbox is given up, not kept inflight
+        self.lanes: dict[str, MqttLink] = {}
+        for lane in lanes:
+            if lane.role == "others":
+                # Ids the config does not know get an answer (unknown_dispenser, unknown_counter), so a misconfigured
+                # device shows why it is refused. QoS 0 and no session: best effort, the device asks again.
+                self.others_name = lane.name
+                self.lanes[lane.name] = MqttLink(
+                    client_id=lane.name, broker=config.lane_broker(lane), inbox=self.intake.lane(lane.name),
+                    subscriptions=[(t.all_dispenser_requests(), 0), (t.all_dispenser_printed(), 0),
+                                   (t.all_counter_commands(), 0)],
+                    quiet=True)
+                continue
+            subscriptions = ([(t.dispenser_request(lane.device), 1), (t.dispenser_printed(lane.device), 1)]
+                             if lane.role == "dispenser" else [(t.counter_command(lane.device), 1)])
+            self.lanes[lane.name] = MqttLink(
+                client_id=lane.name, broker=config.lane_broker(lane), inbox=self.intake.lane(lane.name),
+                subscriptions=subscriptions,
+                # Keep the session while restarting: requests sent meanwhile wait in the broker for us.
+                session_expiry_s=3600,
+                # Acknowledge a message only once its outcome is stored and answered (see _process): a message the
+                # controller received but did not store before a crash is delivered again after the restart.
+                manual_ack=True,
+                receive_maximum=lane_messages,
+                quiet=True,
+            )
+        self._lanes_down_since: float | None = None
         self._stopping = threading.Event()
         self._board_due: float | None = None
         self._counters_due: float | None = None
@@ -151,10 +194,12 @@ class ControllerService:
         while the journal is replayed (restarts are faster); messages wait in the inbox until ``run()``.
         Raises KeyError if the ledger names a counter or service the config no longer has."""
         self.link.start()
+        for lane in self.lanes.values():
+            lane.start()
         try:
             self.engine = self._restore()
         except BaseException:
-            self.link.stop()
+            self._stop_links()
             raise
         # The restored day (up to 100,000s of tickets) lives as long as the process: keep it out of the garbage
         # collector's full scans, which would otherwise pause every reply for tens of milliseconds.
@@ -168,29 +213,48 @@ class ControllerService:
         ready_sent = False
         try:
             while not self._stopping.is_set():
-                timeout = self._next_wakeup()
-                try:
-                    first = self.inbox.get(timeout=timeout)
-                except queue.Empty:
-                    first = None
-                batch = [] if first is None else [first]
-                while len(batch) < BATCH_MAX:
-                    try:
-                        batch.append(self.inbox.get_nowait())
-                    except queue.Empty:
-                        break
-                self._process(batch)
-                if not ready_sent and self.link.connected.is_set():
+                self._process(self.intake.take(BATCH_MAX, self._next_wakeup()))
+                if not ready_sent and self._all_connected():
+                    self.link.set_presence(self._online)
+                    log.info("%s: connected to the broker and receiving from %d devices, each on a connection "
+                             "of its own", READY_LOG, len(self.lanes) - 1)
                     systemd.notify("READY=1")
                     ready_sent = True
+                elif ready_sent:
+                    self._check_lanes()
                 if watchdog_s is not None and time.monotonic() >= next_watchdog and self._healthy():
                     systemd.notify("WATCHDOG=1")
                     next_watchdog = time.monotonic() + watchdog_s
         finally:
             systemd.notify("STOPPING=1")
-            self.link.stop()
+            self._stop_links()
             self.ledger.close()
             log.info("controller stopped")
+
+    def _stop_links(self) -> None:
+        self.intake.close()  # first: a lane blocked on a full queue must not hold its link's thread
+        for lane in self.lanes.values():
+            lane.stop()
+        self.link.stop()
+
+    def _all_connected(self) -> bool:
+        return self.link.connected.is_set() and not self.intake.disconnected()
+
+    def _check_lanes(self) -> None:
+        """Report device connections that stay down while the controller's own link is up."""
+        now = time.monotonic()
+        down = self.intake.disconnected() if self.link.connected.is_set() else []
+        if not down:
+            if self._lanes_down_since is not None and now - self._lanes_down_since >= LANES_DOWN_REPORT_S:
+                log.info("every device connection is up again")
+            self._lanes_down_since = None
+            return
+        if self._lanes_down_since is None:
+            self._lanes_down_since = now
+        elif now - self._lanes_down_since >= LANES_DOWN_REPORT_S and self._lanes_log.allow("down", now):
+            log.warning("%d device connections down for %.0f s while the controller's own is up: %s; those "
+                        "devices get no answers. Check the broker log (max_connections? refused logins?)",
+                        len(down), now - self._lanes_down_since, ", ".join(sorted(down)))
 
     def _healthy(self) -> bool:
         return self._storage_ok
@@ -204,7 +268,7 @@ class ControllerService:
 
     # --- one batch ------------------------------------------------------------------------------------------
 
-    def _process(self, batch: list[Message | LinkUp | LinkDown]) -> None:
+    def _process(self, batch: list[InboxItem]) -> None:
         now = self.clock()
         now_s = time.monotonic()
         outcomes: list[_Outcome] = []
@@ -247,7 +311,7 @@ class ControllerService:
         Until then a crash leaves them with the broker, which delivers them again; answering them again is
         safe because repeated request ids get their original answers."""
         for message in messages:
-            self.link.ack(message)
+            self.lanes[message.source].ack(message)
 
     def _storage_failed(self, exc: LedgerError, outcomes: list[_Outcome]) -> None:
         if self._storage_ok:
@@ -302,28 +366,47 @@ class ControllerService:
     # --- admission: rate limits -----------------------------------------------------------------------------
 
     def _admit(self, message: Message, now: datetime, now_s: float) -> _Outcome | None:
-        """Decode and decide ``message`` if its device has a token left; otherwise drop it (see the module doc)."""
+        """Decode and decide ``message`` if its device has a token left; otherwise drop it and pause its lane
+        (see the module doc)."""
         parsed = self.topics.parse(message.topic)
+        if message.source == self.others_name:
+            if not self._others_budget.allow("others", now_s):
+                self._pause(message.source, self._others_budget.next_token_s("others", now_s), now_s)
+                return None
+            if parsed is not None and self._known(parsed):
+                return None  # its own connection brings it
         if parsed is None or parsed.device is None:
             log.debug("ignored message on topic=%s", message.topic)
             return None
         key = self._device_key(parsed)
         if self.limiter.allow(key, now_s):
             return self._handle_message(parsed, message, now)
+        dropped = self._pause(message.source, self.limiter.next_token_s(key, now_s), now_s)
         if self._limited_log.allow(key, now_s):
             log.warning("rate limit: dropping messages from %s=%s (more than %g a second, burst %d); a device "
                         "that sends this much is faulty or hostile: check it", key[0], key[1],
                         self.limiter.rate_per_s, self.limiter.burst)
+        for _ in range(dropped):
+            self._limited_log.allow(key, now_s)  # counted for the summary line
         if self._limited_replies.allow(key, now_s):
             return self._rate_limited_reply(parsed, message.payload)
         return None
 
+    def _pause(self, lane: str, until_s: float, now_s: float) -> int:
+        """Pause ``lane`` until ``until_s`` (at least ``PAUSE_MIN_S``); drops what it held. Returns how many."""
+        dropped = self.intake.pause(lane, max(until_s, now_s + PAUSE_MIN_S))
+        self._ack(dropped)  # given up, not left in flight with the broker
+        return len(dropped)
+
+    def _known(self, parsed: ParsedTopic) -> bool:
+        if parsed.kind is TopicKind.COUNTER_COMMAND:
+            return parsed.device in self.engine.counters
+        return parsed.device in self.spec.dispenser_by_id
+
     def _device_key(self, parsed: ParsedTopic) -> tuple[str, str]:
         """The bucket of the device in ``parsed``: its own if configured, else the role's shared "unknown" one."""
-        device = parsed.device or ""
-        if parsed.kind is TopicKind.COUNTER_COMMAND:
-            return ("counter", device if device in self.engine.counters else "(unknown ids)")
-        return ("dispenser", device if device in self.spec.dispenser_by_id else "(unknown ids)")
+        role = "counter" if parsed.kind is TopicKind.COUNTER_COMMAND else "dispenser"
+        return (role, (parsed.device or "") if self._known(parsed) else "(unknown ids)")
 
     def _rate_limited_reply(self, parsed: ParsedTopic, payload: bytes) -> _Outcome | None:
         device = parsed.device or ""
@@ -339,17 +422,9 @@ class ControllerService:
         return None  # print reports have no reply
 
     def _log_drops(self, now_s: float) -> None:
-        self._inbox_drops += self.inbox.take_dropped()
-        if self._inbox_drops and now_s - self._inbox_drops_since >= 1.0:
-            log.error("inbox full: dropped %d messages in %.1f s (limit %d messages, %d bytes); the controller "
-                      "cannot keep up with what the broker delivers", self._inbox_drops,
-                      now_s - self._inbox_drops_since, self.inbox.max_messages, self.inbox.max_bytes)
-            self._inbox_drops = 0
-        if not self._inbox_drops:
-            self._inbox_drops_since = now_s
         for (role, device), dropped, window_s in self._limited_log.ended(now_s):
-            log.warning("rate limit: dropped %d messages from %s=%s in the last %.0f s", dropped, role, device,
-                        window_s)
+            log.warning("rate limit: dropped %d messages from %s=%s in the last %.0f s (and the broker dropped "
+                        "what it could not queue for it)", dropped, role, device, window_s)
         for (role, device), held_back, window_s in self._refusal_log.ended(now_s):
             log.warning("%d more refusals of %s=%s not logged in the last %.0f s", held_back, role, device,
                         window_s)

@@ -130,6 +130,11 @@ class PrivateBroker:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The broker process's id while it runs (for measuring it)."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
     def __enter__(self) -> PrivateBroker:
         self.start()
         return self

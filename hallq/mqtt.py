@@ -14,6 +14,9 @@ once the message's outcome is durable; the broker redelivers what was never ackn
 
 Presence: the link publishes a retained ``online`` payload on connect and registers a retained ``offline``
 last will; ``stop()`` publishes ``offline`` itself because a clean disconnect does not fire the will.
+
+Readiness: ``LinkUp`` is queued once the broker acknowledged the subscriptions (SUBACK), not at CONNACK, so a
+consumer that reports "ready" receives everything published after that.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -87,13 +90,15 @@ def parse_address(address: str) -> tuple[str, int]:
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    """A message received on a subscribed topic (``mid`` and ``qos`` for ``MqttLink.ack``)."""
+    """A message received on a subscribed topic (``mid`` and ``qos`` for ``MqttLink.ack``; ``source`` is the
+    client id of the link that received it, for a process with several links)."""
 
     topic: str
     payload: bytes
     retain: bool = False
     mid: int = 0
     qos: int = 0
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,12 +116,21 @@ class LinkDown:
 InboxItem = Message | LinkUp | LinkDown
 
 
+class Inbox(Protocol):
+    """Where a link puts what it receives: a ``queue.Queue`` or anything with the same ``put``."""
+
+    def put(self, item: Any) -> None: ...  # pragma: no cover
+
+
 class MqttLink:
     """One MQTT v5 connection with automatic reconnection, presence and TCP_NODELAY.
 
     ``subscriptions`` are (topic filter, QoS) pairs, subscribed again on every (re)connect. With
     ``session_expiry_s`` > 0 the broker keeps the session (subscriptions and QoS 1 messages) while the
     process is away, so requests published during a restart are delivered when it is back.
+    ``receive_maximum`` (MQTT 5) caps the QoS 1 messages the broker sends before we acknowledge them.
+    ``quiet`` logs routine connects and losses at DEBUG (a process with many links logs a summary itself);
+    refusals by the broker are logged at ERROR either way.
     """
 
     def __init__(
@@ -124,13 +138,15 @@ class MqttLink:
         *,
         client_id: str,
         broker: BrokerSettings,
-        inbox: queue.Queue[Any],
+        inbox: queue.Queue[Any] | Inbox,
         subscriptions: Sequence[tuple[str, int]] = (),
         presence_topic: str | None = None,
         online_payload: bytes = b"",
         offline_payload: bytes = b"",
         session_expiry_s: int = 0,
         manual_ack: bool = False,
+        receive_maximum: int | None = None,
+        quiet: bool = False,
     ) -> None:
         self.client_id = client_id
         self.broker = broker
@@ -140,6 +156,10 @@ class MqttLink:
         self._online_payload = online_payload
         self._offline_payload = offline_payload
         self._session_expiry_s = session_expiry_s
+        self._receive_maximum = receive_maximum
+        self._routine_level = logging.DEBUG if quiet else logging.INFO
+        self._trouble_level = logging.DEBUG if quiet else logging.WARNING
+        self._subscribe_mid: int | None = None
         self.connected = threading.Event()
         self._last_failure = ""
         self._last_failure_logged = 0.0
@@ -160,6 +180,7 @@ class MqttLink:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_connect_fail = self._on_connect_fail
 
     # --- lifecycle ------------------------------------------------------------------------------------
@@ -169,6 +190,8 @@ class MqttLink:
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         if self._session_expiry_s > 0:
             props.SessionExpiryInterval = self._session_expiry_s
+        if self._receive_maximum is not None:
+            props.ReceiveMaximum = self._receive_maximum
         self._client.connect_async(
             self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
             clean_start=self._session_expiry_s == 0, properties=props,
@@ -232,21 +255,40 @@ class MqttLink:
         sock = client.socket()
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._subscriptions:
-            client.subscribe(list(self._subscriptions))
         if self._presence_topic is not None:
             client.publish(self._presence_topic, self._online_payload, qos=1, retain=True)
-        log.info("connected to broker %s:%s client=%s", self.broker.host, self.broker.port, self.client_id)
+        # SUBSCRIBE goes out before anyone is told we are connected: a request published after ``connected`` is
+        # set reaches the broker after it, so its answer finds the subscription in place.
+        if self._subscriptions:
+            _result, self._subscribe_mid = client.subscribe(list(self._subscriptions))
+        log.log(self._routine_level, "connected to broker %s:%s client=%s", self.broker.host, self.broker.port,
+                self.client_id)
         self.connected.set()
+        if not self._subscriptions:
+            self._inbox.put(LinkUp())
+
+    def _on_subscribe(self, _client: paho.Client, _userdata: Any, mid: int, reason_codes: list[ReasonCode],
+                      _properties: Any) -> None:
+        if mid != self._subscribe_mid:
+            return
+        refused = [topic for (topic, _qos), code in zip(self._subscriptions, reason_codes, strict=False)
+                   if code.is_failure]
+        if refused:
+            log.error("broker refused the subscriptions %s client=%s (check the ACL)", ", ".join(refused),
+                      self.client_id)
         self._inbox.put(LinkUp())
 
     def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode,
                        _properties: Any) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
+        if reason_code == _SESSION_TAKEN_OVER:
+            log.error("another client connected with client id %s and took this connection over; two processes "
+                      "with one id knock each other off (is the same device running twice? a listener with "
+                      "use_username_as_clientid gives every connection of one account the same id)", self.client_id)
         if was_connected:
-            log.warning("lost broker %s:%s client=%s reason=%s; reconnecting", self.broker.host,
-                        self.broker.port, self.client_id, reason_code)
+            log.log(self._trouble_level, "lost broker %s:%s client=%s reason=%s; reconnecting", self.broker.host,
+                    self.broker.port, self.client_id, reason_code)
             self._inbox.put(LinkDown(str(reason_code)))
 
     def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
@@ -254,13 +296,16 @@ class MqttLink:
         cause = _connect_failure_cause(sys.exc_info()[1])
         now = time.monotonic()
         if cause != self._last_failure or now - self._last_failure_logged > 60:
-            log.warning("cannot reach broker %s:%s client=%s: %s; retrying", self.broker.host, self.broker.port,
-                        self.client_id, cause)
+            log.log(self._trouble_level, "cannot reach broker %s:%s client=%s: %s; retrying", self.broker.host,
+                    self.broker.port, self.client_id, cause)
             self._last_failure, self._last_failure_logged = cause, now
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         self._inbox.put(Message(topic=message.topic, payload=bytes(message.payload), retain=bool(message.retain),
-                                mid=message.mid, qos=message.qos))
+                                mid=message.mid, qos=message.qos, source=self.client_id))
+
+
+_SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason "Session taken over"
 
 
 def _connect_failure_cause(exc: BaseException | None) -> str:

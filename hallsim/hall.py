@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO
 
 from display.harness import Kiosk
+from hall_controller.service import READY_LOG
 from hallq import wire
 from hallq.broker import PrivateBroker, bound_to_parent, free_port, port_open
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
@@ -173,7 +174,7 @@ class SimulatedHall:
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + 30
-        needs = {"controller": "connected to broker", "kiosk-1": "connected to broker",
+        needs = {"controller": READY_LOG, "kiosk-1": "connected to broker",
                  "kiosk-2": "connected to broker", "display": "display listening"}
         seen: set[str] = set()
         while seen != set(needs) and time.monotonic() < deadline:

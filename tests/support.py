@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from hall_controller.service import READY_LOG
 from hallq import wire
 from hallq.broker import PrivateBroker
 from hallq.children import ChildProcess
@@ -38,9 +39,8 @@ class ControllerProcess(ChildProcess):
             self.wait_ready(timeout_s=timeout_s)
 
     def wait_ready(self, *, timeout_s: float = 10.0) -> None:
-        """Until this run of the process has connected to the broker (and so subscribed)."""
-        self.wait_for_log("connected to broker", timeout_s=timeout_s)
-        time.sleep(0.05)  # the SUBSCRIBE is sent in the same callback; give the broker a moment
+        """Until this run of the process has subscribed on every device connection."""
+        self.wait_for_log(READY_LOG, timeout_s=timeout_s)
 
 
 class Probe:

@@ -12,6 +12,7 @@ import queue
 import re
 import ssl
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -282,6 +283,22 @@ def test_display_cannot_publish_anything(hall: SecuredHall, controller: Controll
                       t.dispenser_printed("d1"), t.counter_state("1"), t.status("display-1"), f"{t.root}/anything"):
             assert display.publish(topic, b'{"v": 1}') == NOT_AUTHORIZED, topic
     assert board.hall == HALL_ID
+
+
+def test_a_controller_connection_reads_only_its_devices_topics_and_publishes_nothing(hall: SecuredHall) -> None:
+    """The intake account ``controller.dispenser.d1`` logs in with the controller's password, but may only read d1's
+    requests and print reports: not another dispenser's, and it may not publish a call or a reply."""
+    t = hall.topics
+    with Client(hall.broker.port, "controller.dispenser.d1", hall.password("controller")) as lane, \
+            _account(hall, "d1") as d1, _account(hall, "d2") as d2:
+        lane.subscribe(t.dispenser_request("d1"), t.dispenser_request("d2"), t.calls())
+        assert d1.publish(t.dispenser_request("d1"), b'{"v": 1}') in (0, 16)
+        assert d2.publish(t.dispenser_request("d2"), b'{"v": 1}') in (0, 16)
+        assert lane.expect(t.dispenser_request("d1")).payload == b'{"v": 1}'
+        for topic in (t.calls(), t.dispenser_ticket("d1"), t.counter_reply("1"), t.board()):
+            assert lane.publish(topic, b'{"v": 1}') == NOT_AUTHORIZED, topic
+        time.sleep(0.2)
+        assert t.dispenser_request("d2") not in lane.received_topics()
 
 
 def test_a_device_cannot_take_the_controllers_client_id(hall: SecuredHall, controller: ControllerProcess) -> None:

@@ -55,10 +55,44 @@ def _rules(acl: str, user: str) -> list[str]:
 def test_every_device_of_the_hall_gets_an_account() -> None:
     devices = devices_of(_config(), displays=["display-1"])
     assert [(d.username, d.role) for d in devices] == [
-        ("controller", "controller"), ("d1", "dispenser"), ("d2", "dispenser"), ("d3", "dispenser"),
+        ("controller", "controller"),
+        ("controller.dispenser.d1", "intake"), ("controller.dispenser.d2", "intake"),
+        ("controller.dispenser.d3", "intake"), ("controller.counter.1", "intake"), ("controller.counter.2", "intake"),
+        ("controller.counter.3", "intake"), ("controller.counter.4", "intake"), ("controller.others", "intake"),
+        ("d1", "dispenser"), ("d2", "dispenser"), ("d3", "dispenser"),
         ("counter-1", "counter"), ("counter-2", "counter"), ("counter-3", "counter"), ("counter-4", "counter"),
         ("display-1", "display"), ("monitor", "monitor"),
     ]
+
+
+def test_a_device_named_like_one_of_the_controllers_connections_is_refused() -> None:
+    with pytest.raises(ProvisionError, match=r"would both use the MQTT username 'controller\.others'"):
+        devices_of(_config(), displays=["controller.others"])
+
+
+def test_the_controllers_receiving_connections_may_only_read_what_they_receive() -> None:
+    acl = acl_text(TOPICS, devices_of(_config(), displays=[]))
+    assert _rules(acl, "controller.dispenser.d2") == ["topic read qms/test-hall/dispenser/d2/request",
+                                                      "topic read qms/test-hall/dispenser/d2/printed"]
+    assert _rules(acl, "controller.counter.3") == ["topic read qms/test-hall/counter/3/command"]
+    assert _rules(acl, "controller.others") == ["topic read qms/test-hall/dispenser/+/request",
+                                                "topic read qms/test-hall/dispenser/+/printed",
+                                                "topic read qms/test-hall/counter/+/command"]
+
+
+def test_the_controllers_connections_share_its_password_and_follow_its_rotation(tmp_path: Path) -> None:
+    first = provision(_config(), out=tmp_path, displays=[])
+    hashes = parse_passwd((tmp_path / "passwd").read_text(encoding="utf-8"))
+    intake = [user for user in hashes if user.startswith("controller.")]
+    assert len(intake) == 8 and all(hashes[user] == hashes["controller"] for user in intake)
+    files = {p.name for p in (tmp_path / "credentials").iterdir()}
+    assert f"controller{CREDENTIAL_SUFFIX}" in files and not any(f"{user}{CREDENTIAL_SUFFIX}" in files for user in intake)
+    assert check_password(first.issued["controller"], hashes["controller.others"])
+    rotated = provision(_config(), out=tmp_path, displays=[], rotate=["controller"])
+    after = parse_passwd((tmp_path / "passwd").read_text(encoding="utf-8"))
+    assert all(check_password(rotated.issued["controller"], after[user]) for user in ["controller", *intake])
+    with pytest.raises(ProvisionError, match="share its password; rotate the controller's account"):
+        provision(_config(), out=tmp_path, displays=[], rotate=["controller.counter.1"])
 
 
 def test_a_display_named_like_a_dispenser_is_refused() -> None:
@@ -112,7 +146,7 @@ def test_password_hash_is_mosquittos_own_format(tmp_path: Path) -> None:
 def test_files_have_private_modes_and_credentials_match_the_hashes(tmp_path: Path) -> None:
     result = provision(_config(), out=tmp_path, displays=["display-1"])
     hashes = parse_passwd((tmp_path / "passwd").read_text(encoding="utf-8"))
-    assert set(result.added) == set(hashes) == set(result.issued)
+    assert set(result.added) == set(result.issued) == {user for user in hashes if not user.startswith("controller.")}
     for user, password in result.issued.items():
         path = tmp_path / "credentials" / f"{user}{CREDENTIAL_SUFFIX}"
         assert path.read_text(encoding="utf-8") == password + "\n"
@@ -128,7 +162,7 @@ def test_running_again_changes_nothing(tmp_path: Path) -> None:
     provision(_config(), out=tmp_path, displays=["display-1"])
     before = _snapshot(tmp_path)
     again = provision(_config(), out=tmp_path, displays=["display-1"])
-    assert again.issued == {} and again.added == [] and len(again.kept) == 10
+    assert again.issued == {} and again.added == [] and len(again.kept) == 10  # the 8 intake accounts follow
     assert _snapshot(tmp_path) == before
 
 
@@ -157,7 +191,7 @@ def test_a_device_removed_from_the_config_loses_its_account(tmp_path: Path) -> N
     provision(cfg, out=tmp_path, displays=[])
     smaller = replace(cfg, hall=replace(cfg.hall, dispensers=cfg.hall.dispensers[:2]))
     result = provision(smaller, out=tmp_path, displays=[])
-    assert result.removed == ["d3"]
+    assert result.removed == ["controller.dispenser.d3", "d3"]
     assert "d3" not in parse_passwd((tmp_path / "passwd").read_text(encoding="utf-8"))
     assert "user d3" not in (tmp_path / "acl").read_text(encoding="utf-8")
     assert not (tmp_path / "credentials" / f"d3{CREDENTIAL_SUFFIX}").exists()

@@ -65,7 +65,7 @@ def _running_keypad(broker: PrivateBroker | None, *, prefill: list[Any] | None =
 @pytest.fixture
 def keypad(broker: PrivateBroker, controller: ControllerProcess) -> Iterator[tuple[KeypadService, MockFactory]]:
     with _running_keypad(broker) as (service, factory):
-        assert service.counter.link.wait_connected(5)
+        assert _until(lambda: service.counter.view.connected, timeout_s=5)  # subscribed to its replies
         yield service, factory
 
 
@@ -127,7 +127,7 @@ def test_a_late_answer_is_shown_and_pressing_again_does_not_call_a_second_citize
     command_topic = TOPICS.counter_command("1")
     with Probe(broker, subscriptions=[TOPICS.dispenser_ticket("d1"), TOPICS.calls(), command_topic]) as probe, \
             _running_keypad(broker, reply_timeout_s=0.5) as (service, factory):
-        assert service.counter.link.wait_connected(5)
+        assert _until(lambda: service.counter.view.connected, timeout_s=5)
         first, _second = (probe.request_ticket("d1", "A").ticket for _ in range(2))
         assert first is not None
         os.kill(controller.proc.pid, signal.SIGSTOP)  # busy elsewhere: the answer comes after the timeout

@@ -1,14 +1,17 @@
-"""The controller's flood defences on their own: token buckets, throttled logs, the bounded inbox, [limits]."""
+"""The controller's flood defences on their own: token buckets, throttled logs, the intake's lanes, [limits]."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from hall_controller import config
-from hall_controller.limits import BoundedInbox, DeviceLimiter, Limits, Throttle
+from hall_controller.intake import Intake
+from hall_controller.limits import LANE_WINDOW, MAX_PACKET_BYTES, DeviceLimiter, Limits, Throttle
 from hallq.errors import ConfigError
 from hallq.mqtt import LinkDown, LinkUp, Message
 from tests.support import HALL_CONFIG, ROOT
@@ -57,45 +60,143 @@ def test_a_window_that_rolls_over_on_a_new_event_still_reports_its_summary() -> 
     assert throttle.ended(1.3) == [("d1", 1, 1.2)]
 
 
-def _message(size: int = 10) -> Message:
-    return Message(topic="qms/h/dispenser/d1/request", payload=b"x" * size)
+def test_a_bucket_tells_when_its_next_token_comes() -> None:
+    limiter: DeviceLimiter[str] = DeviceLimiter(rate_per_s=4, burst=2)
+    assert limiter.next_token_s("never-seen", 10.0) == 10.0
+    assert limiter.allow("d1", 10.0) and limiter.allow("d1", 10.0) and not limiter.allow("d1", 10.0)
+    assert limiter.next_token_s("d1", 10.0) == pytest.approx(10.25)
+    assert limiter.next_token_s("d1", 10.1) == pytest.approx(10.25)   # refilling meanwhile
+    assert limiter.next_token_s("d1", 10.3) == 10.3                    # a token is there
 
 
-def test_the_inbox_drops_messages_beyond_its_count_and_never_blocks() -> None:
-    inbox = BoundedInbox(max_messages=3, max_bytes=1 << 20)
-    done = threading.Event()
+def test_lanes_share_the_inbox_bounds_equally_within_the_window() -> None:
+    assert Limits(inbox_max_messages=20_000, inbox_max_bytes=16 << 20).lane_bounds(25) == (LANE_WINDOW,
+                                                                                          (16 << 20) // 25)
+    assert Limits(inbox_max_messages=100, inbox_max_bytes=1 << 20).lane_bounds(40) == (2, MAX_PACKET_BYTES)
+    assert Limits(inbox_max_messages=100).lane_bounds(500) == (1, MAX_PACKET_BYTES)  # a packet always fits
+
+
+# --- the intake: one lane per device, drained round-robin -----------------------------------------------------
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _message(device: str = "d1", size: int = 10, source: str = "") -> Message:
+    return Message(topic=f"qms/h/dispenser/{device}/request", payload=b"x" * size, source=source or device)
+
+
+def _devices(batch: Sequence[object]) -> list[str]:
+    return [item.source if isinstance(item, Message) else type(item).__name__ for item in batch]
+
+
+def test_the_intake_takes_round_robin_so_a_busy_lane_does_not_delay_the_others() -> None:
+    intake = Intake(lane_max_messages=64, lane_max_bytes=1 << 20)
+    flood, quiet = intake.lane("d1"), intake.lane("d2")
+    for _ in range(50):
+        flood.put(_message("d1"))
+    quiet.put(_message("d2"))
+    assert _devices(intake.take(3, 0)) == ["d1", "d2", "d1"]     # d2 second, not 51st
+    assert len(intake.take(1000, 0)) == 48
+    assert intake.take(10, 0) == []
+
+
+def test_link_events_of_the_controllers_own_link_come_first_and_lane_events_mark_the_lane() -> None:
+    intake = Intake(lane_max_messages=4, lane_max_bytes=1 << 20)
+    lane = intake.lane("d1")
+    assert intake.disconnected() == ["d1"]
+    lane.put(LinkUp())
+    assert intake.disconnected() == []
+    lane.put(_message())
+    intake.put(LinkDown("gone"))
+    intake.put(_message())                               # not a link event: ignored, never raises in paho's thread
+    assert _devices(intake.take(10, 0)) == ["LinkDown", "d1"]
+    lane.put(LinkDown("gone"))
+    assert intake.disconnected() == ["d1"]
+
+
+def test_a_paused_lane_hands_back_what_it_held_and_is_not_drained_until_its_pause_ends() -> None:
+    clock = _Clock()
+    intake = Intake(lane_max_messages=8, lane_max_bytes=1 << 20, clock=clock)
+    flood, quiet = intake.lane("d1"), intake.lane("d2")
+    for _ in range(5):
+        flood.put(_message("d1"))
+    assert len(intake.pause("d1", until_s=100.5)) == 5
+    flood.put(_message("d1"))                            # refills while paused
+    quiet.put(_message("d2"))
+    assert _devices(intake.take(10, 0)) == ["d2"]
+    assert intake.paused() == ["d1"]
+    clock.now = 100.5
+    assert _devices(intake.take(10, 0)) == ["d1"]
+    assert intake.paused() == [] and intake.queued_messages == 0
+
+
+def test_take_waits_for_a_pause_to_end_rather_than_the_whole_timeout() -> None:
+    intake = Intake(lane_max_messages=8, lane_max_bytes=1 << 20)
+    lane = intake.lane("d1")
+    lane.put(_message())
+    intake.pause("d1", until_s=time.monotonic() + 0.1)
+    lane.put(_message())
+    started = time.monotonic()
+    assert len(intake.take(10, timeout_s=5)) == 1
+    assert 0.05 < time.monotonic() - started < 1.0
+
+
+def test_a_full_lane_blocks_only_its_own_link_until_there_is_room() -> None:
+    intake = Intake(lane_max_messages=3, lane_max_bytes=1 << 20)
+    full, other = intake.lane("d1"), intake.lane("d2")
+    for _ in range(3):
+        full.put(_message("d1"))
+    fourth_in = threading.Event()
 
     def producer() -> None:
-        for _ in range(10):
-            inbox.put(_message())
-        done.set()
+        full.put(_message("d1"))
+        fourth_in.set()
 
     thread = threading.Thread(target=producer)
     thread.start()
-    assert done.wait(2), "put() blocked on a full inbox"
+    other.put(_message("d2"))                            # another lane is not held up
+    assert not fourth_in.wait(0.2), "a full lane accepted a fourth message"
+    assert intake.blocked_puts() == {"d1": 1}
+    assert _devices(intake.take(2, 0)) == ["d1", "d2"]
+    assert fourth_in.wait(2), "room on the lane did not release the blocked put"
     thread.join()
-    assert inbox.qsize() == 3
-    assert inbox.take_dropped() == 7
-    assert inbox.take_dropped() == 0
-    inbox.get_nowait()
-    inbox.put(_message())                                 # room again after a get
-    assert inbox.qsize() == 3 and inbox.queued_messages == 3
+    assert intake.queued_messages == 3 and intake.peak_messages == 4
 
 
-def test_the_inbox_bounds_queued_payload_bytes() -> None:
-    inbox = BoundedInbox(max_messages=1000, max_bytes=100)
-    for _ in range(5):
-        inbox.put(_message(40))
-    assert (inbox.qsize(), inbox.queued_bytes, inbox.take_dropped()) == (2, 80, 3)
+def test_a_lane_is_bounded_in_bytes_but_always_takes_one_message() -> None:
+    intake = Intake(lane_max_messages=100, lane_max_bytes=100)
+    lane = intake.lane("d1")
+    lane.put(_message(size=500))                         # larger than the bound, but the lane is empty
+    released = threading.Event()
+
+    def producer() -> None:
+        lane.put(_message(size=10))
+        released.set()
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    assert not released.wait(0.2)
+    intake.take(1, 0)
+    assert released.wait(2)
+    thread.join()
 
 
-def test_the_inbox_always_takes_link_events() -> None:
-    inbox = BoundedInbox(max_messages=1, max_bytes=1 << 20)
-    inbox.put(_message())
-    inbox.put(LinkDown("gone"))
-    inbox.put(LinkUp())
-    assert [type(inbox.get_nowait()) for _ in range(3)] == [Message, LinkDown, LinkUp]
-    assert inbox.queued_messages == 0 and inbox.queued_bytes == 0 and inbox.peak_messages == 1
+def test_close_releases_a_blocked_link_without_queueing_its_message() -> None:
+    intake = Intake(lane_max_messages=1, lane_max_bytes=1 << 20)
+    lane = intake.lane("d1")
+    lane.put(_message())
+    thread = threading.Thread(target=lane.put, args=(_message(),))
+    thread.start()
+    time.sleep(0.1)
+    intake.close()
+    thread.join(2)
+    assert not thread.is_alive()
+    assert intake.queued_messages == 1
 
 
 # --- [limits] in the hall config --------------------------------------------------------------------------

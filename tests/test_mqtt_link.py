@@ -1,4 +1,4 @@
-"""The MQTT adapter tells an operator why it cannot connect."""
+"""The MQTT adapter: why it cannot connect, reconnection, manual acks, readiness and flow control."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from hallq.broker import PrivateBroker, free_port
-from hallq.mqtt import BrokerSettings, LinkUp, MqttLink
+from hallq.mqtt import BrokerSettings, LinkUp, Message, MqttLink
 from tests.support import ROOT, Probe
 
 
@@ -112,3 +112,38 @@ def test_a_message_not_acknowledged_before_a_crash_is_delivered_again(
         second.kill()
         second.wait()
     assert (line == "got job-1") is redelivered
+
+
+def _messages(inbox: queue.Queue[object], *, wait_s: float) -> list[Message]:
+    found, deadline = [], time.monotonic() + wait_s
+    while (left := deadline - time.monotonic()) > 0:
+        with contextlib.suppress(queue.Empty):
+            item = inbox.get(timeout=left)
+            if isinstance(item, Message):
+                found.append(item)
+    return found
+
+
+def test_link_up_comes_once_subscribed_and_the_broker_honours_the_receive_maximum(broker: PrivateBroker) -> None:
+    """What the controller's per-device connections rely on: a ``LinkUp`` means the subscriptions are in place,
+    every message names the link it came on, and Mosquitto sends no more unacknowledged QoS 1 messages than the
+    ``receive_maximum`` we announced before we acknowledge; the rest wait in the broker. (Mosquitto 2.0.11 then
+    sends up to a whole window per acknowledgement, measured here: the intake's own bound, which stops reading
+    the connection, is what finally holds memory.)"""
+    inbox: queue.Queue[object] = queue.Queue()
+    link = MqttLink(client_id="lane-1", broker=BrokerSettings(port=broker.port), inbox=inbox,
+                    subscriptions=[("t/lane", 1)], manual_ack=True, receive_maximum=3)
+    link.start()
+    try:
+        assert isinstance(inbox.get(timeout=5), LinkUp)
+        with Probe(broker) as sender:
+            for n in range(10):
+                sender.publish("t/lane", str(n).encode())
+            first = _messages(inbox, wait_s=0.5)
+            assert [m.payload for m in first] == [b"0", b"1", b"2"]
+            assert {m.source for m in first} == {"lane-1"}
+            link.ack(first[0])
+            released = [m.payload for m in _messages(inbox, wait_s=0.5)]
+            assert released[:1] == [b"3"] and len(released) <= 3
+    finally:
+        link.stop()
