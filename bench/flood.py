@@ -3,9 +3,10 @@
 Run:  .venv/bin/python -m bench.flood [--quick] [--seconds S]
 
 A real Mosquitto (the project's config), the controller process with the hall's limits of
-``config/hall.example.toml`` (``[limits]``), three well-behaved dispensers that press once every 20 ms and
-retry an unanswered request after 1 s with the same request id (as ``dispenser/`` does), and one flooder
-on its own topic. Scenarios, each on a fresh broker and controller:
+``config/hall.example.toml`` (``[limits]``), four well-behaved dispensers that press once every 60 ms and
+retry an unanswered request after 1 s with the same request id (as ``dispenser/`` does), and one flooder (in
+a process of its own, as a faulty device is a machine of its own) on its own topic. Scenarios, each on a fresh
+broker and controller:
 
   baseline     no flood: the well-behaved dispensers' press → ticket times (the "normal p99" of this run);
   valid-qos1-2000/s   valid requests with fresh ids at 2,000 a second (a flood the controller can drain);
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import queue
 import subprocess
 import sys
@@ -33,6 +36,7 @@ import time
 import tomllib
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +52,10 @@ from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import Topics
 
 TOPICS = Topics(hall="bench")
-GOOD = ("b2", "b3", "b4")
+GOOD = ("b2", "b3", "b4", "b5")
 FLOODER = "b1"
-PRESS_INTERVAL_S = 0.02
+# Well-behaved: about 15 presses a second each, under the example config's 20 a second per device.
+PRESS_INTERVAL_S = 0.06
 RETRY_S = 1.0
 Inbox = queue.Queue[Message | LinkUp | LinkDown]
 
@@ -65,6 +70,12 @@ def example_limits() -> dict[str, Any]:
 def hall_toml(limits: dict[str, Any]) -> str:
     lines = ["[limits]", *(f"{key} = {value!r}" for key, value in limits.items())]
     return bench_hall_toml(dispensers=5) + "\n".join(lines) + "\n"
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_kib(pid: int) -> int:
@@ -125,46 +136,48 @@ class GoodDispenser(threading.Thread):
         self.link.stop()
 
 
-class Flooder(threading.Thread):
-    """One MQTT client publishing ``payload_of(n)`` on ``topic_of(n)`` as fast as the broker takes it."""
+@dataclass
+class FloodResult:
+    accepted: int = 0
+    replies: int = 0
+    rate_limited: int = 0
+    elapsed_s: float = 0.0
 
-    def __init__(self, broker: PrivateBroker, *, qos: int, topic_of: Callable[[int], str],
-                 payload_of: Callable[[int], bytes], stop: threading.Event, per_s: float | None = None) -> None:
-        super().__init__(daemon=True)
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=FLOODER, protocol=MQTTProtocolVersion.MQTTv5)
-        # Bounded like hallq's own link: beyond it publish() refuses instead of growing this process.
-        self.client.max_queued_messages_set(1000)
-        self.client.connect("127.0.0.1", broker.port)
-        self.qos, self.topic_of, self.payload_of, self.stop_event = qos, topic_of, payload_of, stop
-        self.per_s = per_s
-        self.accepted = 0
-        self.replies = 0
-        self.rate_limited = 0
-        self.client.on_message = self._on_message
-        self.client.subscribe(TOPICS.dispenser_ticket(FLOODER), qos=1)
-        self.elapsed_s = 0.0
 
-    def _on_message(self, _client: paho.Client, _userdata: object, message: paho.MQTTMessage) -> None:
-        self.replies += 1
-        if b'"rate_limited"' in message.payload:
-            self.rate_limited += 1
+def _flood(port: int, scenario: str, stop: Any, results: Any) -> None:
+    """The flooder's own process (a misbehaving device is another machine: it must not share the measuring
+    clients' interpreter lock). Publishes until ``stop`` is set, then puts a ``FloodResult`` on ``results``."""
+    spec = SCENARIOS[scenario]
+    assert spec is not None
+    qos, topic_of, payload_of, per_s = spec
+    result = FloodResult()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=FLOODER, protocol=MQTTProtocolVersion.MQTTv5)
+    # Bounded like hallq's own link: beyond it publish() refuses instead of growing this process.
+    client.max_queued_messages_set(1000)
 
-    def run(self) -> None:
-        self.client.loop_start()
-        started = time.perf_counter()
-        n = 0
-        while not self.stop_event.is_set():
-            n += 1
-            info = self.client.publish(self.topic_of(n), self.payload_of(n), qos=self.qos)
-            if info.rc == paho.MQTT_ERR_SUCCESS:
-                self.accepted += 1
-            elif info.rc == paho.MQTT_ERR_QUEUE_SIZE:
-                time.sleep(0)  # paho's queue is full: the broker is the limit now
-            if self.per_s is not None and n % 20 == 0:
-                time.sleep(max(0.0, started + n / self.per_s - time.perf_counter()))
-        self.elapsed_s = time.perf_counter() - started
-        self.client.loop_stop()
-        self.client.disconnect()
+    def on_message(_client: paho.Client, _userdata: object, message: paho.MQTTMessage) -> None:
+        result.replies += 1
+        result.rate_limited += b'"rate_limited"' in message.payload
+
+    client.on_message = on_message
+    client.connect("127.0.0.1", port)
+    client.subscribe(TOPICS.dispenser_ticket(FLOODER), qos=1)
+    client.loop_start()
+    started = time.perf_counter()
+    n = 0
+    while not stop.is_set():
+        n += 1
+        info = client.publish(topic_of(n), payload_of(n), qos=qos)
+        if info.rc == paho.MQTT_ERR_SUCCESS:
+            result.accepted += 1
+        elif info.rc == paho.MQTT_ERR_QUEUE_SIZE:
+            time.sleep(0)  # paho's queue is full: the broker is the limit now
+        if per_s is not None and n % 20 == 0:
+            time.sleep(max(0.0, started + n / per_s - time.perf_counter()))
+    result.elapsed_s = time.perf_counter() - started
+    client.loop_stop()
+    client.disconnect()
+    results.put(result)
 
 
 def _valid(n: int) -> bytes:
@@ -204,20 +217,27 @@ def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) 
             for dispenser in good:
                 dispenser.connect()
             time.sleep(0.3)
-            spec = SCENARIOS[name]
-            flooder = None if spec is None else Flooder(broker, qos=spec[0], topic_of=spec[1], payload_of=spec[2],
-                                                        stop=stop, per_s=spec[3])
-            if flooder is not None:
-                flooder.start()
-                time.sleep(0.5)  # the flood is on before the measured presses start
+            spawn = multiprocessing.get_context("spawn")
+            flood_stop, flood_results = spawn.Event(), spawn.Queue()
+            flooding = None
+            if SCENARIOS[name] is not None:
+                flooding = spawn.Process(target=_flood, args=(broker.port, name, flood_stop, flood_results))
+                flooding.start()
+                time.sleep(1.5)  # the flood is on (the child has started) before the measured presses start
+            cpu_before = (cpu_s(proc.pid), cpu_s(broker.pid or 0))
+            measured_from = time.monotonic()
             for dispenser in good:
                 dispenser.start()
             time.sleep(seconds)
+            cpu_after = (cpu_s(proc.pid), cpu_s(broker.pid or 0))
+            measured_s = time.monotonic() - measured_from
             stop.set()
+            flood_stop.set()
             for dispenser in good:
                 dispenser.join(timeout=RETRY_S * 3 + 5)
-            if flooder is not None:
-                flooder.join(timeout=10)
+            flooder = flood_results.get(timeout=20) if flooding is not None else None
+            if flooding is not None:
+                flooding.join(timeout=10)
             alive = proc.poll() is None
             rss_kib = peak_rss_kib(proc.pid) if alive else 0
             broker_rss_kib = peak_rss_kib(broker.pid) if broker.pid is not None else 0
@@ -235,6 +255,8 @@ def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) 
         "controller_alive": alive,
         "controller_peak_rss_mib": round(rss_kib / 1024, 1),
         "broker_peak_rss_mib": round(broker_rss_kib / 1024, 1),
+        "controller_cpu_share": round((cpu_after[0] - cpu_before[0]) / measured_s, 2),
+        "broker_cpu_share": round((cpu_after[1] - cpu_before[1]) / measured_s, 2),
         "rate_limit_log_lines": paused_lines,
         "flood_accepted_per_s": round(flooder.accepted / flooder.elapsed_s) if flooder and flooder.elapsed_s else 0,
         "flood_messages": flooder.accepted if flooder else 0,
@@ -286,6 +308,8 @@ def main() -> int:
              result["controller_alive"] and result["controller_peak_rss_mib"] <= 200),
             (f"{name}: broker peak RSS", f"{result['broker_peak_rss_mib']} MiB", "≤ 200 MiB",
              result["broker_peak_rss_mib"] <= 200),
+            (f"{name}: CPU controller, broker (cores)",
+             f"{result['controller_cpu_share']:.2f}, {result['broker_cpu_share']:.2f}", "-", True),
         ]
     report("flood" + ("-quick" if args.quick else ""), rows, data)
     return 0 if all(r[3] for r in rows) else 1
