@@ -1,9 +1,11 @@
 """The thin, typed adapter around paho-mqtt that every hallq role uses.
 
-Wiring: one ``MqttLink`` per process, with client id = username = the device id (two clients with the same
-id knock each other off the broker). paho's network thread calls our callbacks; they only put ``Message``,
-``LinkUp`` and ``LinkDown`` items on the inbox queue the caller gave us and return, so a slow consumer
-(SQLite, a printer, a voice) never stalls keepalives or acks.
+Wiring: one ``MqttLink`` per device process, with client id = username = the device id (two clients with
+the same id knock each other off the broker); the controller has one per device it receives from. paho's
+network thread calls our callbacks; they only put ``Message``, ``LinkUp`` and ``LinkDown`` items on the inbox
+the caller gave us and return, so a slow consumer (SQLite, a printer, a voice) never stalls keepalives or
+acks. (The controller's per-device inboxes block that one link's thread on purpose when full: backpressure
+on that device alone, see ``hall_controller/intake.py``.)
 
 Latency: neither paho nor Mosquitto disables Nagle's algorithm, which costs ~44 ms per hop on loopback.
 ``on_connect`` sets TCP_NODELAY on paho's socket; the broker config sets ``set_tcp_nodelay true``.
@@ -130,7 +132,8 @@ class MqttLink:
     process is away, so requests published during a restart are delivered when it is back.
     ``receive_maximum`` (MQTT 5) caps the QoS 1 messages the broker sends before we acknowledge them.
     ``quiet`` logs routine connects and losses at DEBUG (a process with many links logs a summary itself);
-    refusals by the broker are logged at ERROR either way.
+    refusals by the broker are logged at ERROR either way. ``unsubscribe`` lists filters to drop on every
+    connect: those a resumed session may still hold from an older version of the program.
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class MqttLink:
         manual_ack: bool = False,
         receive_maximum: int | None = None,
         quiet: bool = False,
+        unsubscribe: Sequence[str] = (),
     ) -> None:
         self.client_id = client_id
         self.broker = broker
@@ -157,6 +161,7 @@ class MqttLink:
         self._offline_payload = offline_payload
         self._session_expiry_s = session_expiry_s
         self._receive_maximum = receive_maximum
+        self._unsubscribe = list(unsubscribe)
         self._routine_level = logging.DEBUG if quiet else logging.INFO
         self._trouble_level = logging.DEBUG if quiet else logging.WARNING
         self._subscribe_mid: int | None = None
@@ -203,6 +208,12 @@ class MqttLink:
 
     def stop(self, *, timeout_s: float = 2.0) -> None:
         """Publish ``offline`` (a clean disconnect does not fire the will), disconnect, stop the thread."""
+        self.begin_stop(timeout_s=timeout_s)
+        self.finish_stop()
+
+    def begin_stop(self, *, timeout_s: float = 2.0) -> None:
+        """The first half of ``stop()``: offline presence and disconnect. A link waiting to reconnect notices
+        within a second; stopping many links, begin all of them before finishing any (``stop_all``)."""
         if self._presence_topic is not None and self.connected.is_set():
             info = self._client.publish(self._presence_topic, self._offline_payload, qos=1, retain=True)
             try:
@@ -211,6 +222,9 @@ class MqttLink:
                 log.debug("offline presence not confirmed for client=%s", self.client_id)
         self.connected.clear()  # before disconnecting: a planned stop is not logged as a lost broker
         self._client.disconnect()
+
+    def finish_stop(self) -> None:
+        """The second half of ``stop()``: wait for paho's thread to end."""
         self._client.loop_stop()
 
     # --- publishing ------------------------------------------------------------------------------------
@@ -249,9 +263,11 @@ class MqttLink:
     def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode,
                     _properties: Any) -> None:
         if reason_code.is_failure:
-            log.error("broker refused connection client=%s reason=%s (check credentials and ACL)",
-                      self.client_id, reason_code)
+            if self._should_log_failure(f"refused: {reason_code}"):
+                log.error("broker refused connection client=%s reason=%s (check credentials and ACL)",
+                          self.client_id, reason_code)
             return
+        self._last_failure = ""
         sock = client.socket()
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -259,6 +275,8 @@ class MqttLink:
             client.publish(self._presence_topic, self._online_payload, qos=1, retain=True)
         # SUBSCRIBE goes out before anyone is told we are connected: a request published after ``connected`` is
         # set reaches the broker after it, so its answer finds the subscription in place.
+        if self._unsubscribe:
+            client.unsubscribe(list(self._unsubscribe))
         if self._subscriptions:
             _result, self._subscribe_mid = client.subscribe(list(self._subscriptions))
         log.log(self._routine_level, "connected to broker %s:%s client=%s", self.broker.host, self.broker.port,
@@ -294,11 +312,17 @@ class MqttLink:
     def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
         # paho calls this inside its ``except OSError`` block: the exception tells the operator why.
         cause = _connect_failure_cause(sys.exc_info()[1])
-        now = time.monotonic()
-        if cause != self._last_failure or now - self._last_failure_logged > 60:
+        if self._should_log_failure(cause):
             log.log(self._trouble_level, "cannot reach broker %s:%s client=%s: %s; retrying", self.broker.host,
                     self.broker.port, self.client_id, cause)
+
+    def _should_log_failure(self, cause: str) -> bool:
+        """A failure is logged when it changes, and again once a minute while it lasts (retries are frequent)."""
+        now = time.monotonic()
+        if cause != self._last_failure or now - self._last_failure_logged > 60:
             self._last_failure, self._last_failure_logged = cause, now
+            return True
+        return False
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         self._inbox.put(Message(topic=message.topic, payload=bytes(message.payload), retain=bool(message.retain),
@@ -306,6 +330,14 @@ class MqttLink:
 
 
 _SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason "Session taken over"
+
+
+def stop_all(links: Sequence[MqttLink]) -> None:
+    """Stop several links in about the time of one (each may be waiting up to a second to reconnect)."""
+    for link in links:
+        link.begin_stop()
+    for link in links:
+        link.finish_stop()
 
 
 def _connect_failure_cause(exc: BaseException | None) -> str:
