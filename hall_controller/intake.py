@@ -14,8 +14,9 @@ connection cannot take). A flood therefore costs the controller little: what wai
 
 Pausing: when a device has spent its rate allowance, the service ``pause``s its lane until the device has a
 token again. A paused lane is not drained; what it held is handed back to be dropped (and acknowledged), and
-it refills from its socket only up to its bound. ``LinkUp``/``LinkDown`` of the controller's own link go on a
-control queue that is always taken first and never bounded (they are rare and the service must see them).
+it refills from its socket only up to its bound. ``LinkUp``/``LinkDown`` of the controller's own link also go
+on a control queue that is always taken first and never bounded (they are rare and the service must see
+them); any link's connection change wakes ``take``, so the service notices when every lane is up.
 
 Thread-safety: one ``Condition`` guards everything; paho threads call ``put`` (through ``lane()``), the
 service thread calls ``take``, ``pause`` and ``close``. Time is ``time.monotonic`` seconds unless a clock is
@@ -24,7 +25,6 @@ given (tests).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hallq.mqtt import InboxItem, LinkDown, LinkUp, Message
-
-log = logging.getLogger(__name__)
 
 # A lane blocked longer than this waits again; the loop only re-checks ``close()``.
 _BLOCK_POLL_S = 0.5
@@ -52,17 +50,19 @@ class _Lane:
 
 
 class LaneInbox:
-    """What a device's ``MqttLink`` puts into: messages go to the lane, link events update its state."""
+    """What a device's ``MqttLink`` puts into: messages go to the lane, link events update its state (and,
+    for the lane of the controller's own link, also go on the control queue)."""
 
-    def __init__(self, intake: Intake, name: str) -> None:
+    def __init__(self, intake: Intake, name: str, *, control: bool) -> None:
         self._intake = intake
         self.name = name
+        self._control = control
 
     def put(self, item: Any) -> None:
         if isinstance(item, Message):
             self._intake._put_message(self.name, item)
         elif isinstance(item, LinkUp | LinkDown):
-            self._intake._set_connected(self.name, isinstance(item, LinkUp))
+            self._intake._set_connected(self.name, isinstance(item, LinkUp), item if self._control else None)
 
 
 class Intake:
@@ -80,28 +80,20 @@ class Intake:
         self._ready: deque[str] = deque()
         self._control: deque[LinkUp | LinkDown] = deque()
         self._closed = False
+        self._woken = False
         self.queued_messages = 0
         self.peak_messages = 0
 
     # --- the producers' side (paho threads) ------------------------------------------------------------
 
-    def lane(self, name: str) -> LaneInbox:
-        """The inbox of a new lane ``name`` (a device's link)."""
+    def lane(self, name: str, *, control: bool = False) -> LaneInbox:
+        """The inbox of a new lane ``name`` (a link). With ``control``, the link's ``LinkUp``/``LinkDown`` are
+        also queued for the service (the controller's own link, whose connection state it acts on)."""
         with self._cond:
             if name in self._lanes:
                 raise ValueError(f"lane {name!r} exists already")
             self._lanes[name] = _Lane(name)
-        return LaneInbox(self, name)
-
-    def put(self, item: Any) -> None:
-        """The controller's own link: ``LinkUp``/``LinkDown`` (never blocks). That link subscribes to nothing;
-        a message on it (a session left by an older version) is ignored: the devices' lanes bring them."""
-        if not isinstance(item, LinkUp | LinkDown):
-            log.debug("ignored %s on the controller's own link", type(item).__name__)
-            return
-        with self._cond:
-            self._control.append(item)
-            self._cond.notify_all()
+        return LaneInbox(self, name, control=control)
 
     def _put_message(self, name: str, message: Message) -> None:
         size = len(message.payload)
@@ -128,9 +120,13 @@ class Intake:
                 self._ready.append(name)
             self._cond.notify_all()
 
-    def _set_connected(self, name: str, connected: bool) -> None:
+    def _set_connected(self, name: str, connected: bool, event: LinkUp | LinkDown | None) -> None:
         with self._cond:
             self._lanes[name].connected = connected
+            if event is not None:
+                self._control.append(event)
+            self._woken = True  # the service re-checks readiness now, not at its next tick
+            self._cond.notify_all()
 
     # --- the consumer's side (the service thread) --------------------------------------------------------
 
@@ -142,12 +138,13 @@ class Intake:
             while True:
                 now = self._clock()
                 wake = self._resume_paused(now)
-                if self._control or self._ready or self._closed:
+                if self._control or self._ready or self._closed or self._woken:
                     break
                 wait_s = min(deadline, wake) - now
                 if now >= deadline:
                     return []
                 self._cond.wait(max(0.0, wait_s))
+            self._woken = False
             batch: list[InboxItem] = list(self._control)
             self._control.clear()
             while self._ready and len(batch) < max_items:

@@ -69,7 +69,7 @@ from hall_controller.limits import DeviceLimiter, Throttle
 from hall_controller.views import board, call, counter_state, serving, ticket_info
 from hallq import systemd, wire
 from hallq.errors import PayloadError
-from hallq.mqtt import InboxItem, LinkUp, Message, MqttLink
+from hallq.mqtt import InboxItem, LinkUp, Message, MqttLink, stop_all
 from hallq.topics import ParsedTopic, TopicKind, Topics
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ READY_LOG = "controller ready"
 PAUSE_MIN_S = 0.1
 # Device connections down this long while the controller's own is up are reported (once a minute).
 LANES_DOWN_REPORT_S = 10.0
+# The controller goes online without the device connections that are not up this long after its own.
+LANES_GRACE_S = 10.0
 
 
 @dataclass(slots=True)
@@ -128,16 +130,20 @@ class ControllerService:
         self._lanes_log: Throttle[str] = Throttle(window_s=60.0, burst=1)
         t = self.topics
         lanes = config.lanes()
-        lane_messages, lane_bytes = limits.lane_bounds(len(lanes))
+        lane_messages, lane_bytes = limits.lane_bounds(len(lanes) + 1)
         self.intake = Intake(lane_max_messages=lane_messages, lane_max_bytes=lane_bytes)
-        self._online = wire.Presence(state="online", role="controller").encode()
-        offline = wire.Presence(state="offline", role="controller").encode()
+        self._online_payload = wire.Presence(state="online", role="controller").encode()
+        self._offline_payload = wire.Presence(state="offline", role="controller").encode()
         self.link = MqttLink(
-            client_id=config.client_id, broker=config.broker, inbox=self.intake,
+            client_id=config.client_id, broker=config.broker, inbox=self.intake.lane(config.client_id, control=True),
             presence_topic=self.topics.status(config.client_id),
             # "offline" until every device connection has subscribed (run() then announces "online"): whoever
             # waits for the controller to be online can count on its requests being received.
-            online_payload=offline, offline_payload=offline,
+            online_payload=self._offline_payload, offline_payload=self._offline_payload,
+            # This connection subscribes to nothing. It resumes its session, and drops the filters an older
+            # version subscribed on it, so that what that session still held is handled, not discarded.
+            session_expiry_s=3600, manual_ack=True,
+            unsubscribe=[t.all_dispenser_requests(), t.all_dispenser_printed(), t.all_counter_commands()],
         )
         self.lanes: dict[str, MqttLink] = {}
         for lane in lanes:
@@ -164,6 +170,10 @@ class ControllerService:
                 receive_maximum=lane_messages,
                 quiet=True,
             )
+        self._links = {config.client_id: self.link, **self.lanes}  # by client id, as messages name their source
+        self._online = False
+        self._ready_sent = False
+        self._main_up_since: float | None = None
         self._lanes_down_since: float | None = None
         self._stopping = threading.Event()
         self._board_due: float | None = None
@@ -190,8 +200,9 @@ class ControllerService:
         self._stopping.set()
 
     def start(self) -> None:
-        """Connect and restore the engine from the ledger. The broker connection is made in the background
-        while the journal is replayed (restarts are faster); messages wait in the inbox until ``run()``.
+        """Connect and restore the engine from the ledger. The broker connections are made in the background
+        while the journal is replayed (restarts are faster); messages wait in their lanes (and beyond those, in
+        the broker) until ``run()``.
         Raises KeyError if the ledger names a counter or service the config no longer has."""
         self.link.start()
         for lane in self.lanes.values():
@@ -210,18 +221,10 @@ class ControllerService:
         """Serve until ``stop()`` (after ``start()``). Raises only on broken invariants; bad input is answered."""
         watchdog_s = systemd.watchdog_interval_s()
         next_watchdog = time.monotonic()
-        ready_sent = False
         try:
             while not self._stopping.is_set():
                 self._process(self.intake.take(BATCH_MAX, self._next_wakeup()))
-                if not ready_sent and self._all_connected():
-                    self.link.set_presence(self._online)
-                    log.info("%s: connected to the broker and receiving from %d devices, each on a connection "
-                             "of its own", READY_LOG, len(self.lanes) - 1)
-                    systemd.notify("READY=1")
-                    ready_sent = True
-                elif ready_sent:
-                    self._check_lanes()
+                self._announce()
                 if watchdog_s is not None and time.monotonic() >= next_watchdog and self._healthy():
                     systemd.notify("WATCHDOG=1")
                     next_watchdog = time.monotonic() + watchdog_s
@@ -233,17 +236,31 @@ class ControllerService:
 
     def _stop_links(self) -> None:
         self.intake.close()  # first: a lane blocked on a full queue must not hold its link's thread
-        for lane in self.lanes.values():
-            lane.stop()
-        self.link.stop()
+        stop_all([*self.lanes.values(), self.link])
 
-    def _all_connected(self) -> bool:
-        return self.link.connected.is_set() and not self.intake.disconnected()
-
-    def _check_lanes(self) -> None:
-        """Report device connections that stay down while the controller's own link is up."""
+    def _announce(self) -> None:
+        """Say ``online`` (and READY=1 the first time) once the own link is up and every device connection has
+        subscribed, or ``LANES_GRACE_S`` after the own link came up: a device whose connection cannot come up
+        (an account missing from the broker, say) must not keep the whole hall offline. Report what is down."""
         now = time.monotonic()
-        down = self.intake.disconnected() if self.link.connected.is_set() else []
+        if not self.link.connected.is_set():
+            self._main_up_since = None
+            return
+        if self._main_up_since is None:
+            self._main_up_since = now
+        down = [name for name in self.intake.disconnected() if name != self.link.client_id]
+        if not self._online and (not down or now - self._main_up_since >= LANES_GRACE_S):
+            self._online = True
+            self.link.set_presence(self._online_payload)
+            if not self._ready_sent:
+                self._ready_sent = True
+                log.info("%s: connected to the broker and receiving from %d of %d devices, each on a connection "
+                         "of its own", READY_LOG, len(self.lanes) - 1 - len(down), len(self.lanes) - 1)
+                systemd.notify("READY=1")
+        self._check_lanes(down, now)
+
+    def _check_lanes(self, down: list[str], now: float) -> None:
+        """Report device connections that stay down while the controller's own link is up."""
         if not down:
             if self._lanes_down_since is not None and now - self._lanes_down_since >= LANES_DOWN_REPORT_S:
                 log.info("every device connection is up again")
@@ -253,8 +270,9 @@ class ControllerService:
             self._lanes_down_since = now
         elif now - self._lanes_down_since >= LANES_DOWN_REPORT_S and self._lanes_log.allow("down", now):
             log.warning("%d device connections down for %.0f s while the controller's own is up: %s; those "
-                        "devices get no answers. Check the broker log (max_connections? refused logins?)",
-                        len(down), now - self._lanes_down_since, ", ".join(sorted(down)))
+                        "devices get no answers. Check the broker's log (max_connections? refused logins? "
+                        "run provision again and reload the broker)", len(down), now - self._lanes_down_since,
+                        ", ".join(sorted(down)))
 
     def _healthy(self) -> bool:
         return self._storage_ok
@@ -282,6 +300,9 @@ class ControllerService:
                     outcomes.append(outcome)
             elif isinstance(item, LinkUp):
                 link_up = True
+            elif self._online:  # LinkDown of the own link: "online" again only once the lanes are back
+                self._online = False
+                self.link.set_presence(self._offline_payload)
         self._log_drops(now_s)
         outcomes.append(_Outcome(self.engine.handle(Tick(), now=now)))
         events = [e for o in outcomes for e in o.decision.events]
@@ -311,7 +332,7 @@ class ControllerService:
         Until then a crash leaves them with the broker, which delivers them again; answering them again is
         safe because repeated request ids get their original answers."""
         for message in messages:
-            self.lanes[message.source].ack(message)
+            self._links[message.source].ack(message)
 
     def _storage_failed(self, exc: LedgerError, outcomes: list[_Outcome]) -> None:
         if self._storage_ok:

@@ -8,8 +8,10 @@ paho MQTT v5 clients so that every refusal is seen as the broker sends it (CONNA
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import signal
 import ssl
 import threading
 import time
@@ -299,6 +301,35 @@ def test_a_controller_connection_reads_only_its_devices_topics_and_publishes_not
             assert lane.publish(topic, b'{"v": 1}') == NOT_AUTHORIZED, topic
         time.sleep(0.2)
         assert t.dispenser_request("d2") not in lane.received_topics()
+
+
+def test_a_device_connection_that_cannot_log_in_does_not_keep_the_hall_offline(
+    hall: SecuredHall, tmp_path: Path
+) -> None:
+    """d3 was added to the config but the broker was not given its intake account (provision not run again):
+    the controller still goes online after its grace period, names the connection that is down, and serves
+    everyone else."""
+    passwd = hall.out / "passwd"
+    passwd.write_text("".join(line for line in passwd.read_text(encoding="utf-8").splitlines(keepends=True)
+                              if not line.startswith("controller.dispenser.d3:")), encoding="utf-8")
+    assert hall.broker.pid is not None
+    os.kill(hall.broker.pid, signal.SIGHUP)  # Mosquitto reads its password file again
+    time.sleep(0.3)
+    process = ControllerProcess(config=_controller_config(hall, tmp_path), broker=hall.broker,
+                                state_dir=tmp_path / "state")
+    try:
+        process.start(timeout_s=20)  # the grace period is 10 s
+        assert "receiving from 6 of 7 devices" in process.log_text()
+        process.wait_for_log("device connections down", timeout_s=10)
+        with _account(hall, "d1") as d1:
+            d1.subscribe(hall.topics.dispenser_ticket("d1"))
+            assert _ticket(d1, hall.topics, "d1") == "A001"
+    finally:
+        process.stop()
+    log = process.log_text()
+    line = next(line for line in log.splitlines() if "device connections down" in line)
+    assert "WARNING" in line and "controller.dispenser.d3" in line and "provision" in line
+    assert log.count("broker refused connection client=controller.dispenser.d3") == 1  # not once per retry
 
 
 def test_a_device_cannot_take_the_controllers_client_id(hall: SecuredHall, controller: ControllerProcess) -> None:

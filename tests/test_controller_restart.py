@@ -11,7 +11,11 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import paho.mqtt.client as paho
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from hall_controller.ledger import Ledger
 from hallq import wire
@@ -146,3 +150,32 @@ def test_the_controller_idles_while_the_broker_is_down_and_recovers(
         assert reply.ticket.number == "A002"
     controller.stop()
 
+
+
+def test_requests_held_by_an_older_versions_session_are_answered_once(
+    broker: PrivateBroker, controller_at: ControllerProcess
+) -> None:
+    """An older controller received every device on its one connection ``controller``, subscribed to wildcards,
+    with a persistent session. A request published while it was down waits in that session: the new version's
+    own link resumes it, answers it, and drops those subscriptions, so later requests are answered once."""
+    topics = Probe(broker).topics
+    old = paho.Client(CallbackAPIVersion.VERSION2, client_id="controller", protocol=MQTTProtocolVersion.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600
+    old.connect("127.0.0.1", broker.port, clean_start=False, properties=props)
+    old.loop_start()
+    subscribed = old.subscribe([(topics.all_dispenser_requests(), 1)])
+    time.sleep(0.3)
+    assert subscribed[0] == paho.MQTT_ERR_SUCCESS
+    old.disconnect()
+    old.loop_stop()
+    with _probe(broker) as probe:
+        waiting = wire.TicketRequest(request_id="sent-while-down", service="A").encode()
+        probe.publish(topics.dispenser_request("d1"), waiting)
+        controller_at.start()
+        reply = wire.TicketReply.decode(probe.on(topics.dispenser_ticket("d1")).payload)
+        assert reply.request_id == "sent-while-down" and reply.ticket is not None
+        later = probe.request_ticket("d1", "A", request_id="after-the-upgrade")
+        assert later.ticket is not None and later.ticket.number == "A002"
+        with pytest.raises(AssertionError, match="no matching message"):  # no second answer to either request
+            probe.on(topics.dispenser_ticket("d1"), timeout_s=0.5)

@@ -107,16 +107,27 @@ def test_the_intake_takes_round_robin_so_a_busy_lane_does_not_delay_the_others()
 
 def test_link_events_of_the_controllers_own_link_come_first_and_lane_events_mark_the_lane() -> None:
     intake = Intake(lane_max_messages=4, lane_max_bytes=1 << 20)
-    lane = intake.lane("d1")
-    assert intake.disconnected() == ["d1"]
+    own, lane = intake.lane("controller", control=True), intake.lane("d1")
+    assert intake.disconnected() == ["controller", "d1"]
     lane.put(LinkUp())
-    assert intake.disconnected() == []
+    assert intake.disconnected() == ["controller"]
+    assert intake.take(10, 0) == []                      # a device lane's LinkUp only wakes the service
     lane.put(_message())
-    intake.put(LinkDown("gone"))
-    intake.put(_message())                               # not a link event: ignored, never raises in paho's thread
-    assert _devices(intake.take(10, 0)) == ["LinkDown", "d1"]
+    own.put(LinkUp())
+    own.put(_message(source="controller"))               # what an older version's session still held
+    assert _devices(intake.take(10, 0)) == ["LinkUp", "d1", "controller"]
+    assert intake.disconnected() == []
     lane.put(LinkDown("gone"))
     assert intake.disconnected() == ["d1"]
+
+
+def test_a_connection_change_wakes_a_waiting_take() -> None:
+    intake = Intake(lane_max_messages=4, lane_max_bytes=1 << 20)
+    lane = intake.lane("d1")
+    threading.Timer(0.1, lane.put, args=(LinkUp(),)).start()
+    started = time.monotonic()
+    assert intake.take(10, timeout_s=5) == []
+    assert time.monotonic() - started < 2
 
 
 def test_a_paused_lane_hands_back_what_it_held_and_is_not_drained_until_its_pause_ends() -> None:
