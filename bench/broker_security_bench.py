@@ -20,6 +20,7 @@ import argparse
 import queue
 import socket
 import ssl
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -142,7 +143,7 @@ def connect_times(port: int, *, creds: dict[str, str], ca: Path | None, count: i
     return samples
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--round-trips", type=int, default=2000)
     parser.add_argument("--connects", type=int, default=100)
@@ -188,7 +189,8 @@ def main() -> None:
          results["connect_tls"]["p50_ms"] < 100),
     ]
     report("broker_security", rows, results)
+    return 0 if all(row[3] for row in rows) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
