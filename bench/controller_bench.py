@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.common import ROOT, bench_hall_toml, report, summary_ms
 from hall_controller import config as config_mod
 from hall_controller.engine import Engine
-from hall_controller.engine.events import CounterCommand, IssueTicket
+from hall_controller.engine.events import CounterCommand, Event, IssueTicket
 from hall_controller.ledger import Ledger
 from hallq import wire
 from hallq.broker import PrivateBroker
@@ -187,7 +187,7 @@ def prefill(config: Path, state_dir: Path, waiting: int) -> float:
     engine = Engine(cfg.hall)
     ledger = Ledger(state_dir / "ledger.sqlite3", hall_id=cfg.hall.id)
     now = datetime.now(cfg.hall.zone) - timedelta(seconds=waiting // 100 + 60)
-    batch = []
+    batch: list[Event] = []
     for i in range(waiting):
         decision = engine.handle(IssueTicket(f"b{i % 50 + 1}", f"pre{i}", "ABCD"[i % 4], i % 7 == 0, None,
                                              uuid.uuid4().hex), now=now + timedelta(milliseconds=10 * i))
