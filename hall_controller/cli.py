@@ -22,7 +22,7 @@ from types import FrameType
 
 from hall_controller import config as config_mod
 from hall_controller.ledger import Ledger, LedgerCorrupt, LedgerError
-from hall_controller.service import ControllerService
+from hall_controller.service import ControllerService, ReplayMismatch
 from hallq import logsetup
 from hallq.configfile import broker_override
 from hallq.errors import EXIT_CONFIG, ConfigError, InvariantError
@@ -83,9 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LedgerError as exc:
         log.error("%s. Check that %s exists and is writable by this user", exc, cfg.state_dir)
         return EXIT_IOERR
-    except KeyError as exc:
-        log.error("the ledger %s refers to %s, which the config no longer has; restore the config or "
-                  "start a new ledger after the business day", ledger_path, exc)
+    except ReplayMismatch as exc:
+        log.error("%s; restore the config or start a new ledger after the business day", exc)
         return EXIT_CONFIG
     except ConfigError as exc:
         log.error("bad configuration: %s", exc)

@@ -112,19 +112,18 @@ class Throttle(Generic[K]):
         self._windows: dict[K, _Window] = {}
         self._due: list[tuple[K, int, float]] = []
 
-    def allow(self, key: K, now_s: float) -> bool:
-        """True if the event may be logged; otherwise it is counted for the key's summary."""
+    def allow(self, key: K, now_s: float, count: int = 1) -> bool:
+        """True if the (first of ``count``) event(s) may be logged; what may not is counted for the summary."""
         window = self._windows.get(key)
         if window is not None and now_s - window.started_s >= self.window_s:
             self._close(key, window, now_s)
             window = None
         if window is None:
             window = self._windows[key] = _Window(started_s=now_s)
-        window.count += 1
-        if window.count <= self.burst:
-            return True
-        window.held_back += 1
-        return False
+        allowed = max(0, min(count, self.burst - window.count))
+        window.count += count
+        window.held_back += count - allowed
+        return allowed > 0
 
     def ended(self, now_s: float) -> list[tuple[K, int, float]]:
         """(key, events held back, window length in s) for each window that ended with events held back."""

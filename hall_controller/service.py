@@ -51,7 +51,6 @@ from datetime import datetime
 from hall_controller.config import ControllerConfig
 from hall_controller.engine import Decision, Engine
 from hall_controller.engine.events import (
-    Command,
     CounterCommand,
     CounterStatusChanged,
     Event,
@@ -119,7 +118,8 @@ class ControllerService:
                                                                      burst=limits.device_burst)
         # The others connection carries every device's messages (and the unknown ids'): its budget is the sum of
         # all their allowances, so it pauses only when something floods, never before the unknown ids' bucket.
-        shares = len(config.lanes())
+        lanes = config.lanes()
+        shares = len(lanes)
         self._others_budget: DeviceLimiter[str] = DeviceLimiter(rate_per_s=limits.device_messages_per_s * shares,
                                                                 burst=limits.device_burst * shares)
         self._limited_replies: Throttle[tuple[str, str]] = Throttle(window_s=1.0, burst=1)
@@ -129,7 +129,6 @@ class ControllerService:
         self._storage_log: Throttle[str] = Throttle(window_s=DROP_LOG_WINDOW_S, burst=1)
         self._lanes_log: Throttle[str] = Throttle(window_s=60.0, burst=1)
         t = self.topics
-        lanes = config.lanes()
         lane_messages, lane_bytes = limits.lane_bounds(len(lanes) + 1)
         self.intake = Intake(lane_max_messages=lane_messages, lane_max_bytes=lane_bytes)
         self._online_payload = wire.Presence(state="online", role="controller").encode()
@@ -183,14 +182,21 @@ class ControllerService:
 
     # --- start and stop -------------------------------------------------------------------------------------
 
-    def _restore(self) -> Engine:
+    def _restore(self, *, level: int = logging.INFO) -> Engine:
+        """The engine replayed from the ledger; logged at ``level`` (DEBUG when rebuilding after each refused
+        commit, which the storage-fault log lines already report). ``ReplayMismatch`` if the ledger names a
+        counter or service the config no longer has."""
         started = time.perf_counter()
         engine = Engine(self.spec)
-        count = engine.replay(self.ledger.events(since_last_day=True))
-        waiting = sum(1 for _ in engine.open_tickets())
-        log.info("restored ledger path=%s events=%d day=%s open_tickets=%d call_seq=%d in %.0f ms",
-                 self.ledger.path, count, engine.day or "-", waiting, engine.call_seq,
-                 (time.perf_counter() - started) * 1000)
+        try:
+            count = engine.replay(self.ledger.events(since_last_day=True))
+        except KeyError as exc:
+            raise ReplayMismatch(f"the ledger {self.ledger.path} refers to {exc}, which the config no longer "
+                                 "has") from None
+        if log.isEnabledFor(level):
+            log.log(level, "restored ledger path=%s events=%d day=%s open_tickets=%d call_seq=%d in %.0f ms",
+                    self.ledger.path, count, engine.day or "-", sum(1 for _ in engine.open_tickets()),
+                    engine.call_seq, (time.perf_counter() - started) * 1000)
         return engine
 
     def stop(self) -> None:
@@ -203,7 +209,7 @@ class ControllerService:
         """Connect and restore the engine from the ledger. The broker connections are made in the background
         while the journal is replayed (restarts are faster); messages wait in their lanes (and beyond those, in
         the broker) until ``run()``.
-        Raises KeyError if the ledger names a counter or service the config no longer has."""
+        Raises ``ReplayMismatch`` if the ledger names a counter or service the config no longer has."""
         self.link.start()
         for lane in self.lanes.values():
             lane.start()
@@ -344,7 +350,7 @@ class ControllerService:
             log.warning("%s; still refusing changes", exc)
         self._storage_ok = False
         # The engine already applied the lost events: rebuild it from what is durably stored.
-        self.engine = self._restore()
+        self.engine = self._restore(level=logging.DEBUG)
         for outcome in outcomes:
             if outcome.decision.events and outcome.on_storage_failure is not None:
                 self.link.publish(*outcome.on_storage_failure)
@@ -403,14 +409,12 @@ class ControllerService:
         if self.limiter.allow(key, now_s):
             return self._handle_message(parsed, message, now)
         dropped = self._pause(message.source, self.limiter.next_token_s(key, now_s), now_s)
-        if self._limited_log.allow(key, now_s):
+        if self._limited_log.allow(key, now_s, count=1 + dropped):  # the rest counted for the summary line
             log.warning("rate limit: dropping messages from %s=%s (more than %g a second, burst %d); a device "
                         "that sends this much is faulty or hostile: check it", key[0], key[1],
                         self.limiter.rate_per_s, self.limiter.burst)
-        for _ in range(dropped):
-            self._limited_log.allow(key, now_s)  # counted for the summary line
         if self._limited_replies.allow(key, now_s):
-            return self._rate_limited_reply(parsed, message.payload)
+            return self._error_outcome(parsed, message.payload, _RATE_LIMITED)
         return None
 
     def _pause(self, lane: str, until_s: float, now_s: float) -> int:
@@ -429,10 +433,10 @@ class ControllerService:
         role = "counter" if parsed.kind is TopicKind.COUNTER_COMMAND else "dispenser"
         return (role, (parsed.device or "") if self._known(parsed) else "(unknown ids)")
 
-    def _rate_limited_reply(self, parsed: ParsedTopic, payload: bytes) -> _Outcome | None:
+    def _error_outcome(self, parsed: ParsedTopic, payload: bytes, error: wire.ErrorInfo) -> _Outcome | None:
+        """The answer to a message refused before the engine saw it (unreadable, rate-limited): the request id
+        and action echoed when they can be read. Print reports have no reply."""
         device = parsed.device or ""
-        error = wire.ErrorInfo("rate_limited", "this device sends more than the hall controller accepts; "
-                                               "messages are being dropped")
         if parsed.kind is TopicKind.DISPENSER_REQUEST:
             reply = wire.TicketReply(request_id=_request_id_of(payload), error=error)
             return _Outcome(Decision(), reply=(self.topics.dispenser_ticket(device), reply.encode()))
@@ -440,7 +444,7 @@ class ControllerService:
             command_reply = wire.CounterReply(request_id=_request_id_of(payload), action=_action_of(payload),
                                               error=error)
             return _Outcome(Decision(), reply=(self.topics.counter_reply(device), command_reply.encode()))
-        return None  # print reports have no reply
+        return None
 
     def _log_drops(self, now_s: float) -> None:
         for (role, device), dropped, window_s in self._limited_log.ended(now_s):
@@ -451,11 +455,10 @@ class ControllerService:
                         window_s)
         self._limited_replies.ended(now_s)  # forget the reply windows
 
-    def _log_refusal(self, role: str, device: str, message: str, *args: object) -> None:
-        """A refusal's WARNING line, at most ``REFUSAL_LOGS_PER_WINDOW`` per device per window."""
-        known = device in (self.engine.counters if role == "counter" else self.spec.dispenser_by_id)
-        if self._refusal_log.allow((role, device if known else "(unknown ids)"), time.monotonic()):
-            log.warning(message, *args)
+    def _log_refusal(self, parsed: ParsedTopic, level: int, message: str, *args: object) -> None:
+        """A refusal's log line, at most ``REFUSAL_LOGS_PER_WINDOW`` per device (bucket) per window."""
+        if self._refusal_log.allow(self._device_key(parsed), time.monotonic()):
+            log.log(level, message, *args)
 
     # --- one message ----------------------------------------------------------------------------------------
 
@@ -470,25 +473,21 @@ class ControllerService:
             case _:
                 return None
 
-    def _decide(self, command: Command, now: datetime) -> Decision:
-        return self.engine.handle(command, now=now)
-
-    def _ticket_request(self, parsed: ParsedTopic, payload: bytes, now: datetime) -> _Outcome:
+    def _ticket_request(self, parsed: ParsedTopic, payload: bytes, now: datetime) -> _Outcome | None:
         dispenser = parsed.device or ""
         topic = self.topics.dispenser_ticket(dispenser)
         try:
             request = wire.TicketRequest.decode(payload)
         except PayloadError as exc:
-            self._log_refusal("dispenser", dispenser, "refused ticket request dispenser=%s code=%s: %s", dispenser,
+            self._log_refusal(parsed, logging.WARNING, "refused ticket request dispenser=%s code=%s: %s", dispenser,
                               exc.code, exc.message)
-            reply = wire.TicketReply(request_id=_request_id_of(payload), error=wire.ErrorInfo(exc.code, exc.message))
-            return _Outcome(Decision(), reply=(topic, reply.encode()))
-        decision = self._decide(IssueTicket(dispenser=dispenser, request_id=request.request_id, service=request.service,
-                                            priority=request.priority, category=request.category,
-                                            ticket_id=self.new_id()), now)
+            return self._error_outcome(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
+        decision = self.engine.handle(IssueTicket(dispenser=dispenser, request_id=request.request_id,
+                                                  service=request.service, priority=request.priority,
+                                                  category=request.category, ticket_id=self.new_id()), now=now)
         storage = (topic, wire.TicketReply(request_id=request.request_id, error=_STORAGE_ERROR).encode())
         if decision.refusal is not None:
-            self._log_refusal("dispenser", dispenser, "refused ticket request dispenser=%s request=%s service=%s "
+            self._log_refusal(parsed, logging.WARNING, "refused ticket request dispenser=%s request=%s service=%s "
                               "code=%s: %s", dispenser, request.request_id, request.service, decision.refusal.code,
                               decision.refusal.message)
             reply = wire.TicketReply(request_id=request.request_id,
@@ -508,13 +507,13 @@ class ControllerService:
         try:
             report = wire.PrintReport.decode(payload)
         except PayloadError as exc:
-            self._log_refusal("dispenser", dispenser, "refused print report dispenser=%s code=%s: %s", dispenser,
+            self._log_refusal(parsed, logging.WARNING, "refused print report dispenser=%s code=%s: %s", dispenser,
                               exc.code, exc.message)
             return None
-        decision = self._decide(ReportPrint(dispenser=dispenser, ticket_id=report.ticket_id, ok=report.ok,
-                                            reason=report.reason), now)
+        decision = self.engine.handle(ReportPrint(dispenser=dispenser, ticket_id=report.ticket_id, ok=report.ok,
+                                                  reason=report.reason), now=now)
         if decision.refusal is not None:
-            self._log_refusal("dispenser", dispenser, "refused print report dispenser=%s ticket_id=%s code=%s: %s",
+            self._log_refusal(parsed, logging.WARNING, "refused print report dispenser=%s ticket_id=%s code=%s: %s",
                               dispenser, report.ticket_id, decision.refusal.code, decision.refusal.message)
         elif not report.ok and not decision.duplicate:
             ticket = self.engine.tickets[report.ticket_id]
@@ -522,27 +521,25 @@ class ControllerService:
                         ticket.number, dispenser, report.reason)
         return _Outcome(decision)
 
-    def _counter_command(self, parsed: ParsedTopic, payload: bytes, now: datetime) -> _Outcome:
+    def _counter_command(self, parsed: ParsedTopic, payload: bytes, now: datetime) -> _Outcome | None:
         counter = parsed.device or ""
         topic = self.topics.counter_reply(counter)
         try:
             command = wire.CounterCommand.decode(payload)
         except PayloadError as exc:
-            self._log_refusal("counter", counter, "refused counter command counter=%s code=%s: %s", counter,
+            self._log_refusal(parsed, logging.WARNING, "refused counter command counter=%s code=%s: %s", counter,
                               exc.code, exc.message)
-            reply = wire.CounterReply(request_id=_request_id_of(payload), action=_action_of(payload),
-                                      error=wire.ErrorInfo(exc.code, exc.message))
-            return _Outcome(Decision(), reply=(topic, reply.encode()))
-        decision = self._decide(CounterCommand(counter=counter, request_id=command.request_id, action=command.action,
-                                               ticket=command.ticket, service=command.service), now)
+            return self._error_outcome(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
+        decision = self.engine.handle(CounterCommand(counter=counter, request_id=command.request_id,
+                                                     action=command.action, ticket=command.ticket,
+                                                     service=command.service), now=now)
         storage = (topic, wire.CounterReply(request_id=command.request_id, action=command.action,
                                             error=_STORAGE_ERROR).encode())
         runtime = self.engine.counters.get(counter)
-        if decision.refusal is not None and self._refusal_log.allow(
-                ("counter", counter if runtime is not None else "(unknown ids)"), time.monotonic()):
-            log.info("refused command counter=%s action=%s code=%s: %s", counter, command.action,
-                     decision.refusal.code, decision.refusal.message)
         if decision.refusal is not None:
+            # INFO: a clerk pressing `next` on an empty queue is everyday, not a fault.
+            self._log_refusal(parsed, logging.INFO, "refused command counter=%s action=%s code=%s: %s", counter,
+                              command.action, decision.refusal.code, decision.refusal.message)
             reply = wire.CounterReply(request_id=command.request_id, action=command.action,
                                       status=None if runtime is None else runtime.status,
                                       ticket=None if runtime is None else serving(self.engine.counter_ticket(counter)),
@@ -563,6 +560,12 @@ class ControllerService:
         return _Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage, calls=calls)
 
 
+class ReplayMismatch(Exception):
+    """The ledger names a counter or service that the configuration no longer has."""
+
+
+_RATE_LIMITED = wire.ErrorInfo("rate_limited", "this device sends more than the hall controller accepts; "
+                                               "messages are being dropped")
 _STORAGE_ERROR = wire.ErrorInfo("storage_unavailable",
                                 "the hall controller cannot store tickets right now; nothing was changed")
 

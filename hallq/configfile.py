@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from hallq.errors import ConfigError
 from hallq.mqtt import BrokerSettings, parse_address
-from hallq.topics import is_valid_id
+from hallq.topics import base_topic_problem, is_valid_id
 
 T = TypeVar("T")
 _MISSING: Any = object()
@@ -181,8 +181,9 @@ def read_mqtt(table: Table) -> tuple[BrokerSettings, str]:
     except ValueError as exc:
         raise table.error("broker", str(exc)) from None
     base_topic = table.text("base_topic", "qms")
-    if any(ch in base_topic for ch in "+#") or base_topic.startswith("/") or base_topic.endswith("/"):
-        raise table.error("base_topic", f"{base_topic!r} may not contain + or # or start/end with /")
+    problem = base_topic_problem(base_topic)
+    if problem is not None:
+        raise table.error("base_topic", f"{base_topic!r} {problem}")
     username = table.opt_text("username")
     password, password_file = read_secret(table, "password")
     tls = table.boolean("tls", False)

@@ -214,12 +214,10 @@ class MqttLink:
     def begin_stop(self, *, timeout_s: float = 2.0) -> None:
         """The first half of ``stop()``: offline presence and disconnect. A link waiting to reconnect notices
         within a second; stopping many links, begin all of them before finishing any (``stop_all``)."""
-        if self._presence_topic is not None and self.connected.is_set():
-            info = self._client.publish(self._presence_topic, self._offline_payload, qos=1, retain=True)
-            try:
-                info.wait_for_publish(timeout_s)
-            except (RuntimeError, ValueError):
-                log.debug("offline presence not confirmed for client=%s", self.client_id)
+        if (self._presence_topic is not None and self.connected.is_set()
+                and not self.publish_and_wait(self._presence_topic, self._offline_payload, retain=True,
+                                              timeout_s=timeout_s)):
+            log.debug("offline presence not confirmed for client=%s", self.client_id)
         self.connected.clear()  # before disconnecting: a planned stop is not logged as a lost broker
         self._client.disconnect()
 

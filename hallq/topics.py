@@ -24,6 +24,13 @@ def is_valid_id(value: str) -> bool:
     return bool(_ID_RE.match(value))
 
 
+def base_topic_problem(base: str) -> str | None:
+    """Why ``base`` cannot prefix hallq's topics, or None if it can."""
+    if not base or any(ch in base for ch in "+#") or base.startswith("/") or base.endswith("/"):
+        return "may not be empty, contain + or #, or start or end with /"
+    return None
+
+
 class TopicKind(enum.Enum):
     DISPENSER_REQUEST = "dispenser/request"
     DISPENSER_TICKET = "dispenser/ticket"
@@ -54,8 +61,9 @@ class Topics:
     def __post_init__(self) -> None:
         if not is_valid_id(self.hall):
             raise ValueError(f"invalid hall id {self.hall!r}")
-        if not self.base or any(ch in self.base for ch in "+#") or self.base.startswith("/"):
-            raise ValueError(f"invalid base topic {self.base!r}")
+        problem = base_topic_problem(self.base)
+        if problem is not None:
+            raise ValueError(f"invalid base topic {self.base!r}: {problem}")
 
     @property
     def root(self) -> str:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from hall_controller import config
+from hall_controller.engine import Engine
+from hall_controller.engine.events import CounterCommand
+from hall_controller.ledger import Ledger
 from hallq.errors import ConfigError
+from hallq.topics import Topics
 from tests.support import HALL_CONFIG, ROOT
 
 EXAMPLE = ROOT / "config" / "hall.example.toml"
@@ -114,6 +119,30 @@ def test_a_damaged_ledger_stops_the_controller_with_status_65(tmp_path: Path) ->
     assert "Refusing to start" in result.stderr
 
 
+def test_a_ledger_naming_a_counter_the_config_no_longer_has_stops_the_controller_with_status_78(
+    tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    cfg = config.load(HALL_CONFIG)
+    engine = Engine(cfg.hall)
+    ledger = Ledger(state / "ledger.sqlite3", hall_id=cfg.hall.id)
+    ledger.append(engine.handle(CounterCommand("4", "open-4", "open"), now=datetime.now(cfg.hall.zone)).events)
+    ledger.close()
+    text = HALL_CONFIG.read_text(encoding="utf-8")
+    block = text[text.index('[[counters]]\nid = "4"'):]
+    smaller = tmp_path / "hall.toml"
+    smaller.write_text(text.replace(block, block[block.index("\n\n") + 2:] if "\n\n[" in block else ""),
+                       encoding="utf-8")
+    assert config.load(smaller).hall.counters[-1].id != "4"
+    result = subprocess.run([sys.executable, "-m", "hall_controller", "--config", str(smaller),
+                             "--state-dir", str(state), "--broker", "127.0.0.1:9"],
+                            check=False, capture_output=True, text=True, cwd=ROOT, timeout=30)
+    assert result.returncode == 78
+    assert "Traceback" not in result.stderr
+    assert "which the config no longer has" in result.stderr and "'4'" in result.stderr
+
+
 def test_the_mqtt_password_file_is_read_when_connecting_not_when_checking(tmp_path: Path) -> None:
     """Under systemd the password is a credential that exists only while the unit runs: ``check`` must pass
     without it, and the controller must refuse to run without it (exit 78, one line naming the file)."""
@@ -129,3 +158,12 @@ def test_the_mqtt_password_file_is_read_when_connecting_not_when_checking(tmp_pa
     assert ran.returncode == 78
     assert "Traceback" not in ran.stderr
     assert f"{missing}: cannot read the MQTT password file" in ran.stderr
+
+
+@pytest.mark.parametrize("base", ["qms/", "/qms", "q+s", "q#", ""])
+def test_a_base_topic_is_refused_alike_by_the_config_and_by_topics(tmp_path: Path, base: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        config.load(_with(tmp_path, 'base_topic = "qms"', f'base_topic = "{base}"'))
+    assert refused.value.key == "mqtt.base_topic"
+    with pytest.raises(ValueError, match="invalid base topic"):
+        Topics(hall="h", base=base)
