@@ -28,9 +28,7 @@ import json
 import logging
 import os
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -58,9 +56,10 @@ from bench.chaos_schedule import Fault, plan_faults
 from bench.common import ROOT, percentile, report
 from hall_controller.cli import LEDGER_FILE
 from hall_controller.config import load as load_config
+from hall_controller.harness import ControllerProcess
 from hall_controller.ledger import Ledger
 from hallq import logsetup, wire
-from hallq.broker import PrivateBroker, bound_to_parent
+from hallq.broker import PrivateBroker
 from hallq.mqtt import BrokerSettings, Message
 from hallq.topics import Topics
 
@@ -98,43 +97,6 @@ class RunResult:
     workdir: Path | None = None
 
 
-class ControllerRunner:
-    """``python -m hall_controller`` as a child process, logging to ``log_path``; killed or stopped by pid."""
-
-    def __init__(self, *, config: Path, broker: PrivateBroker, state_dir: Path, log_path: Path) -> None:
-        self.args = [sys.executable, "-m", "hall_controller", "--config", str(config), "--broker", broker.address,
-                     "--state-dir", str(state_dir)]
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log_file:
-            self.proc = subprocess.Popen(bound_to_parent(self.args), stdout=log_file, stderr=subprocess.STDOUT,
-                                         cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-
-    def kill(self) -> None:
-        """SIGKILL: a power cut, as far as the process can tell."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-
 def _live_online(received: list[tuple[float, Message]], topic: str, since: int) -> bool:
     """True if a live (not retained) ``online`` presence arrived on ``topic`` after index ``since``."""
     for _at, message in received[since:]:
@@ -154,7 +116,7 @@ class ChaosRun:
         self.topics = Topics(hall=HALL_ID)
         self.broker = broker or PrivateBroker(workdir / "broker")
         self.relays: CutRelays | None = None
-        self.controller: ControllerRunner | None = None
+        self.controller: ControllerProcess | None = None
         self.watch: Listener | None = None
         self.display: Listener | None = None
         self.dispensers: list[SimDispenser] = []
@@ -176,7 +138,7 @@ class ChaosRun:
         assert self.watch is not None
         since = len(self.watch.received)
         started = time.monotonic()
-        self.controller.start()
+        self.controller.start(wait=False)  # online is awaited on the broker, below
         topic = self.topics.status("controller")
         if not self.watch.wait_for(lambda received: _live_online(received, topic, since), timeout_s):
             raise RuntimeError(f"controller not online within {timeout_s} s; see {self.controller.log_path}")
@@ -201,7 +163,7 @@ class ChaosRun:
         rollover = rollover_after(expected_start, at_least_s=plan.rollover_min_s)
         config = self.workdir / "hall.toml"
         config.write_text(hall_toml(rollover=rollover, state_dir=str(self.workdir / "state")), encoding="utf-8")
-        self.controller = ControllerRunner(config=config, broker=self.broker, state_dir=self.workdir / "state",
+        self.controller = ControllerProcess(config=config, broker=self.broker, state_dir=self.workdir / "state",
                                            log_path=self.workdir / "controller.log")
         self._start_controller()
         numbers: deque[tuple[str, str]] = deque(maxlen=400)

@@ -23,9 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.chaos import ControllerRunner, _live_online
+from bench.chaos import _live_online
 from bench.chaos_devices import Listener
 from hall_controller.cli import LEDGER_FILE
+from hall_controller.harness import ControllerProcess
 from hall_controller.ledger import Ledger
 from hallq import wire
 from hallq.broker import PrivateBroker
@@ -37,9 +38,9 @@ HALL_CONFIG = ROOT / "tests" / "fixtures" / "hall.toml"
 TOPICS = Topics(hall="test-hall")
 
 
-def _start(controller: ControllerRunner, watch: Listener) -> None:
+def _start(controller: ControllerProcess, watch: Listener) -> None:
     since = len(watch.received)
-    controller.start()
+    controller.start(wait=False)  # online is awaited on the broker, below
     if not watch.wait_for(lambda r: _live_online(r, TOPICS.status("controller"), since), 20):
         raise SystemExit("controller did not come online")
 
@@ -65,7 +66,7 @@ def main() -> int:
         watch = Listener("watch", broker=direct, subscriptions=[TOPICS.all_status()])
         watch.start()
         watch.link.wait_connected(5)
-        controller = ControllerRunner(config=HALL_CONFIG, broker=broker, state_dir=work / "state",
+        controller = ControllerProcess(config=HALL_CONFIG, broker=broker, state_dir=work / "state",
                                       log_path=work / "controller.log")
         _start(controller, watch)
         inbox: queue.Queue[object] = queue.Queue()

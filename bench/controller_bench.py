@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import gc
 import queue
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,10 +22,11 @@ from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from bench.common import ROOT, bench_hall_toml, report, summary_ms
+from bench.common import bench_hall_toml, report, summary_ms
 from hall_controller import config as config_mod
 from hall_controller.engine import Engine
 from hall_controller.engine.events import CounterCommand, Event, IssueTicket
+from hall_controller.harness import ControllerProcess
 from hall_controller.ledger import Ledger
 from hallq import wire
 from hallq.broker import PrivateBroker
@@ -37,30 +37,16 @@ TOPICS = Topics(hall="bench")
 Inbox = queue.Queue[Message | LinkUp | LinkDown]
 
 
-class Controller:
-    """The controller process; a context manager so that no process outlives the benchmark."""
-
-    def __enter__(self) -> Controller:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+class Controller(ControllerProcess):
+    """The controller process, quiet (WARNING), not waited for: the benchmark times its start itself."""
 
     def __init__(self, config: Path, broker: PrivateBroker, state_dir: Path) -> None:
-        self.args = [sys.executable, "-m", "hall_controller", "--config", str(config), "--broker", broker.address,
-                     "--state-dir", str(state_dir), "--log-level", "WARNING"]
-        self.proc: subprocess.Popen[bytes] | None = None
+        super().__init__(config=config, broker=broker, state_dir=state_dir, extra_args=("--log-level", "WARNING"))
         self.started_at = 0.0
 
-    def start(self) -> None:
+    def start(self, *, wait: bool = False, timeout_s: float = 10.0) -> None:
         self.started_at = time.perf_counter()
-        self.proc = subprocess.Popen(self.args, cwd=ROOT)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
+        super().start(wait=wait, timeout_s=timeout_s)
 
 
 def links(broker: PrivateBroker, ids: list[str], topic_of: object, inbox: Inbox) -> list[MqttLink]:

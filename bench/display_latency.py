@@ -20,7 +20,6 @@ import os
 import platform
 import queue
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from display.harness import DisplayProcess, Kiosk
-from hall_controller.service import READY_LOG
+from hall_controller.harness import ControllerProcess
 from hallq import wire
 from hallq.broker import PrivateBroker, free_port
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
@@ -81,19 +80,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def start_controller(config: Path, broker: PrivateBroker, state_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "hall_controller", "--config", str(config), "--broker",
-                                 broker.address, "--state-dir", str(state_dir)], stdout=log, stderr=subprocess.STDOUT,
-                                cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 10
-    while READY_LOG.encode() not in log_path.read_bytes():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise SystemExit("controller did not start:\n" + log_path.read_text(encoding="utf-8", errors="replace"))
-        time.sleep(0.02)
-    return proc
-
-
 def wait_for(inbox: queue.Queue[Message | LinkUp | LinkDown], topic: str, request_id: str) -> Message:
     deadline = time.monotonic() + 5
     while True:
@@ -110,15 +96,11 @@ def run(calls: int, interval_s: float) -> dict[str, Any]:
         (work / "hall.toml").write_text(HALL_TOML, encoding="utf-8")
         (work / "display.toml").write_text(DISPLAY_TOML, encoding="utf-8")
         with PrivateBroker(work / "broker") as broker:
-            controller = start_controller(work / "hall.toml", broker, work / "state", work / "controller.log")
-            try:
-                display = DisplayProcess(config=work / "display.toml", broker_address=broker.address,
-                                         port=free_port(), log_path=work / "display.log")
-                with display, Kiosk() as kiosk:
-                    return measure(broker, display, kiosk, calls, interval_s)
-            finally:
-                controller.terminate()
-                controller.wait(10)
+            display = DisplayProcess(config=work / "display.toml", broker_address=broker.address,
+                                     port=free_port(), log_path=work / "display.log")
+            with ControllerProcess(config=work / "hall.toml", broker=broker, state_dir=work / "state"), display, \
+                    Kiosk() as kiosk:
+                return measure(broker, display, kiosk, calls, interval_s)
 
 
 def measure(broker: PrivateBroker, display: DisplayProcess, kiosk: Kiosk, calls: int,

@@ -28,7 +28,6 @@ import json
 import multiprocessing
 import os
 import queue
-import subprocess
 import sys
 import tempfile
 import threading
@@ -44,8 +43,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bench.common import RESULTS, ROOT, bench_hall_toml, report, summary_ms
+from hall_controller.harness import ControllerProcess
 from hall_controller.ledger import Ledger
-from hall_controller.service import READY_LOG
 from hallq import wire
 from hallq.broker import PrivateBroker
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
@@ -202,16 +201,12 @@ def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) 
     state = work / f"state-{name_in_files}"
     with PrivateBroker(work / f"broker-{name_in_files}") as broker:
         log_path = work / f"{name_in_files}-controller.log"
-        with log_path.open("wb") as log_file:
-            proc = subprocess.Popen([sys.executable, "-m", "hall_controller", "--config", str(config), "--broker",
-                                     broker.address, "--state-dir", str(state), "--log-level", "INFO"],
-                                    cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT)
+        controller = ControllerProcess(config=config, broker=broker, state_dir=state, log_path=log_path,
+                                       extra_args=("--log-level", "INFO"))
         try:
-            deadline = time.monotonic() + 20
-            while READY_LOG.encode() not in log_path.read_bytes():
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"controller did not start:\n{log_path.read_text()}")
-                time.sleep(0.02)
+            controller.start(timeout_s=20)
+            assert controller.proc is not None
+            pid = controller.proc.pid
             stop = threading.Event()
             good = [GoodDispenser(broker, d, stop) for d in GOOD]
             for dispenser in good:
@@ -224,12 +219,12 @@ def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) 
                 flooding = spawn.Process(target=_flood, args=(broker.port, name, flood_stop, flood_results))
                 flooding.start()
                 time.sleep(1.5)  # the flood is on (the child has started) before the measured presses start
-            cpu_before = (cpu_s(proc.pid), cpu_s(broker.pid or 0))
+            cpu_before = (cpu_s(pid), cpu_s(broker.pid or 0))
             measured_from = time.monotonic()
             for dispenser in good:
                 dispenser.start()
             time.sleep(seconds)
-            cpu_after = (cpu_s(proc.pid), cpu_s(broker.pid or 0))
+            cpu_after = (cpu_s(pid), cpu_s(broker.pid or 0))
             measured_s = time.monotonic() - measured_from
             stop.set()
             flood_stop.set()
@@ -238,13 +233,11 @@ def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) 
             flooder = flood_results.get(timeout=20) if flooding is not None else None
             if flooding is not None:
                 flooding.join(timeout=10)
-            alive = proc.poll() is None
-            rss_kib = peak_rss_kib(proc.pid) if alive else 0
+            alive = controller.proc.poll() is None
+            rss_kib = peak_rss_kib(pid) if alive else 0
             broker_rss_kib = peak_rss_kib(broker.pid) if broker.pid is not None else 0
-            paused_lines = log_path.read_text(encoding="utf-8", errors="replace").count("rate limit: dropping")
         finally:
-            proc.terminate()
-            proc.wait(timeout=20)
+            controller.stop()
     ledger = Ledger(state / "ledger.sqlite3", hall_id="bench")
     rows = ledger.history()
     ledger.close()
@@ -257,7 +250,7 @@ def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) 
         "broker_peak_rss_mib": round(broker_rss_kib / 1024, 1),
         "controller_cpu_share": round((cpu_after[0] - cpu_before[0]) / measured_s, 2),
         "broker_cpu_share": round((cpu_after[1] - cpu_before[1]) / measured_s, 2),
-        "rate_limit_log_lines": paused_lines,
+        "rate_limit_log_lines": log_text.count("rate limit: dropping"),
         "flood_accepted_per_s": round(flooder.accepted / flooder.elapsed_s) if flooder and flooder.elapsed_s else 0,
         "flood_messages": flooder.accepted if flooder else 0,
         "flooder_replies": flooder.replies if flooder else 0,

@@ -24,24 +24,44 @@ from hallq.broker import PROJECT_ROOT, bound_to_parent
 class ChildProcess:
     """``python -m module *args``, logging to ``log_path``; ``name`` appears in failure messages."""
 
-    def __init__(self, *, name: str, module: str, args: Sequence[str], log_path: Path) -> None:
+    def __init__(self, *, name: str, module: str, args: Sequence[str], log_path: Path, stdin: bool = False) -> None:
         self.name = name
         self.module = module
         self.args = list(args)
         self.log_path = log_path
+        self.stdin = stdin  # a pipe for send_line(); otherwise /dev/null
         self.proc: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
+        self._follow_offset = 0
 
     def spawn(self) -> None:
         """Start the process and return at once (see ``wait_for_log``)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        self._log_offset = self._follow_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 bound_to_parent([sys.executable, "-m", self.module, *self.args]),
+                stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
+
+    def send_line(self, line: str) -> None:
+        """Type ``line`` on the process's standard input (with ``stdin=True``), if it still runs."""
+        if self.proc is not None and self.proc.stdin is not None and self.proc.poll() is None:
+            self.proc.stdin.write((line + "\n").encode())
+            self.proc.stdin.flush()
+
+    def new_lines(self) -> list[str]:
+        """This run's complete log lines written since the last call."""
+        if not self.log_path.exists():
+            return []
+        with self.log_path.open("rb") as log:
+            log.seek(self._follow_offset)
+            data = log.read()
+        complete = data.rfind(b"\n") + 1
+        self._follow_offset += complete
+        return data[:complete].decode("utf-8", "replace").splitlines()
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""

@@ -109,9 +109,3 @@ class Crowd:
             clerk.state = "idle"
             # An empty queue: look again in a moment; after finishing: a short pause before the next citizen.
             clerk.until = now + (3.0 if action == "next" else self.rng.uniform(0.5, 2.0))
-
-    def lost(self, counter: str, now: float) -> None:
-        """No reply came (e.g. the controller restarted): the clerk presses again a little later."""
-        clerk = self.clerks[counter]
-        clerk.state = "idle" if clerk.state == "asked" else clerk.state
-        clerk.until = now + 1.0

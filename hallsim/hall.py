@@ -12,8 +12,6 @@ import logging
 import queue
 import random
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO
 
 from display.harness import Kiosk
 from hall_controller.service import READY_LOG
 from hallq import wire
-from hallq.broker import PrivateBroker, bound_to_parent, free_port, port_open
+from hallq.broker import PrivateBroker, free_port, port_open
+from hallq.children import ChildProcess
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import TopicKind, Topics
 from hallsim.crowd import Clerk, Crowd
@@ -40,50 +38,6 @@ HALL = "sim-hall"
 COUNTERS = {"1": ("A", "B", "C", "D"), "2": ("A",), "3": ("A", "D"), "4": ("B",), "5": ("B", "C"), "6": ("C", "D")}
 COUNTER_NAMES = {"1": "Quầy 1 - Ưu tiên", **{c: f"Quầy {c}" for c in "23456"}}
 SERVICE_NAMES = {"A": "Hộ tịch", "B": "Đất đai - Xây dựng", "C": "Đăng ký kinh doanh", "D": "Chứng thực"}
-
-
-@dataclass
-class Role:
-    """One child process with its log file."""
-
-    name: str
-    args: list[str]
-    log_path: Path
-    stdin: bool = False
-    proc: subprocess.Popen[bytes] | None = None
-    offset: int = 0
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log_file:
-            self.proc = subprocess.Popen(bound_to_parent([sys.executable, "-m", *self.args]), cwd=ROOT,
-                                         stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
-                                         stdout=log_file, stderr=subprocess.STDOUT)
-
-    def send_line(self, line: str) -> None:
-        if self.proc is not None and self.proc.stdin is not None and self.proc.poll() is None:
-            stdin: IO[bytes] = self.proc.stdin
-            stdin.write((line + "\n").encode())
-            stdin.flush()
-
-    def new_lines(self) -> list[str]:
-        if not self.log_path.exists():
-            return []
-        with self.log_path.open("rb") as log_file:
-            log_file.seek(self.offset)
-            data = log_file.read()
-        complete = data.rfind(b"\n") + 1
-        self.offset += complete
-        return data[:complete].decode("utf-8", "replace").splitlines()
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @dataclass
@@ -114,9 +68,9 @@ class SimulatedHall:
             arrival_every_s=arrival_every_s,
         )
         self.broker = PrivateBroker(work / "broker")
-        self.roles: dict[str, Role] = {}
+        self.roles: dict[str, ChildProcess] = {}
         self.inbox: queue.Queue[Message | LinkUp | LinkDown] = queue.Queue()
-        self.pending: dict[str, tuple[str, bytes, float, str]] = {}  # counter -> (request id, payload, sent, action)
+        self.pending: dict[str, tuple[str, bytes, float]] = {}  # counter -> (request id, payload, sent)
         self._stop = threading.Event()
         self._shooter: threading.Thread | None = None
 
@@ -127,17 +81,20 @@ class SimulatedHall:
     def stop(self) -> None:
         self._stop.set()
 
-    def _roles(self) -> dict[str, Role]:
+    def _roles(self) -> dict[str, ChildProcess]:
         logs = self.work / "logs"
         broker = ["--broker", self.broker.address]
-        roles = {"controller": Role("controller", ["hall_controller", "--config", str(CONFIG / "hall.toml"), *broker,
-                                                   "--state-dir", str(self.work / "state")], logs / "controller.log")}
+        roles = {"controller": ChildProcess(
+            name="controller", module="hall_controller", log_path=logs / "controller.log",
+            args=["--config", str(CONFIG / "hall.toml"), *broker, "--state-dir", str(self.work / "state")])}
         for kiosk in KIOSKS:
-            roles[kiosk] = Role(kiosk, ["dispenser", "--simulate", "--config", str(CONFIG / f"{kiosk}.toml"), *broker,
-                                        "--preview-dir", str(self.work / "tickets" / kiosk)],
-                                logs / f"{kiosk}.log", stdin=True)
-        roles["display"] = Role("display", ["display", "--config", str(CONFIG / "display.toml"), *broker,
-                                            "--listen", f"127.0.0.1:{self.display_port}"], logs / "display.log")
+            roles[kiosk] = ChildProcess(
+                name=kiosk, module="dispenser", log_path=logs / f"{kiosk}.log", stdin=True,
+                args=["--simulate", "--config", str(CONFIG / f"{kiosk}.toml"), *broker,
+                      "--preview-dir", str(self.work / "tickets" / kiosk)])
+        roles["display"] = ChildProcess(
+            name="display", module="display", log_path=logs / "display.log",
+            args=["--config", str(CONFIG / "display.toml"), *broker, "--listen", f"127.0.0.1:{self.display_port}"])
         return roles
 
     def run(self, minutes: float | None) -> Tally:
@@ -176,18 +133,11 @@ class SimulatedHall:
         deadline = time.monotonic() + 30
         needs = {"controller": READY_LOG, "kiosk-1": "connected to broker",
                  "kiosk-2": "connected to broker", "display": "display listening"}
-        seen: set[str] = set()
-        while seen != set(needs) and time.monotonic() < deadline:
-            for name, role in self.roles.items():
-                if role.proc is not None and role.proc.poll() is not None:
-                    tail = role.log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
-                    raise SystemExit(f"{name} exited with {role.proc.returncode}:\n{tail}")
-                text = role.log_path.read_text(encoding="utf-8", errors="replace") if role.log_path.exists() else ""
-                if needs[name] in text:
-                    seen.add(name)
-            time.sleep(0.1)
-        if seen != set(needs):
-            raise SystemExit(f"not ready after 30 s: {sorted(set(needs) - seen)}; see {self.work / 'logs'}")
+        for name, text in needs.items():
+            try:
+                self.roles[name].wait_for_log(text, timeout_s=max(0.1, deadline - time.monotonic()))
+            except AssertionError as exc:
+                raise SystemExit(f"{exc}\nsee {self.work / 'logs'}") from None
 
     def _loop(self, link: MqttLink, minutes: float | None) -> None:
         end = None if minutes is None else time.monotonic() + minutes * 60
@@ -198,9 +148,9 @@ class SimulatedHall:
                 self.roles[press.kiosk].send_line(press.key)
             for command in self.crowd.commands(now):
                 self._send(link, command.counter, command.action, command.service)
-            for counter, (rid, payload, sent, _action) in list(self.pending.items()):
-                if now - sent > 5.0:  # no reply: ask again with the same request id, as a keypad does
-                    self.pending[counter] = (rid, payload, now, _action)
+            for counter, (rid, payload, sent) in list(self.pending.items()):
+                if now - sent > 5.0:  # no reply: ask again with the same request id (a repeated id is answered once)
+                    self.pending[counter] = (rid, payload, now)
                     link.publish(self.topics.counter_command(counter), payload)
             self._drain(now)
             self._follow_logs()
@@ -217,7 +167,7 @@ class SimulatedHall:
     def _send(self, link: MqttLink, counter: str, action: str, service: str | None) -> None:
         rid = uuid.uuid4().hex
         payload = wire.CounterCommand(request_id=rid, action=action, service=service).encode()  # type: ignore[arg-type]
-        self.pending[counter] = (rid, payload, time.monotonic(), action)
+        self.pending[counter] = (rid, payload, time.monotonic())
         link.publish(self.topics.counter_command(counter), payload)
 
     def _drain(self, now: float) -> None:

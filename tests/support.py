@@ -8,10 +8,9 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from hall_controller.service import READY_LOG
+from hall_controller.harness import ControllerProcess
 from hallq import wire
 from hallq.broker import PrivateBroker
-from hallq.children import ChildProcess
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import Topics
 
@@ -19,28 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HALL_CONFIG = FIXTURES / "hall.toml"
 HALL_ID = "test-hall"
-
-
-class ControllerProcess(ChildProcess):
-    """``python -m hall_controller`` as a child process, logging next to its state directory."""
-
-    def __init__(self, *, config: Path, broker: PrivateBroker, state_dir: Path, extra_args: tuple[str, ...] = ()):
-        super().__init__(name="controller", module="hall_controller",
-                         args=["--config", str(config), "--broker", broker.address, "--state-dir", str(state_dir),
-                               *extra_args],
-                         log_path=state_dir.parent / f"{state_dir.name}-controller.log")
-        self.config = config
-        self.broker = broker
-        self.state_dir = state_dir
-
-    def start(self, *, wait: bool = True, timeout_s: float = 10.0) -> None:
-        self.spawn()
-        if wait:
-            self.wait_ready(timeout_s=timeout_s)
-
-    def wait_ready(self, *, timeout_s: float = 10.0) -> None:
-        """Until this run of the process has subscribed on every device connection."""
-        self.wait_for_log(READY_LOG, timeout_s=timeout_s)
+__all__ = ["HALL_CONFIG", "HALL_ID", "ROOT", "ControllerProcess", "Probe"]
 
 
 class Probe:
