@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from dispenser import config as config_mod
+from dispenser import core
 from dispenser.hardware import HardwareError, make_pin_factory
 from dispenser.printer import PreviewPrinter, PrinterError, TicketJobs, read_job
 from dispenser.service import DispenserService, make_printer
@@ -92,7 +93,7 @@ def _print_test(cfg: config_mod.DispenserConfig, preview: Path | None) -> int:
         return 0
     printer = make_printer(cfg.printer)
     status = printer.status()
-    if status.state not in ("ok", "paper_low"):
+    if status.state not in core.PRINTABLE:
         log.error("printer %s is not ready: %s %s", printer.description, status.state, status.detail)
         return EXIT_UNAVAILABLE
     try:

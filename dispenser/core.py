@@ -54,6 +54,16 @@ IgnoreReason = Literal[
 ]
 
 PRINTABLE: Final = ("ok", "paper_low")
+FailureReason = Literal["paper_out", "cover_open", "offline", "timeout", "error"]
+
+
+def failure_reason(state: PrinterState | None, detail: str) -> FailureReason:
+    """What a print report says when printing is refused because the printer is in ``state`` (None: unknown)."""
+    if state == "paper_out":
+        return "paper_out"
+    if detail == "cover_open":
+        return "cover_open"
+    return "offline"
 # How many abandoned request ids to remember for voiding late replies; far more than can be in flight.
 ABANDONED_MEMORY: Final = 32
 
@@ -375,7 +385,7 @@ class Dispenser:
             return [TicketRefused(flight.request.request_id, flight.button.key, code, message), Beep("refused")]
         if self.conditions.printer not in PRINTABLE:
             self._to_idle(now)
-            reason = self._failure_reason()
+            reason = failure_reason(self.conditions.printer, self.conditions.printer_detail)
             return [SendReport(PrintReport(ticket_id=reply.ticket.id, ok=False, reason=reason), reply.ticket.number),
                     Beep("failed")]
         flight.ticket = reply.ticket
@@ -452,14 +462,6 @@ class Dispenser:
         self.phase = Phase.IDLE
         self.in_flight = None
         self._memory.idle_since = now
-
-    def _failure_reason(self) -> str:
-        c = self.conditions
-        if c.printer == "paper_out":
-            return "paper_out"
-        if c.printer_detail == "cover_open":
-            return "cover_open"
-        return "offline"
 
     def _refresh_outputs(self) -> list[Output]:
         out: list[Output] = []

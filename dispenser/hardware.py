@@ -32,9 +32,9 @@ PIN_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 
 # Buzzer patterns: (on_s, off_s, count). Short for "got it", long for "no ticket".
 _BEEPS: dict[BeepPattern, tuple[float, float, int]] = {
-    "accepted": (0.08, 0.0, 1),
+    "accepted": (0.08, 0.05, 1),
     "refused": (0.15, 0.1, 2),
-    "failed": (0.6, 0.0, 1),
+    "failed": (0.6, 0.05, 1),
 }
 
 
@@ -150,7 +150,7 @@ class Indicators:
         if self.buzzer is None:
             return
         on_s, off_s, count = _BEEPS[pattern]
-        self.buzzer.beep(on_time=on_s, off_time=off_s or 0.05, n=count, background=True)
+        self.buzzer.beep(on_time=on_s, off_time=off_s, n=count, background=True)
 
     def close(self) -> None:
         for device in self._devices:

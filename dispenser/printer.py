@@ -42,14 +42,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 
 from escpos.capabilities import CAPABILITIES, get_profile
 from escpos.exceptions import Error as EscposError
 from escpos.printer import Dummy, File, Network, Serial, Usb
 from PIL import Image, ImageOps
 
-from dispenser.core import ButtonSpec, PrinterState
+from dispenser.core import PRINTABLE, ButtonSpec, FailureReason, PrinterState, failure_reason
 from dispenser.ticket import TicketRenderer
 from hallq.errors import HallqError
 from hallq.wire import TicketInfo
@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 
 DLE_EOT: Final = b"\x10\x04"
 RASTER_BAND_ROWS: Final = 960  # python-escpos's fragment height: some printers refuse taller raster images
-FailureReason = Literal["paper_out", "cover_open", "offline", "timeout", "error"]
 
 
 class PrinterError(HallqError, OSError):
@@ -79,11 +78,7 @@ class PrinterStatus:
     @property
     def failure_reason(self) -> FailureReason:
         """What a print report says when printing in this state is refused."""
-        if self.state == "paper_out":
-            return "paper_out"
-        if self.detail == "cover_open":
-            return "cover_open"
-        return "offline"
+        return failure_reason(self.state, self.detail)
 
 
 # --- the job --------------------------------------------------------------------------------------------------
@@ -217,7 +212,6 @@ class JobView:
     """What a job contains, read back from its bytes: its raster images, in order, and whether it cuts."""
 
     images: tuple[Image.Image, ...]
-    resets: int
     cut: bool
     ends_with_cut: bool
 
@@ -242,7 +236,6 @@ def read_job(data: bytes) -> JobView:
     Used by the preview printer (its PNG is decoded from the very bytes a printer would get) and by tests.
     """
     images: list[Image.Image] = []
-    resets = 0
     cut = False
     last_was_cut = False
     i = 0
@@ -252,7 +245,6 @@ def read_job(data: bytes) -> JobView:
         if data[i:i + 1] == b"\n":
             i += 1
         elif two in _FIXED_LENGTH:
-            resets += two == b"\x1b@"
             i += _FIXED_LENGTH[two]
         elif data[i:i + 3] == b"\x1dv0":
             if i + 8 > len(data):
@@ -274,7 +266,7 @@ def read_job(data: bytes) -> JobView:
             i += length
         else:
             raise ValueError(f"unexpected byte 0x{data[i]:02x} at offset {i}")
-    return JobView(images=tuple(images), resets=resets, cut=cut, ends_with_cut=last_was_cut)
+    return JobView(images=tuple(images), cut=cut, ends_with_cut=last_was_cut)
 
 
 # --- status -----------------------------------------------------------------------------------------------------
@@ -536,7 +528,7 @@ class PreviewPrinter:
         return self.simulated
 
     def send(self, job: bytes | Iterable[bytes], *, name: str) -> Path | None:
-        if self.simulated.state not in ("ok", "paper_low"):
+        if self.simulated.state not in PRINTABLE:
             raise PrinterError(self.simulated.failure_reason, f"simulated printer is {self.simulated.state}")
         self.open()
         data = b"".join(_pieces(job))

@@ -132,7 +132,6 @@ class DispenserService:
         self.announce_leds = announce_leds
         self.topics = Topics(hall=config.hall, base=config.base_topic)
         self.core = core.Dispenser(config.buttons, timing=config.timing)
-        self.buttons = {b.key: b for b in config.buttons}
         self.jobs = TicketJobs(TicketRenderer(config.layout, width_dots=config.printer.width_dots),
                                profile=config.printer.profile)
         for button in config.buttons:
