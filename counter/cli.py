@@ -28,11 +28,10 @@ from counter.keypad import KeypadError
 from counter.service import KeypadService
 from hallq import logsetup
 from hallq.configfile import broker_override
-from hallq.errors import EXIT_CONFIG, ConfigError
+from hallq.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, ConfigError
 
 log = logging.getLogger("counter")
 
-EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -13,10 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hallq.configfile import Table, load_toml, read_mqtt
+from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt
 from hallq.mqtt import BrokerSettings
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 BCM_PINS = range(28)  # GPIO0-GPIO27: the GPIOs on the 40-pin header
 # Physical pin of the 40-pin header (J8) -> its GPIO; the other pins are power and ground.

@@ -31,12 +31,11 @@ from dispenser.service import DispenserService, make_printer
 from dispenser.simulate import KeyboardFeeder, help_text
 from dispenser.ticket import TicketRenderer, sample_ticket
 from hallq import logsetup
-from hallq.configfile import broker_override
-from hallq.errors import EXIT_CONFIG, ConfigError
+from hallq.configfile import LOG_LEVELS, broker_override
+from hallq.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, ConfigError
 
 log = logging.getLogger("dispenser")
 
-EXIT_UNAVAILABLE = 69
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--preview-dir", type=Path, help="override [printer] preview_dir (where previews go)")
     parser.add_argument("--preview", type=Path, metavar="OUT.png",
                         help="print-test: write the test ticket as a PNG instead of printing it")
-    parser.add_argument("--log-level", choices=config_mod.LOG_LEVELS, help="override [dispenser] log_level")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, help="override [dispenser] log_level")
     return parser
 
 

@@ -18,12 +18,11 @@ from dispenser.core import ButtonSpec, Timing
 from dispenser.hardware import PIN_FACTORIES, ButtonWiring, LedWiring
 from dispenser.printer import profile_names, profile_width_dots
 from dispenser.ticket import DEFAULT_BOLD_FONT, DEFAULT_FONT, PAPER_DOTS, QR_FIELDS, TicketLayout, nfc
-from hallq.configfile import Table, load_toml, read_mqtt
+from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt
 from hallq.errors import ConfigError
 from hallq.mqtt import BrokerSettings
 from hallq.wire import PRIORITY_CATEGORIES
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PRINTER_TYPES = ("usb", "serial", "network", "file", "preview")
 PrinterType = Literal["usb", "serial", "network", "file", "preview"]
 BCM_PINS = range(28)  # GPIO0-GPIO27 on every 40-pin Raspberry Pi

@@ -44,9 +44,9 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from hallq.errors import InvariantError
-from hallq.wire import PrintReport, TicketInfo, TicketReply, TicketRequest
+from hallq.wire import PrinterState, PrintReport, TicketInfo, TicketReply, TicketRequest
+from hallq.wire import PrintFailureReason as FailureReason
 
-PrinterState = Literal["ok", "paper_low", "paper_out", "offline"]
 FaultLight = Literal["off", "on", "blink"]
 BeepPattern = Literal["accepted", "refused", "failed"]
 IgnoreReason = Literal[
@@ -54,7 +54,6 @@ IgnoreReason = Literal[
 ]
 
 PRINTABLE: Final = ("ok", "paper_low")
-FailureReason = Literal["paper_out", "cover_open", "offline", "timeout", "error"]
 
 
 def failure_reason(state: PrinterState | None, detail: str) -> FailureReason:

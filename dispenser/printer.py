@@ -49,10 +49,11 @@ from escpos.exceptions import Error as EscposError
 from escpos.printer import Dummy, File, Network, Serial, Usb
 from PIL import Image, ImageOps
 
-from dispenser.core import PRINTABLE, ButtonSpec, FailureReason, PrinterState, failure_reason
+from dispenser.core import PRINTABLE, ButtonSpec, failure_reason
 from dispenser.ticket import TicketRenderer
 from hallq.errors import HallqError
-from hallq.wire import TicketInfo
+from hallq.wire import PrinterState, TicketInfo
+from hallq.wire import PrintFailureReason as FailureReason
 
 log = logging.getLogger(__name__)
 

@@ -20,14 +20,12 @@ from pathlib import Path
 
 from display import config as config_mod
 from display import service
-from display.audio import AnnouncementMaker, AudioError, VoiceSettings
-from display.speech import announcement_texts
+from display.audio import AnnouncementMaker, AudioError
 from hallq import logsetup
 from hallq.configfile import broker_override
-from hallq.errors import EXIT_CONFIG, ConfigError
+from hallq.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, ConfigError
 
 log = logging.getLogger("display")
-EXIT_UNAVAILABLE = 69
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 cfg = cfg.with_listen(args.listen)
             except ValueError as exc:
-                raise ConfigError("--listen", "", str(exc).replace("broker address", "address")) from None
+                raise ConfigError("--listen", "", str(exc)) from None
     except ConfigError as exc:
         log.error("bad configuration: %s", exc)
         return EXIT_CONFIG
@@ -81,12 +79,8 @@ def _say(cfg: config_mod.DisplayConfig, words: list[str], out: Path) -> int:
     if len(words) != 2:
         log.error("say needs a ticket number and a counter, e.g.: say A015 5")
         return 2
-    announce = cfg.announce
-    utterances = announcement_texts(number=words[0], counter=words[1], languages=announce.languages,
-                                    templates=announce.templates, odd_word=announce.odd_word)
-    maker = AnnouncementMaker(VoiceSettings(voices=announce.voices, speed_wpm=announce.speed_wpm,
-                                            volume_pct=announce.volume_pct, chime=announce.chime,
-                                            clips=announce.clips))
+    utterances = cfg.announce.texts(number=words[0], counter=words[1])
+    maker = AnnouncementMaker(cfg.announce.voice_settings())
     try:
         clip = maker.make(utterances)
     except AudioError as exc:

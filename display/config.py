@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from display.audio import AudioError, ClipLibrary
-from display.speech import DEFAULT_TEMPLATES, Language
-from hallq.configfile import Table, load_toml, read_mqtt
+from display.audio import AudioError, ClipLibrary, VoiceSettings
+from display.speech import DEFAULT_TEMPLATES, Language, Utterance, announcement_texts
+from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt
 from hallq.mqtt import BrokerSettings, parse_address
 
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LANGUAGES: tuple[Language, ...] = ("vi", "en")
 VI_VOICES = ("vi", "vi-vn-x-central", "vi-vn-x-south")
 
@@ -37,6 +36,16 @@ class AnnounceConfig:
     max_call_age_s: float
     clips: ClipLibrary | None
     player: tuple[str, ...]
+
+    def voice_settings(self) -> VoiceSettings:
+        """How announcements sound: the same for the hall's voice and for ``display say``."""
+        return VoiceSettings(voices=self.voices, speed_wpm=self.speed_wpm, volume_pct=self.volume_pct,
+                             chime=self.chime, clips=self.clips)
+
+    def texts(self, *, number: str, counter: str) -> list[Utterance]:
+        """The words announcing ``number`` at ``counter``, in each configured language."""
+        return announcement_texts(number=number, counter=counter, languages=self.languages,
+                                  templates=self.templates, odd_word=self.odd_word)
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,11 +62,10 @@ class DisplayCore:
     """The screen's state. ``screen()`` is the JSON-ready model the page renders."""
 
     def __init__(self, *, languages: tuple[Language, ...], recent_count: int = 6, time_zone: str,
-                 flash_s: float = 6.0, max_call_age_s: float = 60.0, announce: bool = True) -> None:
+                 max_call_age_s: float = 60.0, announce: bool = True) -> None:
         self.languages = languages
         self.recent_count = recent_count
         self.time_zone = time_zone
-        self.flash_s = flash_s
         self.max_call_age_s = max_call_age_s
         self.announce = announce
         self.board: Board | None = None
@@ -128,8 +127,6 @@ class DisplayCore:
             "connected": self.connected,
             "seq": self.calls[0].seq if self.calls else (board.seq if board else 0),
             "time_zone": self.time_zone,
-            "flash_s": self.flash_s,
-            "languages": list(self.languages),
             "hall": {"primary": _hall_name(board, primary), "secondary": _hall_name(board, secondary)},
             "labels": {key: {"primary": text[primary], "secondary": text[secondary] if secondary else None}
                        for key, text in LABELS.items()},
@@ -196,7 +193,6 @@ class AnnouncementQueue:
     gap_s: float = 0.8
     max_waiting: int = 12
     waiting: deque[Announcement] = field(default_factory=deque)
-    playing: Announcement | None = None
     free_at_s: float = float("-inf")
     dropped: int = 0
 
@@ -208,17 +204,13 @@ class AnnouncementQueue:
 
     def due(self, now_s: float) -> Announcement | None:
         if now_s < self.free_at_s or not self.waiting:
-            if now_s >= self.free_at_s:
-                self.playing = None
             return None
         item = self.waiting.popleft()
-        self.playing = item
         self.free_at_s = now_s + item.duration_s + self.gap_s
         return item
 
     def finished(self, now_s: float) -> None:
         """The player says the current announcement ended at ``now_s``: the next may start after the gap."""
-        self.playing = None
         self.free_at_s = now_s + self.gap_s
 
     def next_wakeup_s(self, now_s: float) -> float | None:

@@ -2,7 +2,7 @@
 
 Wiring: one ``MqttLink`` (client id = the display's device id) subscribed to ``calls`` and the retained
 ``board`` at QoS 1. A display publishes nothing, not even presence: the broker's ACL makes displays read-only,
-so a screen on the hall's network can never disturb the queue; its health is its own watchdog and ``/health``.
+so a screen on the hall's network can never disturb the queue; its health is its own watchdog and ``/healthz``.
 paho's thread only hands items to the event loop (``LoopInbox``). The loop:
 
 * ``_consume``: decodes each message at the boundary, lets the core update, pushes ``screen`` (and for a
@@ -29,10 +29,9 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from display.audio import AnnouncementMaker, AudioError, Clip, VoiceSettings
+from display.audio import AnnouncementMaker, AudioError, Clip
 from display.config import DisplayConfig
 from display.core import Announcement, AnnouncementQueue, DisplayCore
-from display.speech import announcement_texts
 from display.web import AudioStore, Hub, make_app
 from hallq import systemd, wire
 from hallq.errors import PayloadError
@@ -92,18 +91,15 @@ class DisplayService:
         self.topics = Topics(hall=config.hall, base=config.base_topic)
         announce = config.announce
         self.core = DisplayCore(languages=config.languages, recent_count=config.recent_calls,
-                                time_zone=config.time_zone, flash_s=config.flash_s,
+                                time_zone=config.time_zone,
                                 max_call_age_s=announce.max_call_age_s, announce=announce.enabled)
         self.hub = Hub()
         self.audio = AudioStore()
-        self.maker = AnnouncementMaker(VoiceSettings(voices=announce.voices, speed_wpm=announce.speed_wpm,
-                                                     volume_pct=announce.volume_pct, chime=announce.chime,
-                                                     clips=announce.clips))
+        self.maker = AnnouncementMaker(announce.voice_settings())
         self.announcements = AnnouncementQueue(gap_s=announce.gap_s)
         self.player = LocalPlayer(announce.player)
         self._to_make: asyncio.Queue[wire.Call] = asyncio.Queue()
         self._wake = asyncio.Event()
-        self._listening = False
         self.link: MqttLink | None = None
 
     def now(self) -> datetime:
@@ -128,7 +124,6 @@ class DisplayService:
         await runner.setup()
         site = web.TCPSite(runner, self.config.listen_host, self.config.listen_port, reuse_address=True)
         await site.start()
-        self._listening = True
         host = self.config.listen_host
         shown = f"[{host}]" if ":" in host else host
         log.info("display listening on http://%s:%s/ (one counter: /counter/ID) hall=%s", shown,
@@ -204,8 +199,7 @@ class DisplayService:
         announce = self.config.announce
         while True:
             call = await self._to_make.get()
-            utterances = announcement_texts(number=call.number, counter=call.counter, languages=announce.languages,
-                                            templates=announce.templates, odd_word=announce.odd_word)
+            utterances = announce.texts(number=call.number, counter=call.counter)
             started = time.perf_counter()
             try:
                 clip = await loop.run_in_executor(None, self.maker.make, utterances)
@@ -257,7 +251,7 @@ class DisplayService:
         ready_sent = False
         while True:
             connected = self.link is not None and self.link.connected.is_set()
-            if not ready_sent and self._listening and connected:
+            if not ready_sent and connected:
                 systemd.notify("READY=1")
                 ready_sent = True
             if watchdog_s is not None:

@@ -24,13 +24,11 @@ from hall_controller import config as config_mod
 from hall_controller.ledger import Ledger, LedgerCorrupt, LedgerError
 from hall_controller.service import ControllerService, ReplayMismatch
 from hallq import logsetup
-from hallq.configfile import broker_override
-from hallq.errors import EXIT_CONFIG, ConfigError, InvariantError
+from hallq.configfile import LOG_LEVELS, broker_override
+from hallq.errors import EXIT_CONFIG, EXIT_DATAERR, EXIT_IOERR, ConfigError, InvariantError
 
 log = logging.getLogger("hall_controller")
 
-EXIT_DATAERR = 65
-EXIT_IOERR = 74
 LEDGER_FILE = "ledger.sqlite3"
 
 
@@ -41,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, type=Path, help="the hall's TOML config file")
     parser.add_argument("--broker", metavar="HOST:PORT", help="override [mqtt] broker")
     parser.add_argument("--state-dir", type=Path, help="override [controller] state_dir (where the ledger lives)")
-    parser.add_argument("--log-level", choices=config_mod.LOG_LEVELS, help="override [controller] log_level")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, help="override [controller] log_level")
     return parser
 
 

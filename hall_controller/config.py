@@ -16,13 +16,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hall_controller.engine.spec import CallPolicy, CounterSpec, DispenserSpec, HallSpec, ServiceSpec, TransferPosition
 from hall_controller.limits import Limits
-from hallq.configfile import Table, load_toml, read_mqtt
+from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt
 from hallq.mqtt import BrokerSettings
-from hallq.wire import CounterStatus
+from hallq.wire import COUNTER_STATUSES, CounterStatus
 
 _PREFIX = re.compile(r"^[A-Z]{1,3}$")
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +167,7 @@ def _counter(t: Table, service_ids: set[str]) -> CounterSpec:
         policy=cast(CallPolicy, t.choice("policy", ("priority_first", "interleave"), "interleave")),
         interleave_ratio=t.integer("interleave_ratio", 3, minimum=1, maximum=100),
         max_wait_s=None if max_wait_min is None else max_wait_min * 60,
-        status_at_start=cast(CounterStatus, t.choice("status_at_start", ("open", "paused", "closed"), "open")),
+        status_at_start=cast(CounterStatus, t.choice("status_at_start", COUNTER_STATUSES, "open")),
     )
     t.done()
     return spec

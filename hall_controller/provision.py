@@ -57,7 +57,7 @@ from hall_controller import config as config_mod
 from hall_controller.config import ControllerConfig
 from hallq import logsetup
 from hallq.configfile import load_toml
-from hallq.errors import EXIT_CONFIG, ConfigError, HallqError
+from hallq.errors import EXIT_CANTCREAT, EXIT_CONFIG, ConfigError, HallqError
 from hallq.topics import Topics, is_valid_id
 
 log = logging.getLogger(__name__)
@@ -366,7 +366,7 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_CONFIG
     except OSError as exc:
         log.error("cannot provision: %s", exc)
-        return 73  # EX_CANTCREAT
+        return EXIT_CANTCREAT
     for user in sorted(result.issued):
         sys.stdout.write(f"new credential: {args.out / 'credentials' / (user + CREDENTIAL_SUFFIX)}\n")
     return 0

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from hall_controller.provision import broker_group
 from hallq import logsetup
-from hallq.errors import HallqError
+from hallq.errors import EXIT_SOFTWARE, HallqError
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ DEFAULT_OUT = Path("/etc/hallq/broker/tls")
 CA_DAYS = 7300
 SERVER_DAYS = 1825
 RENEW_BEFORE_DAYS = 60
-EXIT_SOFTWARE = 70
 
 
 class CertError(HallqError, RuntimeError):

@@ -12,13 +12,13 @@ import tomllib
 from collections.abc import Sequence
 from datetime import time
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from hallq.errors import ConfigError
 from hallq.mqtt import BrokerSettings, parse_address
 from hallq.topics import base_topic_problem, is_valid_id
 
-T = TypeVar("T")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _MISSING: Any = object()
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 

@@ -44,5 +44,10 @@ class InvariantError(HallqError, RuntimeError):
     """An internal invariant was broken: a bug, never a user's mistake."""
 
 
-# Exit status for configuration errors, from sysexits.h (EX_CONFIG); systemd units treat it as final.
+# Exit statuses, from sysexits.h. EX_CONFIG: the configuration is wrong; systemd units treat it as final.
 EXIT_CONFIG = 78
+EXIT_DATAERR = 65  # a damaged or foreign ledger
+EXIT_UNAVAILABLE = 69  # a device the role needs (printer, GPIO, sound) is not there
+EXIT_SOFTWARE = 70  # an internal failure (e.g. the TLS tools)
+EXIT_CANTCREAT = 73  # an output file cannot be written
+EXIT_IOERR = 74  # the ledger's storage cannot be used

@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 class BrokerSettings:
     """Where and how to reach the broker. ``tls`` with ``ca_file`` verifies the broker's certificate.
 
-    ``password_file`` is read only when connecting (``password_now``), not when the config is checked: under
+    ``password_file`` is read when a link is made (``password_now``), not when the config is checked: under
     systemd it is a credential (``/run/credentials/UNIT/...``) that exists only while the unit runs.
     """
 
@@ -86,7 +86,7 @@ def parse_address(address: str) -> tuple[str, int]:
     host, sep, port_text = address.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"broker address {address!r} is not HOST:PORT")
+        raise ValueError(f"address {address!r} is not HOST:PORT")
     return host, int(port_text)
 
 

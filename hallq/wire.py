@@ -10,11 +10,10 @@ ignored so that newer senders keep working with older readers. Nothing inside ha
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, TypeVar, cast
+from typing import Any, Final, Literal, cast, get_args
 
 from hallq.errors import PayloadError
 
@@ -23,17 +22,16 @@ MAX_PAYLOAD_BYTES: Final = 16 * 1024
 MAX_TEXT_LEN: Final = 200
 
 PRIORITY_CATEGORIES: Final = ("elderly", "disability", "pregnant", "child", "other")
-COUNTER_ACTIONS: Final = (
-    "next", "recall", "complete", "no_show", "transfer", "call", "open", "pause", "close",
-)
-COUNTER_STATUSES: Final = ("open", "paused", "closed")
-PRINT_FAILURE_REASONS: Final = ("paper_out", "cover_open", "offline", "timeout", "error")
-PRINTER_STATES: Final = ("ok", "paper_low", "paper_out", "offline")
-
 CounterAction = Literal[
     "next", "recall", "complete", "no_show", "transfer", "call", "open", "pause", "close"
 ]
 CounterStatus = Literal["open", "paused", "closed"]
+PrinterState = Literal["ok", "paper_low", "paper_out", "offline"]
+# What a dispenser reports when a ticket could not be printed (decoders accept any short text: tolerant).
+PrintFailureReason = Literal["paper_out", "cover_open", "offline", "timeout", "error"]
+COUNTER_ACTIONS: Final = get_args(CounterAction)
+COUNTER_STATUSES: Final = get_args(CounterStatus)
+PRINTER_STATES: Final = get_args(PrinterState)
 
 # Error codes a reply may carry. Clients show the message; they branch only on the code.
 ERROR_CODES: Final = (
@@ -119,11 +117,6 @@ class _Fields:
             raise self._bad(name, f"an integer from {minimum} to {maximum}")
         return value
 
-    def opt_integer(self, name: str, *, minimum: int = 0, maximum: int = 2**53) -> int | None:
-        if self.obj.get(name) is None:
-            return None
-        return self.integer(name, minimum=minimum, maximum=maximum)
-
     def choice(self, name: str, choices: Sequence[str]) -> str:
         value = self.obj.get(name)
         if value not in choices:
@@ -181,7 +174,6 @@ def _read_error(fields: _Fields) -> ErrorInfo | None:
     return ErrorInfo(code=sub.text("code", max_len=64), message=sub.text("message", max_len=1000))
 
 
-T = TypeVar("T")
 
 
 # --- payload types ---------------------------------------------------------------------------------------
@@ -566,7 +558,6 @@ class Presence:
     role: str = ""
     printer: str | None = None
     detail: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def encode(self) -> bytes:
         obj: dict[str, Any] = {"v": VERSION, "state": self.state, "role": self.role}
@@ -582,8 +573,3 @@ class Presence:
         state = cast(Literal["online", "offline"], f.choice("state", ("online", "offline")))
         return Presence(state=state, role=f.opt_text("role", max_len=32) or "",
                         printer=f.opt_choice("printer", PRINTER_STATES), detail=f.opt_text("detail", max_len=500))
-
-
-def finite(value: float) -> bool:
-    """True for a number JSON can carry (no NaN or infinity)."""
-    return math.isfinite(value)

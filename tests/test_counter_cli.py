@@ -10,10 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hallq.errors import EXIT_CONFIG
+from hallq.errors import EXIT_CONFIG, EXIT_UNAVAILABLE
 from tests.support import FIXTURES, ROOT
-
-EXIT_UNAVAILABLE = 69
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

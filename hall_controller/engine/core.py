@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from hall_controller.engine.events import (
     Command,
@@ -51,8 +51,7 @@ from hall_controller.engine.lifecycle import OPEN_STATES, Move, TicketState, can
 from hall_controller.engine.queues import Lane
 from hall_controller.engine.spec import CounterSpec, HallSpec, ServiceSpec
 from hallq.errors import InvariantError
-
-CounterStatus = Literal["open", "paused", "closed"]
+from hallq.wire import CounterStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 from hallq.errors import InvariantError
-from hallq.wire import CounterAction
+from hallq.wire import CounterAction, CounterStatus
 
 # --- commands: what happened outside, with the ids the shell made ------------------------------------------
 
@@ -155,7 +155,7 @@ class TicketExpired(Event):
 class CounterStatusChanged(Event):
     kind: ClassVar[str] = "counter_status"
     counter: str
-    status: Literal["open", "paused", "closed"]
+    status: CounterStatus
 
 
 @dataclass(slots=True)

@@ -7,6 +7,8 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from hallq.wire import CounterStatus
+
 CallPolicy = Literal["priority_first", "interleave"]
 TransferPosition = Literal["front", "original"]
 
@@ -68,7 +70,7 @@ class CounterSpec:
     policy: CallPolicy = "interleave"
     interleave_ratio: int = 3
     max_wait_s: int | None = None
-    status_at_start: Literal["open", "paused", "closed"] = "open"
+    status_at_start: CounterStatus = "open"
 
 
 @dataclass(frozen=True, slots=True)
