@@ -15,9 +15,6 @@ Target: p99 ≤ 100 ms. Prints a table and saves bench/results/display_latency.j
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import queue
 import statistics
 import sys
@@ -27,6 +24,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentile, report
 from display.harness import DisplayProcess, Kiosk
 from hall_controller.harness import ControllerProcess
 from hallq import wire
@@ -72,12 +70,6 @@ languages = ["vi"]
 [mqtt]
 broker = "127.0.0.1:1"
 """
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def wait_for(inbox: queue.Queue[Message | LinkUp | LinkDown], topic: str, request_id: str) -> Message:
@@ -154,21 +146,10 @@ def main() -> int:
         ("next → reply at the counter, p50 / p99", f"{percentile(reply, 50):.2f} / {percentile(reply, 99):.2f} ms",
          "", True),
     ]
-    width = max(len(r[0]) for r in rows)
-    sys.stdout.write(f"\ndisplay_latency ({data['calls']} calls, {data['interval_ms']:.0f} ms apart)\n")
-    sys.stdout.write(f"{'metric'.ljust(width)}  {'measured':>18}  {'target':>10}  ok\n")
-    for metric, measured, target, ok in rows:
-        sys.stdout.write(f"{metric.ljust(width)}  {measured:>18}  {target:>10}  {'yes' if ok else 'NO'}\n")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "display_latency.json"
     summary = {"p50_ms": percentile(render, 50), "p99_ms": p99, "max_ms": max(render),
                "mean_ms": statistics.fmean(render), "reply_p50_ms": percentile(reply, 50),
                "reply_p99_ms": percentile(reply, 99)}
-    machine = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
-               "when": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    result = {"machine": machine, "summary": summary, "target_p99_ms": TARGET_P99_MS, "data": data}
-    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    sys.stdout.write(f"saved {path.relative_to(ROOT)}\n")
+    report("display_latency", rows, {"summary": summary, "target_p99_ms": TARGET_P99_MS, **data})
     return 0 if p99 <= TARGET_P99_MS else 1
 
 

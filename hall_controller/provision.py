@@ -115,8 +115,7 @@ def _rules(topics: Topics, device: Device) -> list[tuple[str, str]]:
               ("read", topics.all_status())]
     own_presence = ("write", topics.status(device.username))
     if device.role in ("controller", "monitor"):
-        whole_hall = f"{topics.root}/#"
-        return [("readwrite" if device.role == "controller" else "read", whole_hall)]
+        return [("readwrite" if device.role == "controller" else "read", topics.all_topics())]
     if device.role == "intake":
         kind, _sep, device_id = device.topic_id.partition(":")
         if kind == "dispenser":

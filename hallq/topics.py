@@ -69,6 +69,10 @@ class Topics:
     def root(self) -> str:
         return f"{self.base}/{self.hall}"
 
+    def all_topics(self) -> str:
+        """The filter of every topic of this hall (the controller's and a technician's ACL)."""
+        return f"{self.root}/#"
+
     def _device(self, role: str, device: str, leaf: str) -> str:
         if not is_valid_id(device):
             raise ValueError(f"invalid {role} id {device!r}")
