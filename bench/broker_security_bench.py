@@ -29,43 +29,12 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from bench.common import ROOT, bench_hall_toml, report, summary_ms
+from bench.common import bench_hall_toml, report, summary_ms
 from hall_controller import config as config_mod
 from hall_controller.provision import CREDENTIAL_SUFFIX, provision
 from hall_controller.tls import ensure_certs
-from hallq.broker import PrivateBroker, free_port
+from hallq.broker import PrivateBroker, free_port, production_config
 from hallq.topics import Topics
-
-LISTENER_OPTIONS = {"use_username_as_clientid", "cafile", "certfile", "keyfile", "tls_version", "max_connections"}
-
-
-def production_config(workdir: Path, out: Path, tls_port: int) -> tuple[Path, tuple[str, ...]]:
-    """hallq.conf with its paths pointed at ``out``, logging to stderr, the TLS listener split off for its port."""
-    paths = {"password_file": out / "passwd", "acl_file": out / "acl", "cafile": out / "tls" / "ca.crt",
-             "certfile": out / "tls" / "server.crt", "keyfile": out / "tls" / "server.key"}
-    main: list[str] = []
-    tls: list[str] = []
-    in_tls = False
-    for original in (ROOT / "config" / "mosquitto" / "hallq.conf").read_text(encoding="utf-8").splitlines():
-        words = original.split()
-        word = words[0] if words else ""
-        if word == "listener":
-            in_tls = words[1] == "8883"
-        elif word and not word.startswith("#") and word not in LISTENER_OPTIONS:
-            in_tls = False
-        line = original
-        if word in paths:
-            line = f"{word} {paths[word]}"
-        elif word == "log_type" and words[1] == "debug":
-            line = "log_type notice"  # a debug log line per packet would measure the disk, not the broker
-        elif word == "log_dest":
-            line = "log_dest stderr"
-        elif word == "listener" and in_tls:
-            line = f"listener {tls_port} 127.0.0.1"
-        (tls if in_tls else main).append(line)
-    path = workdir / "hallq-bench.conf"
-    path.write_text("\n".join(main) + "\n", encoding="utf-8")
-    return path, tuple(tls)
 
 
 def _client(username: str | None, password: str | None, *, ca: Path | None) -> paho.Client:
@@ -162,7 +131,8 @@ def main() -> int:
                  for u in ("controller", "b1")}
         tls_port = free_port()
         (work / "secure").mkdir()
-        template, tls_block = production_config(work / "secure", out, tls_port)
+        template, tls_block = production_config(work / "secure" / "hallq-bench.conf", out=out, tls_dir=out / "tls",
+                                                tls_port=tls_port, quiet=True)
         results: dict[str, Any] = {}
         with PrivateBroker(work / "open") as open_broker:
             results["open"] = summary_ms(round_trips(open_broker.port, topics=topics, creds=None, ca=None,

@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_CONFIG = PROJECT_ROOT / "config" / "mosquitto" / "hallq-local.conf"
+PRODUCTION_CONFIG = PROJECT_ROOT / "config" / "mosquitto" / "hallq.conf"
+# Options that belong to the listener line above them (see the comment in hallq.conf).
+_LISTENER_OPTIONS = {"use_username_as_clientid", "cafile", "capath", "certfile", "keyfile", "tls_version",
+                     "max_connections"}
 
 
 class BrokerError(HallqError, RuntimeError):
@@ -142,3 +146,36 @@ class PrivateBroker:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def production_config(path: Path, *, out: Path, tls_dir: Path, tls_port: int,
+                      quiet: bool = False) -> tuple[Path, tuple[str, ...]]:
+    """``hallq.conf`` for a ``PrivateBroker``, written to ``path``: its files pointed at ``out`` (passwd, acl)
+    and ``tls_dir``, logging to stderr (``quiet``: no debug lines, one per packet), and its TLS listener split
+    off on ``tls_port`` as the extra lines returned (PrivateBroker gives the first listener its own port)."""
+    files = {"password_file": out / "passwd", "acl_file": out / "acl", "cafile": tls_dir / "ca.crt",
+             "certfile": tls_dir / "server.crt", "keyfile": tls_dir / "server.key"}
+    main: list[str] = []
+    tls_block: list[str] = []
+    in_tls = False
+    for original in PRODUCTION_CONFIG.read_text(encoding="utf-8").splitlines():
+        line = original
+        words = line.split()
+        word = words[0] if words else ""
+        if word == "listener":
+            in_tls = words[1] == "8883"
+        elif word and not word.startswith("#") and word not in _LISTENER_OPTIONS:
+            in_tls = False
+        if word in files:
+            line = f"{word} {files[word]}"
+        elif word == "log_dest":
+            line = "log_dest stderr"
+        elif quiet and word == "log_type" and words[1] == "debug":
+            line = "log_type notice"
+        elif word == "listener" and in_tls:
+            line = f"listener {tls_port} 127.0.0.1"
+        (tls_block if in_tls else main).append(line)
+    if not tls_block or not tls_block[0].startswith("listener"):
+        raise HallqError(f"{PRODUCTION_CONFIG} has no TLS listener on 8883")
+    path.write_text("\n".join(main) + "\n", encoding="utf-8")
+    return path, tuple(tls_block)

@@ -30,17 +30,13 @@ from hall_controller import config as config_mod
 from hall_controller.provision import CREDENTIAL_SUFFIX, provision, read_displays
 from hall_controller.tls import ensure_certs
 from hallq import wire
-from hallq.broker import PrivateBroker, free_port
+from hallq.broker import PrivateBroker, free_port, production_config
 from hallq.topics import Topics
-from tests.support import FIXTURES, HALL_CONFIG, HALL_ID, ROOT, ControllerProcess
+from tests.support import FIXTURES, HALL_CONFIG, HALL_ID, ControllerProcess
 
-PRODUCTION_CONFIG = ROOT / "config" / "mosquitto" / "hallq.conf"
 NOT_AUTHORIZED = 135
 BAD_CREDENTIALS = 134
 # Options that belong to the listener line above them (mosquitto.conf(5), "Listener specific").
-LISTENER_OPTIONS = {"use_username_as_clientid", "cafile", "capath", "certfile", "keyfile", "tls_version",
-                    "require_certificate", "ciphers", "ciphers_tls1.3", "socket_domain", "protocol",
-                    "max_connections"}
 
 
 @dataclass
@@ -58,37 +54,6 @@ class SecuredHall:
         return self.broker.log_path.read_text(encoding="utf-8", errors="replace")
 
 
-def _broker_config(workdir: Path, *, out: Path, tls_dir: Path, tls_port: int) -> tuple[Path, tuple[str, ...]]:
-    """hallq.conf for a private broker: paths replaced, log to stderr, the TLS listener split off.
-
-    PrivateBroker gives the first listener its port; the TLS listener goes into its extra lines with its own.
-    """
-    paths = {"password_file": out / "passwd", "acl_file": out / "acl", "cafile": tls_dir / "ca.crt",
-             "certfile": tls_dir / "server.crt", "keyfile": tls_dir / "server.key"}
-    main: list[str] = []
-    tls_block: list[str] = []
-    in_tls = False
-    for original in PRODUCTION_CONFIG.read_text(encoding="utf-8").splitlines():
-        line = original
-        words = line.split()
-        word = words[0] if words else ""
-        if word == "listener":
-            in_tls = words[1] == "8883"
-        elif word and not word.startswith("#") and word not in LISTENER_OPTIONS:
-            in_tls = False
-        if word in paths:
-            line = f"{word} {paths[word]}"
-        elif word == "log_dest":
-            line = "log_dest stderr"
-        elif word == "listener" and in_tls:
-            line = f"listener {tls_port} 127.0.0.1"
-        (tls_block if in_tls else main).append(line)
-    assert tls_block and tls_block[0].startswith("listener"), "hallq.conf has no TLS listener on 8883"
-    path = workdir / "hallq-template.conf"
-    path.write_text("\n".join(main) + "\n", encoding="utf-8")
-    return path, tuple(tls_block)
-
-
 @pytest.fixture
 def hall(tmp_path: Path) -> Iterator[SecuredHall]:
     out, tls_dir = tmp_path / "broker-files", tmp_path / "broker-files" / "tls"
@@ -97,7 +62,8 @@ def hall(tmp_path: Path) -> Iterator[SecuredHall]:
     ensure_certs(tls_dir, hall=HALL_ID, names=["localhost", "127.0.0.1"])
     tls_port = free_port()
     (tmp_path / "broker").mkdir()
-    template, tls_block = _broker_config(tmp_path / "broker", out=out, tls_dir=tls_dir, tls_port=tls_port)
+    template, tls_block = production_config(tmp_path / "broker" / "hallq-template.conf", out=out, tls_dir=tls_dir,
+                                            tls_port=tls_port)
     with PrivateBroker(tmp_path / "broker", config=template, extra_lines=tls_block) as broker:
         yield SecuredHall(broker=broker, tls_port=tls_port, out=out, tls_dir=tls_dir, topics=Topics(hall=HALL_ID))
 
