@@ -263,7 +263,7 @@ class _Conditions:
     controller_online: bool | None = None  # None: no presence seen yet (then presses are tried)
     printer: PrinterState | None = None  # None: not read yet
     printer_detail: str = ""
-    controller_unresponsive: bool = False  # set by an abandoned request, cleared by any reply or presence
+    controller_unresponsive: bool = False  # set by an abandoned request, cleared by a reply or an online presence
 
 
 @dataclass(slots=True)

@@ -107,6 +107,8 @@ class TicketRenderer:
         self.size_mark = size(36, 28)
         self.number_max_height = size(220, 150)
         self._static: dict[str, Image.Image] = {}
+        self._logo_block: Image.Image | None = None
+        self._warmed = False
 
     # --- public ------------------------------------------------------------------------------------------
 
@@ -131,12 +133,16 @@ class TicketRenderer:
 
     def prepare(self, button: ButtonSpec) -> None:
         """Draw the button's fixed parts, and one throwaway ticket, now (at start): loading fonts and
-        drawing a first QR code would otherwise make the first citizen's ticket the slowest."""
+        drawing a first QR code would otherwise make the first citizen's ticket the slowest. The body's warm-up
+        is the same for every button: done once."""
         self.header(button)
+        if self._warmed:
+            return
         sample, _ = sample_ticket(hall_id=self.layout.hall_id)
         self.render(sample, button)
         for number in ("A000", "A888", "UB000", "UB888", "ABC000"):  # the usual shapes of a number
             self._number(number)
+        self._warmed = True
 
     def header(self, button: ButtonSpec) -> Image.Image:
         """Logo, hall name, the button's service name and "your number": drawn once per button, then reused."""
@@ -145,7 +151,9 @@ class TicketRenderer:
             return cached
         blocks: list[Image.Image] = []
         if self.layout.logo is not None:
-            blocks += [self._logo(self.layout.logo), self._spacer(6)]
+            if self._logo_block is None:  # the same on every button's header: read and scaled once
+                self._logo_block = self._logo(self.layout.logo)
+            blocks += [self._logo_block, self._spacer(6)]
         blocks += [self._lines([self.layout.hall_name], bold=True, size=self.size_hall), self._rule()]
         blocks.append(self._lines([button.label_vi], bold=True, size=self.size_service))
         if self.layout.english and button.label_en:
