@@ -253,12 +253,12 @@ def _all_on(probe: Probe, topic: str, *, settle_s: float) -> list[Message]:
 
 def test_the_led_blinks_while_the_broker_is_unreachable_and_stops_when_it_is_back(broker: PrivateBroker) -> None:
     with _running_keypad(broker) as (service, factory):
-        assert service.counter.link.wait_connected(5)
+        assert _until(lambda: service.counter.view.connected, timeout_s=5)
         broker.stop()
         led = factory.pin(LED)
         assert _until(lambda: sum(1 for s in led.states if s.state) >= 2, timeout_s=8), "LED did not blink"
         broker.start()
-        assert service.counter.link.wait_connected(15)
+        assert _until(lambda: service.counter.view.connected, timeout_s=15)  # subscribed again: LinkUp
         assert _until(lambda: not led.state, timeout_s=3), "LED kept blinking after the broker came back"
         lit_since = sum(1 for s in led.states if s.state)
         time.sleep(1.2)
