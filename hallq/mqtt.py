@@ -14,11 +14,12 @@ Acknowledgements: by default paho acknowledges a QoS 1 message as soon as it arr
 not lose a message it has not yet handled (the controller) passes ``manual_ack=True`` and calls ``ack()``
 once the message's outcome is durable; the broker redelivers what was never acknowledged.
 
-Presence: the link publishes a retained ``online`` payload on connect and registers a retained ``offline``
+Presence: the link publishes a retained ``online`` payload once subscribed and registers a retained ``offline``
 last will; ``stop()`` publishes ``offline`` itself because a clean disconnect does not fire the will.
 
-Readiness: ``LinkUp`` is queued once the broker acknowledged the subscriptions (SUBACK), not at CONNACK, so a
-consumer that reports "ready" receives everything published after that.
+Readiness: ``LinkUp`` is queued, and ``online`` published, once the broker acknowledged the subscriptions (SUBACK),
+not at CONNACK: a consumer that reports "ready", and a client it announced itself to, receive everything
+published after that.
 """
 
 from __future__ import annotations
@@ -269,8 +270,6 @@ class MqttLink:
         sock = client.socket()
         if isinstance(sock, socket.socket):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._presence_topic is not None:
-            client.publish(self._presence_topic, self._online_payload, qos=1, retain=True)
         # SUBSCRIBE goes out before anyone is told we are connected: a request published after ``connected`` is
         # set reaches the broker after it, so its answer finds the subscription in place.
         if self._unsubscribe:
@@ -281,9 +280,9 @@ class MqttLink:
                 self.client_id)
         self.connected.set()
         if not self._subscriptions:
-            self._inbox.put(LinkUp())
+            self._up(client)
 
-    def _on_subscribe(self, _client: paho.Client, _userdata: Any, mid: int, reason_codes: list[ReasonCode],
+    def _on_subscribe(self, client: paho.Client, _userdata: Any, mid: int, reason_codes: list[ReasonCode],
                       _properties: Any) -> None:
         if mid != self._subscribe_mid:
             return
@@ -292,7 +291,14 @@ class MqttLink:
         if refused:
             log.error("broker refused the subscriptions %s client=%s (check the ACL)", ", ".join(refused),
                       self.client_id)
+        self._up(client)
+
+    def _up(self, client: paho.Client) -> None:
+        """Subscribed (or nothing to subscribe): tell the consumer first, then the hall that we are online, so
+        that whoever acts on our presence finds us ready."""
         self._inbox.put(LinkUp())
+        if self._presence_topic is not None:
+            client.publish(self._presence_topic, self._online_payload, qos=1, retain=True)
 
     def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode,
                        _properties: Any) -> None:
