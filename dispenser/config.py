@@ -18,7 +18,7 @@ from dispenser.core import ButtonSpec, Timing
 from dispenser.hardware import PIN_FACTORIES, ButtonWiring, LedWiring
 from dispenser.printer import profile_names, profile_width_dots
 from dispenser.ticket import DEFAULT_BOLD_FONT, DEFAULT_FONT, PAPER_DOTS, QR_FIELDS, TicketLayout, nfc
-from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt
+from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt, refuse_duplicates
 from hallq.errors import ConfigError
 from hallq.mqtt import BrokerSettings
 from hallq.wire import PRIORITY_CATEGORIES
@@ -103,8 +103,8 @@ def load(path: Path) -> DispenserConfig:
                      active_high=gpio.boolean("active_high", True))
     gpio.done()
 
-    buttons, wiring = _buttons(root)
-    _pins_distinct(root, wiring, leds)
+    buttons, wiring, pin_keys = _buttons(root)
+    _pins_distinct(root, wiring, pin_keys, leds)
     printer = _printer(root.table("printer"))
     layout = _ticket(root.table("ticket"), hall=hall, dispenser=dispenser_id)
     root.done()
@@ -117,17 +117,15 @@ def _opt_pin(table: Table, name: str) -> int | None:
     return table.opt_integer(name, minimum=BCM_PINS.start, maximum=BCM_PINS.stop - 1)
 
 
-def _buttons(root: Table) -> tuple[tuple[ButtonSpec, ...], tuple[ButtonWiring, ...]]:
+def _buttons(root: Table) -> tuple[tuple[ButtonSpec, ...], tuple[ButtonWiring, ...], tuple[str, ...]]:
+    """The buttons, their wiring, and how errors name each button's pin."""
     specs: list[ButtonSpec] = []
     wiring: list[ButtonWiring] = []
-    keys: set[str] = set()
-    for t in root.tables("buttons", required=True):
+    tables = root.tables("buttons", required=True, id_key="key")
+    for t in tables:
         key = t.text("key")
         if len(key) != 1 or key not in string.ascii_letters + string.digits:
             raise t.error("key", f"must be one letter or digit (the key to type in --simulate), got {key!r}")
-        if key in keys:
-            raise t.error("key", f"duplicate key {key!r}")
-        keys.add(key)
         pin = t.integer("pin", minimum=BCM_PINS.start, maximum=BCM_PINS.stop - 1)
         priority = t.boolean("priority", False)
         category: str | None = None
@@ -140,12 +138,14 @@ def _buttons(root: Table) -> tuple[tuple[ButtonSpec, ...], tuple[ButtonWiring, .
                                 label_vi=nfc(t.text("label_vi")), label_en=label_en))
         wiring.append(ButtonWiring(key=key, pin=pin))
         t.done()
-    return tuple(specs), tuple(wiring)
+    refuse_duplicates(tables, [spec.key for spec in specs], key="key")
+    return tuple(specs), tuple(wiring), tuple(t.key("pin") for t in tables)
 
 
-def _pins_distinct(root: Table, wiring: tuple[ButtonWiring, ...], leds: LedWiring) -> None:
+def _pins_distinct(root: Table, wiring: tuple[ButtonWiring, ...], pin_keys: tuple[str, ...],
+                   leds: LedWiring) -> None:
     used: dict[int, str] = {}
-    named = [(f"buttons[{i}].pin", w.pin) for i, w in enumerate(wiring)]
+    named = [(key, w.pin) for key, w in zip(pin_keys, wiring, strict=True)]
     named += [(f"gpio.{name}", pin) for name, pin in (("ready_led", leds.ready), ("busy_led", leds.busy),
                                                       ("fault_led", leds.fault), ("buzzer", leds.buzzer))
               if pin is not None]

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hall_controller.engine.spec import CallPolicy, CounterSpec, DispenserSpec, HallSpec, ServiceSpec, TransferPosition
 from hall_controller.limits import Limits
-from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt
+from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt, refuse_duplicates
 from hallq.mqtt import BrokerSettings
 from hallq.wire import COUNTER_STATUSES, CounterStatus
 
@@ -67,13 +67,17 @@ def load(path: Path) -> ControllerConfig:
     hall_table = root.table("hall", required=True)
     controller = root.table("controller")
     broker, base_topic = read_mqtt(root.table("mqtt"))
-    services = [_service(t) for t in root.tables("services", required=True)]
-    service_ids = _unique(root, "services", [s.id for s in services])
-    _unique_prefixes(root, services)
-    counters = [_counter(t, service_ids) for t in root.tables("counters", required=True)]
-    _unique(root, "counters", [c.id for c in counters])
-    dispensers = [_dispenser(t, service_ids) for t in root.tables("dispensers", required=True)]
-    _unique(root, "dispensers", [d.id for d in dispensers])
+    service_tables = root.tables("services", required=True)
+    services = [_service(t) for t in service_tables]
+    refuse_duplicates(service_tables, [s.id for s in services], key="id")
+    service_ids = {s.id for s in services}
+    _unique_prefixes(service_tables, services)
+    counter_tables = root.tables("counters", required=True)
+    counters = [_counter(t, service_ids) for t in counter_tables]
+    refuse_duplicates(counter_tables, [c.id for c in counters], key="id")
+    dispenser_tables = root.tables("dispensers", required=True)
+    dispensers = [_dispenser(t, service_ids) for t in dispenser_tables]
+    refuse_duplicates(dispenser_tables, [d.id for d in dispensers], key="id")
 
     zone_name = hall_table.text("time_zone", "Asia/Ho_Chi_Minh")
     try:
@@ -183,22 +187,12 @@ def _dispenser(t: Table, service_ids: set[str]) -> DispenserSpec:
     return spec
 
 
-def _unique(root: Table, name: str, ids: list[str]) -> set[str]:
-    seen: set[str] = set()
-    for i, ident in enumerate(ids):
-        if ident in seen:
-            raise root.error(f"{name}[{i}].id", f"duplicate id {ident!r}")
-        seen.add(ident)
-    return seen
-
-
-def _unique_prefixes(root: Table, services: list[ServiceSpec]) -> None:
+def _unique_prefixes(tables: list[Table], services: list[ServiceSpec]) -> None:
     owner: dict[str, str] = {}
-    for i, service in enumerate(services):
+    for table, service in zip(tables, services, strict=True):
         for key, prefix in (("prefix", service.prefix), ("priority_prefix", service.priority_prefix)):
             if not prefix:
                 continue
             if prefix in owner:
-                raise root.error(f"services[{i}].{key}",
-                                 f"prefix {prefix!r} is already used by service {owner[prefix]}")
+                raise table.error(key, f"prefix {prefix!r} is already used by service {owner[prefix]}")
             owner[prefix] = service.id

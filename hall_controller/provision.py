@@ -238,7 +238,7 @@ def read_displays(path: Path) -> list[str]:
     displays = root.text_list("displays", [])
     for i, display in enumerate(displays):
         if not is_valid_id(display):
-            raise root.error(f"displays[{i}]", f"{display!r} is not a valid id (1-32 of A-Z a-z 0-9 _ . -)")
+            raise root.error(f"displays[#{i + 1}]", f"{display!r} is not a valid id (1-32 of A-Z a-z 0-9 _ . -)")
     if len(set(displays)) != len(displays):
         raise root.error("displays", "lists a display twice")
     root.done()

@@ -1,15 +1,20 @@
 """Strict reading of TOML configuration files, shared by every role.
 
 A ``Table`` reads one TOML table: each getter checks the type and range of one key, and ``done()`` refuses
-keys nobody read (a typo like ``prority`` must not be silently ignored). Every refusal is a
-``ConfigError`` naming the file, the dotted key and the problem.
+keys nobody read (a typo like ``prority`` must not be silently ignored) and suggests the closest known key.
+Every refusal is a ``ConfigError`` naming the file, the dotted key and the problem.
+
+An item of an array of tables is named by its id, as a technician knows it: ``counters[id="3"].services``,
+``buttons[key="1"].pin``. An item whose id is missing, malformed or shared with another item is named by its
+position, counted from 1 as the file reads: ``counters[#3].id`` is the third ``[[counters]]``.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +51,7 @@ class Table:
         self.path = path
         self.prefix = prefix
         self._read: set[str] = set()
+        self._asked: set[str] = set()  # looked up with has(): known keys, for suggestions only
 
     def key(self, name: str) -> str:
         return f"{self.prefix}.{name}" if self.prefix else name
@@ -54,6 +60,7 @@ class Table:
         return ConfigError(self.path, self.key(name), problem)
 
     def has(self, name: str) -> bool:
+        self._asked.add(name)
         return name in self.data
 
     def _get(self, name: str, default: Any) -> Any:
@@ -61,7 +68,9 @@ class Table:
         if name in self.data:
             return self.data[name]
         if default is _MISSING:
-            raise self.error(name, "is required")
+            # A misspelt required key would otherwise hide behind "is required" and never reach done().
+            spelt = _closest(name, set(self.data) - self._read - self._asked, cutoff=_REQUIRED_CUTOFF)
+            raise self.error(name, "is required" + (f"; is {spelt!r} a misspelling of it?" if spelt else ""))
         return default
 
     def text(self, name: str, default: Any = _MISSING, *, allow_empty: bool = False) -> str:
@@ -144,19 +153,48 @@ class Table:
             raise self.error(name, "must be a table")
         return Table(value, path=self.path, prefix=self.key(name))
 
-    def tables(self, name: str, *, required: bool = False) -> list[Table]:
+    def tables(self, name: str, *, required: bool = False, id_key: str = "id") -> list[Table]:
+        """The items of the array of tables ``name``, each named by its ``id_key`` (see the module's docstring)."""
         value = self._get(name, _MISSING if required else [])
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
             raise self.error(name, f"must be an array of tables ([[{name}]])")
         if required and not value:
             raise self.error(name, "needs at least one entry")
-        return [Table(v, path=self.path, prefix=f"{self.key(name)}[{i}]") for i, v in enumerate(value)]
+        ids = [v.get(id_key) for v in value]
+        return [Table(v, path=self.path, prefix=self.key(name) + _item_label(id_key, ident, position, ids))
+                for position, (v, ident) in enumerate(zip(value, ids, strict=True), start=1)]
 
     def done(self) -> None:
         """Refuse keys that were never read: they are typos or options of another version."""
         unknown = sorted(set(self.data) - self._read)
         if unknown:
-            raise self.error(unknown[0], "unknown key" + (f" (also: {', '.join(unknown[1:])})" if unknown[1:] else ""))
+            spelt = _closest(unknown[0], self._read | self._asked)
+            raise self.error(unknown[0], "unknown key" + (f"; did you mean {spelt!r}?" if spelt else "")
+                             + (f" (also: {', '.join(unknown[1:])})" if unknown[1:] else ""))
+
+
+_REQUIRED_CUTOFF = 0.8  # stricter than difflib's 0.6: "name_vi" must not be offered for a missing "name_en"
+
+
+def _closest(name: str, candidates: Collection[str], *, cutoff: float = 0.6) -> str | None:
+    close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=cutoff)
+    return close[0] if close else None
+
+
+def _item_label(id_key: str, ident: object, position: int, ids: Sequence[object]) -> str:
+    """``[id="3"]`` for an item with a well-formed id of its own, else ``[#position]``, counted from 1."""
+    if isinstance(ident, str) and is_valid_id(ident) and ids.count(ident) == 1:
+        return f'[{id_key}="{ident}"]'
+    return f"[#{position}]"
+
+
+def refuse_duplicates(items: Sequence[Table], values: Sequence[str], *, key: str) -> None:
+    """Refuse a value of ``key`` that two items of one array share, naming both (by position: they share it)."""
+    first: dict[str, Table] = {}
+    for item, value in zip(items, values, strict=True):
+        if value in first:
+            raise item.error(key, f"duplicate {key} {value!r} (also {first[value].prefix})")
+        first[value] = item
 
 
 def read_secret(table: Table, name: str) -> tuple[str | None, str | None]:

@@ -16,7 +16,7 @@ class ConfigError(HallqError, ValueError):
     """A configuration file is missing, unreadable or invalid.
 
     ``path`` and ``key`` name where the problem is, so the message an operator reads is actionable:
-    ``config/hall.toml: counters[2].services: unknown service 'Z'``.
+    ``config/hall.toml: counters[id="3"].services: unknown service 'Z'``.
     """
 
     def __init__(self, path: str, key: str, problem: str) -> None:

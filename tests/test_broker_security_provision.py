@@ -222,7 +222,7 @@ def test_cli_bad_displays_file_exits_78_naming_file_and_key(tmp_path: Path) -> N
     displays.write_text('displays = ["ok", "not ok"]\n', encoding="utf-8")
     done = _cli("provision", "--config", str(HALL_CONFIG), "--out", str(tmp_path / "out"), "--displays", str(displays))
     assert done.returncode == 78
-    assert f"{displays}: displays[1]: 'not ok' is not a valid id" in done.stderr
+    assert f"{displays}: displays[#2]: 'not ok' is not a valid id" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
 
 

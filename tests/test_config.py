@@ -49,18 +49,18 @@ BAD = [
     ('time_zone = "Asia/Ho_Chi_Minh"', 'time_zone = "Mars/Olympus"', "hall.time_zone", "unknown time zone"),
     ('business_day_starts = "04:00"', 'business_day_starts = "4am"', "hall.business_day_starts", "HH:MM"),
     ("[hall]\n", "[hall]\nprority = 3\n", "hall.prority", "unknown key"),
-    ('prefix = "A"', 'prefix = "a1"', "services[0].prefix", "capital letters"),
-    ('prefix = "B"', 'prefix = "A"', "services[1].prefix", "already used by service A"),
-    ('priority_prefix = "UE"', 'priority_prefix = "E"', "services[4].priority_prefix", "already used"),
-    ('last_number = 1999', 'last_number = 0', "services[3].last_number", "at least 1"),
-    ('daily_cap = 300', 'daily_cap = "many"', "services[1].daily_cap", "integer"),
-    ('hours = ["07:30-11:30", "13:00-17:00"]', 'hours = ["11:30-07:30"]', "services[0].hours", "after the start"),
-    ('transfer_position = "original"', 'transfer_position = "back"', "services[5].transfer_position", "front, original"),
-    ('services = ["A"]', 'services = ["A", "Q"]', "counters[2].services", "unknown service 'Q'"),
-    ('policy = "priority_first"', 'policy = "fastest"', "counters[0].policy", "priority_first, interleave"),
-    ('interleave_ratio = 4', 'interleave_ratio = 0', "counters[10].interleave_ratio", "at least 1"),
-    ('id = "2"', 'id = "1"', "counters[1].id", "duplicate id '1'"),
-    ('id = "kiosk-3"', 'id = "kiosk-1"', "dispensers[2].id", "duplicate id"),
+    ('prefix = "A"', 'prefix = "a1"', 'services[id="A"].prefix', "capital letters"),
+    ('prefix = "B"', 'prefix = "A"', 'services[id="B"].prefix', "already used by service A"),
+    ('priority_prefix = "UE"', 'priority_prefix = "E"', 'services[id="E"].priority_prefix', "already used"),
+    ('last_number = 1999', 'last_number = 0', 'services[id="D"].last_number', "at least 1"),
+    ('daily_cap = 300', 'daily_cap = "many"', 'services[id="B"].daily_cap', "integer"),
+    ('hours = ["07:30-11:30", "13:00-17:00"]', 'hours = ["11:30-07:30"]', 'services[id="A"].hours', "after the start"),
+    ('transfer_position = "original"', 'transfer_position = "back"', 'services[id="F"].transfer_position', "front, original"),
+    ('services = ["A"]', 'services = ["A", "Q"]', 'counters[id="3"].services', "unknown service 'Q'"),
+    ('policy = "priority_first"', 'policy = "fastest"', 'counters[id="1"].policy', "priority_first, interleave"),
+    ('interleave_ratio = 4', 'interleave_ratio = 0', 'counters[id="11"].interleave_ratio', "at least 1"),
+    ('id = "2"', 'id = "1"', "counters[#2].id", "duplicate id '1' (also counters[#1])"),
+    ('id = "kiosk-3"', 'id = "kiosk-1"', "dispensers[#3].id", "duplicate id 'kiosk-1' (also dispensers[#1])"),
     ('broker = "127.0.0.1:1883"', 'broker = "localhost"', "mqtt.broker", "HOST:PORT"),
     ('log_level = "INFO"', 'log_level = "LOUD"', "controller.log_level", "DEBUG, INFO"),
 ]
@@ -97,7 +97,7 @@ def test_the_cli_exits_78_with_one_readable_line_and_no_traceback(tmp_path: Path
                                 check=False, capture_output=True, text=True, cwd=ROOT, timeout=30)
         assert result.returncode == 78
         assert "Traceback" not in result.stderr
-        assert f"{path}: counters[0].policy: must be one of priority_first, interleave" in result.stderr
+        assert f'{path}: counters[id="1"].policy: must be one of priority_first, interleave' in result.stderr
 
 
 def test_check_reports_what_it_found() -> None:

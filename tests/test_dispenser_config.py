@@ -41,13 +41,13 @@ def variant(tmp_path: Path, old: str, new: str) -> Path:
 
 @pytest.mark.parametrize(("old", "new", "key", "problem"), [
     ('id = "d1"', 'id = "d1"\nprority = 1', "dispenser.prority", "unknown key"),
-    ('key = "1"', 'key = "10"', "buttons[0].key", "one letter or digit"),
-    ('key = "2"', 'key = "1"', "buttons[1].key", "duplicate key"),
-    ("pin = 27", "pin = 17", "buttons[1].pin", "already used"),
+    ('key = "1"', 'key = "10"', 'buttons[key="10"].key', "one letter or digit"),
+    ('key = "2"', 'key = "1"', "buttons[#2].key", "duplicate key '1' (also buttons[#1])"),
+    ("pin = 27", "pin = 17", 'buttons[key="2"].pin', 'already used by buttons[key="1"].pin'),
     ("ready_led = 5", "ready_led = 17", "gpio.ready_led", "already used"),
-    ("pin = 17", "pin = 40", "buttons[0].pin", "at most 27"),
-    ('category = "elderly"', 'category = "vip"', "buttons[3].category", "must be one of"),
-    ('service = "A"', 'service = "A"\ncategory = "child"', "buttons[0].category", "only for priority"),
+    ("pin = 17", "pin = 40", 'buttons[key="1"].pin', "at most 27"),
+    ('category = "elderly"', 'category = "vip"', 'buttons[key="4"].category', "must be one of"),
+    ('service = "A"', 'service = "A"\ncategory = "child"', 'buttons[key="1"].category', "only for priority"),
     ('pin_factory = "mock"', 'pin_factory = "wiringpi"', "gpio.pin_factory", "must be one of"),
     ("paper_width_mm = 80", "paper_width_mm = 76", "printer.paper_width_mm", "58 or 80"),
     ('profile = "TM-T20II"', 'profile = "TM-X"', "printer.profile", "unknown python-escpos profile"),
@@ -76,7 +76,7 @@ def test_cli_check_says_ok_and_a_bad_config_exits_78_in_one_line(tmp_path: Path)
                              capture_output=True, text=True, cwd=ROOT, check=False)
     assert refused.returncode == EXIT_CONFIG
     assert "Traceback" not in refused.stderr
-    assert f"{bad}: buttons[1].pin: GPIO17 is already used by buttons[0].pin" in refused.stderr
+    assert f'{bad}: buttons[key="2"].pin: GPIO17 is already used by buttons[key="1"].pin' in refused.stderr
 
 
 def test_print_test_preview_writes_exactly_the_test_ticket(tmp_path: Path) -> None:
