@@ -2,7 +2,11 @@
 
     python -m display --config FILE [--broker HOST:PORT] [--listen HOST:PORT]   serve the page
     python -m display check --config FILE                                       validate and exit
-    python -m display say --config FILE A015 5 [--out FILE.wav]                 make one announcement's WAV
+    python -m display say --config FILE A015 5 [--out FILE.wav]                 hear one announcement
+
+``say`` plays the announcement with ``[announce] player`` (``aplay -q``) on this machine's audio output; where
+that player is missing or fails, it keeps the WAV in a new temporary directory and prints its path (never in
+the current directory). ``--out FILE.wav`` writes the WAV there instead of playing it.
 
 Exit status: 0 after a clean stop (SIGTERM/SIGINT), 78 for a bad config (one readable line, never a
 traceback), 69 when the listening address is taken.
@@ -13,14 +17,17 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import shutil
+import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 from display import config as config_mod
 from display import service
-from display.audio import AnnouncementMaker, AudioError
+from display.audio import AnnouncementMaker, AudioError, Clip
 from hallq import logsetup
 from hallq.configfile import broker_override
 from hallq.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, ConfigError
@@ -36,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", required=True, type=Path, help="the display's TOML config file")
     parser.add_argument("--broker", metavar="HOST:PORT", help="override [mqtt] broker")
     parser.add_argument("--listen", metavar="HOST:PORT", help="override [display] listen")
-    parser.add_argument("--out", type=Path, help="say: write the WAV here (default: announcement.wav)")
+    parser.add_argument("--out", type=Path, help="say: write the WAV here instead of playing it")
     return parser
 
 
@@ -59,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          f"{cfg.listen_port}/\n")
         return 0
     if args.command == "say":
-        return _say(cfg, args.words, args.out or Path("announcement.wav"))
+        return _say(cfg, args.words, args.out)
     logsetup.setup(cfg.log_level)
     try:
         service.run(cfg)
@@ -75,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _say(cfg: config_mod.DisplayConfig, words: list[str], out: Path) -> int:
+def _say(cfg: config_mod.DisplayConfig, words: list[str], out: Path | None) -> int:
     if len(words) != 2:
         log.error("say needs a ticket number and a counter, e.g.: say A015 5")
         return 2
@@ -86,8 +93,38 @@ def _say(cfg: config_mod.DisplayConfig, words: list[str], out: Path) -> int:
     except AudioError as exc:
         log.error("%s", exc)
         return 1
-    out.write_bytes(clip.wav)
     for utterance in utterances:
         sys.stdout.write(f"{utterance.language}: {utterance.text}  [spoken: {utterance.spoken}]\n")
+    if out is None:
+        out = _play_or_keep(cfg.announce.player, clip)
+        if out is None:
+            sys.stdout.write(f"played with {cfg.announce.player[0]}: {clip.duration_s:.2f} s\n")
+            return 0
+    else:
+        out.write_bytes(clip.wav)
     sys.stdout.write(f"{out}: {clip.duration_s:.2f} s\n")
     return 0
+
+
+def _play_or_keep(player: tuple[str, ...], clip: Clip) -> Path | None:
+    """Play ``clip`` with ``player`` + a WAV file's path: None once played; else the WAV, kept in a new
+    temporary directory, and a warning saying why it was not heard."""
+    folder = Path(tempfile.mkdtemp(prefix="hallq-say-"))
+    path = folder / "announcement.wav"
+    path.write_bytes(clip.wav)
+    if shutil.which(player[0]) is None:
+        problem = "is not installed (Debian: apt-get install alsa-utils for aplay)"
+    else:
+        try:
+            result = subprocess.run([*player, str(path)], capture_output=True, check=False,
+                                    timeout=clip.duration_s + service.PLAYER_SLACK_S)
+        except subprocess.TimeoutExpired:
+            problem = f"did not finish within {clip.duration_s + service.PLAYER_SLACK_S:.0f} s"
+        else:
+            if result.returncode == 0:
+                shutil.rmtree(folder)
+                return None
+            problem = (f"failed status={result.returncode}: "
+                       f"{result.stderr.decode('utf-8', 'replace').strip()[:300]}")
+    log.warning("cannot play the announcement here: audio player %s %s; the WAV is kept", player[0], problem)
+    return path

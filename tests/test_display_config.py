@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -78,3 +79,53 @@ def test_say_writes_the_announcement_and_prints_what_it_says(tmp_path: Path) -> 
     assert "vi: Mời số A015 đến quầy số 5  [spoken: Mời số a không trăm mười lăm đến quầy số năm]" in result.stdout
     with wave.open(str(out)) as wav:
         assert wav.getnframes() / wav.getframerate() > 2.0
+
+
+def _say_here(tmp_path: Path, player: str) -> tuple[subprocess.CompletedProcess[str], Path, Path]:
+    """``say A015 5`` without ``--out``, run in an empty directory with its own TMPDIR: (result, cwd, tmpdir)."""
+    here, tmp = tmp_path / "here", tmp_path / "tmp"
+    here.mkdir()
+    tmp.mkdir()
+    text = (FIXTURES / "display.toml").read_text(encoding="utf-8")
+    config = tmp_path / "display.toml"
+    config.write_text(text.replace("gap_s = 0.3\n", f"gap_s = 0.3\nplayer = {player}\n"), encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "display", "say", "--config", str(config), "A015", "5"],
+                            capture_output=True, text=True, cwd=here, timeout=30, check=False,
+                            env={**os.environ, "TMPDIR": str(tmp)})
+    return result, here, tmp
+
+
+def _seconds(path: Path) -> float:
+    with wave.open(str(path)) as wav:
+        return float(wav.getnframes() / wav.getframerate())
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_say_without_out_plays_with_the_configured_player_and_leaves_no_file(tmp_path: Path) -> None:
+    played = tmp_path / "played"
+    played.mkdir()
+    result, here, tmp = _say_here(tmp_path, f'["cp", "-t", "{played}"]')  # cp -t DIR FILE: the "player"
+    assert result.returncode == 0, result.stderr
+    assert "played with cp:" in result.stdout
+    assert _seconds(played / "announcement.wav") > 2.0
+    assert not any(here.iterdir()) and not any(tmp.iterdir())
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_say_without_a_player_keeps_the_wav_in_a_temporary_directory_and_prints_it(tmp_path: Path) -> None:
+    result, here, tmp = _say_here(tmp_path, '["hallq-no-such-player"]')
+    assert result.returncode == 0, result.stderr
+    kept = Path(result.stdout.splitlines()[-1].rsplit(": ", 1)[0])
+    assert kept.parent.parent == tmp and _seconds(kept) > 2.0
+    assert "audio player hallq-no-such-player is not installed" in result.stderr
+    assert not any(here.iterdir())
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+def test_say_keeps_the_wav_when_the_player_fails(tmp_path: Path) -> None:
+    result, here, tmp = _say_here(tmp_path, '["false"]')
+    assert result.returncode == 0, result.stderr
+    kept = Path(result.stdout.splitlines()[-1].rsplit(": ", 1)[0])
+    assert kept.parent.parent == tmp and kept.is_file()
+    assert "audio player false failed status=1" in result.stderr
+    assert not any(here.iterdir())
