@@ -35,6 +35,7 @@ SAMPLE_RATE: Final = 22_050
 SAMPLE_WIDTH: Final = 2
 CHANNELS: Final = 1
 ESPEAK_TIMEOUT_S: Final = 10.0
+TAIL_S: Final = 0.15  # players cut the last few ms; the voice must not lose its final word
 
 
 class AudioError(HallqError, RuntimeError):
@@ -78,6 +79,10 @@ def wav_duration_s(data: bytes) -> float:
     """Length of a WAV file in seconds, read from its header and frame count."""
     with wave.open(io.BytesIO(data), "rb") as source:
         return source.getnframes() / source.getframerate()
+
+
+def pcm_duration_s(pcm: bytes) -> float:
+    return len(pcm) / (SAMPLE_WIDTH * CHANNELS * SAMPLE_RATE)
 
 
 def silence(seconds: float) -> bytes:
@@ -192,14 +197,25 @@ class AnnouncementMaker:
             log.debug("no clips for every word of %r; using espeak-ng", utterance.spoken)
         return espeak_pcm(utterance.spoken, voice=settings.voices[utterance.language], speed_wpm=settings.speed_wpm)
 
-    def make(self, utterances: list[Utterance]) -> Clip:
-        """The whole announcement. Raises AudioError if a sentence cannot be spoken."""
+    @property
+    def chime_s(self) -> float:
+        """Length of the chime that opens a segment (0 when the chime is off)."""
+        return pcm_duration_s(self._chime)
+
+    def compose(self, sentences: list[bytes], *, chime: bool) -> Clip:
+        """One segment's WAV: the chime and a pause (if ``chime``), the sentences with a pause between two,
+        and a short tail; the layout ``display.announcer.Announcer`` assumes for its offsets."""
         pause = silence(self.settings.pause_s)
-        parts = [self._chime, pause] if self._chime else []
-        for i, utterance in enumerate(utterances):
+        parts = [self._chime, pause] if chime and self._chime else []
+        for i, sentence in enumerate(sentences):
             if i:
                 parts.append(pause)
-            parts.append(self.sentence_pcm(utterance))
-        parts.append(silence(0.15))  # players cut the last few ms; the voice must not lose its final word
+            parts.append(sentence)
+        parts.append(silence(TAIL_S))
         wav = pcm_to_wav(scale(b"".join(parts), self.settings.volume_pct))
         return Clip(wav=wav, duration_s=wav_duration_s(wav))
+
+    def make(self, utterances: list[Utterance]) -> Clip:
+        """A whole announcement (chime, then every sentence). Raises AudioError if a sentence cannot be
+        spoken."""
+        return self.compose([self.sentence_pcm(u) for u in utterances], chime=True)

@@ -13,7 +13,7 @@ from typing import Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from display.audio import AudioError, ClipLibrary, VoiceSettings
-from display.speech import DEFAULT_TEMPLATES, Language, Utterance, announcement_texts
+from display.speech import DEFAULT_MORE_TEMPLATES, DEFAULT_TEMPLATES, Language, Utterance, announcement_texts
 from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt
 from hallq.mqtt import BrokerSettings, parse_address
 
@@ -28,12 +28,14 @@ class AnnounceConfig:
     languages: tuple[Language, ...]
     voices: dict[str, str]
     templates: dict[Language, str]
+    more_templates: dict[Language, str]
     odd_word: str
     speed_wpm: int
     volume_pct: int
     chime: bool
     gap_s: float
     max_call_age_s: float
+    max_lag_s: float
     clips: ClipLibrary | None
     player: tuple[str, ...]
 
@@ -42,10 +44,12 @@ class AnnounceConfig:
         return VoiceSettings(voices=self.voices, speed_wpm=self.speed_wpm, volume_pct=self.volume_pct,
                              chime=self.chime, clips=self.clips)
 
-    def texts(self, *, number: str, counter: str) -> list[Utterance]:
-        """The words announcing ``number`` at ``counter``, in each configured language."""
+    def texts(self, *, number: str, counter: str, more: bool = False) -> list[Utterance]:
+        """The words announcing ``number`` at ``counter``, in each configured language; ``more``: the form
+        that follows another call under the same chime ("số B003 đến quầy số 2")."""
         return announcement_texts(number=number, counter=counter, languages=self.languages,
-                                  templates=self.templates, odd_word=self.odd_word)
+                                  templates=self.more_templates if more else self.templates,
+                                  odd_word=self.odd_word)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,19 +119,22 @@ def _announce(table: Table, screen_languages: tuple[Language, ...]) -> AnnounceC
         raise table.error("voice_vi", f"must be one of {', '.join(VI_VOICES)}; got {voice_vi!r}")
     voice_en = table.text("voice_en", "en")
     templates: dict[Language, str] = {}
+    more_templates: dict[Language, str] = {}
     for language in LANGUAGES:
-        key = f"template_{language}"
-        template = table.text(key, DEFAULT_TEMPLATES[language])
-        try:
-            template.format(number="A001", counter="1")
-        except (KeyError, IndexError, ValueError):
-            raise table.error(key, "may only use the fields {number} and {counter}") from None
-        templates[language] = template
+        for key, defaults, into in ((f"template_{language}", DEFAULT_TEMPLATES, templates),
+                                    (f"template_more_{language}", DEFAULT_MORE_TEMPLATES, more_templates)):
+            template = table.text(key, defaults[language])
+            try:
+                template.format(number="A001", counter="1")
+            except (KeyError, IndexError, ValueError):
+                raise table.error(key, "may only use the fields {number} and {counter}") from None
+            into[language] = template
     speed_wpm = table.integer("speed_wpm", 140, minimum=80, maximum=300)
     volume_pct = table.integer("volume", 100, minimum=0, maximum=100)
     chime = table.boolean("chime", True)
     gap_s = table.number("gap_s", 0.8, minimum=0.0, maximum=10.0)
     max_call_age_s = table.number("max_call_age_s", 60.0, minimum=1.0, maximum=3600.0)
+    max_lag_s = table.number("max_lag_s", 10.0, minimum=5.0, maximum=120.0)
     clips_dir = table.opt_text("clips_dir")
     clips = None
     if clips_dir is not None:
@@ -147,6 +154,8 @@ def _announce(table: Table, screen_languages: tuple[Language, ...]) -> AnnounceC
         raise table.error("player", f"{player[0]} is not installed (Debian: apt-get install alsa-utils for aplay)")
     return AnnounceConfig(enabled=enabled, output=output, languages=languages,
                           voices={"vi": voice_vi, "en": voice_en}, templates=templates,
+                          more_templates=more_templates,
                           odd_word="lẻ" if voice_vi == "vi-vn-x-south" else "linh", speed_wpm=speed_wpm,
                           volume_pct=volume_pct, chime=chime, gap_s=gap_s, max_call_age_s=max_call_age_s,
+                          max_lag_s=max_lag_s,
                           clips=clips, player=player)

@@ -14,15 +14,13 @@ was down (they are on the board, but are not announced late). The first board se
 the calls it lists are never announced. A call older than ``max_call_age_s`` is shown but not announced.
 A recall is a new call with a new seq, so it flashes and is announced again.
 
-``AnnouncementQueue`` plays announcements one after the other: one starts only when the previous one's
-measured duration (plus ``gap_s``) has passed, or when the player reported it finished. Nothing here reads
-a clock or does I/O; callers pass ``now`` (an aware datetime) and ``now_s`` (a monotonic clock).
+What is said, and when, is decided by ``display.announcer.Announcer``. Nothing here reads a clock or does
+I/O; callers pass ``now`` (an aware datetime).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
@@ -163,58 +161,3 @@ def _service_obj(service: BoardService, primary: Language, secondary: Language |
     return {"service": service.service, "primary": names[primary],
             "secondary": names[secondary] if secondary else None,
             "regular": service.regular, "priority": service.priority, "total": service.regular + service.priority}
-
-
-# --- announcements -------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class Announcement:
-    """One announcement ready to play: its call, the sentences and the audio's measured length."""
-
-    seq: int
-    number: str
-    counter: str
-    recall: bool
-    texts: tuple[str, ...]
-    duration_s: float
-    audio_id: str
-
-
-@dataclass(slots=True)
-class AnnouncementQueue:
-    """Plays announcements strictly one after another, in arrival order.
-
-    ``due(now_s)`` returns the next announcement to start, or ``None`` while one is still playing (its
-    duration plus ``gap_s`` has not passed) or nothing waits. ``finished(now_s)`` ends the current one
-    early or late when a player reports the real end. At most ``max_waiting`` wait; beyond that the oldest
-    is dropped (a call announced minutes late helps nobody).
-    """
-
-    gap_s: float = 0.8
-    max_waiting: int = 12
-    waiting: deque[Announcement] = field(default_factory=deque)
-    free_at_s: float = float("-inf")
-    dropped: int = 0
-
-    def push(self, item: Announcement) -> None:
-        self.waiting.append(item)
-        while len(self.waiting) > self.max_waiting:
-            self.waiting.popleft()
-            self.dropped += 1
-
-    def due(self, now_s: float) -> Announcement | None:
-        if now_s < self.free_at_s or not self.waiting:
-            return None
-        item = self.waiting.popleft()
-        self.free_at_s = now_s + item.duration_s + self.gap_s
-        return item
-
-    def finished(self, now_s: float) -> None:
-        """The player says the current announcement ended at ``now_s``: the next may start after the gap."""
-        self.free_at_s = now_s + self.gap_s
-
-    def next_wakeup_s(self, now_s: float) -> float | None:
-        """When ``due()`` may next return something (``None``: only after a ``push``)."""
-        if not self.waiting:
-            return None
-        return max(now_s, self.free_at_s)

@@ -7,9 +7,11 @@ paho's thread only hands items to the event loop (``LoopInbox``). The loop:
 
 * ``_consume``: decodes each message at the boundary, lets the core update, pushes ``screen`` (and for a
   new call ``call``) to every page, and queues calls to announce;
-* ``_make_audio``: turns each call into one WAV (espeak-ng in a worker thread, one at a time, in order);
-* ``_play``: starts announcements strictly one after another (``AnnouncementQueue``): in the page (the
-  ``announce`` event; the browser fetches the WAV) or on this machine's output (``[announce] player``);
+* ``_make_audio``: speaks each call's sentences into PCM (espeak-ng in a worker thread, one call at a time,
+  in order): the lead and the merged form of the first language, and the second language's sentence;
+* ``_play``: asks the planner (``display.announcer.Announcer``) what to say now, logs what it skips, and
+  plays each segment strictly after the previous one: in the page (the ``announce`` event; the browser
+  fetches the WAV) or on this machine's output (``[announce] player``);
 * ``_heartbeat``: ``READY=1`` once listening and connected, ``WATCHDOG=1`` while the loop runs.
 """
 
@@ -23,15 +25,19 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from display.audio import AnnouncementMaker, AudioError, Clip
+from display.announcer import SKIP_REASONS, Announcer, PendingCall, Segment
+from display.audio import AnnouncementMaker, AudioError, Clip, pcm_duration_s
 from display.config import DisplayConfig
-from display.core import Announcement, AnnouncementQueue, DisplayCore
+from display.core import DisplayCore
 from display.web import AudioStore, Hub, make_app
 from hallq import systemd, wire
 from hallq.errors import PayloadError
@@ -42,6 +48,17 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 1.0
 PLAYER_SLACK_S = 5.0
+SPEECH_KEEP = 64  # calls whose sentences are kept until spoken or skipped (far more than can wait)
+
+
+@dataclass(frozen=True, slots=True)
+class CallSpeech:
+    """One call's sentences as PCM: ``lead`` and ``more`` in the first language, ``second`` (if spoken)."""
+
+    texts: tuple[str, ...]
+    lead: bytes
+    more: bytes
+    second: bytes | None
 
 
 class LoopInbox(queue.Queue[Any]):
@@ -95,10 +112,13 @@ class DisplayService:
                                 max_call_age_s=announce.max_call_age_s, announce=announce.enabled)
         self.hub = Hub()
         self.audio = AudioStore()
-        self.maker = AnnouncementMaker(announce.voice_settings())
-        self.announcements = AnnouncementQueue(gap_s=announce.gap_s)
+        settings = announce.voice_settings()
+        self.maker = AnnouncementMaker(settings)
+        self.voice = Announcer(max_lag_s=announce.max_lag_s, gap_s=announce.gap_s, pause_s=settings.pause_s,
+                               chime_s=self.maker.chime_s)
+        self.speech: OrderedDict[int, CallSpeech] = OrderedDict()
         self.player = LocalPlayer(announce.player)
-        self._to_make: asyncio.Queue[wire.Call] = asyncio.Queue()
+        self._to_make: asyncio.Queue[tuple[wire.Call, float]] = asyncio.Queue()
         self._wake = asyncio.Event()
         self.link: MqttLink | None = None
 
@@ -189,60 +209,98 @@ class DisplayService:
                                   "flash_s": self.config.flash_s})
         log.info("%s ticket=%s counter=%s seq=%d announce=%s", "recall" if call.recall else "call", call.number,
                  call.counter, call.seq, outcome.announce)
+        self.voice.seen(counter=call.counter, seq=call.seq)
         if outcome.announce:
-            self._to_make.put_nowait(call)
+            self._to_make.put_nowait((call, asyncio.get_running_loop().time()))
 
     # --- announcements ----------------------------------------------------------------------------------------
 
     async def _make_audio(self) -> None:
         loop = asyncio.get_running_loop()
-        announce = self.config.announce
         while True:
-            call = await self._to_make.get()
-            utterances = announce.texts(number=call.number, counter=call.counter)
+            call, arrived_s = await self._to_make.get()
             started = time.perf_counter()
             try:
-                clip = await loop.run_in_executor(None, self.maker.make, utterances)
+                speech = await loop.run_in_executor(None, self._speak, call)
             except AudioError as exc:
                 log.error("cannot make the announcement ticket=%s counter=%s: %s", call.number, call.counter, exc)
                 continue
-            audio_id = f"{call.seq}-{call.number}"
-            self.audio.put(audio_id, clip.wav)
-            log.debug("announcement ready ticket=%s seq=%d duration_s=%.2f made_in_ms=%.0f", call.number, call.seq,
-                      clip.duration_s, (time.perf_counter() - started) * 1000)
-            self.announcements.push(Announcement(seq=call.seq, number=call.number, counter=call.counter,
-                                                 recall=call.recall, texts=tuple(u.text for u in utterances),
-                                                 duration_s=clip.duration_s, audio_id=audio_id))
+            self.speech[call.seq] = speech
+            while len(self.speech) > SPEECH_KEEP:
+                self.speech.popitem(last=False)
+            log.debug("speech ready ticket=%s seq=%d made_in_ms=%.0f", call.number, call.seq,
+                      (time.perf_counter() - started) * 1000)
+            self.voice.push(PendingCall(
+                seq=call.seq, number=call.number, counter=call.counter, recall=call.recall, arrived_s=arrived_s,
+                lead_s=pcm_duration_s(speech.lead), more_s=pcm_duration_s(speech.more),
+                second_s=None if speech.second is None else pcm_duration_s(speech.second)))
             self._wake.set()
+
+    def _speak(self, call: wire.Call) -> CallSpeech:
+        """Every sentence the planner may ask for this call (worker thread: espeak-ng takes ~20 ms each)."""
+        announce = self.config.announce
+        lead = announce.texts(number=call.number, counter=call.counter)
+        more = announce.texts(number=call.number, counter=call.counter, more=True)
+        say = self.maker.sentence_pcm
+        return CallSpeech(texts=tuple(u.text for u in lead), lead=say(lead[0]), more=say(more[0]),
+                          second=say(lead[1]) if len(lead) > 1 else None)
 
     async def _play(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             self._wake.clear()
             now = loop.time()
-            item = self.announcements.due(now)
-            if item is not None:
-                await self._start(item)
+            plan = self.voice.due(now)
+            if plan is not None:
+                for skip in plan.skipped:
+                    call = skip.call
+                    log.info("not announced ticket=%s counter=%s seq=%d reason=%s (%s)", call.number, call.counter,
+                             call.seq, skip.reason, SKIP_REASONS[skip.reason])
+                if plan.segment is not None:
+                    await self._start(plan.segment)
                 continue
-            wake_at = self.announcements.next_wakeup_s(now)
+            wake_at = self.voice.next_wakeup_s(now)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), None if wake_at is None else max(0.0, wake_at - now))
 
-    async def _start(self, item: Announcement) -> None:
-        log.info("announcing ticket=%s counter=%s seq=%d recall=%s duration_s=%.1f output=%s", item.number,
-                 item.counter, item.seq, item.recall, item.duration_s, self.config.announce.output)
-        if self.config.announce.output == "page":
-            self.hub.publish("announce", {"seq": item.seq, "number": item.number, "counter": item.counter,
-                                          "recall": item.recall, "texts": list(item.texts),
-                                          "duration_s": item.duration_s, "url": f"/audio/{item.audio_id}.wav"})
-            return
-        wav = self.audio.get(item.audio_id)
-        if wav is None:
-            return
+    async def _start(self, segment: Segment) -> None:
         loop = asyncio.get_running_loop()
-        # The queue waits for the player itself: a slow audio device must not make two announcements overlap.
-        await loop.run_in_executor(None, self.player.play, Clip(wav=wav, duration_s=item.duration_s))
-        self.announcements.finished(loop.time())
+        sentences: list[bytes] = []
+        texts: list[str] = []
+        for part in segment.parts:
+            speech = self.speech.get(part.call.seq)
+            if speech is None:  # cannot happen while SPEECH_KEEP exceeds what may wait; never play a gap
+                log.error("speech lost ticket=%s seq=%d; segment dropped", part.call.number, part.call.seq)
+                self.voice.finished(loop.time())
+                return
+            if part.voice == "second":
+                sentences.append(speech.second or b"")
+                texts.append(speech.texts[-1])
+            else:
+                sentences.append(speech.lead if part.form == "lead" else speech.more)
+                texts.append(speech.texts[0])
+        clip = await loop.run_in_executor(None, partial(self.maker.compose, sentences, chime=segment.chime))
+        first = segment.parts[0].call
+        audio_id = f"{first.seq}-{first.number}" + ("-2" if segment.parts[0].voice == "second" else "")
+        self.audio.put(audio_id, clip.wav)
+        output = self.config.announce.output
+        # The lag is measured when the audio leaves for the player: composing it is part of what a citizen waits.
+        begun = loop.time()
+        for i, part in enumerate(segment.parts, start=1):
+            call = part.call
+            log.info("announcing ticket=%s counter=%s seq=%d recall=%s voice=%s part=%d/%d lag_s=%.2f "
+                     "duration_s=%.1f output=%s", call.number, call.counter, call.seq, call.recall, part.voice, i,
+                     len(segment.parts), begun + part.offset_s - call.arrived_s, clip.duration_s, output)
+        if output == "page":
+            self.hub.publish("announce", {"seq": first.seq, "number": first.number, "counter": first.counter,
+                                          "recall": first.recall, "texts": texts,
+                                          "calls": [{"seq": p.call.seq, "number": p.call.number,
+                                                     "counter": p.call.counter} for p in segment.parts],
+                                          "duration_s": clip.duration_s, "url": f"/audio/{audio_id}.wav"})
+            return
+        # The planner waits for the player itself: a slow audio device must not make two segments overlap.
+        await loop.run_in_executor(None, self.player.play, clip)
+        self.voice.finished(loop.time())
 
     # --- systemd ----------------------------------------------------------------------------------------------
 

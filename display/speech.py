@@ -37,6 +37,11 @@ DEFAULT_TEMPLATES: Final[dict[Language, str]] = {
     "vi": "Mời số {number} đến quầy số {counter}",
     "en": "Number {number}, please go to counter {counter}.",
 }
+# The same call when it follows another under one chime: "Mời số A015 đến quầy số 5, số B003 đến quầy số 2".
+DEFAULT_MORE_TEMPLATES: Final[dict[Language, str]] = {
+    "vi": "số {number} đến quầy số {counter}",
+    "en": "number {number}, counter {counter}.",
+}
 
 
 def _tens_and_units_vi(value: int, *, after_hundreds: bool, odd_word: str) -> list[str]:

@@ -121,6 +121,7 @@ def test_recall_flashes_again_and_announcements_play_one_after_another(
     kiosk.open(display.url)
     kiosk.wait_for("() => window.hallq.screens > 0 && !document.body.classList.contains('waiting-board')")
     probe.command("2", "next")
+    kiosk.wait_for("() => window.hallq.played.length >= 1")
     probe.command("2", "recall")
     kiosk.wait_for("() => document.getElementById('newest').classList.contains('recall')")
     assert kiosk.wait_for("() => window.hallq.flashed.length >= 2 && window.hallq.flashed") == [1, 2]

@@ -1,14 +1,10 @@
-"""The display's pure core: board and calls to the screen model; the announcement queue never overlaps."""
+"""The display's pure core: board and calls to the screen model."""
 
 from __future__ import annotations
 
-import itertools
 from datetime import datetime, timedelta, timezone
 
-from hypothesis import example, given, settings
-from hypothesis import strategies as st
-
-from display.core import Announcement, AnnouncementQueue, DisplayCore
+from display.core import DisplayCore
 from hallq.wire import Board, BoardCounter, BoardService, Call
 
 T0 = datetime(2026, 11, 27, 8, 15, 0, tzinfo=timezone(timedelta(hours=7)))
@@ -118,69 +114,3 @@ def test_announcements_off_still_flash() -> None:
     core.on_board(_board(0))
     outcome = core.on_call(_call(1, "A001"), now=T0)
     assert outcome.flash and not outcome.announce
-
-
-def _item(seq: int, duration_s: float) -> Announcement:
-    return Announcement(seq=seq, number=f"A{seq:03d}", counter="1", recall=False, texts=(), duration_s=duration_s,
-                        audio_id=str(seq))
-
-
-def test_second_announcement_waits_for_the_first_and_the_gap() -> None:
-    queue = AnnouncementQueue(gap_s=0.5)
-    queue.push(_item(1, 3.0))
-    queue.push(_item(2, 3.0))
-    assert queue.due(10.0) == _item(1, 3.0)
-    assert queue.due(13.4) is None
-    assert queue.next_wakeup_s(13.4) == 13.5
-    assert queue.due(13.5) == _item(2, 3.0)
-
-
-def test_player_reporting_the_end_moves_the_queue() -> None:
-    queue = AnnouncementQueue(gap_s=0.5)
-    queue.push(_item(1, 3.0))
-    queue.push(_item(2, 3.0))
-    queue.due(0.0)
-    queue.finished(4.0)  # the device took longer than the file's length
-    assert queue.due(4.4) is None and queue.due(4.5) == _item(2, 3.0)
-
-
-def test_too_many_waiting_drops_the_oldest() -> None:
-    queue = AnnouncementQueue(max_waiting=2)
-    for seq in (1, 2, 3):
-        queue.push(_item(seq, 1.0))
-    assert queue.dropped == 1
-    assert [item.seq for item in queue.waiting] == [2, 3]
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.floats(0, 30), st.floats(0.5, 12)), min_size=1, max_size=15), st.floats(0, 2),
-       st.integers(1, 12))
-@example(arrivals=[(0.0, 1.0)] * 13, gap_s=0.0, max_waiting=12)  # one more than may wait: the first is dropped
-def test_announcements_never_overlap_and_keep_their_order(arrivals: list[tuple[float, float]], gap_s: float,
-                                                          max_waiting: int) -> None:
-    """Each announcement starts after the previous one's length and gap, in arrival order; one is skipped only
-    when more than ``max_waiting`` wait, and then it is the oldest waiting."""
-    queue = AnnouncementQueue(gap_s=gap_s, max_waiting=max_waiting)
-    events = sorted((at, seq, duration) for seq, (at, duration) in enumerate(arrivals))
-    started: list[tuple[float, Announcement]] = []
-    dropped: list[int] = []
-    now, pending = 0.0, list(events)
-    while pending or queue.waiting:
-        while pending and pending[0][0] <= now:
-            _, seq, duration = pending.pop(0)
-            oldest, full = queue.waiting[0].seq if queue.waiting else None, len(queue.waiting) == max_waiting
-            queue.push(_item(seq, duration))
-            if queue.dropped > len(dropped):
-                assert full and oldest is not None
-                dropped.append(oldest)
-        item = queue.due(now)
-        if item is not None:
-            started.append((now, item))
-            continue
-        candidates = [t for t in (queue.next_wakeup_s(now), pending[0][0] if pending else None) if t is not None]
-        now = max(now, min(candidates))
-    arrival_order = [seq for _, seq, _ in events]
-    assert [item.seq for _, item in started] == [seq for seq in arrival_order if seq not in dropped]
-    assert queue.dropped == len(dropped)
-    for (start_a, a), (start_b, _) in itertools.pairwise(started):
-        assert start_b >= start_a + a.duration_s + gap_s - 1e-9
