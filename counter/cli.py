@@ -1,8 +1,11 @@
 """Command line of a counter.
 
-    python -m counter --config FILE [--broker HOST:PORT]                        the keypad (Raspberry Pi)
-    python -m counter console --config FILE [--broker HOST:PORT] [--log-file F] the clerk's terminal UI
-    python -m counter check --config FILE                                       validate and exit
+    hallq-counter --config FILE [--broker HOST:PORT]                        the keypad (Raspberry Pi)
+    hallq-counter console --config FILE [--broker HOST:PORT] [--log-file F] the clerk's terminal UI
+    hallq-counter check --config FILE                                       validate and exit
+
+(``hallq-counter`` is the console script in the virtual environment's ``bin``; ``python -m counter`` with that
+environment's Python is the same program.)
 
 Exit status: 0 after a clean stop, 78 for a bad config, 69 (EX_UNAVAILABLE) when the keypad's GPIO pins are
 unavailable (no pin factory works on this machine, a pin in use or missing): one readable line each, never a

@@ -1,8 +1,11 @@
 """Command line of the hall display.
 
-    python -m display --config FILE [--broker HOST:PORT] [--listen HOST:PORT]   serve the page
-    python -m display check --config FILE                                       validate and exit
-    python -m display say --config FILE A015 5 [--out FILE.wav]                 hear one announcement
+    hallq-display --config FILE [--broker HOST:PORT] [--listen HOST:PORT]   serve the page
+    hallq-display check --config FILE                                       validate and exit
+    hallq-display say --config FILE A015 5 [--out FILE.wav]                 hear one announcement
+
+(``hallq-display`` is the console script in the virtual environment's ``bin``; ``python -m display`` with that
+environment's Python is the same program.)
 
 ``say`` plays the announcement with ``[announce] player`` (``aplay -q``) on this machine's audio output; where
 that player is missing or fails, it keeps the WAV in a new temporary directory and prints its path (never in
