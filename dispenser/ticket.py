@@ -16,7 +16,6 @@ printer, so after the reply only the body is drawn.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -35,6 +34,22 @@ DEFAULT_BOLD_FONT: Final = FONT_DIR / "DejaVuSans-Bold.ttf"
 PAPER_DOTS: Final = {58: 384, 80: 576}
 NUMBER_SIZE_STEP: Final = 4
 QR_FIELDS: Final = ("ticket_id", "number", "service", "hall", "dispenser")
+# A phone reads a code from a thermal print reliably from about 20 mm across (160 dots at 203 dpi, the
+# resolution of 58 and 80 mm printers alike) with modules of several dots: a one- or two-dot module spreads
+# or fades on thermal paper. The quiet zone is the standard's four modules on every side.
+QR_MIN_DOTS: Final = 160
+QR_MIN_MODULE_DOTS: Final = 3
+QR_QUIET_MODULES: Final = 4
+# Breaking a line after these reads as a pause; the value is how strongly such a break is preferred over one
+# between two words (in Vietnamese a space separates syllables, and a break there may split a word).
+PAUSE_AFTER: Final = {".": 0.5, "!": 0.5, "?": 0.5, "/": 0.5, "—": 0.5, "–": 0.5, "-": 0.5, "·": 0.5, ":": 0.3,
+                      ";": 0.3, ",": 0.25, ")": 0.2}
+LONE_LAST_WORD_COST: Final = 4.0  # one word (one syllable, in Vietnamese) alone on a text's last line
+LONE_WORD_COST: Final = 0.5  # one word alone on an earlier line
+WORD_SPLIT_COST: Final = 0.15  # a break that may split a Vietnamese word (see _break_costs)
+LINKING_WORDS_VI: Final = frozenset({"và", "hoặc", "của", "các", "những", "cho", "với", "tại", "từ", "theo", "về",
+                                      "trong", "để", "đến"})
+PAREN_MAX_WORDS: Final = 4  # a parenthesised phrase up to this long stays on one line: "(ưu tiên)"
 
 CATEGORY_VI: Final = {"elderly": "Người cao tuổi", "disability": "Người khuyết tật", "pregnant": "Phụ nữ mang thai",
                       "child": "Trẻ em", "other": ""}
@@ -69,6 +84,16 @@ class TicketLayout:
 @lru_cache(maxsize=64)
 def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size)
+
+
+def qr_module_dots(modules: int, *, width_dots: int) -> int:
+    """Dots per module (whole dots keep the code sharp) for a code ``modules`` wide: at least ``QR_MIN_DOTS``
+    across and ``QR_MIN_MODULE_DOTS`` a module, and about a third of the paper where that is more (80 mm
+    paper); fewer only where the code and its quiet zone would not fit on the paper."""
+    box = max(-(-QR_MIN_DOTS // modules), round(width_dots / 3 / modules), QR_MIN_MODULE_DOTS)
+    while box > 1 and (modules + 2 * QR_QUIET_MODULES) * box > width_dots:
+        box -= 1
+    return box
 
 
 def format_wait(seconds: int, *, english: bool) -> str:
@@ -123,8 +148,10 @@ class TicketRenderer:
             blocks += [self._spacer(4), self._priority_mark(ticket.category), self._spacer(8)]
         blocks.append(self._wait(ticket))
         if self.layout.qr:
-            blocks += [self._spacer(8), self._qr(self.qr_content(ticket))]
-        blocks += [self._spacer(6), self._lines([self._moment(ticket.issued_at)], bold=True, size=self.size_text)]
+            blocks.append(self._qr(self.qr_content(ticket)))
+        else:
+            blocks.append(self._spacer(6))
+        blocks.append(self._lines([self._moment(ticket.issued_at)], bold=True, size=self.size_text))
         return _stack(blocks, self.width)
 
     def qr_content(self, ticket: TicketInfo) -> str:
@@ -183,11 +210,12 @@ class TicketRenderer:
         block.paste(logo, ((self.width - logo.width) // 2, 0))
         return block.convert("1")  # Floyd-Steinberg: a photo or shaded logo keeps its tones on a 1-bit printer
 
-    def _lines(self, texts: list[str], *, bold: bool, size: int, invert: bool = False) -> Image.Image:
-        """Centred text, wrapped to the paper; each text starts a new line."""
+    def _lines(self, texts: list[str], *, bold: bool, size: int, invert: bool = False,
+               wrap_dots: int | None = None) -> Image.Image:
+        """Centred text, wrapped to the paper (or ``wrap_dots``); each text starts a new line."""
         font = _font(self.layout.font_bold if bold else self.layout.font, size)
         rendered = [_text_line(line, font, self.width, invert=invert)
-                    for text in texts for line in _wrap(nfc(text), font, self.inner)]
+                    for text in texts for line in wrap(nfc(text), font, wrap_dots or self.inner)]
         return _stack(rendered, self.width, background=0 if invert else 255)
 
     def _number(self, number: str) -> Image.Image:
@@ -218,8 +246,9 @@ class TicketRenderer:
             vi = f"{vi} · {CATEGORY_VI[category]}"
             en = f"{en} · {CATEGORY_EN[category]}"
         lines = [vi] + ([en] if self.layout.english else [])
+        # Wrapped inside the black box with a few dots of black either side of the text.
         inner = self._lines(lines, bold=True, size=self.size_mark if not self.layout.english else self.size_text,
-                            invert=True)
+                            invert=True, wrap_dots=self.inner - 16)
         framed = Image.new("1", (self.width, inner.height + 12), 1)
         ImageDraw.Draw(framed).rectangle((self.margin, 0, self.width - self.margin - 1, framed.height - 1), fill=0)
         framed.paste(inner.crop((self.margin + 4, 0, self.width - self.margin - 4, inner.height)),
@@ -238,19 +267,19 @@ class TicketRenderer:
         return self._lines(texts, bold=False, size=self.size_text)
 
     def _qr(self, content: str) -> Image.Image:
+        """The code centred, with its quiet zone of white above and below (beside it the paper is white)."""
         # A fixed mask: searching the best of eight costs ~25 ms of the 20 ms budget, and every mask is valid.
-        code = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=4)
+        code = qrcode.QRCode(border=0, error_correction=qrcode.constants.ERROR_CORRECT_M, mask_pattern=4)
         code.add_data(content)
         code.make(fit=True)
-        modules = code.modules_count + 4
-        # Whole dots per module keep the code sharp; about a third of the paper is easy to scan.
-        box = max(2, (self.width * 2 // 5) // modules)
         matrix = code.get_matrix()
+        box = qr_module_dots(len(matrix), width_dots=self.width)
         image = Image.new("1", (len(matrix), len(matrix)), 1)
         image.putdata([0 if dark else 1 for row in matrix for dark in row])
         image = image.resize((image.width * box, image.height * box), Image.Resampling.NEAREST)
-        block = Image.new("1", (self.width, image.height), 1)
-        block.paste(image, ((self.width - image.width) // 2, 0))
+        quiet = QR_QUIET_MODULES * box
+        block = Image.new("1", (self.width, image.height + 2 * quiet), 1)
+        block.paste(image, ((self.width - image.width) // 2, quiet))
         return block
 
     def _moment(self, moment: datetime) -> str:
@@ -286,34 +315,125 @@ def _text_line(text: str, font: ImageFont.FreeTypeFont, width: int, *, invert: b
     return _threshold(block)
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
-    """Greedy word wrap by measured width; a word wider than the paper is broken by characters."""
-    if "\n" not in text and font.getlength(text) <= width:
+def wrap(text: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """``text`` in lines whose ink (``font.getbbox``) is at most ``width`` dots wide; each newline starts one.
+
+    A paragraph takes the fewest lines it can, and among those the breaks that make the lines even (the text
+    is centred), end lines at pauses (``/``, ``—``, ``.``, ``,``...), and leave no word alone on a line, the
+    last line above all, wherever another break allows: "Kiểm tra máy in" does not leave "in" by itself.
+    A parenthesised phrase of up to ``PAREN_MAX_WORDS`` words and a lone mark with the word before it
+    (``Đất đai -``) are never split. A word wider than the paper is broken between characters.
+    """
+    if "\n" not in text and _ink_width(font, text) <= width:
         return [text]  # the common case, measured once
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
-        current = ""
-        for word in paragraph.split():
-            candidate = f"{current} {word}" if current else word
-            if font.getlength(candidate) <= width:
-                current = candidate
-                continue
-            if current:
-                lines.append(current)
-            current = word
-            while font.getlength(current) > width:
-                cut = _fit_prefix(current, font.getlength, width)
-                lines.append(current[:cut])
-                current = current[cut:]
-        lines.append(current)
+        units = [piece for unit in _units(paragraph.split()) for piece in _fitting(unit, font, width)]
+        lines += _balanced(units, font, width) if units else [""]
     return lines
 
 
-def _fit_prefix(word: str, measure: Callable[[str], float], width: int) -> int:
-    cut = len(word)
-    while cut > 1 and measure(word[:cut]) > width:
-        cut -= 1
-    return cut
+def _ink_width(font: ImageFont.FreeTypeFont, text: str) -> float:
+    left, _, right, _ = font.getbbox(text)
+    return right - left
+
+
+def _units(words: list[str]) -> list[str]:
+    """The words, joined where a line must not break: a short parenthesised phrase, a mark and its word."""
+    units: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if not any(ch.isalnum() for ch in word) and units:
+            units[-1] = f"{units[-1]} {word}"  # "—", "-", "/": never at the start of a line
+            i += 1
+            continue
+        end = i + 1
+        if word.startswith("("):
+            close = next((k for k in range(i, min(i + PAREN_MAX_WORDS, len(words))) if words[k].endswith(")")),
+                         None)
+            if close is not None:
+                end = close + 1
+        units.append(" ".join(words[i:end]))
+        i = end
+    return units
+
+
+def _fitting(unit: str, font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """``unit`` as pieces that each fit: whole if it fits, else its words, a too-wide word cut by characters."""
+    if _ink_width(font, unit) <= width:
+        return [unit]
+    pieces: list[str] = []
+    for word in unit.split(" "):
+        rest = word
+        while _ink_width(font, rest) > width:
+            cut = len(rest)
+            while cut > 1 and _ink_width(font, rest[:cut]) > width:
+                cut -= 1
+            pieces.append(rest[:cut])
+            rest = rest[cut:]
+        pieces.append(rest)
+    return pieces
+
+
+def _balanced(units: list[str], font: ImageFont.FreeTypeFont, width: int) -> list[str]:
+    """The fewest lines, and among those the cheapest: even lines, the breaks of ``_break_costs``, no word
+    alone on a line where that can be helped. Each unit fits on a line by itself."""
+    n = len(units)
+    words = [sum(1 for word in unit.split() if any(ch.isalnum() for ch in word)) for unit in units]
+    after = _break_costs(units, words)
+    # best[i]: (lines, cost, end of the first line) of the best way to set units[i:]; compared as tuples,
+    # so fewer lines always win, and the cost decides between equally many.
+    best: list[tuple[int, float, int]] = [(0, 0.0, n)] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        choice: tuple[int, float, int] | None = None
+        for j in range(i + 1, n + 1):
+            ink = _ink_width(font, " ".join(units[i:j]))
+            if ink > width and j > i + 1:
+                break
+            cost = (1 - ink / width) ** 2  # the text is centred: the cost of a line is its empty share, squared
+            if sum(words[i:j]) == 1:
+                cost += LONE_LAST_WORD_COST if j == n else LONE_WORD_COST
+            lines, rest, _ = best[j]
+            candidate = (lines + 1, cost + rest + (after[j - 1] if j < n else 0.0), j)
+            if choice is None or candidate[:2] < choice[:2]:
+                choice = candidate
+        assert choice is not None  # units[i] alone always fits
+        best[i] = choice
+    setting: list[str] = []
+    i = 0
+    while i < n:
+        j = best[i][2]
+        setting.append(" ".join(units[i:j]))
+        i = j
+    return setting
+
+
+def _break_costs(units: list[str], words: list[int]) -> list[float]:
+    """What a line break after each unit adds: less at a pause; in Vietnamese, more after an odd syllable of
+    a phrase, since most words there are two syllables ("hành chính", "xã hội") and the break may split one.
+    A one-syllable linking word ("và", "của"...) is a word of its own: a break beside it splits nothing."""
+    vietnamese = any(_is_vietnamese_letter(ch) for unit in units for ch in unit)
+    costs: list[float] = []
+    syllables = 0  # since the phrase began
+    for k, (unit, count) in enumerate(zip(units, words, strict=True)):
+        syllables += count
+        pause = PAUSE_AFTER.get(unit[-1], 0.0)
+        linking = unit.lower() in LINKING_WORDS_VI
+        if linking or pause:
+            syllables = 0
+        if pause:
+            costs.append(-pause)
+        elif vietnamese and syllables % 2 and not (k + 1 < len(units) and units[k + 1].split()[0].lower()
+                                                   in LINKING_WORDS_VI):
+            costs.append(WORD_SPLIT_COST)
+        else:
+            costs.append(0.0)
+    return costs
+
+
+def _is_vietnamese_letter(ch: str) -> bool:
+    return ch in "đĐ" or (ch.isalpha() and not ch.isascii() and unicodedata.decomposition(ch) != "")
 
 
 def _stack(blocks: list[Image.Image], width: int, *, background: int = 255) -> Image.Image:

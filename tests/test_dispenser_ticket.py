@@ -13,17 +13,19 @@ from pathlib import Path
 
 import pytest
 from escpos.printer import Dummy, File
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageFont
 
 from dispenser.core import ButtonSpec
 from dispenser.printer import TicketJobs, _profile, build_job, read_job
 from dispenser.ticket import (
     DEFAULT_BOLD_FONT,
+    DEFAULT_FONT,
     PAPER_DOTS,
     TicketLayout,
     TicketRenderer,
     _threshold,
     format_wait,
+    wrap,
 )
 from hallq.wire import TicketInfo
 from tests.test_dispenser_helpers import PREVIEWS, decode_qr
@@ -246,3 +248,187 @@ def test_wait_is_said_in_minutes(seconds: int, vi: str, en: str) -> None:
 def test_a_too_narrow_paper_is_refused() -> None:
     with pytest.raises(ValueError, match="too narrow"):
         TicketRenderer(LAYOUT, width_dots=100)
+
+
+# --- line breaking ------------------------------------------------------------------------------------------------
+
+# Texts a ticket carries: service names short and long, with "(ưu tiên)", hall names, footers, the test ticket.
+TICKET_TEXTS = [
+    "IN THỬ — Kiểm tra máy in", "TEST PRINT — printer check", "Kiểm tra máy in",
+    "Đất đai - Xây dựng (ưu tiên)", "Hộ tịch (ưu tiên)", "Land and construction (priority)",
+    "Civil status registration (priority)", "Trung tâm Phục vụ hành chính công Quận 1",
+    "Trung tâm Phục vụ hành chính công Quận 1, Thành phố Hồ Chí Minh",
+    "Vui lòng chờ gọi số. Xin cảm ơn! / Please wait for your number. Thank you!",
+    "Cấp đổi giấy phép lái xe, đăng ký phương tiện giao thông (ưu tiên)",
+    "Bảo hiểm xã hội và bảo hiểm y tế (ưu tiên)", "Tư pháp - Hộ tịch - Chứng thực bản sao từ bản chính",
+    "ƯU TIÊN · Phụ nữ mang thai", "Chờ khoảng 1 giờ 20 phút", "Wait about 1 h 20 min",
+]
+FONTS = [(DEFAULT_BOLD_FONT, 30), (DEFAULT_BOLD_FONT, 42), (DEFAULT_FONT, 20), (DEFAULT_FONT, 24)]
+WIDTHS = range(140, 577, 16)  # the paper widths and everything narrower a label may be wrapped to
+
+
+def ink_width(font: ImageFont.FreeTypeFont, text: str) -> float:
+    left, _, right, _ = font.getbbox(text)
+    return right - left
+
+
+def words_in(text: str) -> int:
+    """Words, not marks: "Đất đai -" is two."""
+    return sum(1 for word in text.split() if any(ch.isalnum() for ch in word))
+
+
+def acceptable_breaks(words: list[str]) -> list[int]:
+    """Where a reader accepts a line break (before ``words[k]``): not inside a short parenthesised phrase such
+    as "(ưu tiên)", not before a lone mark ("—", "-")."""
+    refused = {k for k, word in enumerate(words) if not any(ch.isalnum() for ch in word)}
+    for k, word in enumerate(words):
+        close = next((m for m in range(k, min(k + 4, len(words))) if words[m].endswith(")")), None)
+        if word.startswith("(") and close is not None:
+            refused |= set(range(k + 1, close + 1))
+    return [k for k in range(1, len(words)) if k not in refused]
+
+
+def a_last_line_of_several_words_exists(text: str, font: ImageFont.FreeTypeFont, width: int, *, lines: int) -> bool:
+    """Whether ``text`` can be set in ``lines`` lines that fit, broken only where a reader accepts, with more than
+    one word on the last line."""
+    words = text.split()
+    cuts = [0, *acceptable_breaks(words), len(words)]
+    widths: dict[tuple[int, int], float] = {}
+
+    def fits(a: int, b: int) -> bool:
+        if (a, b) not in widths:
+            widths[a, b] = ink_width(font, " ".join(words[a:b]))
+        return widths[a, b] <= width
+
+    settings: dict[int, set[int]] = {0: {0}}  # cut → the numbers of lines words[:cut] can be set in
+    for b in cuts[1:]:
+        settings[b] = {count + 1 for a in cuts if a < b and fits(a, b) for count in settings[a]}
+    return any(lines - 1 in settings[m] and fits(m, len(words)) and words_in(" ".join(words[m:])) > 1
+               for m in cuts[:-1])
+
+
+def test_wrap_leaves_no_lone_word_on_the_last_line_when_another_break_would_not() -> None:
+    # Greedy wrapping set the test ticket's label on 80 mm paper as "IN THỬ — Kiểm tra máy" / "in".
+    assert a_last_line_of_several_words_exists("IN THỬ — Kiểm tra máy in", ImageFont.truetype(
+        str(DEFAULT_BOLD_FONT), 42), 560, lines=2)
+    for path, size in FONTS:
+        font = ImageFont.truetype(str(path), size)
+        for text in TICKET_TEXTS:
+            for width in WIDTHS:
+                lines = wrap(text, font, width)
+                if words_in(lines[-1]) == 1 and words_in(text) > 1:
+                    assert not a_last_line_of_several_words_exists(text, font, width, lines=len(lines)), (
+                        f"{lines} at {size} px in {width} dots: the last word could have had company")
+
+
+@pytest.mark.parametrize("paper_mm", [58, 80])
+def test_the_test_ticket_label_keeps_its_last_word_in_company(paper_mm: int) -> None:
+    renderer = TicketRenderer(LAYOUT, width_dots=PAPER_DOTS[paper_mm])
+    font = ImageFont.truetype(str(DEFAULT_BOLD_FONT), renderer.size_service)
+    lines = wrap("IN THỬ — Kiểm tra máy in", font, renderer.inner)
+    assert lines == ["IN THỬ —", "Kiểm tra máy in"]  # the pause ends the line; "in" is not left alone
+
+
+def test_a_parenthesised_short_phrase_is_never_split() -> None:
+    for path, size in FONTS:
+        font = ImageFont.truetype(str(path), size)
+        for text in [t for t in TICKET_TEXTS if "(ưu tiên)" in t]:
+            for width in WIDTHS:
+                if ink_width(font, "(ưu tiên)") <= width:
+                    lines = wrap(text, font, width)
+                    assert any("(ưu tiên)" in line for line in lines), f"{lines} in {width} dots"
+
+
+def test_wrap_keeps_the_text_in_order_and_breaks_only_a_word_wider_than_the_line() -> None:
+    for path, size in FONTS:
+        font = ImageFont.truetype(str(path), size)
+        for text in TICKET_TEXTS:
+            for width in WIDTHS:
+                lines = wrap(text, font, width)
+                assert "".join(lines).replace(" ", "") == text.replace(" ", "")
+                if all(ink_width(font, word) <= width for word in text.split()):
+                    assert " ".join(lines).split() == text.split()
+
+
+@pytest.mark.parametrize("paper_mm", [58, 80])
+def test_every_line_of_a_ticket_fits_the_paper_by_its_ink(paper_mm: int) -> None:
+    renderer = TicketRenderer(LAYOUT, width_dots=PAPER_DOTS[paper_mm])
+    sizes = [renderer.size_hall, renderer.size_service, renderer.size_text, renderer.size_small, renderer.size_mark]
+    for path in (DEFAULT_FONT, DEFAULT_BOLD_FONT):
+        for size in sizes:
+            font = ImageFont.truetype(str(path), size)
+            for text in [*TICKET_TEXTS, LAYOUT.hall_name, LAYOUT.footer, "Thànhphốcủanhữngngườikhôngngủ"]:
+                for line in wrap(text, font, renderer.inner):
+                    assert ink_width(font, line) <= renderer.inner, f"{line!r} at {size} px"
+
+
+@pytest.mark.parametrize("paper_mm", [58, 80])
+def test_the_priority_mark_stays_inside_its_black_box(paper_mm: int) -> None:
+    width = PAPER_DOTS[paper_mm]
+    renderer = TicketRenderer(LAYOUT, width_dots=width)
+    for category in ("elderly", "disability", "pregnant", "child"):
+        mark = renderer._priority_mark(category).convert("L")
+        box = ImageChops.invert(mark).getbbox()
+        assert box == (renderer.margin, 0, width - renderer.margin, mark.height)
+        inside = mark.crop((renderer.margin, 0, width - renderer.margin, mark.height))
+        for x in (0, 1, 2, 3, inside.width - 4, inside.width - 3, inside.width - 2, inside.width - 1):
+            column = inside.crop((x, 0, x + 1, inside.height))
+            assert column.getextrema() == (0, 0), f"white text touches the box's side at column {x}"
+
+
+# --- the QR code --------------------------------------------------------------------------------------------------
+
+# A controller's ticket ids are 32 hex digits (uuid4): the usual size of code on paper.
+REAL_QR = "https://dichvucong.example.vn/ve/{ticket_id}"
+REAL_TICKET_ID = "5f0c2d7e9a8b4c3d5f0c2d7e9a8b4c3d"
+needs_zbarimg = pytest.mark.skipif(shutil.which("zbarimg") is None,
+                                   reason="zbarimg (Debian zbar-tools) is not installed: the QR code cannot be read back")
+
+
+def qr_geometry(block: Image.Image) -> tuple[tuple[int, int, int, int], int]:
+    """The code's ink box in ``block``, and its module in dots (the top-left finder is 7 modules of black)."""
+    grey = block.convert("L")
+    box = ImageChops.invert(grey).getbbox()
+    assert box is not None
+    top_row = [grey.getpixel((x, box[1])) for x in range(box[0], box[2])]
+    run = next((i for i, value in enumerate(top_row) if value), len(top_row))
+    assert run % 7 == 0
+    return box, run // 7
+
+
+@pytest.mark.parametrize("paper_mm", [58, 80])
+def test_qr_code_is_at_least_20_mm_across_with_modules_of_several_dots(paper_mm: int) -> None:
+    renderer = TicketRenderer(replace(LAYOUT, qr=REAL_QR), width_dots=PAPER_DOTS[paper_mm])
+    block = renderer._qr(REAL_QR.format(ticket_id=REAL_TICKET_ID))
+    (left, _, right, _), module = qr_geometry(block)
+    assert right - left >= 160  # 20 mm at 203 dpi, the resolution of 58 and 80 mm thermal printers
+    assert module >= 4
+
+
+@pytest.mark.parametrize("paper_mm", [58, 80])
+def test_qr_code_keeps_a_quiet_zone_of_four_modules_on_every_side(paper_mm: int) -> None:
+    width = PAPER_DOTS[paper_mm]
+    block = TicketRenderer(replace(LAYOUT, qr=REAL_QR), width_dots=width)._qr(REAL_QR.format(ticket_id=REAL_TICKET_ID))
+    (left, top, right, bottom), module = qr_geometry(block)
+    # The blocks of a ticket are stacked edge to edge: the white inside this one is all the quiet zone there is.
+    assert min(left, top, width - right, block.height - bottom) >= 4 * module
+
+
+@needs_zbarimg
+@pytest.mark.parametrize("paper_mm", [58, 80])
+def test_qr_code_on_the_printed_ticket_decodes_with_zbarimg(paper_mm: int) -> None:
+    width = PAPER_DOTS[paper_mm]
+    ticket = replace(a_ticket(), id=REAL_TICKET_ID)
+    image = TicketRenderer(replace(LAYOUT, qr=REAL_QR), width_dots=width).render(ticket, PRIORITY_BUTTON)
+    picture = read_job(build_job(image, profile="default", width_dots=width)).picture()
+    assert decode_qr(picture) == REAL_QR.format(ticket_id=REAL_TICKET_ID)
+
+
+@needs_zbarimg
+def test_a_long_qr_content_still_fits_58_mm_paper_with_its_quiet_zone_and_decodes() -> None:
+    content = "https://dichvucong.example.vn/ve/" + "x" * 300  # a long configured template, filled in
+    block = TicketRenderer(replace(LAYOUT, qr=content), width_dots=384)._qr(content)
+    (left, _, right, _), module = qr_geometry(block)
+    assert block.width == 384 and min(left, 384 - right) >= 4 * module
+    assert module >= 3
+    assert decode_qr(block) == content
