@@ -3,8 +3,12 @@
 #
 #   sudo deploy/install.sh ROLE [--credential FILE] [--ca FILE] [--broker-name NAME]... [--local-audio]
 #                               [--dry-run] [--root DIR]
+#   sudo deploy/install.sh uninstall ROLE [--purge] [--dry-run] [--root DIR]
 #
 #   ROLE           controller | dispenser | counter | display
+#   uninstall      stop and disable the role's services and remove what the installer put in place; keep its
+#                  config, credentials and (controller) the ledger, and say what was kept
+#   --purge        uninstall only: remove the kept config, credentials and ledger too
 #   --credential   this device's MQTT password file (from provisioning on the controller's Pi), installed as
 #                  /etc/hallq/credentials/ROLE.mqtt-password for the unit's LoadCredential=
 #   --ca           the hall's CA certificate (ca.crt from the controller's Pi), installed as /etc/hallq/ca.crt
@@ -29,6 +33,8 @@ PREFIX=/opt/hallq
 ROOT=
 DRY_RUN=0
 ROLE=
+ACTION=install
+PURGE=0
 CREDENTIAL=
 CA_FILE=
 BROKER_NAMES=()
@@ -38,11 +44,13 @@ RESTART=0
 
 say() { printf '[hallq] %s\n' "$*"; }
 die() { printf '[hallq] error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         controller|dispenser|counter|display) [ -z "$ROLE" ] || usage; ROLE=$1 ;;
+        uninstall) ACTION=uninstall ;;
+        --purge) PURGE=1 ;;
         --dry-run) DRY_RUN=1 ;;
         --root) [ $# -ge 2 ] || usage; ROOT=$(readlink -m "$2"); shift ;;
         --credential) [ $# -ge 2 ] || usage; CREDENTIAL=$2; shift ;;
@@ -59,6 +67,10 @@ done
 [ -z "$CA_FILE" ] || [ -r "$CA_FILE" ] || die "cannot read CA file $CA_FILE"
 [ ${#BROKER_NAMES[@]} -eq 0 ] || [ "$ROLE" = controller ] || die "--broker-name is for the controller's Pi"
 [ "$LOCAL_AUDIO" -eq 0 ] || [ "$ROLE" = display ] || die "--local-audio is for a display's Pi"
+[ "$PURGE" -eq 0 ] || [ "$ACTION" = uninstall ] || die "--purge is for uninstall"
+if [ "$ACTION" = uninstall ] && { [ -n "$CREDENTIAL$CA_FILE" ] || [ ${#BROKER_NAMES[@]} -gt 0 ] || [ "$LOCAL_AUDIO" -eq 1 ]; }; then
+    die "uninstall takes only --purge, --dry-run and --root"
+fi
 if [ "$DRY_RUN" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
     die "run as root (sudo), or try --dry-run"
 fi
@@ -144,7 +156,7 @@ with open(sys.argv[1], "rb") as file:
 PY
 }
 
-if [ "$ROLE" = display ] && [ "$LOCAL_AUDIO" -eq 0 ] && [ "$(announce_output)" = local ]; then
+if [ "$ACTION" = install ] && [ "$ROLE" = display ] && [ "$LOCAL_AUDIO" -eq 0 ] && [ "$(announce_output)" = local ]; then
     LOCAL_AUDIO=1
 fi
 
@@ -331,8 +343,103 @@ start_units() {
     done
 }
 
+# --- uninstall: the reverse, keeping what a person wrote and what the hall needs to start again ------------------
+
+installed_here() {  # installed_here ROLE...: true if one of these roles, other than this one, is installed here
+    local role
+    for role in "$@"; do
+        if [ "$role" != "$ROLE" ] && [ -e "$ROOT/etc/systemd/system/hallq-$role.service" ]; then
+            return 0
+        fi
+    done
+    return 1
+}
+
+remove_path() {  # remove_path TARGET: delete a file, or a directory with everything in it, if it is there
+    [ -e "$ROOT$1" ] || return 0
+    change "remove $1" rm -rf -- "$ROOT$1"
+}
+
+stop_units() {  # stop_units UNIT...: stop (not in --root mode) and disable each
+    local args=() unit
+    [ -z "$ROOT" ] || args+=("--root=$ROOT")
+    for unit in "$@"; do
+        if [ -z "$ROOT" ] && systemctl is-active --quiet "$unit" 2>/dev/null; then
+            change "stop $unit" systemctl stop "$unit"
+        fi
+        if [ "$(systemctl "${args[@]}" is-enabled "$unit" 2>/dev/null || true)" = enabled ]; then
+            change "disable $unit" systemctl "${args[@]}" --quiet disable "$unit"
+        fi
+    done
+}
+
+uninstall_role() {
+    local stopping=("${units[@]}") unit others=0 kept=() path what="config and credentials"
+    ! installed_here controller dispenser counter display || others=1
+    # The broker served the hall: Debian's package stays, stopped and disabled, without hallq's drop-in.
+    [ "$ROLE" != controller ] || stopping+=(mosquitto.service)
+    stop_units "${stopping[@]}"
+    for unit in "${units[@]}"; do
+        remove_path "/etc/systemd/system/$unit"
+    done
+    case "$ROLE" in
+        controller)
+            remove_path /etc/systemd/system/mosquitto.service.d/hallq.conf
+            remove_path /etc/hallq/broker/hallq.conf
+            kept+=(/etc/hallq/hall.toml /etc/hallq/displays.toml /etc/hallq/broker /var/lib/hallq)
+            what="config, credentials and the ledger"
+            ;;
+        dispenser|counter)
+            installed_here dispenser counter || remove_path /etc/udev/rules.d/60-hallq.rules
+            [ "$ROLE" != dispenser ] || remove_path /var/cache/hallq-dispenser
+            kept+=("/etc/hallq/$ROLE.toml")
+            ;;
+        display)
+            remove_path /etc/systemd/system/hallq-display.service.d
+            remove_path "$PREFIX/bin/hallq-kiosk"
+            remove_path /var/cache/hallq-display
+            remove_path /var/cache/hallq-kiosk
+            kept+=(/etc/hallq/display.toml /etc/hallq/kiosk.env)
+            ;;
+    esac
+    kept+=("/etc/hallq/credentials/$ROLE.mqtt-password")
+    if [ "$others" -eq 0 ]; then  # the last hallq role here: what the roles share goes too
+        remove_path "$PREFIX"
+        remove_path /etc/sysusers.d/hallq.conf
+        kept+=(/etc/hallq/ca.crt)
+    fi
+    if [ -z "$ROOT" ] && [ "$CHANGES" -gt 0 ]; then
+        change "reload systemd and udev" sh -c 'systemctl daemon-reload && udevadm control --reload'
+    fi
+    local present=()
+    for path in "${kept[@]}"; do
+        [ ! -e "$ROOT$path" ] || present+=("$path")
+    done
+    if [ "$PURGE" -eq 1 ]; then
+        for path in "${present[@]}"; do
+            remove_path "$path"
+        done
+        [ "$others" -eq 1 ] || remove_path /etc/hallq
+    elif [ ${#present[@]} -gt 0 ]; then
+        say "kept the $what (--purge removes them): ${present[*]}"
+    fi
+    say "kept: the users and groups hallq and hallq-kiosk (files may still belong to them), the Debian packages"
+}
+
 mode=""
 [ "$DRY_RUN" -eq 0 ] || mode=" (dry run: nothing is changed)"
+if [ "$ACTION" = uninstall ]; then
+    say "uninstalling role $ROLE${ROOT:+ from $ROOT}$mode"
+    uninstall_role
+    if [ "$CHANGES" -eq 0 ]; then
+        say "nothing to remove: role $ROLE is not installed"
+    elif [ "$DRY_RUN" -eq 1 ]; then
+        say "$CHANGES change(s) would be made"
+    else
+        say "$CHANGES change(s) made; role $ROLE is uninstalled"
+    fi
+    exit 0
+fi
 say "installing role $ROLE from $SRC${ROOT:+ into $ROOT}$mode"
 install_debs
 install_users

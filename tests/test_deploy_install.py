@@ -213,3 +213,115 @@ def test_display_config_that_is_not_toml_counts_as_page_output_and_says_so(tmp_p
 def test_local_audio_is_refused_for_other_roles() -> None:
     done = _install("counter", "--local-audio", "--dry-run")
     assert done.returncode == 1 and "--local-audio is for a display's Pi" in done.stderr
+
+
+# --- uninstall ---------------------------------------------------------------------------------------------------
+
+KEPT = {
+    "controller": ["etc/hallq/hall.toml", "etc/hallq/displays.toml", "etc/hallq/broker/passwd", "var/lib/hallq/ledger.sqlite3"],
+    "dispenser": ["etc/hallq/dispenser.toml"],
+    "counter": ["etc/hallq/counter.toml"],
+    "display": ["etc/hallq/display.toml", "etc/hallq/kiosk.env"],
+}
+USER_DATABASES = {"etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "etc/.pwd.lock"}
+
+
+def _installed(role: str, root: Path, tmp_path: Path) -> None:
+    """``role`` installed into ``root`` as on a Pi: with its credential and the CA, and (controller) a ledger and
+    provisioned broker files."""
+    credential, ca = tmp_path / f"{role}.mqtt-password", tmp_path / "ca.crt"
+    credential.write_text("s3cret\n", encoding="utf-8")
+    ca.write_text("-----BEGIN CERTIFICATE-----\n", encoding="utf-8")
+    extra = ["--local-audio"] if role == "display" else []
+    done = _install(role, "--root", str(root), "--credential", str(credential), "--ca", str(ca), *extra)
+    assert done.returncode == 0, done.stdout + done.stderr
+    if role == "controller":
+        (root / "var" / "lib" / "hallq").mkdir(parents=True)
+        (root / "var" / "lib" / "hallq" / "ledger.sqlite3").write_bytes(b"SQLite format 3\x00")
+        (root / "etc" / "hallq" / "broker" / "passwd").write_text("controller:$7$...\n", encoding="utf-8")
+
+
+def _files(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir() or p.is_symlink()}
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_uninstall_removes_what_the_installer_put_in_place_and_keeps_config_credentials_and_ledger(
+    role: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    _installed(role, root, tmp_path)
+    done = _install("uninstall", role, "--root", str(root))
+    assert done.returncode == 0, done.stdout + done.stderr
+    kept = [*KEPT[role], f"etc/hallq/credentials/{role}.mqtt-password", "etc/hallq/ca.crt"]
+    assert _files(root) == USER_DATABASES | set(kept)
+    for unit in UNITS[role]:
+        assert f"[hallq] disable {unit}" in done.stdout
+    listed = [path for path in kept if path != "etc/hallq/broker/passwd" and "ledger" not in path]
+    assert all(f"/{path}" in done.stdout.split("(--purge removes them): ", 1)[1] for path in listed), done.stdout
+    assert "[hallq] 0 change(s)" not in done.stdout and f"role {role} is uninstalled" in done.stdout
+
+
+def test_uninstall_of_the_controller_names_the_ledger_it_keeps(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _installed("controller", root, tmp_path)
+    done = _install("uninstall", "controller", "--root", str(root))
+    kept = next(line for line in done.stdout.splitlines() if line.startswith("[hallq] kept the "))
+    assert kept.startswith("[hallq] kept the config, credentials and the ledger (--purge removes them): ")
+    assert "/etc/hallq/broker" in kept and "/var/lib/hallq" in kept
+
+
+def test_uninstall_purge_removes_config_credentials_and_ledger_but_not_the_users(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _installed("controller", root, tmp_path)
+    done = _install("uninstall", "controller", "--purge", "--root", str(root))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _files(root) == USER_DATABASES
+    assert "[hallq] remove /var/lib/hallq" in done.stdout and "[hallq] remove /etc/hallq" in done.stdout
+    assert (root / "etc" / "passwd").read_text(encoding="utf-8").startswith("hallq:")
+
+
+def test_uninstall_dry_run_changes_nothing_and_says_what_it_would_remove(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _installed("counter", root, tmp_path)
+    before = _snapshot(root)
+    done = _install("uninstall", "counter", "--dry-run", "--root", str(root))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _snapshot(root) == before
+    for line in ("would disable hallq-counter.service", "would remove /etc/systemd/system/hallq-counter.service",
+                 "would remove /etc/udev/rules.d/60-hallq.rules", "would remove /opt/hallq"):
+        assert f"[hallq] {line}" in done.stdout, done.stdout
+    assert "change(s) would be made" in done.stdout
+
+
+def test_uninstall_keeps_what_another_role_installed_here_still_uses(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _installed("dispenser", root, tmp_path)
+    _installed("counter", root, tmp_path)
+    done = _install("uninstall", "counter", "--purge", "--root", str(root))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not (root / "etc" / "hallq" / "counter.toml").exists()
+    for shared in ("etc/udev/rules.d/60-hallq.rules", "opt/hallq/docs/deploy.md", "etc/hallq/ca.crt",
+                   "etc/hallq/dispenser.toml", "etc/hallq/credentials/dispenser.mqtt-password"):
+        assert (root / shared).exists(), shared
+    wants = root / "etc" / "systemd" / "system" / "multi-user.target.wants"
+    assert [p.name for p in wants.iterdir()] == ["hallq-dispenser.service"]
+
+
+def test_a_second_uninstall_has_nothing_to_remove(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _installed("dispenser", root, tmp_path)
+    assert _install("uninstall", "dispenser", "--root", str(root)).returncode == 0
+    before = _snapshot(root)
+    again = _install("uninstall", "dispenser", "--root", str(root))
+    assert again.returncode == 0 and "[hallq] nothing to remove: role dispenser is not installed" in again.stdout
+    assert _snapshot(root) == before
+
+
+def test_uninstall_refuses_install_options_and_purge_is_only_for_uninstall(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("x\n", encoding="utf-8")
+    refused = _install("uninstall", "dispenser", "--ca", str(ca), "--dry-run")
+    assert refused.returncode == 1 and "uninstall takes only --purge, --dry-run and --root" in refused.stderr
+    purge = _install("dispenser", "--purge", "--dry-run")
+    assert purge.returncode == 1 and "--purge is for uninstall" in purge.stderr
