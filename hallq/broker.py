@@ -101,8 +101,9 @@ class PrivateBroker:
             raise BrokerError("mosquitto is not installed (Debian: apt-get install mosquitto)")
         conf = self._write_config()
         log_file = self.log_path.open("ab")
+        # A session of its own: Ctrl-C at the terminal reaches only the parent, which stops the broker last.
         self._proc = subprocess.Popen(bound_to_parent([exe, "-c", str(conf)]), stdout=log_file,
-                                      stderr=subprocess.STDOUT)
+                                      stderr=subprocess.STDOUT, start_new_session=True)
         log_file.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

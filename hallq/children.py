@@ -44,6 +44,9 @@ class ChildProcess:
                 stdin=subprocess.PIPE if self.stdin else subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                # A session of its own: Ctrl-C at the terminal reaches only the parent, which stops its
+                # children in order (the parent-death signal still ends them if the parent is killed).
+                start_new_session=True,
             )
 
     def send_line(self, line: str) -> None:

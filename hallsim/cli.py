@@ -11,7 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from hallq import logsetup
-from hallsim.hall import ROOT, SimulatedHall, default_port, timestamp
+from hallsim.hall import ROOT, SimulatedHall, default_port, timestamp, zone_line
 
 DEFAULT_WORK = ROOT / "var" / "sim"
 
@@ -43,14 +43,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                          arrival_every_s=args.every, say=say, screenshots=not args.no_screenshots)
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:
+        if hall.stopping:
+            say("stopping; the roles are ending in order (a few seconds)")
         hall.stop()
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     say("hallq simulated hall: a broker, the hall controller, two kiosks, six counters and the hall display")
+    say(zone_line())
     tally = hall.run(args.minutes)
-    say(f"stopped: {tally.printed} tickets printed, {tally.calls} calls, {tally.recalls} recalls, "
-        f"{tally.announced} announcements, {tally.refused} refusals")
+    for line in tally.summary():
+        say(line)
     if tally.tickets:
         say(f"look at a ticket: {tally.tickets[-1]}")
+    if tally.screenshot is not None:
+        say(f"the display at the end: {tally.screenshot}")
     return 0

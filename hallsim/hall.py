@@ -11,16 +11,21 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import re
 import shutil
+import statistics
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from display.harness import Kiosk
+from hall_controller import config as controller_config
 from hall_controller.service import READY_LOG
 from hallq import wire
 from hallq.broker import PrivateBroker, free_port, port_open
@@ -40,6 +45,10 @@ COUNTER_NAMES = {"1": "Quầy 1 - Ưu tiên", **{c: f"Quầy {c}" for c in "2345
 SERVICE_NAMES = {"A": "Hộ tịch", "B": "Đất đai - Xây dựng", "C": "Đăng ký kinh doanh", "D": "Chứng thực"}
 
 
+HALL_ZONE = ZoneInfo(controller_config.load(CONFIG / "hall.toml").hall.time_zone)
+_FIELD = re.compile(r"(\w+)=(\S+)")
+
+
 @dataclass
 class Tally:
     printed: int = 0
@@ -48,6 +57,25 @@ class Tally:
     announced: int = 0
     refused: int = 0
     tickets: list[Path] = field(default_factory=list)
+    voice_lags_s: list[float] = field(default_factory=list)
+    not_said: Counter[str] = field(default_factory=Counter)
+    screenshot: Path | None = None
+
+    def summary(self) -> list[str]:
+        """The closing lines: what the hall did, and how well the voice kept up with the screen."""
+        lines = [f"stopped: {self.printed} tickets printed, {self.calls} calls, {self.recalls} recalls, "
+                 f"{self.refused} refusals"]
+        called = self.calls + self.recalls
+        if called:
+            said = f"voice: {self.announced} of {called} calls said"
+            if self.voice_lags_s:
+                lags = self.voice_lags_s
+                said += (f", words started {statistics.median(lags):.1f} s after the screen (median), "
+                         f"{max(lags):.1f} s at most")
+            if self.not_said:
+                said += "; not said: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.not_said.items()))
+            lines.append(said)
+        return lines
 
 
 class SimulatedHall:
@@ -73,13 +101,32 @@ class SimulatedHall:
         self.pending: dict[str, tuple[str, bytes, float]] = {}  # counter -> (request id, payload, sent)
         self._stop = threading.Event()
         self._shooter: threading.Thread | None = None
+        self._said: list[tuple[str, str]] = []  # the calls of the segment being announced, and their lags
 
     @property
     def display_url(self) -> str:
         return f"http://127.0.0.1:{self.display_port}/"
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     def stop(self) -> None:
         self._stop.set()
+
+    def attach_lines(self) -> list[str]:
+        """How a person joins the running hall: their own kiosk and counter, on the hall's broker."""
+        broker = self.broker.address
+        return [
+            f"hall running: broker {broker}, display {self.display_url}  "
+            f"(open it in a browser; chime and voice play there)",
+            f"  press your own kiosk:  .venv/bin/hallq-dispenser --simulate --config config/sim/kiosk-3.toml "
+            f"--broker {broker}",
+            f"  work your own counter: .venv/bin/hallq-counter console --config config/sim/counter-7.toml "
+            f"--broker {broker}",
+            f"tickets are printed as PNG pictures to {self._rel(self.work / 'tickets')}/; "
+            f"logs in {self._rel(self.work / 'logs')}/; Ctrl-C stops",
+        ]
 
     def _roles(self) -> dict[str, ChildProcess]:
         logs = self.work / "logs"
@@ -107,10 +154,10 @@ class SimulatedHall:
             for role in self.roles.values():
                 role.start()
             link.start()
-            self._wait_ready()
-            self.say(f"hall running: display {self.display_url}  (open it in a browser; chime and voice play there)")
-            self.say(f"tickets are printed as PNG pictures to {self._rel(self.work / 'tickets')}/; "
-                     f"logs in {self._rel(self.work / 'logs')}/; Ctrl-C stops")
+            if not self._wait_ready():
+                return self.tally
+            for line in self.attach_lines():
+                self.say(line)
             self._loop(link, minutes)
         finally:
             link.stop()
@@ -129,15 +176,22 @@ class SimulatedHall:
         except ValueError:
             return str(path)
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self) -> bool:
+        """Until every role is up (True), or a stop was asked for meanwhile (False)."""
         deadline = time.monotonic() + 30
         needs = {"controller": READY_LOG, "kiosk-1": "connected to broker",
                  "kiosk-2": "connected to broker", "display": "display listening"}
         for name, text in needs.items():
-            try:
-                self.roles[name].wait_for_log(text, timeout_s=max(0.1, deadline - time.monotonic()))
-            except AssertionError as exc:
-                raise SystemExit(f"{exc}\nsee {self.work / 'logs'}") from None
+            while True:
+                if self._stop.is_set():
+                    return False
+                try:
+                    self.roles[name].wait_for_log(text, timeout_s=0.2)
+                    break
+                except AssertionError as exc:
+                    if time.monotonic() > deadline or self.roles[name].proc.poll() is not None:  # type: ignore[union-attr]
+                        raise SystemExit(f"{exc}\nsee {self.work / 'logs'}") from None
+        return True
 
     def _loop(self, link: MqttLink, minutes: float | None) -> None:
         end = None if minutes is None else time.monotonic() + minutes * 60
@@ -220,12 +274,29 @@ class SimulatedHall:
                 elif "ERROR" in line or "WARNING" in line:
                     self.say(f"{kiosk}: {line.split(': ', 1)[-1]}")
         for line in self.roles["display"].new_lines():
-            if "announcing ticket=" in line:
-                fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
-                self.tally.announced += 1
-                counter = fields.get("counter", "?")
-                self.say(f"VOICE   «Mời số {fields.get('ticket', '?')} đến quầy số {counter}» "
-                         f"({fields.get('duration_s', '?')} s, chime first)")
+            self._voice(line)
+
+    def _voice(self, line: str) -> None:
+        """The display's log of what it said, one line per call: said together under one chime, or not."""
+        fields = dict(_FIELD.findall(line))
+        if "announcing ticket=" in line and fields.get("voice") == "first":
+            self.tally.announced += 1
+            lag = fields.get("lag_s", "?")
+            self.tally.voice_lags_s.append(float(lag))
+            self._said.append((f"số {fields.get('ticket', '?')} đến quầy số {fields.get('counter', '?')}", lag))
+            part, _, of = fields.get("part", "1/1").partition("/")
+            if part == of:
+                words = ", ".join(text for text, _ in self._said)
+                lags = " / ".join(f"{lag} s" for _, lag in self._said)
+                self._said = []
+                self.say(f"VOICE   «Mời {words}» ({fields.get('duration_s', '?')} s with the chime; "
+                         f"words {lags} after the screen)")
+        elif "not announced ticket=" in line:
+            reason = fields.get("reason", "?")
+            if reason != "second_language_yielded":
+                self.tally.not_said[reason] += 1
+                self.say(f"VOICE   not said: {fields.get('ticket', '?')} at counter {fields.get('counter', '?')}, "
+                         f"{line.rpartition('(')[2].rstrip(')')}")
 
     def _screenshot(self) -> None:
         if shutil.which("chromium") is None or not port_open(self.display_port):
@@ -239,6 +310,7 @@ class SimulatedHall:
         except Exception as exc:  # a screenshot is a courtesy; the hall goes on without it
             log.warning("display screenshot failed: %s", exc)
             return
+        self.tally.screenshot = path
         self.say(f"SCREEN  the display right now: {self._rel(path)}")
 
 
@@ -247,4 +319,11 @@ def default_port() -> int:
 
 
 def timestamp() -> str:
-    return datetime.now().strftime("%H:%M:%S")
+    """The hall's time, as its tickets and display show it, whatever this machine's own time zone."""
+    return datetime.now(HALL_ZONE).strftime("%H:%M:%S")
+
+
+def zone_line() -> str:
+    now = datetime.now(HALL_ZONE)
+    return f"times are the hall's ({HALL_ZONE.key}, UTC{now.strftime('%z')[:3]}:{now.strftime('%z')[3:]}), " \
+           f"as on its tickets and display"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -34,7 +34,7 @@ def display(broker: PrivateBroker, tmp_path: Path) -> Iterator[DisplayProcess]:
 
 def _call(seq: int, number: str, counter: str) -> bytes:
     return wire.Call(seq=seq, number=number, counter=counter, counter_name=f"Quầy {counter}", service=number[0],
-                     priority=False, recall=False, at=datetime.now(timezone.utc)).encode()
+                     priority=False, recall=False, at=datetime.now(UTC)).encode()
 
 
 def _voice_lines(display: DisplayProcess, *, calls: int) -> dict[int, list[tuple[str, str]]]:
@@ -47,7 +47,7 @@ def _voice_lines(display: DisplayProcess, *, calls: int) -> dict[int, list[tuple
 
     def settled(found: dict[int, list[tuple[str, str]]]) -> bool:
         return len(found) == calls and all(
-            any(what == "announcing" and "voice=first" in rest or "reason=superseded" in rest or "reason=late" in rest
+            any((what == "announcing" and "voice=first" in rest) or "reason=superseded" in rest or "reason=late" in rest
                 for what, rest in lines) for lines in found.values())
 
     deadline = time.monotonic() + 30

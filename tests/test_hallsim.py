@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -57,10 +59,13 @@ def test_a_short_run_of_the_whole_hall_prints_calls_and_announces(tmp_path: Path
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "hall running: display http://127.0.0.1:" in out
+    assert re.search(r"hall running: broker 127\.0\.0\.1:\d+, display http://127\.0\.0\.1:\d+/", out)
+    assert "--config config/sim/kiosk-3.toml --broker 127.0.0.1:" in out
+    assert "--config config/sim/counter-7.toml --broker 127.0.0.1:" in out
     assert re.search(r"TICKET  [A-Z]+\d{3} ", out)
     assert re.search(r"CALL    [A-Z]+\d{3}.* → Quầy \d", out)
     assert "VOICE   «Mời số" in out
+    assert re.search(r"voice: \d+ of \d+ calls said, words started [\d.]+ s after the screen", out)
     summary = re.search(r"stopped: (\d+) tickets printed, (\d+) calls", out)
     assert summary is not None
     assert int(summary.group(1)) >= 5
@@ -79,3 +84,40 @@ def test_the_hall_refuses_to_wipe_a_folder_it_did_not_make(tmp_path: Path) -> No
     assert result.returncode == 2
     assert "not a simulated hall's folder" in result.stderr
     assert (tmp_path / "precious.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_ctrl_c_ends_the_hall_like_the_end_of_its_minutes(tmp_path: Path) -> None:
+    """Ctrl-C reaches only the hall (its roles run in sessions of their own), which stops them in order and
+    prints the same summary as ``--minutes``: no warning, no "stopped unexpectedly", nothing left running."""
+    work = tmp_path / "sim"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hallsim", "--no-screenshots", "--every", "1", "--port", str(free_port()),
+         "--work", str(work)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)  # the hall leads its own process group, as a shell's foreground job does
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "CALL    " in line:
+            break
+    # A terminal's Ctrl-C goes to the whole foreground process group: send it the same way.
+    os.killpg(proc.pid, signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    out = "".join(lines) + rest
+    assert proc.returncode == 0, out
+    assert re.search(r"stopped: \d+ tickets printed, \d+ calls", out)
+    assert "unexpectedly" not in out and "WARNING" not in out and "Traceback" not in out, out
+    assert not _processes_using(work)
+
+
+def _processes_using(folder: Path) -> list[str]:
+    """Command lines of the processes that name ``folder`` (the hall's roles all do)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if str(folder) in text:
+            found.append(text)
+    return found
