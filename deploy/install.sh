@@ -374,7 +374,7 @@ stop_units() {  # stop_units UNIT...: stop (not in --root mode) and disable each
 }
 
 uninstall_role() {
-    local stopping=("${units[@]}") unit others=0 kept=() path what="config and credentials"
+    local stopping=("${units[@]}" "${timers[@]}") unit others=0 kept=() path
     ! installed_here controller dispenser counter display || others=1
     # The broker served the hall: Debian's package stays, stopped and disabled, without hallq's drop-in.
     [ "$ROLE" != controller ] || stopping+=(mosquitto.service)
@@ -382,12 +382,16 @@ uninstall_role() {
     for unit in "${units[@]}"; do
         remove_path "/etc/systemd/system/$unit"
     done
+    for unit in "${timers[@]}"; do  # each timer and the service it starts
+        remove_path "/etc/systemd/system/$unit"
+        remove_path "/etc/systemd/system/${unit%.timer}.service"
+    done
     case "$ROLE" in
         controller)
-            remove_path /etc/systemd/system/mosquitto.service.d/hallq.conf
+            remove_file /etc/systemd/system/mosquitto.service.d/hallq.conf
             remove_path /etc/hallq/broker/hallq.conf
+            remove_path "$PREFIX/docs/operations.md"
             kept+=(/etc/hallq/hall.toml /etc/hallq/displays.toml /etc/hallq/broker /var/lib/hallq)
-            what="config, credentials and the ledger"
             ;;
         dispenser|counter)
             installed_here dispenser counter || remove_path /etc/udev/rules.d/60-hallq.rules
@@ -395,7 +399,7 @@ uninstall_role() {
             kept+=("/etc/hallq/$ROLE.toml")
             ;;
         display)
-            remove_path /etc/systemd/system/hallq-display.service.d
+            remove_file /etc/systemd/system/hallq-display.service.d/local-audio.conf
             remove_path "$PREFIX/bin/hallq-kiosk"
             remove_path /var/cache/hallq-display
             remove_path /var/cache/hallq-kiosk
@@ -403,6 +407,11 @@ uninstall_role() {
             ;;
     esac
     kept+=("/etc/hallq/credentials/$ROLE.mqtt-password")
+    for unit in "${units[@]}"; do  # drop-ins a technician added (systemctl edit); the installer's own go above
+        if [ -n "$(find "$ROOT/etc/systemd/system/$unit.d" -mindepth 1 ! -name local-audio.conf 2>/dev/null)" ]; then
+            kept+=("/etc/systemd/system/$unit.d")
+        fi
+    done
     if [ "$others" -eq 0 ]; then  # the last hallq role here: what the roles share goes too
         remove_path "$PREFIX"
         remove_path /etc/sysusers.d/hallq.conf
@@ -421,7 +430,7 @@ uninstall_role() {
         done
         [ "$others" -eq 1 ] || remove_path /etc/hallq
     elif [ ${#present[@]} -gt 0 ]; then
-        say "kept the $what (--purge removes them): ${present[*]}"
+        say "kept for a reinstall (--purge removes them): ${present[*]}"
     fi
     say "kept: the users and groups hallq and hallq-kiosk (files may still belong to them), the Debian packages"
 }

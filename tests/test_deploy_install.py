@@ -266,9 +266,19 @@ def test_uninstall_of_the_controller_names_the_ledger_it_keeps(tmp_path: Path) -
     root = tmp_path / "root"
     _installed("controller", root, tmp_path)
     done = _install("uninstall", "controller", "--root", str(root))
-    kept = next(line for line in done.stdout.splitlines() if line.startswith("[hallq] kept the "))
-    assert kept.startswith("[hallq] kept the config, credentials and the ledger (--purge removes them): ")
-    assert "/etc/hallq/broker" in kept and "/var/lib/hallq" in kept
+    kept = next(line for line in done.stdout.splitlines() if "(--purge removes them)" in line)
+    assert "/etc/hallq/broker" in kept.split() and "/var/lib/hallq" in kept.split()
+
+
+def test_uninstall_keeps_a_technicians_drop_in_and_removes_only_the_installers(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _installed("display", root, tmp_path)
+    override = root / "etc" / "systemd" / "system" / "hallq-display.service.d" / "override.conf"
+    override.write_text("[Service]\nIPAddressAllow=203.0.113.0/24\n", encoding="utf-8")
+    done = _install("uninstall", "display", "--root", str(root))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[hallq] remove /etc/systemd/system/hallq-display.service.d/local-audio.conf" in done.stdout
+    assert override.exists() and "/etc/systemd/system/hallq-display.service.d" in done.stdout.split()
 
 
 def test_uninstall_purge_removes_config_credentials_and_ledger_but_not_the_users(tmp_path: Path) -> None:
