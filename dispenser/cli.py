@@ -9,33 +9,36 @@
 Exit status: 0 after a clean stop (SIGTERM/SIGINT, or the end of input in ``--simulate``), 78 for a bad
 config, 69 when the GPIO pins or (for ``print-test``) the printer are unavailable. Every refusal is one
 readable line, never a traceback.
+
+python-escpos is imported only once its printer database cache is set up (``dispenser.escpos_cache``): the
+modules that import it (the config, the printers, the service) are imported inside ``main`` and the commands,
+after the set-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dispenser import config as config_mod
-from dispenser import core
+from dispenser import core, escpos_cache
 from dispenser.hardware import HardwareError, make_pin_factory
-from dispenser.printer import PreviewPrinter, PrinterError, TicketJobs, read_job
-from dispenser.service import DispenserService, make_printer
-from dispenser.simulate import KeyboardFeeder, help_text
 from dispenser.ticket import TicketRenderer, sample_ticket
 from hallq import logsetup
 from hallq.configfile import LOG_LEVELS, broker_override
 from hallq.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, ConfigError
 
-log = logging.getLogger("dispenser")
+if TYPE_CHECKING:
+    from dispenser.config import DispenserConfig
 
+log = logging.getLogger("dispenser")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -59,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logsetup.setup(args.log_level or "INFO")
+    escpos_cache.import_escpos(escpos_cache.shared_directory(os.environ))
+    from dispenser import config as config_mod  # noqa: PLC0415 - imports python-escpos: after its cache set-up
+
     try:
         cfg = config_mod.load(args.config)
         cfg = replace(cfg, broker=broker_override(cfg.broker, args.broker))
@@ -78,7 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run(cfg, simulate=args.simulate, keep_printer=args.with_printer)
 
 
-def _print_test(cfg: config_mod.DispenserConfig, preview: Path | None) -> int:
+def _print_test(cfg: DispenserConfig, preview: Path | None) -> int:
+    from dispenser.printer import PrinterError, TicketJobs, read_job  # noqa: PLC0415 - imports python-escpos
+    from dispenser.service import make_printer  # noqa: PLC0415 - imports python-escpos
+
     ticket, button = sample_ticket(hall_id=cfg.hall)
     # The very jobs the service prints, so the test ticket shows what a citizen gets.
     jobs = TicketJobs(TicketRenderer(cfg.layout, width_dots=cfg.printer.width_dots), profile=cfg.printer.profile)
@@ -107,7 +116,11 @@ def _print_test(cfg: config_mod.DispenserConfig, preview: Path | None) -> int:
     return 0
 
 
-def _run(cfg: config_mod.DispenserConfig, *, simulate: bool, keep_printer: bool = False) -> int:
+def _run(cfg: DispenserConfig, *, simulate: bool, keep_printer: bool = False) -> int:
+    from dispenser.printer import PreviewPrinter  # noqa: PLC0415 - imports python-escpos
+    from dispenser.service import DispenserService, make_printer  # noqa: PLC0415 - imports python-escpos
+    from dispenser.simulate import KeyboardFeeder, help_text  # noqa: PLC0415 - imports python-escpos
+
     factory: Any
     try:
         if simulate:
