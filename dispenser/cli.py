@@ -24,6 +24,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -80,15 +81,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     logsetup.setup(args.log_level or cfg.log_level)
     if args.command == "print-test":
-        return _print_test(cfg, args.preview)
+        return _print_test(cfg, args.preview, now=datetime.now(UTC))
     return _run(cfg, simulate=args.simulate, keep_printer=args.with_printer)
 
 
-def _print_test(cfg: DispenserConfig, preview: Path | None) -> int:
+def _print_test(cfg: DispenserConfig, preview: Path | None, *, now: datetime) -> int:
     from dispenser.printer import PrinterError, TicketJobs, read_job  # noqa: PLC0415 - imports python-escpos
     from dispenser.service import make_printer  # noqa: PLC0415 - imports python-escpos
 
-    ticket, button = sample_ticket(hall_id=cfg.hall)
+    # Real tickets carry the controller's time in the hall's zone; the test ticket shows the same clock.
+    ticket, button = sample_ticket(hall_id=cfg.hall, issued_at=now.astimezone(cfg.zone))
     # The very jobs the service prints, so the test ticket shows what a citizen gets.
     jobs = TicketJobs(TicketRenderer(cfg.layout, width_dots=cfg.printer.width_dots), profile=cfg.printer.profile)
     job = jobs.job(ticket, button)

@@ -11,6 +11,7 @@ import string
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from PIL import Image, UnidentifiedImageError
 
@@ -60,6 +61,7 @@ class DispenserConfig:
     id: str
     hall: str
     controller_id: str
+    time_zone: str
     base_topic: str
     broker: BrokerSettings
     log_level: str
@@ -77,6 +79,11 @@ class DispenserConfig:
         printer = replace(self.printer, type="preview", preview_dir=directory or self.printer.preview_dir)
         return replace(self, printer=printer)
 
+    @property
+    def zone(self) -> ZoneInfo:
+        """The hall's time zone: every time a person reads (the test ticket's included) is in it."""
+        return ZoneInfo(self.time_zone)
+
 
 def load(path: Path) -> DispenserConfig:
     """Read and check the dispenser's config file; raises ``ConfigError`` naming file, key and problem."""
@@ -91,6 +98,11 @@ def load(path: Path) -> DispenserConfig:
     )
     hall = section.ident("hall")
     controller_id = section.ident("controller_id", "controller")
+    time_zone = section.text("time_zone", "Asia/Ho_Chi_Minh")
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise section.error("time_zone", f"unknown time zone {time_zone!r}") from None
     log_level = section.choice("log_level", LOG_LEVELS, "INFO")
     section.done()
 
@@ -108,9 +120,10 @@ def load(path: Path) -> DispenserConfig:
     printer = _printer(root.table("printer"))
     layout = _ticket(root.table("ticket"), hall=hall, dispenser=dispenser_id)
     root.done()
-    return DispenserConfig(id=dispenser_id, hall=hall, controller_id=controller_id, base_topic=base_topic,
-                           broker=broker, log_level=log_level, timing=timing, buttons=buttons, wiring=wiring,
-                           leds=leds, pin_factory=factory or None, printer=printer, layout=layout, source=path)
+    return DispenserConfig(id=dispenser_id, hall=hall, controller_id=controller_id, time_zone=time_zone,
+                           base_topic=base_topic, broker=broker, log_level=log_level, timing=timing, buttons=buttons,
+                           wiring=wiring, leds=leds, pin_factory=factory or None, printer=printer, layout=layout,
+                           source=path)
 
 
 def _opt_pin(table: Table, name: str) -> int | None:

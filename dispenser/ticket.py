@@ -446,12 +446,14 @@ def _stack(blocks: list[Image.Image], width: int, *, background: int = 255) -> I
     return stacked
 
 
-def sample_ticket(*, hall_id: str) -> tuple[TicketInfo, ButtonSpec]:
-    """A made-up ticket for ``print-test``: marked as a test so nobody queues with it."""
-    from datetime import UTC  # noqa: PLC0415 - only the test ticket needs a clock
+def sample_ticket(*, hall_id: str, issued_at: datetime | None = None) -> tuple[TicketInfo, ButtonSpec]:
+    """A made-up ticket for ``print-test``: marked as a test so nobody queues with it. ``issued_at`` is printed
+    as given: the caller's clock, in the hall's time zone (a fixed moment when only drawing, e.g. a warm-up)."""
+    from datetime import UTC  # noqa: PLC0415 - only the test ticket needs a time zone
 
+    moment = issued_at or datetime(2000, 1, 1, 8, 0, tzinfo=UTC)
     ticket = TicketInfo(id=f"test-{hall_id}", number="A000", service="TEST", priority=True, category="elderly",
-                        issued_at=datetime.now(UTC).astimezone(), ahead=3, estimated_wait_s=930)
+                        issued_at=moment, ahead=3, estimated_wait_s=930)
     button = ButtonSpec(key="test", service="TEST", priority=True, category="elderly",
                         label_vi="IN THỬ — Kiểm tra máy in", label_en="TEST PRINT — printer check")
     return ticket, button

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
+from PIL import Image
 
 from dispenser import config as config_mod
+from dispenser.printer import TicketJobs, read_job
+from dispenser.ticket import TicketRenderer, sample_ticket
 from hallq.errors import EXIT_CONFIG, ConfigError
 from tests.support import ROOT
 from tests.test_dispenser_helpers import DISPENSER_CONFIG
@@ -22,6 +28,11 @@ def test_the_example_documents_a_working_config() -> None:
     assert (cfg.printer.usb_vendor_id, cfg.printer.usb_timeout_ms) == (0x0416, 5000)
     assert [b.key for b in cfg.buttons] == ["1", "2", "3", "4"]
     assert cfg.buttons[3].priority and cfg.buttons[3].category == "elderly"
+    assert cfg.time_zone == "Asia/Ho_Chi_Minh"
+
+
+def test_the_time_zone_defaults_to_vietnams() -> None:
+    assert config_mod.load(DISPENSER_CONFIG).zone == ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def test_labels_are_stored_composed(tmp_path: Path) -> None:
@@ -57,6 +68,10 @@ def variant(tmp_path: Path, old: str, new: str) -> Path:
     ('qr = "hallq:{hall}/{dispenser}/{number}/{ticket_id}"', 'qr = "{ticket}"', "ticket.qr", "bad template"),
     ('footer = "', 'logo = "/nonexistent.png"\nfooter = "', "ticket.logo", "cannot read image"),
     ("request_attempts = 3", "request_attempts = 0", "dispenser.request_attempts", "at least 1"),
+    ('hall = "test-hall"', 'hall = "test-hall"\ntime_zone = "Asia/Saigon City"', "dispenser.time_zone",
+     "unknown time zone"),
+    ('hall = "test-hall"', 'hall = "test-hall"\ntime_zone = "../etc/passwd"', "dispenser.time_zone",
+     "unknown time zone"),
 ])
 def test_mistakes_are_refused_naming_key_and_problem(tmp_path: Path, old: str, new: str, key: str,
                                                      problem: str) -> None:
@@ -85,6 +100,28 @@ def test_print_test_preview_writes_exactly_the_test_ticket(tmp_path: Path) -> No
                            "--preview", str(out)], capture_output=True, text=True, cwd=ROOT, check=False)
     assert done.returncode == 0, done.stderr
     assert out.is_file() and "test ticket, 576x" in done.stdout
+
+
+def test_print_test_prints_the_halls_time_not_the_machines(tmp_path: Path) -> None:
+    cfg = config_mod.load(DISPENSER_CONFIG)  # the hall in Asia/Ho_Chi_Minh (UTC+7)
+    machine_zone = "America/Los_Angeles"  # 14 or 15 hours behind: another hour on paper, often another day
+    out = tmp_path / "test.png"
+    before = datetime.now(UTC)
+    done = subprocess.run([sys.executable, "-m", "dispenser", "print-test", "--config", str(DISPENSER_CONFIG),
+                           "--preview", str(out)], capture_output=True, text=True, cwd=ROOT, check=False,
+                          env={**os.environ, "TZ": machine_zone})
+    after = datetime.now(UTC)
+    assert done.returncode == 0, done.stderr
+    jobs = TicketJobs(TicketRenderer(cfg.layout, width_dots=cfg.printer.width_dots), profile=cfg.printer.profile)
+
+    def printed_at(moment: datetime) -> bytes:
+        ticket, button = sample_ticket(hall_id=cfg.hall, issued_at=moment)
+        return read_job(jobs.job(ticket, button)).picture().tobytes()
+
+    with Image.open(out) as preview:
+        printed = preview.tobytes()
+    assert printed in {printed_at(t.astimezone(cfg.zone)) for t in (before, after)}
+    assert printed != printed_at(before.astimezone(ZoneInfo(machine_zone)))
 
 
 def test_print_test_on_an_unreachable_printer_exits_69(tmp_path: Path) -> None:
