@@ -38,7 +38,7 @@ log = logging.getLogger("counter")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="counter", description="hallq counter: keypad or console")
+    parser = argparse.ArgumentParser(prog="hallq-counter", description="hallq counter: keypad or console")
     parser.add_argument("mode", nargs="?", choices=("keypad", "console", "check"), default="keypad",
                         help="keypad (default), console, or check the config and exit")
     parser.add_argument("--config", required=True, type=Path, help="the counter's TOML config file")

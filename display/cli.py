@@ -39,7 +39,7 @@ log = logging.getLogger("display")
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="display", description="hallq hall display: web page, chime and voice")
+    parser = argparse.ArgumentParser(prog="hallq-display", description="hallq hall display: web page, chime and voice")
     parser.add_argument("command", nargs="?", choices=("run", "check", "say"), default="run",
                         help="run the display (default), check the config, or say one announcement")
     parser.add_argument("words", nargs="*", help="say: the ticket number and the counter, e.g. A015 5")
