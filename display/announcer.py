@@ -10,9 +10,11 @@ screen, by these rules, in this order:
 
 1. **Superseded calls are not spoken.** A call (not a recall) whose counter has called again since is
    skipped: its citizen has been called and the counter has moved on. A recall is always spoken.
-2. **Waiting calls are merged under one chime.** Everything that waits when the voice is free becomes one
-   *segment*: the chime, then the first call in its ``lead`` form ("Mời số A015 đến quầy số 5"), then the
-   others in their ``more`` form ("số B003 đến quầy số 2"). Recalls go first.
+2. **Waiting calls are merged under one chime, and said briskly.** Everything that waits when the voice is
+   free becomes one *segment*: the chime, then the first call in its lead form ("Mời số A015 đến quầy số
+   5"), then the others in their continuation form ("số B003 đến quầy số 2"). Recalls go first. While more
+   than one call waits the voice is *busy*: it uses the sentences made at the brisker ``busy`` speed, and
+   the next segment follows after the short ``pause_s`` instead of the gap (its chime separates them).
 3. **English gives way first.** The second language's sentence (English) forms a segment of its own that
    follows the first (after the short ``pause_s``, as one announcement sounds), and only when the voice has
    nothing else to say: a single call spoken alone, with no other call waiting when its English is due.
@@ -20,9 +22,9 @@ screen, by these rules, in this order:
 4. **Nothing starts late.** A call whose words could not start within ``max_lag_s`` of its arrival is
    skipped, and a segment is never made longer than ``max_lag_s``: what does not fit waits for the next.
 
-When calls come faster than the voice can say them (a Vietnamese call takes about 3 s to say, so a call
-every 3 s is already the voice's limit), some are skipped; the screen still shows and flashes every one.
-Measured rates are in ``bench/voice_lag.py``.
+When calls come faster than the voice can say them (a Vietnamese call takes about 3 s to say at a hall's
+calm 140 words a minute, 2.4 s briskly), some are skipped; the screen still shows and flashes every one.
+``bench/voice_lag.py`` measures the lag and how many calls are said at a hall's paces.
 
 Nothing is skipped silently: every call pushed is either spoken (a ``Part`` of a segment) or returned in a
 plan's ``skipped`` with its reason, once. Durations are measured from the audio the shell made for each
@@ -36,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-Form = Literal["lead", "more"]
+Form = Literal["lead", "busy_lead", "busy_more"]  # calm, or busy: first of a segment, or following
 Voice = Literal["first", "second"]  # the first configured language (merged), the second (gives way)
 SkipReason = Literal["superseded", "late", "second_language_yielded"]
 SKIP_REASONS: Final[dict[SkipReason, str]] = {
@@ -50,8 +52,9 @@ SKIP_REASONS: Final[dict[SkipReason, str]] = {
 class PendingCall:
     """A call ready to be announced: its sentences' measured lengths, and when it reached the display.
 
-    ``lead_s`` / ``more_s``: the length of the first language's sentence (Vietnamese) in its lead and
-    continuation forms; ``second_s``: the second language's (English), ``None`` when only one is spoken.
+    The lengths of the first language's sentence (Vietnamese): ``lead_s`` at the calm speed, ``busy_lead_s``
+    and ``busy_more_s`` (continuation form) at the busy one; ``second_s``: the second language's sentence
+    (English), ``None`` when only one language is spoken.
     """
 
     seq: int
@@ -60,8 +63,12 @@ class PendingCall:
     recall: bool
     arrived_s: float
     lead_s: float
-    more_s: float
+    busy_lead_s: float
+    busy_more_s: float
     second_s: float | None = None
+
+    def length_s(self, form: Form) -> float:
+        return self.lead_s if form == "lead" else self.busy_lead_s if form == "busy_lead" else self.busy_more_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +130,7 @@ class Announcer:
     latest_by_counter: dict[str, int] = field(default_factory=dict)
     free_at_s: float = float("-inf")
     second_due: PendingCall | None = None
+    busy: bool = False
 
     @property
     def lead_in_s(self) -> float:
@@ -159,29 +167,25 @@ class Announcer:
             skipped.append(Skip(second, "second_language_yielded"))
         if not waiting:
             return Plan(segment=None, skipped=tuple(skipped)) if skipped else None
-        chosen, left = self._fit(now_s, waiting, skipped)
+        self.busy = len(waiting) > 1
+        parts, left = self._fit(now_s, waiting, skipped)
         self.waiting = left
-        if not chosen:
+        if not parts:
             return Plan(segment=None, skipped=tuple(skipped))
-        parts: list[Part] = []
-        offset = self.lead_in_s
-        for i, call in enumerate(chosen):
-            form: Form = "lead" if i == 0 else "more"
-            parts.append(Part(call=call, voice="first", form=form, offset_s=offset))
-            offset += (call.lead_s if i == 0 else call.more_s) + self.pause_s
+        chosen = [p.call for p in parts]
         alone = len(chosen) == 1 and not left
         if chosen[0].second_s is not None:
             if alone:
                 self.second_due = chosen[0]
             else:
                 skipped.extend(Skip(call, "second_language_yielded") for call in chosen)
-        segment = self._start(now_s, chime=self.chime_s > 0, parts=tuple(parts), last=self.second_due is None)
+        segment = self._start(now_s, chime=self.chime_s > 0, parts=parts, last=self.second_due is None)
         return Plan(segment=segment, skipped=tuple(skipped))
 
     def finished(self, now_s: float) -> None:
         """The player says the segment ended at ``now_s`` (early or late): the next may start after the gap,
-        or right after the pause when the same call's English follows."""
-        self.free_at_s = now_s + (self.pause_s if self.second_due is not None else self.gap_s)
+        or right after the pause when the same call's English follows or the voice is busy."""
+        self.free_at_s = now_s + (self.pause_s if self.second_due is not None or self.busy else self.gap_s)
 
     def next_wakeup_s(self, now_s: float) -> float | None:
         """When ``due()`` may next return something (``None``: only after a ``push``)."""
@@ -202,24 +206,24 @@ class Announcer:
         return sorted(kept, key=lambda c: (not c.recall, c.seq))
 
     def _fit(self, now_s: float, waiting: list[PendingCall],
-             skipped: list[Skip]) -> tuple[list[PendingCall], list[PendingCall]]:
-        """The calls this segment speaks, and those left for the next; late ones go to ``skipped``."""
-        chosen: list[PendingCall] = []
+             skipped: list[Skip]) -> tuple[tuple[Part, ...], list[PendingCall]]:
+        """This segment's parts, and the calls left for the next; late ones go to ``skipped``."""
+        parts: list[Part] = []
         offset = self.lead_in_s
         for i, call in enumerate(waiting):
             if now_s + offset - call.arrived_s > self.max_lag_s:
                 skipped.append(Skip(call, "late"))
                 continue
-            length = call.lead_s if not chosen else call.more_s
-            if chosen and offset + length + self.tail_s > self.max_segment_s:
-                return chosen, waiting[i:]
-            chosen.append(call)
+            form: Form = "busy_more" if parts else "busy_lead" if self.busy else "lead"
+            length = call.length_s(form)
+            if parts and offset + length + self.tail_s > self.max_segment_s:
+                return tuple(parts), waiting[i:]
+            parts.append(Part(call=call, voice="first", form=form, offset_s=offset))
             offset += length + self.pause_s
-        return chosen, []
+        return tuple(parts), []
 
     def _start(self, now_s: float, *, chime: bool, parts: tuple[Part, ...], last: bool) -> Segment:
-        words = sum((p.call.second_s or 0.0) if p.voice == "second" else
-                    (p.call.lead_s if p.form == "lead" else p.call.more_s) for p in parts)
+        words = sum((p.call.second_s or 0.0) if p.voice == "second" else p.call.length_s(p.form) for p in parts)
         duration = (self.lead_in_s if chime else 0.0) + words + self.pause_s * (len(parts) - 1) + self.tail_s
-        self.free_at_s = now_s + duration + (self.gap_s if last else self.pause_s)
+        self.free_at_s = now_s + duration + (self.pause_s if not last or self.busy else self.gap_s)
         return Segment(chime=chime, parts=parts, duration_s=duration, started_s=now_s)

@@ -188,14 +188,17 @@ class AnnouncementMaker:
         wav = pcm_to_wav(scale(self._chime or chime_pcm(), self.settings.volume_pct))
         return Clip(wav=wav, duration_s=wav_duration_s(wav))
 
-    def sentence_pcm(self, utterance: Utterance) -> bytes:
+    def sentence_pcm(self, utterance: Utterance, *, speed_wpm: int | None = None) -> bytes:
+        """One sentence: from recorded clips if every word has one, else espeak-ng at ``speed_wpm`` (default:
+        the configured speed)."""
         settings = self.settings
         if settings.clips is not None:
             from_clips = settings.clips.phrase(utterance.spoken)
             if from_clips is not None:
                 return from_clips
             log.debug("no clips for every word of %r; using espeak-ng", utterance.spoken)
-        return espeak_pcm(utterance.spoken, voice=settings.voices[utterance.language], speed_wpm=settings.speed_wpm)
+        return espeak_pcm(utterance.spoken, voice=settings.voices[utterance.language],
+                          speed_wpm=speed_wpm or settings.speed_wpm)
 
     @property
     def chime_s(self) -> float:

@@ -31,6 +31,7 @@ class AnnounceConfig:
     more_templates: dict[Language, str]
     odd_word: str
     speed_wpm: int
+    busy_speed_wpm: int
     volume_pct: int
     chime: bool
     gap_s: float
@@ -130,6 +131,8 @@ def _announce(table: Table, screen_languages: tuple[Language, ...]) -> AnnounceC
                 raise table.error(key, "may only use the fields {number} and {counter}") from None
             into[language] = template
     speed_wpm = table.integer("speed_wpm", 140, minimum=80, maximum=300)
+    busy_speed_wpm = table.integer("busy_speed_wpm", min(300, round(speed_wpm * 1.25)), minimum=speed_wpm,
+                                   maximum=300)
     volume_pct = table.integer("volume", 100, minimum=0, maximum=100)
     chime = table.boolean("chime", True)
     gap_s = table.number("gap_s", 0.8, minimum=0.0, maximum=10.0)
@@ -156,6 +159,7 @@ def _announce(table: Table, screen_languages: tuple[Language, ...]) -> AnnounceC
                           voices={"vi": voice_vi, "en": voice_en}, templates=templates,
                           more_templates=more_templates,
                           odd_word="lẻ" if voice_vi == "vi-vn-x-south" else "linh", speed_wpm=speed_wpm,
+                          busy_speed_wpm=busy_speed_wpm,
                           volume_pct=volume_pct, chime=chime, gap_s=gap_s, max_call_age_s=max_call_age_s,
                           max_lag_s=max_lag_s,
                           clips=clips, player=player)

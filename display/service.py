@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from display.announcer import SKIP_REASONS, Announcer, PendingCall, Segment
+from display.announcer import SKIP_REASONS, Announcer, Part, PendingCall, Segment
 from display.audio import AnnouncementMaker, AudioError, Clip, pcm_duration_s
 from display.config import DisplayConfig
 from display.core import DisplayCore
@@ -53,12 +53,19 @@ SPEECH_KEEP = 64  # calls whose sentences are kept until spoken or skipped (far 
 
 @dataclass(frozen=True, slots=True)
 class CallSpeech:
-    """One call's sentences as PCM: ``lead`` and ``more`` in the first language, ``second`` (if spoken)."""
+    """One call's sentences as PCM: in the first language ``lead`` (calm speed), ``busy_lead`` and
+    ``busy_more`` (busy speed, the lead and continuation forms); ``second``: the second language's, if spoken."""
 
     texts: tuple[str, ...]
     lead: bytes
-    more: bytes
+    busy_lead: bytes
+    busy_more: bytes
     second: bytes | None
+
+    def pcm(self, part: Part) -> bytes:
+        if part.voice == "second":
+            return self.second or b""
+        return self.lead if part.form == "lead" else self.busy_lead if part.form == "busy_lead" else self.busy_more
 
 
 class LoopInbox(queue.Queue[Any]):
@@ -232,17 +239,20 @@ class DisplayService:
                       (time.perf_counter() - started) * 1000)
             self.voice.push(PendingCall(
                 seq=call.seq, number=call.number, counter=call.counter, recall=call.recall, arrived_s=arrived_s,
-                lead_s=pcm_duration_s(speech.lead), more_s=pcm_duration_s(speech.more),
+                lead_s=pcm_duration_s(speech.lead), busy_lead_s=pcm_duration_s(speech.busy_lead),
+                busy_more_s=pcm_duration_s(speech.busy_more),
                 second_s=None if speech.second is None else pcm_duration_s(speech.second)))
             self._wake.set()
 
     def _speak(self, call: wire.Call) -> CallSpeech:
-        """Every sentence the planner may ask for this call (worker thread: espeak-ng takes ~20 ms each)."""
+        """Every sentence the planner may ask for this call (worker thread: espeak-ng takes ~20 ms each, four
+        sentences at most)."""
         announce = self.config.announce
         lead = announce.texts(number=call.number, counter=call.counter)
         more = announce.texts(number=call.number, counter=call.counter, more=True)
-        say = self.maker.sentence_pcm
-        return CallSpeech(texts=tuple(u.text for u in lead), lead=say(lead[0]), more=say(more[0]),
+        say, busy = self.maker.sentence_pcm, announce.busy_speed_wpm
+        return CallSpeech(texts=tuple(u.text for u in lead), lead=say(lead[0]),
+                          busy_lead=say(lead[0], speed_wpm=busy), busy_more=say(more[0], speed_wpm=busy),
                           second=say(lead[1]) if len(lead) > 1 else None)
 
     async def _play(self) -> None:
@@ -273,12 +283,8 @@ class DisplayService:
                 log.error("speech lost ticket=%s seq=%d; segment dropped", part.call.number, part.call.seq)
                 self.voice.finished(loop.time())
                 return
-            if part.voice == "second":
-                sentences.append(speech.second or b"")
-                texts.append(speech.texts[-1])
-            else:
-                sentences.append(speech.lead if part.form == "lead" else speech.more)
-                texts.append(speech.texts[0])
+            sentences.append(speech.pcm(part))
+            texts.append(speech.texts[-1 if part.voice == "second" else 0])
         clip = await loop.run_in_executor(None, partial(self.maker.compose, sentences, chime=segment.chime))
         first = segment.parts[0].call
         audio_id = f"{first.seq}-{first.number}" + ("-2" if segment.parts[0].voice == "second" else "")

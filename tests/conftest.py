@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from dispenser.escpos_cache import import_escpos, shared_directory
 from hallq.broker import PrivateBroker
 from tests.support import HALL_CONFIG, ControllerProcess
+
+# Test modules import the printer code directly, not through the dispenser's command: give them the same
+# cache set-up, so one suite run parses python-escpos's printer database once and leaves nothing in /tmp.
+import_escpos(shared_directory(os.environ))
 
 
 @pytest.fixture
