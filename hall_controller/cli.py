@@ -1,12 +1,18 @@
-"""Command line of the hall controller.
+"""Command line of the hall controller (console script ``hallq-controller``; also ``python -m hall_controller``).
 
-    python -m hall_controller --config FILE [--broker HOST:PORT] [--state-dir DIR]   run the hall
-    python -m hall_controller check --config FILE                                    validate and exit
-    python -m hall_controller provision --config FILE [...]   broker accounts and ACL (hall_controller.provision)
-    python -m hall_controller certs [...]                     the hall's CA and broker certificate (hall_controller.tls)
+    hallq-controller [run] --config FILE [--broker HOST:PORT] [--state-dir DIR]   run the hall
+    hallq-controller check --config FILE                                          validate and exit
+    hallq-controller provision --config FILE [...]   broker accounts and ACL (hall_controller.provision)
+    hallq-controller certs [...]                     the hall's CA and broker certificate (hall_controller.tls)
+    hallq-controller backup --config FILE [--state-dir DIR] [--to PATH] [--keep N]   (hall_controller.backup)
+    hallq-controller restore --config FILE --from BACKUP [--state-dir DIR]
 
-Exit status: 0 after a clean stop (SIGTERM/SIGINT), 78 for a bad config, 65 for a damaged ledger,
-74 when the ledger cannot be opened. Every refusal is one readable line, never a traceback.
+``--help`` lists every command (``COMMANDS``); ``COMMAND --help`` gives its options.
+
+Exit status: 0 after a clean stop (SIGTERM/SIGINT) or a done command, 78 for a bad config, 65 for a damaged
+or foreign ledger (or backup), 74 when the ledger (or backup) cannot be opened or read, 73 when a copy cannot be
+written, 69 when ``restore`` finds the ledger open (the controller running). Every refusal is one readable
+line, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,27 +21,62 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
 from hall_controller import config as config_mod
-from hall_controller.ledger import Ledger, LedgerCorrupt, LedgerError
+from hall_controller.config import ControllerConfig
+from hall_controller.ledger import (
+    LEDGER_FILE,
+    CopyError,
+    Ledger,
+    LedgerBusy,
+    LedgerCorrupt,
+    LedgerError,
+    LedgerSummary,
+)
 from hall_controller.service import ControllerService, ReplayMismatch
 from hallq import logsetup
 from hallq.configfile import LOG_LEVELS, broker_override
-from hallq.errors import EXIT_CONFIG, EXIT_DATAERR, EXIT_IOERR, ConfigError, InvariantError
+from hallq.errors import (
+    EXIT_CANTCREAT,
+    EXIT_CONFIG,
+    EXIT_DATAERR,
+    EXIT_IOERR,
+    EXIT_UNAVAILABLE,
+    ConfigError,
+    HallqError,
+    InvariantError,
+)
 
 log = logging.getLogger("hall_controller")
 
-LEDGER_FILE = "ledger.sqlite3"
+__all__ = ["COMMANDS", "LEDGER_FILE", "main"]
+
+PROG = "hallq-controller"
+# Every command, with the line --help shows for it, in the order a hall is set up and kept.
+COMMANDS = {
+    "run": "run the hall controller (the default when no command is given)",
+    "check": "check the config file and exit",
+    "provision": "generate the broker's per-device passwords and ACL for a hall",
+    "certs": "make the hall's CA and the broker's TLS certificate",
+    "backup": "back up the ledger, also while the controller runs (default: backups/ in the state directory)",
+    "restore": "put a backup in place of the ledger; only while the controller is stopped",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hall_controller", description="hallq hall controller")
-    parser.add_argument("command", nargs="?", choices=("run", "check"), default="run",
-                        help="run the controller (default) or check the config and exit")
+    width = max(map(len, COMMANDS)) + 2
+    listing = "\n".join(f"  {name:<{width}}{line}" for name, line in COMMANDS.items())
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="hallq hall controller", formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"commands:\n{listing}\n\nThe options above are run's and check's; {PROG} COMMAND --help gives "
+               "another command's.")
+    parser.add_argument("command", nargs="?", choices=tuple(COMMANDS), default="run", metavar="COMMAND",
+                        help="one of the commands below (default: run)")
     parser.add_argument("--config", required=True, type=Path, help="the hall's TOML config file")
     parser.add_argument("--broker", metavar="HOST:PORT", help="override [mqtt] broker")
     parser.add_argument("--state-dir", type=Path, help="override [controller] state_dir (where the ledger lives)")
@@ -43,17 +84,165 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _copy_parser(command: str, epilog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=f"{PROG} {command}", description=COMMANDS[command], epilog=epilog)
+    parser.add_argument("--config", required=True, type=Path, help="the hall's TOML config file")
+    parser.add_argument("--state-dir", type=Path, help="override [controller] state_dir (where the ledger lives; "
+                        "the systemd unit gives /var/lib/hallq)")
+    return parser
+
+
+def _backup_parser() -> argparse.ArgumentParser:
+    from hall_controller.backup import KEEP_DEFAULT  # noqa: PLC0415 - maintenance tools stay out of the service's imports
+
+    parser = _copy_parser("backup", "Prints one line: the file, its size and its ticket count. See docs/operations.md.")
+    parser.add_argument("--to", type=Path, metavar="PATH",
+                        help="a directory for the backup (default: backups/ in the state directory), or the file "
+                             "to write")
+    parser.add_argument("--keep", type=_count, default=KEEP_DEFAULT, metavar="N",
+                        help=f"keep the hall's newest N backups in the directory, remove older ones (default "
+                             f"{KEEP_DEFAULT}; 0 keeps all; not with --to FILE)")
+    return parser
+
+
+def _restore_parser() -> argparse.ArgumentParser:
+    parser = _copy_parser("restore", "The current ledger is moved into ledger-before-restore-TIME/ in the state "
+                                     "directory, never deleted. See docs/operations.md.")
+    parser.add_argument("--from", dest="source", required=True, type=Path, metavar="BACKUP",
+                        help="the backup file (from backup)")
+    return parser
+
+
+def _count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"not a number of backups: {text!r}")
+    return int(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["provision"]:
-        from hall_controller import provision  # noqa: PLC0415 - deployment tools stay out of the service's imports
+    handler = _HANDLERS.get(arguments[0]) if arguments else None
+    if handler is not None:
+        return handler(arguments[1:])
+    return _run(arguments)
 
-        return provision.main(arguments[1:])
-    if arguments[:1] == ["certs"]:
-        from hall_controller import tls  # noqa: PLC0415
 
-        return tls.main(arguments[1:])
-    args = _parser().parse_args(arguments)
+def _provision(arguments: list[str]) -> int:
+    from hall_controller import provision  # noqa: PLC0415 - deployment tools stay out of the service's imports
+
+    return provision.main(arguments)
+
+
+def _certs(arguments: list[str]) -> int:
+    from hall_controller import tls  # noqa: PLC0415
+
+    return tls.main(arguments)
+
+
+def _load(args: argparse.Namespace) -> ControllerConfig | None:
+    """The config named by ``--config``, with ``--state-dir`` applied; None (logged) if it is bad."""
+    try:
+        cfg = config_mod.load(args.config)
+    except ConfigError as exc:
+        log.error("bad configuration: %s", exc)
+        return None
+    return replace(cfg, state_dir=args.state_dir) if args.state_dir else cfg
+
+
+def _backup(arguments: list[str]) -> int:
+    from hall_controller import backup  # noqa: PLC0415
+
+    args = _backup_parser().parse_args(arguments)
+    logsetup.setup("INFO")
+    cfg = _load(args)
+    if cfg is None:
+        return EXIT_CONFIG
+    ledger_path = cfg.state_dir / LEDGER_FILE
+    try:
+        done = backup.take(ledger_path, hall_id=cfg.hall.id, to=args.to, keep=args.keep,
+                           now=datetime.now(cfg.hall.zone))
+    except LedgerBusy as exc:
+        log.error("%s: a restore is under way; take the backup once it is done", exc)
+        return EXIT_UNAVAILABLE
+    except HallqError as exc:
+        return _refused(exc, "backup", ledger_path)
+    if done.keep is None:
+        kept = "nothing rotated (a file named with --to)"
+    elif done.keep == 0:
+        kept = f"every backup in {done.path.parent} is kept (--keep 0)"
+    else:
+        kept = f"the newest {done.keep} of hall {cfg.hall.id}'s backups in {done.path.parent} are kept"
+        kept += f", {len(done.removed)} older removed" if done.removed else ""
+    sys.stdout.write(f"backup {done.path}: {_size(done.size_bytes)}, {_contents(done.summary)}; {kept}\n")
+    return 0
+
+
+def _restore(arguments: list[str]) -> int:
+    from hall_controller import backup  # noqa: PLC0415
+
+    args = _restore_parser().parse_args(arguments)
+    logsetup.setup("INFO")
+    cfg = _load(args)
+    if cfg is None:
+        return EXIT_CONFIG
+    ledger_path = cfg.state_dir / LEDGER_FILE
+    try:
+        done = backup.restore(ledger_path, spec=cfg.hall, source=args.source, now=datetime.now(cfg.hall.zone))
+    except LedgerBusy as exc:
+        log.error("%s: the controller is running (or a backup is being taken). Stop it first (sudo systemctl stop "
+                  "hallq-controller), then restore; nothing was changed", exc)
+        return EXIT_UNAVAILABLE
+    except HallqError as exc:
+        return _refused(exc, "restore", ledger_path)
+    previous = f"the previous ledger is in {done.previous}/" if done.previous else "there was no ledger before"
+    sys.stdout.write(f"restored {done.ledger_path} from {args.source}: {_contents(done.summary)}; {previous}. "
+                     "Start the controller now: it continues from the backup\n")
+    return 0
+
+
+def _refused(exc: HallqError, command: str, ledger_path: Path) -> int:
+    """Log why ``command`` refused, in one line, and return its exit status."""
+    if isinstance(exc, ConfigError):
+        log.error("bad configuration: %s", exc)
+        return EXIT_CONFIG
+    if isinstance(exc, LedgerCorrupt):
+        log.error("%s", exc)
+        return EXIT_DATAERR
+    if isinstance(exc, CopyError):
+        log.error("%s: %s refused (is the directory there, writable by this user, and its disk not full?)",
+                  exc, command)
+        return EXIT_CANTCREAT
+    if isinstance(exc, LedgerError):
+        about_the_ledger = str(ledger_path) in str(exc)
+        log.error("%s%s", exc, " (is --state-dir right, and the command run as root or as user hallq?)"
+                  if about_the_ledger else "")
+        return EXIT_IOERR
+    log.error("%s refused: %s (ledger %s)", command, exc, ledger_path)
+    return EXIT_IOERR
+
+
+def _size(size_bytes: int) -> str:
+    if size_bytes < 1024 * 1024:
+        return f"{size_bytes / 1024:.0f} KiB"
+    return f"{size_bytes / (1024 * 1024):.1f} MiB"
+
+
+def _contents(summary: LedgerSummary) -> str:
+    if summary.last_day is None:
+        return f"no tickets ({summary.events:,} events)"
+    return f"{summary.tickets:,} tickets, the last on business day {summary.last_day}"
+
+
+_HANDLERS: dict[str, Callable[[list[str]], int]] = {
+    "provision": _provision, "certs": _certs, "backup": _backup, "restore": _restore,
+}
+
+
+def _run(arguments: list[str]) -> int:
+    parser = _parser()
+    args = parser.parse_args(arguments)
+    if args.command in _HANDLERS:
+        parser.error(f"the command comes first: {PROG} {args.command} --help")
     logsetup.setup(args.log_level or "INFO")
     try:
         cfg = config_mod.load(args.config)
