@@ -162,8 +162,9 @@ fi
 
 debs=(python3-venv python3-pip)
 units=("hallq-$ROLE.service")
+timers=()  # enabled and started on their own: their services run only when the timer fires
 case "$ROLE" in
-    controller) debs+=(mosquitto openssl) ;;
+    controller) debs+=(mosquitto openssl); timers+=(hallq-backup.timer) ;;
     dispenser) debs+=(fonts-dejavu-core) ;;
     counter) ;;
     display) debs+=(espeak-ng fonts-dejavu-core cage curl); units+=(hallq-kiosk.service) ;;
@@ -264,8 +265,14 @@ install_units() {
         install_file "$SRC/systemd/$unit" "/etc/systemd/system/$unit" 0644
     done
     case "$ROLE" in
-        controller) install_file "$SRC/systemd/mosquitto.service.d/hallq.conf" \
-            /etc/systemd/system/mosquitto.service.d/hallq.conf 0644 ;;
+        controller)
+            install_file "$SRC/systemd/mosquitto.service.d/hallq.conf" \
+                /etc/systemd/system/mosquitto.service.d/hallq.conf 0644
+            # The nightly ledger backup: the timer, the service it starts, and their documentation.
+            install_file "$SRC/systemd/hallq-backup.service" /etc/systemd/system/hallq-backup.service 0644
+            install_file "$SRC/systemd/hallq-backup.timer" /etc/systemd/system/hallq-backup.timer 0644
+            install_file "$SRC/docs/operations.md" "$PREFIX/docs/operations.md" 0644
+            ;;
         dispenser|counter) install_file "$SRC/deploy/60-hallq.rules" /etc/udev/rules.d/60-hallq.rules 0644 ;;
         display)
             install_file "$SRC/deploy/hallq-kiosk" "$PREFIX/bin/hallq-kiosk" 0755
@@ -286,7 +293,7 @@ install_units() {
 }
 
 enable_units() {
-    local args=() unit enabling=("${units[@]}")
+    local args=() unit enabling=("${units[@]}" "${timers[@]}")
     [ -z "$ROOT" ] || args+=("--root=$ROOT")
     if [ "$ROLE" = controller ]; then
         if [ -e "$ROOT/lib/systemd/system/mosquitto.service" ] || [ -e "$ROOT/usr/lib/systemd/system/mosquitto.service" ]; then
@@ -332,6 +339,11 @@ start_units() {
             systemctl reload mosquitto.service  # provisioning may have changed accounts; a reload is harmless
         fi
     fi
+    for unit in "${timers[@]}"; do
+        if [ "$RESTART" -eq 1 ] || ! systemctl is-active --quiet "$unit"; then
+            change "restart $unit" systemctl restart "$unit"
+        fi
+    done
     if [ ! -e "$credential" ]; then
         say "not starting ${units[*]}: no $credential yet (run again with --credential FILE)"
         return 0

@@ -8,6 +8,7 @@ units' enablement (``systemctl --root``) there, exactly as on a Pi; it skips wha
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -335,3 +336,23 @@ def test_uninstall_refuses_install_options_and_purge_is_only_for_uninstall(tmp_p
     assert refused.returncode == 1 and "uninstall takes only --purge, --dry-run and --root" in refused.stderr
     purge = _install("dispenser", "--purge", "--dry-run")
     assert purge.returncode == 1 and "--purge is for uninstall" in purge.stderr
+
+
+def test_controller_gets_the_nightly_backup_timer_enabled_and_its_service_started_only_by_it(tmp_path: Path) -> None:
+    done = _install("controller", "--root", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+    system = tmp_path / "etc" / "systemd" / "system"
+    for unit in ("hallq-backup.service", "hallq-backup.timer"):
+        installed = system / unit
+        assert installed.read_bytes() == (ROOT / "systemd" / unit).read_bytes()
+        assert installed.stat().st_mode & 0o777 == 0o644
+        for document in re.findall(r"^Documentation=file:(\S+)$", installed.read_text(encoding="utf-8"), re.MULTILINE):
+            assert (tmp_path / document.lstrip("/")).read_bytes() == (ROOT / "docs" / Path(document).name).read_bytes()
+    assert os.readlink(system / "timers.target.wants" / "hallq-backup.timer") == "/etc/systemd/system/hallq-backup.timer"
+    assert not list(system.glob("*.wants/hallq-backup.service"))
+
+
+@pytest.mark.parametrize("role", ["dispenser", "counter", "display"])
+def test_only_the_controller_gets_the_backup_timer(role: str, tmp_path: Path) -> None:
+    assert _install(role, "--root", str(tmp_path)).returncode == 0
+    assert not list((tmp_path / "etc" / "systemd" / "system").rglob("hallq-backup.*"))

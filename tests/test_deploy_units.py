@@ -13,6 +13,7 @@ from __future__ import annotations
 import configparser
 import json
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -200,3 +201,47 @@ def test_kiosk_has_its_own_runtime_directory_for_the_wayland_socket(tmp_path: Pa
     assert service["RuntimeDirectory"] == ["hallq-kiosk"] and service["RuntimeDirectoryMode"] == ["0700"]
     assert service["ProtectHome"] == ["yes"]
     assert _security(_installed("hallq-kiosk.service", tmp_path))["ProtectHome="]["set"] is True
+
+
+# The nightly ledger backup: a timer and the one-shot service it starts. Their exposure is stated in
+# docs/operations.md, with the backup it makes, rather than in docs/deploy.md's table of the role units.
+BACKUP_UNITS = ["hallq-backup.service", "hallq-backup.timer"]
+
+
+@pytest.mark.parametrize("unit", BACKUP_UNITS)
+def test_backup_unit_verifies_without_any_warning(unit: str, tmp_path: Path) -> None:
+    for each in BACKUP_UNITS:  # the timer is checked with the service it starts beside it
+        _installed(each, tmp_path)
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", unit], cwd=tmp_path, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0 and done.stderr == "" and done.stdout == "", done.stdout + done.stderr
+
+
+def test_backup_service_exposure_is_within_the_limit_and_as_documented(tmp_path: Path) -> None:
+    score = _exposure(_installed("hallq-backup.service", tmp_path))
+    assert score <= 2.0
+    doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert f"`hallq-backup.service` is rated {score}" in doc, f"docs/operations.md should state its score {score}"
+
+
+def test_backup_service_copies_the_ledger_the_controller_writes_as_the_controllers_user() -> None:
+    def ledger_options(unit: str) -> dict[str, str]:
+        words = shlex.split(_settings(unit)["ExecStart"][-1])
+        return {word: words[i + 1] for i, word in enumerate(words) if word in ("--config", "--state-dir")}
+
+    controller, backup = _settings("hallq-controller.service"), _settings("hallq-backup.service")
+    assert ledger_options("hallq-backup.service") == ledger_options("hallq-controller.service")
+    assert shlex.split(backup["ExecStart"][-1])[1:4] == ["-m", "hall_controller", "backup"]
+    for key in ("User", "Group", "StateDirectory", "StateDirectoryMode", "ProtectSystem", "UMask"):
+        assert backup[key] == controller[key], key
+    assert backup["Type"] == ["oneshot"] and backup["PrivateNetwork"] == ["yes"]
+
+
+def test_backup_timer_fires_every_night_and_catches_up_after_the_pi_was_off() -> None:
+    timer = _settings("hallq-backup.timer", "Timer")
+    assert timer["Persistent"] == ["yes"] and "Unit" not in timer  # starts hallq-backup.service, its namesake
+    done = subprocess.run(["systemd-analyze", "calendar", "--iterations=2", timer["OnCalendar"][-1]],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0 and "Normalized form: *-*-* 22:30:00" in done.stdout, done.stdout + done.stderr
+    assert _settings("hallq-backup.timer", "Install")["WantedBy"] == ["timers.target"]
+    assert "[Install]" not in (UNITS_DIR / "hallq-backup.service").read_text(encoding="utf-8")
