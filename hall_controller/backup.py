@@ -143,12 +143,15 @@ def rotate(directory: Path, *, hall_id: str, keep: int, newest: Path) -> list[Pa
 def restore(ledger_path: Path, *, spec: HallSpec, source: Path, now: datetime) -> RestoreResult:
     """Put the backup ``source`` in place of the ledger at ``ledger_path``, the controller stopped.
 
-    Raises ``LedgerBusy`` while any process has the ledger open, and, the ledger left as it was:
+    ``source`` may also be a ledger a restore moved aside, with its side files: it is read through SQLite, WAL
+    included. Raises ``LedgerBusy`` while any process has the ledger open, and, the ledger left as it was:
     ``LedgerError`` (``source`` cannot be read), ``LedgerCorrupt`` (it is damaged, not a hallq ledger, or
     another hall's), ``ConfigError`` (it names a counter or service the config no longer has) or ``CopyError``
     (the state directory cannot be written). ``now`` (timezone-aware) names the replaced ledger's directory."""
     if not source.is_file():
         raise ledger.LedgerError(f"there is no backup {source}")
+    if ledger_path.exists() and source.samefile(ledger_path):
+        raise ledger.LedgerError(f"{source} is the ledger itself, not a backup of it")
     state_dir = ledger_path.parent
     _make_dir(state_dir, mode=0o750)
     with ledger.held_exclusively(ledger_path), _partial(ledger_path) as partial:

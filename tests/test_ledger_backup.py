@@ -315,6 +315,40 @@ def _garbage(path: Path) -> Path:
     return path
 
 
+def test_a_restore_is_undone_by_restoring_the_ledger_it_moved_aside(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    # Six tickets, in the WAL only: the writing process ends without closing the ledger.
+    writer = ("import os, sys; from pathlib import Path; from tests.test_ledger_backup import _ledger_at_exit; "
+              "_ledger_at_exit(Path(sys.argv[1])); os._exit(0)")
+    subprocess.run([sys.executable, "-c", writer, str(state)], cwd=ROOT, check=True, timeout=60)
+    assert (state / f"{LEDGER_FILE}-wal").stat().st_size > 0
+    assert _restore(state, _backup_of(tmp_path, tickets=3)).returncode == 0
+    [previous] = state.glob("ledger-before-restore-*")
+    undone = _restore(state, previous / LEDGER_FILE)
+    assert undone.returncode == 0, undone.stderr
+    assert "6 tickets" in undone.stdout
+    assert [r["number"] for r in Ledger(state / LEDGER_FILE, hall_id=HALL_ID).history()] == [
+        f"A00{n}" for n in range(1, 7)]
+
+
+def _ledger_at_exit(state: Path) -> None:
+    """Six tickets in a ledger left open, for a process that then ends without closing it."""
+    engine, ledger = Engine(SPEC), Ledger(state / LEDGER_FILE, hall_id=HALL_ID)
+    now = datetime(2026, 11, 27, 8, 0, tzinfo=ZONE)
+    for i in range(6):
+        ledger.append(engine.handle(IssueTicket("d1", f"r{i}", "A", False, None, f"t{i}"), now=now).events)
+
+
+def test_the_ledger_itself_is_not_a_backup(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    _ledger_of(state)
+    before = _snapshot(state)
+    _refused_in_one_line(_restore(state, state / LEDGER_FILE), EXIT_IOERR, "is the ledger itself")
+    assert _snapshot(state) == before
+
+
 def _truncated(path: Path) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
