@@ -20,9 +20,10 @@ the topics their connection subscribes to.
 The access rules follow one principle: what the hall's public screens show anyway (``calls``, ``board``,
 every ``counter/+/state`` and every ``status/+``) is readable by every device; everything addressed to one
 device is readable only by that device (and the controller); each device publishes only its own topics and
-its own presence, displays publish nothing, and the controller reads and writes the whole hall. A technician's
-read-only ``monitor`` account reads the whole hall for troubleshooting. Topic strings come from
-``hallq.topics.Topics`` only.
+its own presence, displays publish nothing, and the controller reads and writes the whole hall (which also lets
+it clear a retained message a device left on its own topic: the ACL cannot forbid the retain flag; see
+``service.py``). A technician's read-only ``monitor`` account reads the whole hall for troubleshooting. Topic
+strings come from ``hallq.topics.Topics`` only.
 
 Outputs, in ``--out``: ``passwd`` (Mosquitto's hashed password file, PBKDF2-SHA512 ``$7$`` lines as
 ``mosquitto_passwd`` writes them), ``acl`` and ``credentials/{device}.mqtt-password`` (the device's

@@ -34,6 +34,14 @@ show a fault), no number is handed out unless it is stored first, and requests t
 repeated request id, a refused command) are still answered from the state rebuilt from the ledger. The
 retained board and counter states stay as they were. The next batch that changes something tries the
 ledger again; the first commit that succeeds ends the fault, with no restart.
+
+Retained messages: requests, print reports and commands are not retained (the contract), but the broker's ACL
+cannot stop a device from setting the flag, and the broker then hands the stored message to every later
+subscription: after each reconnect and restart, on later business days too. A message that arrives with the
+retain flag is such a stored copy (a live message arrives without it, even if published retained), so it is
+never acted on: it is acknowledged, reported once per device, and cleared from the broker with an empty
+retained publish on its topic (the controller's account may write every topic of the hall). The broker
+delivers that empty message to the controller's own subscription too; it is recognised and dropped.
 """
 
 from __future__ import annotations
@@ -128,6 +136,8 @@ class ControllerService:
                                                                 burst=REFUSAL_LOGS_PER_WINDOW)
         self._storage_log: Throttle[str] = Throttle(window_s=DROP_LOG_WINDOW_S, burst=1)
         self._lanes_log: Throttle[str] = Throttle(window_s=60.0, burst=1)
+        self._retained_reported: set[tuple[str, str]] = set()
+        self._clearing: set[str] = set()  # topics whose retained message we cleared: their empty echo is ours
         t = self.topics
         lane_messages, lane_bytes = limits.lane_bounds(len(lanes) + 1)
         self.intake = Intake(lane_max_messages=lane_messages, lane_max_bytes=lane_bytes)
@@ -405,6 +415,12 @@ class ControllerService:
         if parsed is None or parsed.device is None:
             log.debug("ignored message on topic=%s", message.topic)
             return None
+        if message.retain:
+            self._clear_retained(parsed, message)
+            return None
+        if not message.payload and message.topic in self._clearing:
+            self._clearing.discard(message.topic)  # our own clearing, delivered back to us
+            return None
         key = self._device_key(parsed)
         if self.limiter.allow(key, now_s):
             return self._handle_message(parsed, message, now)
@@ -416,6 +432,18 @@ class ControllerService:
         if self._limited_replies.allow(key, now_s):
             return self._error_outcome(parsed, message.payload, _RATE_LIMITED)
         return None
+
+    def _clear_retained(self, parsed: ParsedTopic, message: Message) -> None:
+        """A stored copy of a device's message (see the module doc): not acted on; cleared from the broker."""
+        key = self._device_key(parsed)
+        if key not in self._retained_reported:
+            self._retained_reported.add(key)
+            log.warning("ignored a retained message from %s=%s topic=%s and cleared it from the broker: a device "
+                        "must publish requests, print reports and commands with retain=false (the broker replays a "
+                        "retained one at every reconnect and restart); fix that device's MQTT settings", key[0],
+                        key[1], message.topic)
+        self._clearing.add(message.topic)
+        self.link.publish(message.topic, b"", retain=True)
 
     def _pause(self, lane: str, until_s: float, now_s: float) -> int:
         """Pause ``lane`` until ``until_s`` (at least ``PAUSE_MIN_S``); drops what it held. Returns how many."""

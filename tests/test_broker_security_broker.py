@@ -334,3 +334,31 @@ def test_controller_serves_over_tls_from_its_config(hall: SecuredHall, tmp_path:
         d1.subscribe(hall.topics.dispenser_ticket("d1"))
         assert _ticket(d1, hall.topics, "d1") == "A001"
     assert "connected to broker localhost" in process.log_text()
+
+
+def test_under_the_provisioned_acl_the_controller_clears_what_a_device_retained(
+    hall: SecuredHall, tmp_path: Path
+) -> None:
+    """A dispenser's own account may set the retain
+    flag on its request topic, and the controller's account may clear it (it reads and writes the whole hall)."""
+    t = hall.topics
+    with _account(hall, "d1") as d1:
+        stale = wire.TicketRequest(request_id="stale-request", service="A").encode()
+        assert d1.publish(t.dispenser_request("d1"), stale, retain=True) in (0, 16)
+    with ControllerProcess(config=_controller_config(hall, tmp_path), broker=hall.broker,
+                           state_dir=tmp_path / "state") as controller:
+        with _account(hall, "monitor") as monitor:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                monitor.subscribe(t.dispenser_request("d1"))
+                time.sleep(0.3)
+                if not [m for m in monitor.received_topics() if m == t.dispenser_request("d1")]:
+                    break
+                monitor.client.unsubscribe(t.dispenser_request("d1"))
+            else:
+                raise AssertionError("the retained request was not cleared")
+        with _account(hall, "d1") as d1:
+            d1.subscribe(t.dispenser_ticket("d1"))
+            assert _ticket(d1, t, "d1") == "A001"  # the stale request was never issued
+    assert "ignored a retained message from dispenser=d1" in controller.log_text()
+    assert "Denied PUBLISH from controller " not in hall.broker_log()
