@@ -40,7 +40,7 @@ def _retained_on(broker: PrivateBroker, topic: str, *, wait_s: float = 0.5) -> l
     """What a new subscriber to ``topic`` is handed at once: the broker's retained message, if any."""
     with Probe(broker, subscriptions=[topic]) as late:
         time.sleep(wait_s)
-        found = []
+        found: list[Message] = []
         while True:
             try:
                 item = late.inbox.get_nowait()
