@@ -96,11 +96,13 @@ class DisplayCore:
         self.last_call_seq = call.seq
         self.calls = _merge([call], self.calls)
         self._seat(call)
-        # "Too old to announce" is judged on the controller's own clock (the board's time), never against this
-        # Pi's: after a power cut, Pis without a real-time clock can disagree by an hour, which would silence
-        # every announcement for the day.
-        reference = self.board.at if self.board is not None else call.at
-        fresh = (reference - call.at).total_seconds() <= self.max_call_age_s
+        # "Too old to announce" only for a call the board already lists (it arrived late, after the board that
+        # followed it), judged on the controller's own clock (the board's time), never against this Pi's: after a
+        # power cut, Pis without a real-time clock can disagree by an hour. A call newer than the board is fresh
+        # by its seq, whatever the times say: a clock stepped back between two calls must not silence one.
+        board = self.board
+        fresh = board is None or call.seq > board.seq or \
+            (board.at - call.at).total_seconds() <= self.max_call_age_s
         return CallOutcome(kind="new", flash=True, announce=self.announce and fresh, missed=missed)
 
     def on_link(self, *, up: bool) -> None:

@@ -85,12 +85,23 @@ def test_gap_in_seq_counts_the_missed_calls() -> None:
 
 
 def test_old_call_is_shown_but_not_announced() -> None:
-    """Old on the controller's clock: a call made more than max_call_age_s before the newest board."""
+    """A call delivered late: the board already lists it, and it was made more than max_call_age_s before
+    that board, on the controller's clock."""
     core = _core(max_call_age_s=60.0)
     core.on_board(_board(0))
-    outcome = core.on_call(_call(1, "A001", at=T0 - timedelta(seconds=61)), now=T0)
+    late = _call(1, "A001", at=T0 - timedelta(seconds=61))
+    core.on_board(_board(1, calls=(late,)))
+    outcome = core.on_call(late, now=T0)
     assert outcome.flash and not outcome.announce
     assert core.screen()["newest"]["number"] == "A001"
+
+
+def test_a_call_after_the_controllers_clock_stepped_back_is_announced() -> None:
+    """Newer than the board by its seq, older by its time: the clock stepped back; the seq is right."""
+    core = _core(max_call_age_s=60.0)
+    core.on_board(_board(1, calls=(_call(1, "A001"),)))
+    outcome = core.on_call(_call(2, "A002", at=T0 - timedelta(hours=1)), now=T0)
+    assert outcome.flash and outcome.announce
 
 
 def test_a_display_clock_far_ahead_of_the_controllers_still_announces() -> None:
