@@ -23,7 +23,7 @@ def test_help_lists_every_command_with_its_one_line_description() -> None:
     assert done.returncode == 0, done.stderr
     listed = dict(re.findall(r"^  ([a-z]+) +(\S.*)$", done.stdout.split("\ncommands:\n", 1)[1], flags=re.MULTILINE))
     assert listed == COMMANDS
-    assert set(listed) == {"run", "check", "provision", "certs", "backup", "restore"}
+    assert {"run", "check", "provision", "certs", "backup", "restore"} <= set(listed)
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))
