@@ -146,9 +146,9 @@ def _buttons(root: Table) -> tuple[tuple[ButtonSpec, ...], tuple[ButtonWiring, .
             category = t.choice("category", PRIORITY_CATEGORIES, "other")
         elif t.has("category"):
             raise t.error("category", "only for priority buttons (priority = true)")
-        label_en = nfc(t.text("label_en", "", allow_empty=True))
+        label_en = nfc(t.name("label_en", "", allow_empty=True))
         specs.append(ButtonSpec(key=key, service=t.ident("service"), priority=priority, category=category,
-                                label_vi=nfc(t.text("label_vi")), label_en=label_en))
+                                label_vi=nfc(t.name("label_vi")), label_en=label_en))
         wiring.append(ButtonWiring(key=key, pin=pin))
         t.done()
     refuse_duplicates(tables, [spec.key for spec in specs], key="key")
@@ -244,7 +244,7 @@ def _ticket(t: Table, *, hall: str, dispenser: str) -> TicketLayout:
         if not font.is_file():
             raise t.error(name, f"{font} does not exist (Debian: apt-get install fonts-dejavu-core)")
         fonts[name] = font
-    layout = TicketLayout(hall_name=nfc(t.text("hall_name")), hall_id=hall, dispenser_id=dispenser,
+    layout = TicketLayout(hall_name=nfc(t.name("hall_name")), hall_id=hall, dispenser_id=dispenser,
                           english=t.boolean("english", True), qr=qr, footer=nfc(t.text("footer", "", allow_empty=True)),
                           logo=None if logo is None else Path(logo), font=fonts["font"], font_bold=fonts["font_bold"])
     t.done()

@@ -2,6 +2,9 @@
 
 Every key is checked at start; an unknown key or a bad value stops the controller with a message that
 names the file, the key and the problem (exit status 78), never a traceback.
+
+Names, ids and prefixes are held to the limits every role's wire decoder applies (``hallq/limits.py``), and the
+hall as a whole to what one board can carry: whatever ``check`` accepts, every display and counter can show.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from datetime import time
+from datetime import datetime, time
 from pathlib import Path
 from typing import Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,10 +20,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from hall_controller.engine.spec import CallPolicy, CounterSpec, DispenserSpec, HallSpec, ServiceSpec, TransferPosition
 from hall_controller.limits import Limits
 from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt, refuse_duplicates
+from hallq.limits import MAX_NUMBER_VALUE, MAX_PREFIX_LEN, MAX_TICKET_ID_LEN
 from hallq.mqtt import BrokerSettings
-from hallq.wire import COUNTER_STATUSES, CounterStatus
+from hallq.wire import (
+    COUNTER_STATUSES,
+    MAX_PAYLOAD_BYTES,
+    Board,
+    BoardCounter,
+    BoardService,
+    Call,
+    CounterState,
+    CounterStatus,
+    ServingTicket,
+    WaitingCount,
+)
 
-_PREFIX = re.compile(r"^[A-Z]{1,3}$")
+_PREFIX = re.compile(rf"[A-Z]{{1,{MAX_PREFIX_LEN}}}")
 _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
@@ -86,8 +101,8 @@ def load(path: Path) -> ControllerConfig:
         raise hall_table.error("time_zone", f"unknown time zone {zone_name!r}") from None
     hall = HallSpec(
         id=hall_table.ident("id"),
-        name_vi=hall_table.text("name_vi"),
-        name_en=hall_table.text("name_en"),
+        name_vi=hall_table.name("name_vi"),
+        name_en=hall_table.name("name_en"),
         services=tuple(services), counters=tuple(counters), dispensers=tuple(dispensers),
         time_zone=zone_name,
         day_starts_at=hall_table.clock("business_day_starts", "04:00"),
@@ -95,6 +110,7 @@ def load(path: Path) -> ControllerConfig:
         service_time_samples=hall_table.integer("service_time_samples", 20, minimum=1, maximum=1000),
     )
     hall_table.done()
+    _fits_a_payload(root, counter_tables, hall)
     client_id = controller.ident("client_id", "controller")
     state_dir = Path(controller.text("state_dir", "/var/lib/hallq"))
     log_level = controller.choice("log_level", LOG_LEVELS, "INFO")
@@ -122,19 +138,20 @@ def _limits(t: Table) -> Limits:
 
 def _service(t: Table) -> ServiceSpec:
     prefix = t.text("prefix")
-    if not _PREFIX.match(prefix):
-        raise t.error("prefix", f"must be 1-3 capital letters A-Z, got {prefix!r}")
+    if not _PREFIX.fullmatch(prefix):
+        raise t.error("prefix", f"must be 1-{MAX_PREFIX_LEN} capital letters A-Z, got {prefix!r}")
     priority_prefix = t.text("priority_prefix", "", allow_empty=True)
-    if priority_prefix and not _PREFIX.match(priority_prefix):
-        raise t.error("priority_prefix", f"must be empty or 1-3 capital letters A-Z, got {priority_prefix!r}")
-    first = t.integer("first_number", 1, minimum=0, maximum=99_998)
-    last = t.integer("last_number", 999, minimum=1, maximum=99_999)
+    if priority_prefix and not _PREFIX.fullmatch(priority_prefix):
+        raise t.error("priority_prefix", f"must be empty or 1-{MAX_PREFIX_LEN} capital letters A-Z, got "
+                                         f"{priority_prefix!r}")
+    first = t.integer("first_number", 1, minimum=0, maximum=MAX_NUMBER_VALUE - 1)
+    last = t.integer("last_number", 999, minimum=1, maximum=MAX_NUMBER_VALUE)
     if last <= first:
         raise t.error("last_number", f"must be greater than first_number ({first})")
     hours = tuple(_hours(t, text) for text in t.text_list("hours", []))
     daily_cap = t.opt_integer("daily_cap", minimum=1)
     spec = ServiceSpec(
-        id=t.ident("id"), name_vi=t.text("name_vi"), name_en=t.text("name_en"), prefix=prefix,
+        id=t.ident("id"), name_vi=t.name("name_vi"), name_en=t.name("name_en"), prefix=prefix,
         first_number=first, last_number=last, wrap=t.boolean("wrap", True), priority_prefix=priority_prefix,
         hours=hours, daily_cap=daily_cap,
         transfer_position=cast(TransferPosition, t.choice("transfer_position", ("front", "original"), "front")),
@@ -167,7 +184,7 @@ def _counter(t: Table, service_ids: set[str]) -> CounterSpec:
             raise t.error("services", f"unknown service {service!r} (known: {', '.join(sorted(service_ids))})")
     max_wait_min = t.opt_integer("max_wait_min", minimum=1, maximum=24 * 60)
     spec = CounterSpec(
-        id=cid, name=t.text("name", f"Quầy {cid}"), services=tuple(services),
+        id=cid, name=t.name("name", f"Quầy {cid}"), services=tuple(services),
         policy=cast(CallPolicy, t.choice("policy", ("priority_first", "interleave"), "interleave")),
         interleave_ratio=t.integer("interleave_ratio", 3, minimum=1, maximum=100),
         max_wait_s=None if max_wait_min is None else max_wait_min * 60,
@@ -182,9 +199,46 @@ def _dispenser(t: Table, service_ids: set[str]) -> DispenserSpec:
     for service in services:
         if service not in service_ids:
             raise t.error("services", f"unknown service {service!r}")
-    spec = DispenserSpec(id=t.ident("id"), name=t.text("name", "", allow_empty=True), services=tuple(services))
+    spec = DispenserSpec(id=t.ident("id"), name=t.name("name", "", allow_empty=True), services=tuple(services))
     t.done()
     return spec
+
+
+def _fits_a_payload(root: Table, counter_tables: list[Table], hall: HallSpec) -> None:
+    """Refuse a hall whose board, or a counter's state, could outgrow a payload (every display and counter would
+    refuse it, and show nothing): each is built as large as this config can make it (every name, the longest
+    numbers, ten calls at the counter with the longest name, waiting counts of a full range) and measured."""
+    at = datetime(2026, 11, 27, 8, 21, 40, 5000, tzinfo=hall.zone)
+    number = max((s.number_text(s.last_number, priority=p) for s in hall.services for p in (False, True)), key=len)
+    service = max((s.id for s in hall.services), key=len)
+    widest = max(hall.counters, key=lambda c: len(c.name.encode("utf-8")))
+    calls = tuple(Call(seq=2**53, number=number, counter=widest.id, counter_name=widest.name, service=service,
+                       priority=False, recall=False, at=at, ticket_id="f" * MAX_TICKET_ID_LEN)
+                  for _ in range(hall.recent_calls))
+    board = Board(hall=hall.id, hall_name_vi=hall.name_vi, hall_name_en=hall.name_en, seq=2**53, calls=calls,
+                  counters=tuple(BoardCounter(counter=c.id, name=c.name, status="paused", number=number,
+                                              service=service) for c in hall.counters),
+                  services=tuple(BoardService(service=s.id, name_vi=s.name_vi, name_en=s.name_en,
+                                              regular=MAX_NUMBER_VALUE, priority=MAX_NUMBER_VALUE)
+                                 for s in hall.services),
+                  at=at, business_day="2026-11-27")
+    size = len(board.encode())
+    if size > MAX_PAYLOAD_BYTES:
+        raise root.error("counters", f"with these names the hall's board takes up to {size} bytes, more than the "
+                                     f"{MAX_PAYLOAD_BYTES} bytes every display accepts ({len(hall.counters)} "
+                                     f"counters, {len(hall.services)} services): shorten the counter, service or "
+                                     "hall names")
+    for table, counter in zip(counter_tables, hall.counters, strict=True):
+        serving = ServingTicket(id="f" * MAX_TICKET_ID_LEN, number=number, service=service, priority=False,
+                                called_at=at, recalls=2**53)
+        state = CounterState(counter=counter.id, name=counter.name, status="paused", services=counter.services,
+                             ticket=serving, waiting=tuple(WaitingCount(service=s, regular=MAX_NUMBER_VALUE,
+                                                                     priority=MAX_NUMBER_VALUE)
+                                                        for s in counter.services), at=at)
+        size = len(state.encode())
+        if size > MAX_PAYLOAD_BYTES:
+            raise table.error("services", f"the counter's state takes up to {size} bytes, more than the "
+                                          f"{MAX_PAYLOAD_BYTES} bytes a counter accepts: give it fewer services")
 
 
 def _unique_prefixes(tables: list[Table], services: list[ServiceSpec]) -> None:

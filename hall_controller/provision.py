@@ -59,6 +59,7 @@ from hall_controller.config import ControllerConfig
 from hallq import logsetup
 from hallq.configfile import load_toml
 from hallq.errors import EXIT_CANTCREAT, EXIT_CONFIG, ConfigError, HallqError
+from hallq.limits import MAX_ID_LEN
 from hallq.topics import Topics, is_valid_id
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ COUNTER_USER_PREFIX = "counter-"
 PBKDF2_ITERATIONS = 1000  # mosquitto_passwd uses 101; device passwords are random, the broker verifies each connect
 CREDENTIAL_SUFFIX = ".mqtt-password"
 DEFAULT_OUT = Path("/etc/hallq/broker")
-_ID_CHARS = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
+_ID_CHARS = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 
 
 class ProvisionError(HallqError, ValueError):
@@ -99,9 +100,9 @@ def devices_of(config: ControllerConfig, *, displays: Sequence[str]) -> list[Dev
     seen: dict[str, Device] = {}
     for device in devices:
         # Intake usernames are built from two valid ids, so only their length may exceed the limit of an id.
-        if not is_valid_id(device.username) and not (device.role == "intake" and _ID_CHARS.match(device.username)):
+        if not is_valid_id(device.username) and not (device.role == "intake" and _ID_CHARS.fullmatch(device.username)):
             raise ProvisionError(f"{device.role} {device.topic_id!r}: username {device.username!r} is not a valid "
-                                 "id (1-32 of A-Z a-z 0-9 _ . -)")
+                                 f"id (1-{MAX_ID_LEN} of A-Z a-z 0-9 _ . -)")
         if device.username in seen:
             other = seen[device.username]
             raise ProvisionError(f"{device.role} {device.topic_id!r} and {other.role} {other.topic_id!r} would both "
@@ -239,7 +240,8 @@ def read_displays(path: Path) -> list[str]:
     displays = root.text_list("displays", [])
     for i, display in enumerate(displays):
         if not is_valid_id(display):
-            raise root.error(f"displays[#{i + 1}]", f"{display!r} is not a valid id (1-32 of A-Z a-z 0-9 _ . -)")
+            raise root.error(f"displays[#{i + 1}]",
+                             f"{display!r} is not a valid id (1-{MAX_ID_LEN} of A-Z a-z 0-9 _ . -)")
     if len(set(displays)) != len(displays):
         raise root.error("displays", "lists a display twice")
     root.done()

@@ -76,6 +76,7 @@ from hall_controller.limits import DeviceLimiter, Throttle
 from hall_controller.views import board, call, counter_state, serving, ticket_info
 from hallq import systemd, wire
 from hallq.errors import PayloadError
+from hallq.limits import MAX_ACTION_LEN, MAX_REQUEST_ID_LEN
 from hallq.mqtt import InboxItem, LinkUp, Message, MqttLink, stop_all
 from hallq.topics import ParsedTopic, TopicKind, Topics
 
@@ -611,8 +612,8 @@ def _loose_field(payload: bytes, name: str, max_len: int) -> str:
 
 
 def _request_id_of(payload: bytes) -> str:
-    return _loose_field(payload, "request_id", 64)
+    return _loose_field(payload, "request_id", MAX_REQUEST_ID_LEN)
 
 
 def _action_of(payload: bytes) -> str:
-    return _loose_field(payload, "action", 16)
+    return _loose_field(payload, "action", MAX_ACTION_LEN)

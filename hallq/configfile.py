@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hallq.errors import ConfigError
+from hallq.limits import MAX_ID_LEN, MAX_NAME_LEN, has_control
 from hallq.mqtt import BrokerSettings, parse_address
 from hallq.topics import base_topic_problem, is_valid_id
 
@@ -90,7 +91,19 @@ class Table:
     def ident(self, name: str, default: Any = _MISSING) -> str:
         value = self.text(name, default)
         if not is_valid_id(value):
-            raise self.error(name, f"{value!r} is not a valid id (1-32 of A-Z a-z 0-9 _ . -, starting alphanumeric)")
+            raise self.error(name, f"{value!r} is not a valid id (1-{MAX_ID_LEN} of A-Z a-z 0-9 _ . -, starting "
+                                   "alphanumeric)")
+        return value
+
+    def name(self, name: str, default: Any = _MISSING, *, allow_empty: bool = False) -> str:
+        """A name people read (a hall, service or counter name, a button label): at most ``MAX_NAME_LEN``
+        characters and no control characters, the limits every role's wire decoder applies (``hallq.limits``)."""
+        value = self.text(name, default, allow_empty=allow_empty)
+        if len(value) > MAX_NAME_LEN:
+            raise self.error(name, f"must be at most {MAX_NAME_LEN} characters (what every display and counter "
+                                   f"accepts), got {len(value)}")
+        if has_control(value):
+            raise self.error(name, f"must not contain control characters (line breaks, tabs), got {value!r}")
         return value
 
     def integer(self, name: str, default: Any = _MISSING, *, minimum: int | None = None,

@@ -10,18 +10,19 @@ Adding a topic means adding a method here, a section to ``docs/mqtt-contract.md`
 from __future__ import annotations
 
 import enum
-import re
 from dataclasses import dataclass
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+from hallq.limits import MAX_ID_LEN, is_token
 
 
 def is_valid_id(value: str) -> bool:
-    """True if ``value`` may be a hall, device or service id: 1–32 of ``A-Z a-z 0-9 _ . -``.
+    """True if ``value`` may be a hall, device or service id: 1–32 of ``A-Z a-z 0-9 _ . -``, starting with a letter
+    or digit (``hallq.limits``).
 
-    Ids become topic segments, so MQTT's wildcards and separators (``+ # /``) are excluded by construction.
+    Ids become topic segments, so MQTT's wildcards and separators (``+ # /``) are excluded by construction, and
+    so is any control character: an id can never start a line of a log.
     """
-    return bool(_ID_RE.match(value))
+    return is_token(value, MAX_ID_LEN)
 
 
 def base_topic_problem(base: str) -> str | None:

@@ -5,6 +5,12 @@ Theory of operation: every payload is a JSON object with ``"v": 1``. Encoders wr
 anything over ``MAX_PAYLOAD_BYTES``, not JSON, not an object, of another major version, or with a missing
 or mistyped field, by raising ``PayloadError`` with a message naming the field; unknown fields are
 ignored so that newer senders keep working with older readers. Nothing inside hallq sees a raw dict.
+
+Field limits come from ``hallq/limits.py``, the one definition the config readers use too, so that every name
+and id a config check accepts travels. Ids, ticket ids and numbers are read in their strict alphabet and
+request ids without control characters: no text from the wire that names something can start a log line.
+Free text for people (a print failure's reason, an error message, a printer's detail) and names are read as
+sent, within their length (tolerant: a display must not go blank over a character); logs escape them.
 """
 
 from __future__ import annotations
@@ -16,10 +22,26 @@ from datetime import datetime
 from typing import Any, Final, Literal, cast, get_args
 
 from hallq.errors import PayloadError
+from hallq.limits import (
+    MAX_ACTION_LEN,
+    MAX_DAY_LEN,
+    MAX_DETAIL_LEN,
+    MAX_ERROR_CODE_LEN,
+    MAX_ERROR_MESSAGE_LEN,
+    MAX_ID_LEN,
+    MAX_MOMENT_LEN,
+    MAX_NAME_LEN,
+    MAX_NUMBER_LEN,
+    MAX_REASON_LEN,
+    MAX_REQUEST_ID_LEN,
+    MAX_ROLE_LEN,
+    MAX_TICKET_ID_LEN,
+    has_control,
+    is_token,
+)
 
 VERSION: Final = 1
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
-MAX_TEXT_LEN: Final = 200
 
 PRIORITY_CATEGORIES: Final = ("elderly", "disability", "pregnant", "child", "other")
 CounterAction = Literal[
@@ -93,17 +115,44 @@ class _Fields:
     def _bad(self, name: str, expected: str) -> PayloadError:
         return PayloadError("bad_request", f"{self.what}: field '{name}' must be {expected}")
 
-    def text(self, name: str, *, max_len: int = MAX_TEXT_LEN, allow_empty: bool = False) -> str:
+    def text(self, name: str, *, max_len: int = MAX_NAME_LEN, allow_empty: bool = False) -> str:
         value = self.obj.get(name)
         if not isinstance(value, str) or (not value and not allow_empty) or len(value) > max_len:
             raise self._bad(name, f"a non-empty string of at most {max_len} characters")
         return value
 
-    def opt_text(self, name: str, *, max_len: int = MAX_TEXT_LEN) -> str | None:
+    def opt_text(self, name: str, *, max_len: int = MAX_NAME_LEN) -> str | None:
         """An optional string: absent, null and "" all read as None."""
         if self.obj.get(name) in (None, ""):
             return None
         return self.text(name, max_len=max_len)
+
+    def token(self, name: str, *, max_len: int) -> str:
+        """An id, ticket id or ticket number: 1 to ``max_len`` of ``A-Z a-z 0-9 _ . -`` (``hallq.limits``)."""
+        value = self.obj.get(name)
+        if not isinstance(value, str) or not is_token(value, max_len):
+            raise self._bad(name, f"1-{max_len} of A-Z a-z 0-9 _ . -, starting with a letter or digit")
+        return value
+
+    def opt_token(self, name: str, *, max_len: int) -> str | None:
+        """An optional ``token``: absent, null and "" all read as None."""
+        if self.obj.get(name) in (None, ""):
+            return None
+        return self.token(name, max_len=max_len)
+
+    def ident(self, name: str) -> str:
+        """A hall, device or service id, as ``hallq.topics.is_valid_id`` has it."""
+        return self.token(name, max_len=MAX_ID_LEN)
+
+    def opt_ident(self, name: str) -> str | None:
+        return self.opt_token(name, max_len=MAX_ID_LEN)
+
+    def request_id(self, name: str = "request_id") -> str:
+        """A request id as its sender chose it: any 1-64 characters but control characters."""
+        value = self.text(name, max_len=MAX_REQUEST_ID_LEN)
+        if has_control(value):
+            raise self._bad(name, f"a string of 1-{MAX_REQUEST_ID_LEN} characters without control characters")
+        return value
 
     def boolean(self, name: str, *, default: bool | None = None) -> bool:
         value = self.obj.get(name, default)
@@ -129,7 +178,7 @@ class _Fields:
         return self.choice(name, choices)
 
     def moment(self, name: str) -> datetime:
-        text = self.text(name, max_len=40)
+        text = self.text(name, max_len=MAX_MOMENT_LEN)
         try:
             value = datetime.fromisoformat(text)
         except ValueError:
@@ -171,7 +220,8 @@ def _read_error(fields: _Fields) -> ErrorInfo | None:
     sub = fields.opt_sub("error")
     if sub is None:
         return None
-    return ErrorInfo(code=sub.text("code", max_len=64), message=sub.text("message", max_len=1000))
+    return ErrorInfo(code=sub.text("code", max_len=MAX_ERROR_CODE_LEN),
+                     message=sub.text("message", max_len=MAX_ERROR_MESSAGE_LEN))
 
 
 
@@ -208,7 +258,7 @@ class TicketRequest:
             category = "other"
         if not priority:
             category = None
-        return TicketRequest(request_id=f.text("request_id", max_len=64), service=f.text("service", max_len=32),
+        return TicketRequest(request_id=f.request_id(), service=f.ident("service"),
                              priority=priority, category=category)
 
 
@@ -233,7 +283,8 @@ class TicketInfo:
     @staticmethod
     def read(f: _Fields) -> TicketInfo:
         return TicketInfo(
-            id=f.text("id", max_len=64), number=f.text("number", max_len=16), service=f.text("service", max_len=32),
+            id=f.token("id", max_len=MAX_TICKET_ID_LEN), number=f.token("number", max_len=MAX_NUMBER_LEN),
+            service=f.ident("service"),
             priority=f.boolean("priority", default=False), category=f.opt_choice("category", PRIORITY_CATEGORIES),
             issued_at=f.moment("issued_at"), ahead=f.integer("ahead"), estimated_wait_s=f.integer("estimated_wait_s"),
         )
@@ -266,8 +317,8 @@ class TicketReply:
     @staticmethod
     def decode(raw: bytes | str) -> TicketReply:
         f = _Fields(raw, "ticket reply")
-        # Empty when the request was too broken to read its id.
-        request_id = f.text("request_id", max_len=64, allow_empty=True)
+        # Empty when the request was too broken to read its id; else the sender's own, echoed as it sent it.
+        request_id = f.text("request_id", max_len=MAX_REQUEST_ID_LEN, allow_empty=True)
         if f.boolean("ok"):
             return TicketReply(request_id=request_id, ticket=TicketInfo.read(f.sub("ticket")))
         error = _read_error(f) or ErrorInfo("bad_request", "refused without a reason")
@@ -289,8 +340,8 @@ class PrintReport:
     def decode(raw: bytes | str) -> PrintReport:
         f = _Fields(raw, "print report")
         ok = f.boolean("ok")
-        reason = None if ok else (f.opt_text("reason", max_len=64) or "error")
-        return PrintReport(ticket_id=f.text("ticket_id", max_len=64), ok=ok, reason=reason)
+        reason = None if ok else (f.opt_text("reason", max_len=MAX_REASON_LEN) or "error")
+        return PrintReport(ticket_id=f.token("ticket_id", max_len=MAX_TICKET_ID_LEN), ok=ok, reason=reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,8 +365,8 @@ class CounterCommand:
     def decode(raw: bytes | str) -> CounterCommand:
         f = _Fields(raw, "counter command")
         action = cast(CounterAction, f.choice("action", COUNTER_ACTIONS))
-        command = CounterCommand(request_id=f.text("request_id", max_len=64), action=action,
-                                 ticket=f.opt_text("ticket", max_len=16), service=f.opt_text("service", max_len=32))
+        command = CounterCommand(request_id=f.request_id(), action=action,
+                                 ticket=f.opt_token("ticket", max_len=MAX_NUMBER_LEN), service=f.opt_ident("service"))
         if action == "call" and command.ticket is None:
             raise PayloadError("bad_request", "counter command: 'call' needs field 'ticket' (a number like A015)")
         if action == "transfer" and command.service is None:
@@ -340,8 +391,9 @@ class ServingTicket:
 
     @staticmethod
     def read(f: _Fields) -> ServingTicket:
-        return ServingTicket(id=f.text("id", max_len=64), number=f.text("number", max_len=16),
-                             service=f.text("service", max_len=32), priority=f.boolean("priority", default=False),
+        return ServingTicket(id=f.token("id", max_len=MAX_TICKET_ID_LEN),
+                             number=f.token("number", max_len=MAX_NUMBER_LEN),
+                             service=f.ident("service"), priority=f.boolean("priority", default=False),
                              called_at=f.moment("called_at"), recalls=f.integer("recalls"))
 
 
@@ -376,8 +428,9 @@ class CounterReply:
         ticket_fields = f.opt_sub("ticket")
         ok = f.boolean("ok")
         return CounterReply(
-            request_id=f.text("request_id", max_len=64, allow_empty=True),
-            action=f.text("action", max_len=16, allow_empty=True), status=f.opt_choice("status", COUNTER_STATUSES),
+            request_id=f.text("request_id", max_len=MAX_REQUEST_ID_LEN, allow_empty=True),
+            action=f.text("action", max_len=MAX_ACTION_LEN, allow_empty=True),
+            status=f.opt_choice("status", COUNTER_STATUSES),
             ticket=None if ticket_fields is None else ServingTicket.read(ticket_fields),
             error=None if ok else (_read_error(f) or ErrorInfo("bad_request", "refused without a reason")),
         )
@@ -396,7 +449,7 @@ class WaitingCount:
 
     @staticmethod
     def read(f: _Fields) -> WaitingCount:
-        return WaitingCount(service=f.text("service", max_len=32), regular=f.integer("regular"),
+        return WaitingCount(service=f.ident("service"), regular=f.integer("regular"),
                             priority=f.integer("priority"))
 
 
@@ -423,10 +476,10 @@ class CounterState:
         f = _Fields(raw, "counter state")
         ticket_fields = f.opt_sub("ticket")
         services = f.obj.get("services")
-        if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
-            raise PayloadError("bad_request", "counter state: field 'services' must be a list of strings")
+        if not isinstance(services, list) or not all(isinstance(s, str) and is_token(s, MAX_ID_LEN) for s in services):
+            raise PayloadError("bad_request", "counter state: field 'services' must be a list of service ids")
         return CounterState(
-            counter=f.text("counter", max_len=32), name=f.text("name"),
+            counter=f.ident("counter"), name=f.text("name", max_len=MAX_NAME_LEN),
             status=cast(CounterStatus, f.choice("status", COUNTER_STATUSES)), services=tuple(services),
             ticket=None if ticket_fields is None else ServingTicket.read(ticket_fields),
             waiting=tuple(WaitingCount.read(w) for w in f.subs("waiting")), at=f.moment("at"),
@@ -461,10 +514,10 @@ class Call:
 
     @staticmethod
     def read(f: _Fields) -> Call:
-        return Call(seq=f.integer("seq"), number=f.text("number", max_len=16), counter=f.text("counter", max_len=32),
-                    counter_name=f.text("counter_name"), service=f.text("service", max_len=32),
+        return Call(seq=f.integer("seq"), number=f.token("number", max_len=MAX_NUMBER_LEN), counter=f.ident("counter"),
+                    counter_name=f.text("counter_name", max_len=MAX_NAME_LEN), service=f.ident("service"),
                     priority=f.boolean("priority", default=False), recall=f.boolean("recall", default=False),
-                    at=f.moment("at"), ticket_id=f.opt_text("ticket_id", max_len=64) or "")
+                    at=f.moment("at"), ticket_id=f.opt_token("ticket_id", max_len=MAX_TICKET_ID_LEN) or "")
 
     @staticmethod
     def decode(raw: bytes | str) -> Call:
@@ -487,9 +540,9 @@ class BoardCounter:
 
     @staticmethod
     def read(f: _Fields) -> BoardCounter:
-        return BoardCounter(counter=f.text("counter", max_len=32), name=f.text("name"),
+        return BoardCounter(counter=f.ident("counter"), name=f.text("name", max_len=MAX_NAME_LEN),
                             status=cast(CounterStatus, f.choice("status", COUNTER_STATUSES)),
-                            number=f.opt_text("number", max_len=16), service=f.opt_text("service", max_len=32))
+                            number=f.opt_token("number", max_len=MAX_NUMBER_LEN), service=f.opt_ident("service"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,8 +561,9 @@ class BoardService:
 
     @staticmethod
     def read(f: _Fields) -> BoardService:
-        return BoardService(service=f.text("service", max_len=32), name_vi=f.text("name_vi"),
-                            name_en=f.text("name_en"), regular=f.integer("regular"), priority=f.integer("priority"))
+        return BoardService(service=f.ident("service"), name_vi=f.text("name_vi", max_len=MAX_NAME_LEN),
+                            name_en=f.text("name_en", max_len=MAX_NAME_LEN), regular=f.integer("regular"),
+                            priority=f.integer("priority"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -538,12 +592,12 @@ class Board:
     @staticmethod
     def decode(raw: bytes | str) -> Board:
         f = _Fields(raw, "board")
-        return Board(hall=f.text("hall", max_len=32), hall_name_vi=f.text("hall_name_vi"),
-                     hall_name_en=f.text("hall_name_en"), seq=f.integer("seq"),
+        return Board(hall=f.ident("hall"), hall_name_vi=f.text("hall_name_vi", max_len=MAX_NAME_LEN),
+                     hall_name_en=f.text("hall_name_en", max_len=MAX_NAME_LEN), seq=f.integer("seq"),
                      calls=tuple(Call.read(c) for c in f.subs("calls")),
                      counters=tuple(BoardCounter.read(c) for c in f.subs("counters")),
                      services=tuple(BoardService.read(s) for s in f.subs("services")), at=f.moment("at"),
-                     business_day=f.opt_text("business_day", max_len=10) or "")
+                     business_day=f.opt_text("business_day", max_len=MAX_DAY_LEN) or "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -571,5 +625,6 @@ class Presence:
     def decode(raw: bytes | str) -> Presence:
         f = _Fields(raw, "presence")
         state = cast(Literal["online", "offline"], f.choice("state", ("online", "offline")))
-        return Presence(state=state, role=f.opt_text("role", max_len=32) or "",
-                        printer=f.opt_choice("printer", PRINTER_STATES), detail=f.opt_text("detail", max_len=500))
+        return Presence(state=state, role=f.opt_text("role", max_len=MAX_ROLE_LEN) or "",
+                        printer=f.opt_choice("printer", PRINTER_STATES),
+                        detail=f.opt_text("detail", max_len=MAX_DETAIL_LEN))
