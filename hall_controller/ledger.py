@@ -23,8 +23,9 @@ import fcntl
 import logging
 import os
 import sqlite3
+import stat
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,7 @@ class Ledger:
         self.hall_id = hall_id
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _keep_private(path)
             self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
             raise LedgerError(f"cannot open ledger {path}: {exc}") from None
@@ -246,6 +248,24 @@ class Ledger:
 
     def close(self) -> None:
         self._db.close()
+
+
+def _keep_private(path: Path) -> None:
+    """Readable by its owner only, however the controller was started (systemd's ``UMask=0077`` or a shell's
+    022): a missing ledger is created 0600 before SQLite opens it, since SQLite gives the -wal and -shm it creates
+    the database file's mode; a ledger or side file an earlier run left readable by others is tightened."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    for file in (path, *(path.with_name(path.name + suffix) for suffix in SIDE_FILE_SUFFIXES)):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                file.chmod(mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            log.warning("ledger file %s is readable by other users and cannot be made private: %s", file,
+                        exc.strerror)
 
 
 def _check_identity(meta: dict[str, str], *, name: str, hall_id: str) -> None:
