@@ -561,7 +561,7 @@ class ControllerService:
             return self._error_outcome(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
         decision = self.engine.handle(CounterCommand(counter=counter, request_id=command.request_id,
                                                      action=command.action, ticket=command.ticket,
-                                                     service=command.service), now=now)
+                                                     service=command.service, serving=command.serving), now=now)
         storage = (topic, wire.CounterReply(request_id=command.request_id, action=command.action,
                                             error=_STORAGE_ERROR).encode())
         runtime = self.engine.counters.get(counter)

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final, Literal, cast, get_args
+from typing import Any, ClassVar, Final, Literal, cast, get_args
 
 from hallq.errors import PayloadError
 from hallq.limits import (
@@ -73,6 +73,7 @@ ERROR_CODES: Final = (
     "not_allowed",            # the counter does not serve that service
     "storage_unavailable",    # the ledger cannot store: nothing was changed
     "rate_limited",           # the device sent more than its limit; the message was dropped
+    "conflict",               # the counter no longer serves what the command's "serving" says: someone else acted
 )
 
 
@@ -350,23 +351,40 @@ class CounterCommand:
 
     ``ticket`` names a ticket number for ``call``; ``service`` names the target service for ``transfer``
     (and, optionally, restricts ``next`` to one of the counter's services).
+
+    ``serving`` is what the sender last saw the counter serving: that ticket's id (or number), or
+    ``SERVING_NOTHING`` (``""``) when it saw it serving nothing. The controller refuses a ticket action whose
+    ``serving`` is no longer true (``conflict``), so that no client finishes a citizen it has not seen called.
+    ``None`` (the field left out, as senders older than it do; ``null`` reads the same) claims nothing and is
+    not checked. Unlike the other optional fields, ``""`` is a value here, not "absent".
     """
+
+    SERVING_NOTHING: ClassVar[str] = ""
 
     request_id: str
     action: CounterAction
     ticket: str | None = None
     service: str | None = None
+    serving: str | None = None
 
     def encode(self) -> bytes:
-        return encode({"v": VERSION, "request_id": self.request_id, "action": self.action,
-                       "ticket": self.ticket, "service": self.service})
+        obj: dict[str, Any] = {"v": VERSION, "request_id": self.request_id, "action": self.action,
+                               "ticket": self.ticket, "service": self.service}
+        if self.serving is not None:
+            obj["serving"] = self.serving
+        return encode(obj)
 
     @staticmethod
     def decode(raw: bytes | str) -> CounterCommand:
         f = _Fields(raw, "counter command")
         action = cast(CounterAction, f.choice("action", COUNTER_ACTIONS))
+        # "" is a value here ("nothing"), not absent; otherwise a ticket id or number, in their strict alphabet.
+        serving = f.obj.get("serving")
+        if serving is not None and serving != "":
+            serving = f.token("serving", max_len=MAX_TICKET_ID_LEN)
         command = CounterCommand(request_id=f.request_id(), action=action,
-                                 ticket=f.opt_token("ticket", max_len=MAX_NUMBER_LEN), service=f.opt_ident("service"))
+                                 ticket=f.opt_token("ticket", max_len=MAX_NUMBER_LEN), service=f.opt_ident("service"),
+                                 serving=serving)
         if action == "call" and command.ticket is None:
             raise PayloadError("bad_request", "counter command: 'call' needs field 'ticket' (a number like A015)")
         if action == "transfer" and command.service is None:

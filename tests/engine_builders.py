@@ -56,11 +56,11 @@ class Driver:
         return decision
 
     def counter(self, counter: str, action: str, *, ticket: str | None = None, service: str | None = None,
-                request_id: str | None = None, after_s: float = 1.0) -> Decision:
+                request_id: str | None = None, serving: str | None = None, after_s: float = 1.0) -> Decision:
         n = next(self._ids)
         decision = self.engine.handle(
             CounterCommand(counter=counter, request_id=request_id or f"c{n}", action=action,  # type: ignore[arg-type]
-                           ticket=ticket, service=service),
+                           ticket=ticket, service=service, serving=serving),
             now=self._step(after_s),
         )
         self.events.extend(decision.events)

@@ -82,3 +82,19 @@ def test_optional_empty_strings_round_trip() -> None:
     assert wire.Call.decode(call.encode()) == call
     board = wire.Board(hall="h", hall_name_vi="H", hall_name_en="H", seq=0, calls=(), counters=(), services=(), at=at)
     assert wire.Board.decode(board.encode()) == board
+
+
+def test_a_counter_commands_serving_tells_absent_from_nothing() -> None:
+    """Left out or null: the sender claims nothing (not checked); "": it saw the counter serving nothing."""
+    base = '{"v":1,"request_id":"r","action":"next"'
+    assert wire.CounterCommand.decode(base + "}").serving is None
+    assert wire.CounterCommand.decode(base + ',"serving":null}').serving is None
+    assert wire.CounterCommand.decode(base + ',"serving":""}').serving == ""
+    assert wire.CounterCommand.decode(base + ',"serving":"A015"}').serving == "A015"
+    with pytest.raises(PayloadError, match="'serving'") as refused:
+        wire.CounterCommand.decode(base + ',"serving":15}')
+    assert refused.value.code == "bad_request"
+    for serving in (None, "", "9b1d4c2a7e8f4a0b9c3d2e1f0a9b8c7d"):
+        command = wire.CounterCommand(request_id="r", action="next", serving=serving)
+        assert wire.CounterCommand.decode(command.encode()) == command
+    assert b"serving" not in wire.CounterCommand(request_id="r", action="next").encode()

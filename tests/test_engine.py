@@ -8,7 +8,7 @@ from datetime import time, timedelta
 import pytest
 
 from hall_controller.engine import CounterSpec, Engine, ServiceSpec
-from hall_controller.engine.events import IssueTicket, TicketCalled, TicketExpired
+from hall_controller.engine.events import CounterCommand, IssueTicket, TicketCalled, TicketExpired
 from hall_controller.engine.lifecycle import IllegalMove, Move, TicketState, next_state
 from hallq.errors import InvariantError
 from tests.engine_builders import MORNING, Driver, hall
@@ -369,6 +369,110 @@ def test_a_retried_counter_command_is_not_run_twice() -> None:
 
 def test_unknown_counter_is_refused() -> None:
     assert driver().counter("99", "next").refusal.code == "unknown_counter"  # type: ignore[union-attr]
+
+
+# --- two consoles on one counter: what the sender saw -----------------------------------------------------------
+
+def _serving(d: Driver, counter: str) -> str:
+    """The id of the ticket the counter serves, as a console that saw it sends it (``""``: nothing)."""
+    ticket = d.engine.counter_ticket(counter)
+    return "" if ticket is None else ticket.id
+
+
+def test_next_from_a_console_that_saw_an_earlier_ticket_is_a_conflict_and_changes_nothing() -> None:
+    d = driver()
+    for _ in range(3):
+        d.issue("A")
+    d.counter("3", "next")
+    seen = _serving(d, "3")                                 # both consoles show A001
+    assert d.counter("3", "next", serving=seen).ok          # the first console: A001 served, A002 called
+    before = d.engine.fingerprint()
+    late = d.counter("3", "next", serving=seen)             # the second, at the same moment
+    assert late.refusal is not None and late.events == ()
+    assert (late.refusal.code, late.refusal.message) == (
+        "conflict", "counter 3 is serving A002, not A001: another console acted; refresh")
+    assert d.engine.fingerprint() == before
+    assert d.engine.counter_ticket("3").state is TicketState.CALLED  # type: ignore[union-attr]
+
+
+def test_a_console_that_saw_the_counter_idle_cannot_finish_a_ticket_called_since() -> None:
+    d = driver()
+    d.issue("A")
+    d.issue("A")
+    assert d.counter("3", "next", serving="").ok
+    refusal = d.counter("3", "next", serving="").refusal
+    assert refusal is not None
+    assert refusal.message == "counter 3 is serving A001, not nothing: another console acted; refresh"
+    assert d.called("3") == "A001"
+
+
+@pytest.mark.parametrize(("action", "extra"), [("next", {}), ("call", {"ticket": "A003"}), ("recall", {}),
+                                               ("complete", {}), ("no_show", {}), ("transfer", {"service": "B"})])
+def test_every_action_on_a_ticket_checks_what_the_sender_saw(action: str, extra: dict[str, str]) -> None:
+    d = driver()
+    for _ in range(3):
+        d.issue("A")
+    d.counter("1", "next")
+    seen = _serving(d, "1")
+    d.counter("1", "next")
+    before = d.engine.fingerprint()
+    refusal = d.counter("1", action, serving=seen, **extra).refusal  # type: ignore[arg-type]
+    assert refusal is not None and refusal.code == "conflict"
+    assert d.engine.fingerprint() == before
+    assert d.counter("1", action, serving=_serving(d, "1"), **extra).ok  # type: ignore[arg-type]
+
+
+def test_a_conflict_names_an_unknown_ticket_without_repeating_the_senders_text() -> None:
+    d = driver()
+    d.issue("A")
+    d.counter("3", "next")
+    refusal = d.counter("3", "complete", serving="yesterday\nforged").refusal
+    assert refusal is not None and refusal.code == "conflict"
+    assert refusal.message == "counter 3 is serving A001, not the ticket it saw: another console acted; refresh"
+
+
+@pytest.mark.parametrize("action", ["open", "pause", "close"])
+def test_the_counters_status_actions_do_not_check_what_the_sender_saw(action: str) -> None:
+    d = driver()
+    assert d.counter("3", action, serving="gone").ok
+
+
+def test_what_the_sender_saw_may_be_named_by_number() -> None:
+    d = driver()
+    d.issue("A")
+    d.issue("A")
+    d.counter("3", "next")
+    assert d.counter("3", "next", serving="A002").refusal.code == "conflict"  # type: ignore[union-attr]
+    assert d.counter("3", "next", serving="A001").ok
+
+
+def test_a_command_that_says_nothing_of_what_it_saw_is_not_checked() -> None:
+    """Senders older than the ``serving`` field keep working as before, with no protection."""
+    d = driver()
+    for _ in range(3):
+        d.issue("A")
+    d.counter("3", "next")
+    d.counter("3", "next")
+    assert d.counter("3", "next", serving=None).ok
+    assert d.called("3") == "A003"
+
+
+def test_a_retried_command_gets_its_answer_though_what_it_saw_is_stale_now() -> None:
+    """The journal keeps accepted commands, not their ``serving``: none is needed, since a retried request id is
+    answered from the journal before anything is checked, also after a restart."""
+    d = driver()
+    for _ in range(3):
+        d.issue("A")
+    d.counter("3", "next")
+    seen = _serving(d, "3")
+    first = d.counter("3", "next", serving=seen, request_id="k1")
+    again = d.counter("3", "next", serving=seen, request_id="k1")  # stale by now: it is itself what moved on
+    assert again.duplicate and again.ticket_id == first.ticket_id and again.events == ()
+    restarted = Engine(replace(d.engine.spec))
+    restarted.replay(d.events)  # type: ignore[arg-type]
+    replayed = restarted.handle(CounterCommand(counter="3", request_id="k1", action="next", serving=seen),
+                                now=d.now)
+    assert replayed.duplicate and replayed.ticket_id == first.ticket_id
 
 
 # --- printing -------------------------------------------------------------------------------------------------

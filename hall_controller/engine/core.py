@@ -271,6 +271,16 @@ class Engine:
                         emitted: list[Event]) -> Refusal | None:
         cid = counter.spec.id
         current = self.tickets[counter.ticket_id] if counter.ticket_id is not None else None
+        if cmd.serving is not None and cmd.action not in ("open", "pause", "close") and cmd.serving not in (
+            ("",) if current is None else (current.id, current.number)
+        ):
+            # Another console or keypad of this counter acted since the sender last looked: acting now could
+            # finish a citizen the sender never saw called (a `next` completes the current ticket). The message
+            # names tickets by today's numbers only, never by the sender's text.
+            seen = "nothing" if not cmd.serving else next(
+                (t.number for t in self.tickets.values() if cmd.serving in (t.id, t.number)), "the ticket it saw")
+            return Refusal("conflict", f"counter {cid} is serving {current.number if current else 'nothing'}, "
+                                       f"not {seen}: another console acted; refresh")
         match cmd.action:
             case "open":
                 if counter.status != "open":

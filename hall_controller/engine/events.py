@@ -47,13 +47,19 @@ class ReportPrint:
 
 @dataclass(frozen=True, slots=True)
 class CounterCommand:
-    """A counter's clerk pressed a key."""
+    """A counter's clerk pressed a key.
+
+    ``serving`` is the ticket (id or number) the sender saw the counter serving, ``""`` for none; a ticket action
+    is refused (``conflict``) when the counter serves something else. ``None``: not said, not checked. Not
+    journaled: only accepted commands are, and a retried request id is answered from the journal before any check.
+    """
 
     counter: str
     request_id: str
     action: CounterAction
     ticket: str | None = None
     service: str | None = None
+    serving: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
