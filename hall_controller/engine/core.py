@@ -478,6 +478,8 @@ class Engine:
                 ticket.finished_at = event.at
                 if isinstance(event, TicketVoided):
                     ticket.void_reason = event.reason
+                    # Never printed, never called: its place under the daily cap goes back (its number does not).
+                    self.today.issued[ticket.origin_service] -= 1
                 self._release(ticket)
             case TicketPrinted():
                 self.tickets[event.ticket_id].printed_at = event.at
