@@ -24,6 +24,12 @@ controller answers a repeated id with the original outcome and does not run it t
 So two presses of one key across a lost or late reply never call two citizens, unless the second comes more
 than ``late_grace_s`` after the late answer was shown.
 
+Another console or keypad may act on the same counter. Every command therefore says what this counter showed
+as being served when the key was pressed (``serving``: the ticket's id, ``""`` for none; a re-send keeps the
+original's), and the controller refuses with ``conflict`` a command whose ``serving`` is no longer true, so a
+``next`` never finishes a citizen this clerk did not see called. The refusal carries the counter's status and
+ticket, which the view then shows: the clerk sees who is being served now and can act again knowingly.
+
 The core never publishes, sleeps, logs or reads a clock: the caller passes ``now_s`` (a monotonic clock) and
 the request id, and the front ends (``keypad``, ``console``) render ``view``.
 """
@@ -59,6 +65,8 @@ ERROR_LABELS: Final[dict[str, str]] = {
     "storage_unavailable": "Hệ thống tạm thời không lưu được, chưa có gì thay đổi (storage unavailable)",
     "bad_request": "Lệnh không hợp lệ (bad request)",
     "unsupported_version": "Phiên bản không tương thích (unsupported version)",
+    "conflict": "Máy khác vừa thao tác trên quầy này; hãy xem lại số đang phục vụ "
+                "(conflict: another console acted on this counter)",
 }
 NO_ANSWER = "Không nhận được trả lời từ máy chủ (no answer from the hall controller)"
 OFFLINE = "Mất kết nối, chưa gửi lệnh (not connected to the broker; nothing was sent)"
@@ -126,6 +134,7 @@ class _InFlight:
     press: Press
     sent_s: float
     ticket_before: str | None
+    serving: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +188,19 @@ class CounterCore:
         if press.action == "transfer" and not press.service:
             self._set(notice=Notice("error", "Hãy chọn dịch vụ (choose a service)"))
             return None
-        ticket_before = self._view.ticket.number if self._view.ticket is not None else None
+        seen = self._view.ticket
+        ticket_before = seen.number if seen is not None else None
+        serving = seen.id if seen is not None else CounterCommand.SERVING_NOTHING
         given_up = self._given_up.pop(press, None)
         if given_up is not None and (given_up.answered_s is None or now_s - given_up.answered_s < self.late_grace_s):
+            # The same command again, as it was: the controller may have done it already.
             request_id, ticket_before = given_up.flight.request_id, given_up.flight.ticket_before
-        self._in_flight = _InFlight(request_id=request_id, press=press, sent_s=now_s, ticket_before=ticket_before)
+            serving = given_up.flight.serving
+        self._in_flight = _InFlight(request_id=request_id, press=press, sent_s=now_s, ticket_before=ticket_before,
+                                    serving=serving)
         self._set(pending=press.action, notice=Notice("info", f"{ACTION_NAMES[press.action]}…"))
-        return CounterCommand(request_id=request_id, action=press.action, ticket=press.ticket, service=press.service)
+        return CounterCommand(request_id=request_id, action=press.action, ticket=press.ticket, service=press.service,
+                              serving=serving)
 
     def on_reply(self, reply: CounterReply, *, now_s: float) -> Feedback | None:
         """Take the controller's reply; the feedback of our command (in flight or answered late), else ``None``."""

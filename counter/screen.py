@@ -8,6 +8,7 @@ styled lines that fit ``width``. ``counter.console`` only draws them with curses
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -127,7 +128,9 @@ def render(view: CounterView, *, prompt: str | None, width: int) -> list[Line]:
     lines.append(Line("[q] Thoát (quit)", "key"))
     lines.append(Line(""))
     if view.notice is not None:
-        lines.append(Line(view.notice.text, view.notice.level))
+        # Wrapped, not cut: a refusal's label, the controller's reason and what to do all matter to the clerk.
+        wrapped = textwrap.wrap(view.notice.text, max(1, width - 1)) or [""]
+        lines.extend(Line(part, view.notice.level) for part in wrapped)
     else:
         lines.append(Line(""))
     if prompt is not None:

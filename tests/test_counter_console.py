@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 from counter.core import CounterCore, Notice, Press
 from counter.screen import QUIT, ConsoleInput, render
-from hallq.wire import Board, BoardService, CounterState, ServingTicket, WaitingCount
+from hallq.wire import Board, BoardService, CounterReply, CounterState, ErrorInfo, ServingTicket, WaitingCount
 
 T0 = datetime(2026, 11, 27, 8, 15, 2, tzinfo=timezone(timedelta(hours=7)))
 SERVICES = (BoardService("A", "Hộ tịch", "Civil status", 3, 1), BoardService("B", "Đất đai", "Land", 0, 0),
@@ -79,3 +79,23 @@ def test_screen_fits_a_narrow_terminal() -> None:
     lines = render(_view(serving=None), prompt="Gọi số (call number): A_", width=40)
     assert all(len(line.text) <= 39 for line in lines)
     assert any(line.text.startswith("Đang phục vụ (serving): —") for line in lines)
+
+
+def test_a_conflict_is_shown_whole_with_the_ticket_the_counter_serves_now() -> None:
+    core = CounterCore(counter="5")
+    core.on_link(up=True)
+    core.on_state(CounterState(counter="5", name="Quầy 5", status="open", services=("A",), waiting=(), at=T0,
+                               ticket=ServingTicket(id="t2", number="A002", service="A", priority=False, called_at=T0)))
+    core.press(Press("next"), now_s=1.0, request_id="r1")
+    now_serving = ServingTicket(id="t3", number="A003", service="A", priority=False, called_at=T0)
+    core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=now_serving,
+                               error=ErrorInfo("conflict", "counter 5 is serving A003, not A002: another console "
+                                                           "acted; refresh")), now_s=1.01)
+    lines = render(core.view, prompt=None, width=80)
+    text = " ".join(" ".join(line.text for line in lines).split())
+    assert "Đang phục vụ (serving): A003" in text
+    assert "(conflict: another console acted on this counter): counter 5 is serving A003, not A002: another " \
+           "console acted; refresh" in text
+    assert all(len(line.text) <= 79 for line in lines)
+    assert [line.style for line in lines if "A003, not A002" in line.text] == ["error"]
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from counter.core import LATE_GRACE_S, NO_ANSWER, OFFLINE, CounterCore, Notice, Press
+from counter.core import ERROR_LABELS, LATE_GRACE_S, NO_ANSWER, OFFLINE, CounterCore, Notice, Press
 from hallq.wire import CounterReply, CounterState, ErrorInfo, ServingTicket, WaitingCount
 
 T0 = datetime(2026, 11, 27, 8, 15, 2, tzinfo=timezone(timedelta(hours=7)))
@@ -225,3 +225,43 @@ def test_state_of_another_counter_is_ignored() -> None:
     core.on_state(CounterState(counter="6", name="Quầy 6", status="closed", services=("A",), ticket=_ticket(),
                                waiting=(), at=T0))
     assert core.view.status is None and core.view.ticket is None
+
+
+# --- another console on the same counter ---------------------------------------------------------------------
+
+def test_every_command_says_which_ticket_the_counter_showed() -> None:
+    core = _connected(debounce_s=0.0)
+    idle = core.press(Press("next"), now_s=1.0, request_id="r1")
+    core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket("A015")), now_s=1.1)
+    serving = core.press(Press("complete"), now_s=2.0, request_id="r2")
+    assert idle is not None and idle.serving == "" and idle.encode().count(b'"serving":""') == 1
+    assert serving is not None and serving.serving == "t-A015"
+
+
+def test_a_resend_after_a_timeout_keeps_what_the_original_saw() -> None:
+    core = _connected()
+    core.on_state(CounterState(counter="5", name="Quầy 5", status="open", services=("A",), ticket=_ticket("A015"),
+                               waiting=(), at=T0))
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    core.tick(now_s=15.0)
+    core.on_state(CounterState(counter="5", name="Quầy 5", status="open", services=("A",), ticket=_ticket("A016"),
+                               waiting=(), at=T0))
+    again = core.press(Press("next"), now_s=16.0, request_id="r2")
+    assert again is not None and (again.request_id, again.serving) == ("r1", "t-A015")
+
+
+def test_a_conflict_shows_why_and_the_ticket_the_counter_serves_now() -> None:
+    core = _connected()
+    core.on_state(CounterState(counter="5", name="Quầy 5", status="open", services=("A",), ticket=_ticket("A002"),
+                               waiting=(), at=T0))
+    core.press(Press("next"), now_s=10.0, request_id="r1")
+    message = "counter 5 is serving A003, not A002: another console acted; refresh"
+    feedback = core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket("A003"),
+                                          error=ErrorInfo("conflict", message)), now_s=10.01)
+    assert feedback is not None and not feedback.ok
+    assert feedback.notice == Notice("error", f"{ERROR_LABELS['conflict']}: {message}")
+    assert core.view.ticket == _ticket("A003") and core.view.pending is None
+    # Acting again now acts on what the clerk sees: A003.
+    command = core.press(Press("next"), now_s=11.0, request_id="r2")
+    assert command is not None and command.serving == "t-A003"
+
