@@ -87,7 +87,7 @@ def hall_toml(*, rollover: datetime, state_dir: str) -> str:
         "[hall]", f'id = "{HALL_ID}"', 'name_vi = "Trung tâm thử nghiệm sự cố"',
         'name_en = "Chaos test hall"', f'time_zone = "{TIME_ZONE}"', f'business_day_starts = "{starts}"',
         "default_service_time_s = 60",
-        "[controller]", f'state_dir = "{state_dir}"', 'log_level = "INFO"',
+        "[controller]", f'state_dir = "{state_dir}"', 'log_level = "INFO"', 'trust_clock = "always"',
         "[mqtt]", 'broker = "127.0.0.1:1883"',
     ]
     for service in SERVICES:

@@ -20,7 +20,7 @@ def bench_hall_toml(*, dispensers: int, counters: int = 4, state_dir: str = "/tm
     """A hall with four always-open services with wide ranges, ``dispensers`` kiosks b1..bN and counters."""
     lines = [
         '[hall]', 'id = "bench"', 'name_vi = "Trung tâm đo hiệu năng"', 'name_en = "Benchmark hall"',
-        '[controller]', f'state_dir = "{state_dir}"', 'log_level = "WARNING"',
+        '[controller]', f'state_dir = "{state_dir}"', 'log_level = "WARNING"', 'trust_clock = "always"',
         '[mqtt]', 'broker = "127.0.0.1:1883"',
     ]
     for sid in "ABCD":

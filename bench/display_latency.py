@@ -45,6 +45,7 @@ name_en = "Benchmark hall"
 [controller]
 state_dir = "/tmp"
 log_level = "INFO"
+trust_clock = "always"
 [mqtt]
 broker = "127.0.0.1:1"
 [[services]]

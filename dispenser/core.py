@@ -111,6 +111,15 @@ class ReplyReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplyUnreadable:
+    """A message on ``dispenser/{id}/ticket`` that could not be decoded; the ids the shell could still read
+    from it (``None`` where it could not)."""
+
+    request_id: str | None
+    ticket_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class PrinterChanged:
     """The printer's state as the shell last read it; ``detail`` says more (e.g. ``cover_open``)."""
 
@@ -146,7 +155,8 @@ class Tick:
     """Time passed; lets the machine act on a deadline."""
 
 
-Event = Press | ReplyReceived | PrinterChanged | PrintFinished | LinkChanged | ControllerPresence | Tick
+Event = (Press | ReplyReceived | ReplyUnreadable | PrinterChanged | PrintFinished | LinkChanged | ControllerPresence
+         | Tick)
 
 
 # --- actions and notices out --------------------------------------------------------------------------------
@@ -408,6 +418,26 @@ class Dispenser:
                                reply.ticket.number)]
         return [StaleReply(reply.request_id)]
 
+    def _unreadable(self, event: Event, now: float) -> list[Output]:
+        """A reply nobody can read: if it names a ticket, that ticket is voided (the controller holds it waiting,
+        and no counter may call a ticket nobody holds); if it answers the request in flight, asking again would
+        only bring the same reply, so the press ends as failed."""
+        assert isinstance(event, ReplyUnreadable)
+        out: list[Output] = []
+        flight = self.in_flight
+        ours = (flight is not None and self.phase is Phase.REQUESTING
+                and event.request_id == flight.request.request_id)
+        if event.ticket_id is not None and (ours or event.request_id not in self._memory.answered):
+            if event.request_id is not None:
+                self._memory.answered.append(event.request_id)
+            out.append(SendReport(PrintReport(ticket_id=event.ticket_id, ok=False, reason="error"),
+                                  f"id {event.ticket_id}"))
+        if ours:
+            self.conditions.controller_unresponsive = False
+            self._to_idle(now)
+            out.append(Beep("failed"))
+        return out
+
     def _print_finished(self, event: Event, now: float) -> list[Output]:
         assert isinstance(event, PrintFinished)
         flight = self._flight()
@@ -489,6 +519,7 @@ _TRANSITIONS: Final[dict[tuple[Phase, type], _Handler]] = {
     (Phase.PRINTING, ReplyReceived): Dispenser._reply_elsewhere,
     (Phase.PRINTING, Tick): Dispenser._nothing,
     (Phase.PRINTING, PrintFinished): Dispenser._print_finished,
+    **{(phase, ReplyUnreadable): Dispenser._unreadable for phase in Phase},
     **{(phase, PrinterChanged): Dispenser._printer for phase in Phase},
     **{(phase, LinkChanged): Dispenser._link for phase in Phase},
     **{(phase, ControllerPresence): Dispenser._controller for phase in Phase},

@@ -20,8 +20,10 @@ it keeps up with its inbox.
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import queue
+import re
 import threading
 import time
 import uuid
@@ -52,6 +54,7 @@ from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import TopicKind, Topics
 
 log = logging.getLogger(__name__)
+_TOKEN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 NOT_READY_POLL_S: Final = 0.5
 BACKLOG_LIMIT: Final = 1000
@@ -279,7 +282,11 @@ class DispenserService:
             try:
                 reply = wire.TicketReply.decode(message.payload)
             except PayloadError as exc:
-                log.warning("unreadable ticket reply dispenser=%s code=%s: %s", self.config.id, exc.code, exc.message)
+                request_id, ticket_id = _ids_in(message.payload)
+                log.error("unreadable ticket reply dispenser=%s request=%s ticket_id=%s code=%s: %s; the ticket (if "
+                          "any) is reported not printed", self.config.id, request_id, ticket_id, exc.code,
+                          exc.message)
+                self._feed(core.ReplyUnreadable(request_id=request_id, ticket_id=ticket_id))
                 return
             self._feed(core.ReplyReceived(reply))
         elif parsed.kind is TopicKind.STATUS and parsed.device == self.config.controller_id:
@@ -426,3 +433,20 @@ class DispenserService:
 
 def _on(value: bool) -> str:
     return "on" if value else "off"
+
+
+def _ids_in(payload: bytes) -> tuple[str | None, str | None]:
+    """The request id and ticket id of a ticket reply that does not decode, where they can still be read (a
+    well-formed token each), so that a ticket nobody can print is voided rather than left waiting."""
+    try:
+        obj = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(obj, dict):
+        return None, None
+    ticket = obj.get("ticket")
+    return _token(obj.get("request_id")), _token(ticket.get("id") if isinstance(ticket, dict) else None)
+
+
+def _token(value: object) -> str | None:
+    return value if isinstance(value, str) and _TOKEN.fullmatch(value) else None

@@ -6,6 +6,7 @@
     hallq-controller certs [...]                     the hall's CA and broker certificate (hall_controller.tls)
     hallq-controller backup --config FILE [--state-dir DIR] [--to PATH] [--keep N]   (hall_controller.backup)
     hallq-controller restore --config FILE --from BACKUP [--state-dir DIR]
+    hallq-controller clock status|confirm --config FILE [--state-dir DIR]   the hall's clock (see docs/reliability.md)
 
 ``--help`` lists every command (``COMMANDS``); ``COMMAND --help`` gives its options.
 
@@ -18,6 +19,7 @@ line, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -65,6 +67,8 @@ COMMANDS = {
     "certs": "make the hall's CA and the broker's TLS certificate",
     "backup": "back up the ledger, also while the controller runs (default: backups/ in the state directory)",
     "restore": "put a backup in place of the ledger; only while the controller is stopped",
+    "clock": "the hall's clock: status (is it synchronised? what does the ledger say?), or confirm (you vouch "
+             "for it)",
 }
 
 
@@ -81,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--broker", metavar="HOST:PORT", help="override [mqtt] broker")
     parser.add_argument("--state-dir", type=Path, help="override [controller] state_dir (where the ledger lives)")
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="override [controller] log_level")
+    parser.add_argument("--clock-drill", type=Path, metavar="FILE",
+                        help='rehearse a clock fault: shift the wall clock by FILE\'s {"offset_s": ..., '
+                             '"synchronised": ...} (re-read when it changes); never in a working hall')
     return parser
 
 
@@ -233,8 +240,64 @@ def _contents(summary: LedgerSummary) -> str:
     return f"{summary.tickets:,} tickets, the last on business day {summary.last_day}"
 
 
+def _clock(arguments: list[str]) -> int:
+    parser = _copy_parser("clock", "status changes nothing. confirm tells the running controller (within a "
+                                   "second) that the system clock is right: it then issues tickets and calls "
+                                   "on it, and starts the business day it shows. See docs/reliability.md.")
+    parser.add_argument("action", choices=("status", "confirm"))
+    args = parser.parse_args(arguments)
+    logsetup.setup("INFO")
+    cfg = _load(args)
+    if cfg is None:
+        return EXIT_CONFIG
+    from hall_controller.timesource import CLOCK_CONFIRM_FILE, kernel_synchronised  # noqa: PLC0415
+
+    now = datetime.now(cfg.hall.zone)
+    synced = kernel_synchronised()
+    last = _last_record(cfg.state_dir / LEDGER_FILE)
+    lines = [f"system clock: {now.isoformat(timespec='seconds')} ({cfg.hall.zone.key}); business day "
+             f"{cfg.hall.business_day(now)}",
+             "synchronised: " + {True: "yes", False: "no (network time has not set it)", None: "unknown"}[synced],
+             f"trust_clock: {cfg.trust_clock}"]
+    if last is not None:
+        behind = (now - last).total_seconds()
+        lines.append(f"ledger's last record: {last.isoformat(timespec='seconds')}; business day "
+                     f"{cfg.hall.business_day(last)}" + (f" — the clock is {-behind:.0f} s BEHIND it: it is wrong"
+                                                         if behind < -2 else ""))
+    if args.action == "confirm":
+        if cfg.state_dir.is_dir():
+            path = cfg.state_dir / CLOCK_CONFIRM_FILE
+            try:
+                path.write_text(now.isoformat() + "\n", encoding="utf-8")
+            except OSError as exc:
+                log.error("cannot write %s: %s (run as root or as user hallq)", path, exc)
+                return EXIT_CANTCREAT
+            lines.append(f"confirmed: the running controller takes {now.isoformat(timespec='seconds')} as right "
+                         "within a second (its log says so)")
+        else:
+            log.error("%s is not a directory: is --state-dir right?", cfg.state_dir)
+            return EXIT_CANTCREAT
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _last_record(ledger_path: Path) -> datetime | None:
+    """The time of the ledger's last record, read without changing anything (``None``: no ledger yet)."""
+    import sqlite3  # noqa: PLC0415
+
+    if not ledger_path.exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{ledger_path}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT at FROM journal ORDER BY seq DESC LIMIT 1").fetchone()
+    except sqlite3.Error as exc:
+        log.warning("cannot read the ledger %s: %s", ledger_path, exc)
+        return None
+    return None if row is None else datetime.fromisoformat(row[0])
+
+
 _HANDLERS: dict[str, Callable[[list[str]], int]] = {
-    "provision": _provision, "certs": _certs, "backup": _backup, "restore": _restore,
+    "provision": _provision, "certs": _certs, "backup": _backup, "restore": _restore, "clock": _clock,
 }
 
 
@@ -261,7 +324,13 @@ def _run(arguments: list[str]) -> int:
     ledger_path = cfg.state_dir / LEDGER_FILE
     try:
         ledger = Ledger(ledger_path, hall_id=cfg.hall.id)
-        service = ControllerService(cfg, ledger=ledger)
+        time_source = None
+        if args.clock_drill is not None:
+            from hall_controller.timesource import DrillTime  # noqa: PLC0415 - a drill, not the hall's day
+
+            time_source = DrillTime(cfg.hall.zone, args.clock_drill)
+            log.warning("clock drill: the wall clock is read through %s", args.clock_drill)
+        service = ControllerService(cfg, ledger=ledger, time_source=time_source)
         service.start()
     except LedgerCorrupt as exc:
         log.error("%s. Refusing to start: move the file aside only if you accept losing today's numbering, "

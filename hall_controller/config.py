@@ -61,6 +61,7 @@ class ControllerConfig:
     log_level: str
     source: Path
     limits: Limits = field(default_factory=Limits)
+    trust_clock: Literal["synchronised", "always"] = "synchronised"
 
     def lanes(self) -> list[Lane]:
         """The receiving connections, in a stable order: each dispenser, each counter, then ``others``."""
@@ -114,11 +115,14 @@ def load(path: Path) -> ControllerConfig:
     client_id = controller.ident("client_id", "controller")
     state_dir = Path(controller.text("state_dir", "/var/lib/hallq"))
     log_level = controller.choice("log_level", LOG_LEVELS, "INFO")
+    trust_clock = cast(Literal["synchronised", "always"],
+                       controller.choice("trust_clock", ("synchronised", "always"), "synchronised"))
     controller.done()
     limits = _limits(root.table("limits"))
     root.done()
     return ControllerConfig(hall=hall, broker=broker, base_topic=base_topic, client_id=client_id,
-                            state_dir=state_dir, log_level=log_level, source=path, limits=limits)
+                            state_dir=state_dir, log_level=log_level, source=path, limits=limits,
+                            trust_clock=trust_clock)
 
 
 def _limits(t: Table) -> Limits:

@@ -52,20 +52,24 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from hall_controller.clock import ClockReading, HallClock
 from hall_controller.config import ControllerConfig
 from hall_controller.engine import Decision, Engine
 from hall_controller.engine.events import (
+    ClockChanged,
     CounterCommand,
     CounterStatusChanged,
+    DayStarted,
     Event,
     IssueTicket,
     ReportPrint,
     Tick,
     TicketCalled,
+    TicketExpired,
     TicketFinished,
     TicketTransferred,
     TicketVoided,
@@ -73,6 +77,7 @@ from hall_controller.engine.events import (
 from hall_controller.intake import Intake
 from hall_controller.ledger import Ledger, LedgerError
 from hall_controller.limits import DeviceLimiter, Throttle
+from hall_controller.timesource import CLOCK_CONFIRM_FILE, SystemTime, TimeSource
 from hall_controller.views import board, call, counter_state, serving, ticket_info
 from hallq import systemd, wire
 from hallq.errors import PayloadError
@@ -112,14 +117,22 @@ class ControllerService:
     """Runs one hall: ``run()`` blocks until ``stop()`` is called (or SIGTERM via the CLI)."""
 
     def __init__(self, config: ControllerConfig, *, ledger: Ledger,
-                 clock: Callable[[], datetime] | None = None,
+                 time_source: TimeSource | None = None,
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
         self.config = config
         self.spec = config.hall
         self.topics = Topics(hall=self.spec.id, base=config.base_topic)
         self.ledger = ledger
-        # Hall-local times: tickets print and the wire shows the hall's own offset (+07:00).
-        self.clock = clock or (lambda: datetime.now(self.spec.zone))
+        # Hall-local times: tickets print and the wire shows the hall's own offset (+07:00). Every reading goes
+        # through the hall clock (hall_controller/clock.py), which decides what a wall-clock step means.
+        self.time = time_source or SystemTime(self.spec.zone)
+        self.hall_clock = HallClock(trust_at_start=config.trust_clock == "always")
+        self._trusted = False
+        self._clock_log: Throttle[str] = Throttle(window_s=60.0, burst=1)
+        self._last_record_at: datetime | None = None
+        self._untrusted_reported = False
+        self._confirmed_now = False
+        self._clock_changes: list[ClockChanged] = []
         self.new_id = new_id
         self.engine = Engine(self.spec)  # replaced by the restored one in start()
         limits = config.limits
@@ -199,8 +212,14 @@ class ControllerService:
         counter or service the config no longer has."""
         started = time.perf_counter()
         engine = Engine(self.spec)
+
+        def noting_the_last(events: Iterable[Event]) -> Iterator[Event]:
+            for event in events:
+                self._last_record_at = event.at
+                yield event
+
         try:
-            count = engine.replay(self.ledger.events(since_last_day=True))
+            count = engine.replay(noting_the_last(self.ledger.events(since_last_day=True)))
         except KeyError as exc:
             raise ReplayMismatch(f"the ledger {self.ledger.path} refers to {exc}, which the config no longer "
                                  "has") from None
@@ -229,6 +248,9 @@ class ControllerService:
         except BaseException:
             self._stop_links()
             raise
+        # The ledger's last record is the earliest the hall's time can be: a clock behind it is proven wrong.
+        self.hall_clock = HallClock(trust_at_start=self.config.trust_clock == "always", floor=self._last_record_at)
+        self._read_clock()
         # The restored day (up to 100,000s of tickets) lives as long as the process: keep it out of the garbage
         # collector's full scans, which would otherwise pause every reply for tens of milliseconds.
         gc.collect()
@@ -303,10 +325,47 @@ class ControllerService:
 
     # --- one batch ------------------------------------------------------------------------------------------
 
+    def _read_clock(self) -> ClockReading:
+        """The hall's time now, from the time source through the hall clock; logs what a step means and
+        records an accepted one in the journal (so that no service-time sample spans it)."""
+        confirm = self.ledger.path.parent / CLOCK_CONFIRM_FILE
+        confirmed = self._confirmed_now = confirm.exists()
+        if confirmed:
+            confirm.unlink(missing_ok=True)
+        t = self.time
+        wall, synced = t.wall(), t.synchronised()
+        reading = self.hall_clock.read(wall=wall, mono_s=t.monotonic(), synchronised=synced, confirmed=confirmed)
+        self._trusted = reading.trusted
+        step, now = reading.step, reading.now
+        if confirmed:
+            log.warning("clock confirmed by the operator: the hall's time is now %s", now.isoformat(timespec="seconds"))
+        if step is not None and step.accepted:
+            log.warning("clock stepped by %+.1f s (%s): the hall's time follows it, now %s", step.step_s,
+                        step.source, now.isoformat(timespec="seconds"))
+            self._clock_changes.append(ClockChanged(step_s=step.step_s, source=step.source or "synchronised"))
+        elif step is not None:
+            log.error("the wall clock (%s) is %+.0f s from the hall's time (%s) and nothing vouches for it (the "
+                      "clock is not synchronised): the hall keeps its own time. Set the clock right "
+                      "(timedatectl), or if it is right, run: hallq-controller clock confirm --config %s",
+                      wall.isoformat(timespec="seconds"), step.step_s, now.isoformat(timespec="seconds"),
+                      self.config.source)
+        if reading.became_trusted and self._untrusted_reported:
+            self._untrusted_reported = False
+            log.warning("the hall's clock is trusted now (%s): issuing tickets and calls again",
+                        "confirmed" if confirmed else "synchronised" if synced else "as configured")
+        if not reading.trusted and self._clock_log.allow("untrusted", t.monotonic()):
+            self._untrusted_reported = True
+            log.error("the hall's clock is not trusted (%s, not synchronised): tickets and calls are refused "
+                      "(clock_unsynchronised) until network time sets it, or an operator who has checked it runs: "
+                      "hallq-controller clock confirm --config %s", wall.isoformat(timespec="seconds"),
+                      self.config.source)
+        return reading
+
     def _process(self, batch: list[InboxItem]) -> None:
-        now = self.clock()
+        now = self._read_clock().now
         now_s = time.monotonic()
-        outcomes: list[_Outcome] = []
+        outcomes: list[_Outcome] = [_Outcome(self.engine.handle(change, now=now)) for change in self._clock_changes]
+        self._clock_changes.clear()
         handled: list[tuple[Message, _Outcome | None]] = []
         link_up = False
         for item in batch:
@@ -321,7 +380,8 @@ class ControllerService:
                 self._online = False
                 self.link.set_presence(self._offline_payload)
         self._log_drops(now_s)
-        outcomes.append(_Outcome(self.engine.handle(Tick(), now=now)))
+        outcomes.append(_Outcome(self.engine.handle(Tick(confirmed=self._confirmed_now), now=now,
+                                                    trusted=self._trusted)))
         events = [e for o in outcomes for e in o.decision.events]
         try:
             self.ledger.append(events)
@@ -332,6 +392,11 @@ class ControllerService:
             self._ack(m for m, o in handled
                       if o is None or not o.decision.events or o.reply is not None or o.on_storage_failure is not None)
             return
+        for event in events:
+            if isinstance(event, DayStarted):
+                expired = sum(1 for e in events if isinstance(e, TicketExpired))
+                log.warning("business day %s started at %s; %d open tickets of the day before expired, numbering "
+                            "starts again", event.day, event.at.isoformat(timespec="seconds"), expired)
         if events and not self._storage_ok:  # an empty batch wrote nothing, so it proves nothing
             log.warning("ledger writable again path=%s; issuing tickets again", self.ledger.path)
             self._storage_ok = True
@@ -513,7 +578,8 @@ class ControllerService:
             return self._error_outcome(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
         decision = self.engine.handle(IssueTicket(dispenser=dispenser, request_id=request.request_id,
                                                   service=request.service, priority=request.priority,
-                                                  category=request.category, ticket_id=self.new_id()), now=now)
+                                                  category=request.category, ticket_id=self.new_id()), now=now,
+                                        trusted=self._trusted)
         storage = (topic, wire.TicketReply(request_id=request.request_id, error=_STORAGE_ERROR).encode())
         if decision.refusal is not None:
             self._log_refusal(parsed, logging.WARNING, "refused ticket request dispenser=%s request=%s service=%s "
@@ -540,7 +606,7 @@ class ControllerService:
                               exc.code, exc.message)
             return None
         decision = self.engine.handle(ReportPrint(dispenser=dispenser, ticket_id=report.ticket_id, ok=report.ok,
-                                                  reason=report.reason), now=now)
+                                                  reason=report.reason), now=now, trusted=self._trusted)
         if decision.refusal is not None:
             self._log_refusal(parsed, logging.WARNING, "refused print report dispenser=%s ticket_id=%s code=%s: %s",
                               dispenser, report.ticket_id, decision.refusal.code, decision.refusal.message)
@@ -561,7 +627,8 @@ class ControllerService:
             return self._error_outcome(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
         decision = self.engine.handle(CounterCommand(counter=counter, request_id=command.request_id,
                                                      action=command.action, ticket=command.ticket,
-                                                     service=command.service, serving=command.serving), now=now)
+                                                     service=command.service, serving=command.serving), now=now,
+                                        trusted=self._trusted)
         storage = (topic, wire.CounterReply(request_id=command.request_id, action=command.action,
                                             error=_STORAGE_ERROR).encode())
         runtime = self.engine.counters.get(counter)

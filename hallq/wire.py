@@ -74,6 +74,7 @@ ERROR_CODES: Final = (
     "storage_unavailable",    # the ledger cannot store: nothing was changed
     "rate_limited",           # the device sent more than its limit; the message was dropped
     "conflict",               # the counter no longer serves what the command's "serving" says: someone else acted
+    "clock_unsynchronised",   # the controller's clock is not trusted yet: no ticket is issued or called until it is
 )
 
 
@@ -287,7 +288,10 @@ class TicketInfo:
             id=f.token("id", max_len=MAX_TICKET_ID_LEN), number=f.token("number", max_len=MAX_NUMBER_LEN),
             service=f.ident("service"),
             priority=f.boolean("priority", default=False), category=f.opt_choice("category", PRIORITY_CATEGORIES),
-            issued_at=f.moment("issued_at"), ahead=f.integer("ahead"), estimated_wait_s=f.integer("estimated_wait_s"),
+            issued_at=f.moment("issued_at"), ahead=f.integer("ahead"),
+            # Tolerant: an estimate is advice for the citizen, never a reason to leave a ticket unprinted; one
+            # below zero (a controller whose clock stepped back, before hallq checked its samples) reads as 0.
+            estimated_wait_s=max(0, f.integer("estimated_wait_s", minimum=-(2**53))),
         )
 
 

@@ -22,6 +22,7 @@ from dispenser.core import (
     PrintTicket,
     PublishPrinterState,
     ReplyReceived,
+    ReplyUnreadable,
     RequestAbandoned,
     SendReport,
     SendRequest,
@@ -325,3 +326,35 @@ def test_a_repeated_answer_to_a_printed_request_is_not_voided() -> None:
     machine.handle(reply, now=10.01)
     machine.handle(PrintFinished(ticket_id="t-1", ok=True), now=10.05)
     assert of(SendReport, machine.handle(reply, now=10.2)) == []
+
+
+def test_an_unreadable_reply_to_the_request_voids_its_ticket_and_ends_the_press() -> None:
+    """Asking again would only bring the same reply; the ticket it names must not wait for a counter."""
+    machine = ready_machine(request_timeout_s=1.0, request_attempts=3)
+    press(machine, "1", 10.0, "r1")
+    out = machine.handle(ReplyUnreadable(request_id="r1", ticket_id="t-9"), now=10.01)
+    assert of(SendReport, out) == [SendReport(PrintReport(ticket_id="t-9", ok=False, reason="error"), "id t-9")]
+    assert Beep("failed") in out and machine.phase is Phase.IDLE
+    assert of(SendRequest, machine.handle(Tick(), now=12.0)) == []  # no retry
+    again = machine.handle(ReplyUnreadable(request_id="r1", ticket_id="t-9"), now=12.5)
+    assert of(SendReport, again) == []  # a repeat is reported once
+
+
+def test_an_unreadable_message_naming_no_ticket_changes_nothing() -> None:
+    machine = ready_machine()
+    press(machine, "1", 10.0, "r1")
+    assert machine.handle(ReplyUnreadable(request_id=None, ticket_id=None), now=10.01) == []
+    assert machine.phase is Phase.REQUESTING
+
+
+def test_a_negative_wait_estimate_reads_as_zero_so_the_ticket_still_prints() -> None:
+    """An older controller whose clock stepped back sent estimated_wait_s = -1200: the kiosk printed nothing
+    and the ticket waited for a citizen who never had it. The estimate is advice; the ticket prints."""
+    raw = ('{"v":1,"request_id":"r1","ok":true,"ticket":{"id":"t-1","number":"A003","service":"A",'
+           '"priority":false,"category":null,"issued_at":"2026-11-27T08:15:02+07:00","ahead":2,'
+           '"estimated_wait_s":-1200}}')
+    reply = TicketReply.decode(raw)
+    assert reply.ticket is not None and reply.ticket.estimated_wait_s == 0
+    machine = ready_machine()
+    press(machine, "1", 10.0, "r1")
+    assert of(PrintTicket, machine.handle(ReplyReceived(reply), now=10.01))

@@ -14,7 +14,17 @@ that is still a fact: the first command of a new business day first expires the 
 and starts the new day (``DayStarted``), whatever the command's outcome.
 
 Business day: numbering restarts when the local time in the hall's zone passes ``day_starts_at``; tickets
-still waiting or called then end as ``expired``. Request ids are remembered for the business day: the
+still waiting or called then end as ``expired``.
+
+Time: ``now`` is the hall's time (``hall_controller.clock``), and ``trusted`` says whether it can be relied
+on. Only trusted time starts a new business day, issues a ticket or calls one: on untrusted time (a Pi that
+booted with a saved clock and has not synchronised yet) the engine refuses those with ``clock_unsynchronised``
+rather than number tickets into a day that may be over, or call yesterday's leftovers this morning. The
+business day never moves back, except when an operator confirms the clock (``Tick(confirmed=True)``), the
+way out of a day that a clock glitch put in the future. Nothing else depends on the clock going forward:
+the queue's order is its own counter, the max-wait guard measures from a waiting-since that never goes back
+in issue order, and a service-time sample is taken only when nonnegative, at most ``MAX_SAMPLE_S``, and not
+across a clock step (``ClockStepped``). Request ids are remembered for the business day: the
 same ``request_id`` from the same device gets the same answer, also after a restart.
 
 Which ticket a counter gets: see ``_pick``. Ticket moves are checked against ``lifecycle.TRANSITIONS``.
@@ -30,6 +40,8 @@ from datetime import datetime
 from typing import Any
 
 from hall_controller.engine.events import (
+    ClockChanged,
+    ClockStepped,
     Command,
     CommandAccepted,
     CounterCommand,
@@ -52,6 +64,10 @@ from hall_controller.engine.queues import Lane
 from hall_controller.engine.spec import CounterSpec, HallSpec, ServiceSpec
 from hallq.errors import InvariantError
 from hallq.wire import CounterStatus
+
+MAX_SAMPLE_S = 4 * 3600  # a "service" longer than this is a forgotten `complete` or a clock fault, not a sample
+MAX_ESTIMATE_S = 24 * 3600
+CLOCK_GATED = frozenset({"next", "call", "recall"})  # counter actions that need trusted time
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +124,8 @@ class Ticket:
     printed_at: datetime | None = None
     void_reason: str | None = None
     generation: int = 0
+    since_s: float = 0.0  # waiting since (epoch s), never before an earlier-issued ticket's: the guard's clock
+    called_epoch: int = 0  # clock steps seen when called: a service across a step gives no sample
 
 
 @dataclass(slots=True)
@@ -167,15 +185,23 @@ class Engine:
         self._next_order = 1
         self._front_order = 0
         self._bulk = False
+        self._since_floor = 0.0
+        self.clock_epoch = 0
 
     # --- deciding ---------------------------------------------------------------------------------------------
 
-    def handle(self, command: Command, *, now: datetime) -> Decision:
-        """Decide on one command at ``now`` (timezone-aware); the returned events are already applied."""
+    def handle(self, command: Command, *, now: datetime, trusted: bool = True) -> Decision:
+        """Decide on one command at the hall time ``now`` (timezone-aware), ``trusted`` or not (see the module
+        docstring); the returned events are already applied."""
         if now.tzinfo is None:
             raise InvariantError("the engine needs timezone-aware times")
         emitted: list[Event] = []
-        self._roll_day(now, emitted)
+        if trusted:
+            self._roll_day(now, emitted, backwards=isinstance(command, Tick) and command.confirmed)
+        elif self._needs_trusted_time(command):
+            return _refuse("clock_unsynchronised", "the hall's clock is not set yet (waiting for network time or "
+                                                   "an operator's confirmation): no ticket is issued or called "
+                                                   "until it is")
         match command:
             case IssueTicket():
                 decision = self._issue(command, now, emitted)
@@ -185,17 +211,28 @@ class Engine:
                 decision = self._counter(command, now, emitted)
             case Tick():
                 decision = Decision()
+            case ClockChanged():
+                self._emit(ClockStepped(at=now, step_s=command.step_s, source=command.source), emitted)
+                decision = Decision()
         return dataclasses.replace(decision, events=tuple(emitted))
+
+    def _needs_trusted_time(self, command: Command) -> bool:
+        """Issuing and calling need trusted time; a retried request that was already answered is answered again."""
+        if isinstance(command, IssueTicket):
+            return (command.dispenser, command.request_id) not in self.today.requests
+        if isinstance(command, CounterCommand):
+            return command.action in CLOCK_GATED and (command.counter, command.request_id) not in self.today.commands
+        return False
 
     def _emit(self, event: Event, emitted: list[Event]) -> None:
         self.apply(event)
         emitted.append(event)
 
-    def _roll_day(self, now: datetime, emitted: list[Event]) -> None:
+    def _roll_day(self, now: datetime, emitted: list[Event], *, backwards: bool = False) -> None:
         day = self.spec.business_day(now)
         if day == self.day:
             return
-        if day < self.day:
+        if day < self.day and not backwards:
             # The clock went backwards across a day boundary (e.g. NTP correction): stay in the newer day.
             return
         for ticket in list(self.open_tickets()):
@@ -429,7 +466,7 @@ class Engine:
         samples = self.service_times[service]
         mean_s = sum(samples) / len(samples) if samples else float(self.spec.default_service_time_s)
         servers = sum(1 for c in self.counters.values() if c.status == "open" and service in c.spec.services)
-        return round(ahead * mean_s / max(1, servers))
+        return max(0, min(MAX_ESTIMATE_S, round(ahead * mean_s / max(1, servers))))
 
     # --- applying: the only place state changes ---------------------------------------------------------------
 
@@ -459,8 +496,11 @@ class Engine:
                 ticket = self._move(event.ticket_id, Move.COMPLETE if event.outcome == "served" else Move.NO_SHOW)
                 ticket.finished_at = event.at
                 self._release(ticket)
-                if event.outcome == "served" and ticket.called_at is not None:
-                    self.service_times[ticket.service].append((event.at - ticket.called_at).total_seconds())
+                if event.outcome == "served" and ticket.called_at is not None \
+                        and ticket.called_epoch == self.clock_epoch:
+                    sample = (event.at - ticket.called_at).total_seconds()
+                    if 0 <= sample <= MAX_SAMPLE_S:
+                        self.service_times[ticket.service].append(sample)
             case TicketTransferred():
                 ticket = self._move(event.ticket_id, Move.TRANSFER)
                 self._free_counter(ticket)
@@ -489,6 +529,8 @@ class Engine:
                 self.today.commands[(event.counter, event.request_id)] = event
             case DayStarted():
                 self._apply_day_started(event)
+            case ClockStepped():
+                self.clock_epoch += 1
             case _:
                 raise InvariantError(f"unknown event {event!r}")
 
@@ -501,8 +543,12 @@ class Engine:
         self.tickets[tid] = Ticket(tid, event.day, event.dispenser, event.request_id, service, service, event.number,
                                    event.sequence, event.value, event.priority, event.category, at, event.order,
                                    event.ahead, event.estimated_wait_s)
+        # Waiting-since never goes back in issue order, so a clock that stepped back (or a ticket stamped before
+        # time sync) cannot make a later ticket look like the longest-waiting one to the max-wait guard.
+        since = self._since_floor = max(at.timestamp(), self._since_floor)
+        self.tickets[tid].since_s = since
         lane = self.lanes[(service, event.priority)]
-        (lane.append_unordered if self._bulk else lane.push)(tid, event.order, at.timestamp(), 0)
+        (lane.append_unordered if self._bulk else lane.push)(tid, event.order, since, 0)
         today = self.today
         today.last_value[event.sequence] = event.value
         today.issued[service] = today.issued.get(service, 0) + 1
@@ -522,6 +568,7 @@ class Engine:
             self._move(ticket.id, Move.CALL)
             ticket.counter = counter.spec.id
             ticket.called_at = event.at
+            ticket.called_epoch = self.clock_epoch
             counter.ticket_id = ticket.id
             counter.regular_streak = 0 if ticket.priority else counter.regular_streak + 1
         self.call_seq = event.seq
@@ -559,7 +606,8 @@ class Engine:
         for sid, times in carry["service_times"].items():
             if sid in self.service_times:
                 self.service_times[sid].clear()
-                self.service_times[sid].extend(times)
+                # Bounded again: a ledger written before samples were checked may carry a clock fault's.
+                self.service_times[sid].extend(t for t in times if 0 <= t <= MAX_SAMPLE_S)
         self._next_order = carry["next_order"]
         self._front_order = carry["front_order"]
 
@@ -568,6 +616,8 @@ class Engine:
             self._load_carry(event.carry)
         self.day = event.day
         self.today = _DayState()
+        self._since_floor = 0.0
+        self.clock_epoch = 0
         # Finished tickets of earlier days live on in the ledger's history, not in memory.
         if any(t.state in OPEN_STATES for t in self.tickets.values()):
             raise InvariantError("a business day started while tickets of the old day were still open")
@@ -581,8 +631,7 @@ class Engine:
 
     def _enqueue(self, ticket: Ticket) -> None:
         lane = self.lanes[(ticket.service, ticket.priority)]
-        (lane.append_unordered if self._bulk else lane.push)(
-            ticket.id, ticket.order, ticket.issued_at.timestamp(), ticket.generation)
+        (lane.append_unordered if self._bulk else lane.push)(ticket.id, ticket.order, ticket.since_s, ticket.generation)
 
     def _free_counter(self, ticket: Ticket) -> None:
         if ticket.counter is not None and self.counters[ticket.counter].ticket_id == ticket.id:

@@ -64,10 +64,21 @@ class CounterCommand:
 
 @dataclass(frozen=True, slots=True)
 class Tick:
-    """Time passed: lets the engine roll the business day over with no other input."""
+    """Time passed: lets the engine roll the business day over with no other input. ``confirmed``: an
+    operator confirmed the clock, so the business day may even move back to the clock's (see ``Engine``)."""
+
+    confirmed: bool = False
 
 
-Command = IssueTicket | ReportPrint | CounterCommand | Tick
+@dataclass(frozen=True, slots=True)
+class ClockChanged:
+    """The hall's time followed a wall-clock step of ``step_s`` (``source``: "synchronised" or "operator")."""
+
+    step_s: float
+    source: str
+
+
+Command = IssueTicket | ReportPrint | CounterCommand | Tick | ClockChanged
 
 
 # --- events ---------------------------------------------------------------------------------------------------
@@ -175,10 +186,20 @@ class CommandAccepted(Event):
     ticket_id: str | None
 
 
+@dataclass(slots=True)
+class ClockStepped(Event):
+    """The hall's time jumped by ``step_s`` (wall-clock step accepted from ``source``): a service that spans it
+    gives no service-time sample."""
+
+    kind: ClassVar[str] = "clock_stepped"
+    step_s: float
+    source: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (DayStarted, TicketIssued, TicketPrinted, TicketCalled, TicketFinished, TicketTransferred,
-                TicketVoided, TicketExpired, CounterStatusChanged, CommandAccepted)
+                TicketVoided, TicketExpired, CounterStatusChanged, CommandAccepted, ClockStepped)
 }
 _FIELDS = {kind: tuple(f.name for f in dataclasses.fields(cls) if f.name != "at") for kind, cls in EVENT_TYPES.items()}
 
