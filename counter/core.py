@@ -30,6 +30,10 @@ original's), and the controller refuses with ``conflict`` a command whose ``serv
 ``next`` never finishes a citizen this clerk did not see called. The refusal carries the counter's status and
 ticket, which the view then shows: the clerk sees who is being served now and can act again knowingly.
 
+Two processes logging in with one account take the broker session from each other. The one pushed off
+(``on_link(up=False, taken_over=True)``) does not connect again (``view.taken_over``); it says why, and refuses
+every key with the same words, until it is restarted.
+
 The core never publishes, sleeps, logs or reads a clock: the caller passes ``now_s`` (a monotonic clock) and
 the request id, and the front ends (``keypad``, ``console``) render ``view``.
 """
@@ -70,6 +74,15 @@ ERROR_LABELS: Final[dict[str, str]] = {
 }
 NO_ANSWER = "Không nhận được trả lời từ máy chủ (no answer from the hall controller)"
 OFFLINE = "Mất kết nối, chưa gửi lệnh (not connected to the broker; nothing was sent)"
+
+
+def taken_over_text(counter: str) -> str:
+    """Why a counter whose broker session was taken over stopped connecting, and what to do."""
+    return (f"Một máy khác đang kết nối với tư cách quầy {counter}; mỗi tài khoản quầy chỉ dùng cho một máy: hãy "
+            f"tắt máy kia, hoặc cấp cho bàn này mã quầy riêng (another console is connected as counter {counter}; "
+            f"only one console per counter account — close the other one, or give this desk its own counter id)")
+
+
 # How long after a late answer the same key still re-sends the answered command (see the module docstring):
 # long enough for a clerk who pressed again on the "no answer" beep, short enough that a deliberate press
 # after reading the answer is a new command.
@@ -121,6 +134,7 @@ class CounterView:
     connected: bool
     pending: CounterAction | None
     notice: Notice | None
+    taken_over: bool = False
 
     @property
     def serving(self) -> bool:
@@ -174,6 +188,9 @@ class CounterCore:
         last = self._last_press_s.get(press.action)
         self._last_press_s[press.action] = now_s
         if last is not None and now_s - last < self.debounce_s:
+            return None
+        if self._view.taken_over:
+            self._set(notice=Notice("error", taken_over_text(self._view.counter)))
             return None
         if not self._view.connected:
             self._set(notice=Notice("error", OFFLINE))
@@ -252,9 +269,15 @@ class CounterCore:
         """The hall board: only its list of services is used (transfer targets and their names)."""
         self._set(hall_services=board.services)
 
-    def on_link(self, *, up: bool) -> None:
+    def on_link(self, *, up: bool, taken_over: bool = False) -> None:
+        """The broker link came up or went down; ``taken_over``: for good, another client took our session."""
         self._set(connected=up)
-        if not up:
+        if taken_over:
+            # An answer to a command in flight would go to the other client now: nothing more will settle it here.
+            self._in_flight = None
+            self._given_up.clear()
+            self._set(taken_over=True, pending=None, notice=Notice("error", taken_over_text(self._view.counter)))
+        elif not up:
             self._set(notice=Notice("error", "Mất kết nối tới máy chủ, đang kết nối lại (broker lost; reconnecting)"))
         elif self._view.notice is not None and self._view.notice.text.startswith("Mất kết nối"):
             self._set(notice=Notice("info", "Đã kết nối lại (connected again)"))

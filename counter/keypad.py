@@ -85,7 +85,7 @@ class Keypad:
                 raise
         for warning in tried:
             log.warning("gpio: %s", warning.message)
-        self._led_mode: Literal["on", "off", "blink"] | None = None
+        self._led_mode: Literal["on", "off", "blink", "flash"] | None = None
 
     @staticmethod
     def _open(key: str, pin: str, tried: list[warnings.WarningMessage], make: Callable[[], Any]) -> Any:
@@ -105,12 +105,16 @@ class Keypad:
         return pressed
 
     def show(self, view: CounterView) -> None:
-        """LED on while serving, off while idle, blinking slowly while the broker is unreachable."""
-        mode: Literal["on", "off", "blink"] = "blink" if not view.connected else ("on" if view.serving else "off")
+        """LED on while serving, off while idle, blinking slowly while the broker is unreachable, flashing fast
+        once another process took this counter's account over (the keypad no longer connects; restart it)."""
+        mode: Literal["on", "off", "blink", "flash"] = (
+            "flash" if view.taken_over else "blink" if not view.connected else "on" if view.serving else "off")
         if mode == self._led_mode:
             return
         self._led_mode = mode
-        if mode == "blink":
+        if mode == "flash":
+            self.led.blink(on_time=0.1, off_time=0.1)
+        elif mode == "blink":
             self.led.blink(on_time=0.5, off_time=0.5)
         elif mode == "on":
             self.led.on()

@@ -99,7 +99,8 @@ def transfer_targets(view: CounterView) -> list[tuple[str, str]]:
 
 def render(view: CounterView, *, prompt: str | None, width: int) -> list[Line]:
     """The console screen, top to bottom; every line cut to ``width`` columns."""
-    link = "● đã kết nối (connected)" if view.connected else "○ mất kết nối (offline)"
+    link = ("× đã ngừng kết nối (stopped: account in use elsewhere)" if view.taken_over
+            else "● đã kết nối (connected)" if view.connected else "○ mất kết nối (offline)")
     title = f"QUẦY {view.counter} · {view.name}"
     lines = [Line(_spread(title, link, width), "title"), Line("")]
     status = STATUS_TEXT.get(view.status or "", "chưa rõ (unknown)")

@@ -4,7 +4,9 @@ Wiring: ``CounterLink`` owns one ``MqttLink`` (client id = the counter's device 
 ``status/{client_id}`` with role ``counter``), subscribed to the counter's ``reply`` and retained ``state``
 topics and to the hall's retained ``board`` (for the names of services a ticket can be transferred to).
 Commands go out on ``counter/{id}/command`` at QoS 1. Payloads are decoded here, at the boundary: a payload
-that does not decode is logged and dropped, the core only sees typed values.
+that does not decode is logged and dropped, the core only sees typed values. A link whose session another
+client took over (one account used by two processes) stops connecting, rather than take it back and fight: the
+core then says why, the keypad flashes its LED fast, and only a restart connects again.
 
 ``KeypadService.run()`` is the keypad's one thread: it takes key presses (from gpiozero's thread) and MQTT
 items (from paho's thread) off one inbox, drives the core, and mirrors its view on the LED and buzzer. It
@@ -17,7 +19,9 @@ from a signal handler, which must not take a lock the interrupted loop may hold,
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import socket
 import threading
 import time
 import uuid
@@ -52,13 +56,16 @@ class CounterLink:
                                 reply_timeout_s=config.reply_timeout_s)
         self.clock = clock
         self.new_id = new_id
+        process = f"counter {config.counter}, {socket.gethostname()} pid {os.getpid()}"
         self.link = MqttLink(
             client_id=config.client_id, broker=config.broker, inbox=inbox,
             subscriptions=[(self.topics.counter_reply(config.counter), 1),
                            (self.topics.counter_state(config.counter), 1), (self.topics.board(), 1)],
             presence_topic=self.topics.status(config.client_id),
-            online_payload=wire.Presence(state="online", role="counter", detail=f"counter {config.counter}").encode(),
-            offline_payload=wire.Presence(state="offline", role="counter").encode(),
+            # Host and pid make this process's presence its own: how the link tells another process on its account.
+            online_payload=wire.Presence(state="online", role="counter", detail=process).encode(),
+            offline_payload=wire.Presence(state="offline", role="counter", detail=process).encode(),
+            stop_when_taken_over=True,
         )
 
     @property
@@ -87,8 +94,15 @@ class CounterLink:
             self.core.on_link(up=True)
             return None
         if isinstance(item, LinkDown):
-            self.core.on_link(up=False)
-            return None
+            self.core.on_link(up=False, taken_over=item.taken_over)
+            if not item.taken_over:
+                return None
+            log.error("stopped connecting counter=%s client=%s: another process logged in with this account; only "
+                      "one console or keypad per counter account (close the other one, or give this desk its own "
+                      "counter id); restart this one once the other has gone", self.config.counter,
+                      self.config.client_id)
+            notice = self.core.view.notice
+            return None if notice is None else Feedback(ok=False, notice=notice)
         parsed = self.topics.parse(item.topic)
         try:
             if parsed is None:
@@ -163,7 +177,8 @@ class KeypadService:
                 if feedback is not None:
                     self.keypad.signal(feedback)
                 self.keypad.show(self.counter.view)
-                if not ready_sent and self.counter.view.connected:
+                # Taken over is as settled as connected: not ready, systemd would restart it into the fight.
+                if not ready_sent and (self.counter.view.connected or self.counter.view.taken_over):
                     systemd.notify("READY=1")
                     ready_sent = True
                 if watchdog_s is not None and time.monotonic() >= next_watchdog and self.healthy:

@@ -111,9 +111,10 @@ class LinkUp:
 
 @dataclass(frozen=True, slots=True)
 class LinkDown:
-    """The link lost the broker; paho reconnects by itself."""
+    """The link lost the broker; paho reconnects by itself, unless ``taken_over`` (see ``MqttLink``)."""
 
     reason: str
+    taken_over: bool = False
 
 
 InboxItem = Message | LinkUp | LinkDown
@@ -135,6 +136,24 @@ class MqttLink:
     ``quiet`` logs routine connects and losses at DEBUG (a process with many links logs a summary itself);
     refusals by the broker are logged at ERROR either way. ``unsubscribe`` lists filters to drop on every
     connect: those a resumed session may still hold from an older version of the program.
+
+    Session taken over: another connection logged in with our client id (the same device running twice, or two
+    desks sharing one account behind ``use_username_as_clientid``), and the broker closed ours. Reconnecting takes
+    the session back, and the two push each other off, once a second, for as long as both run. With
+    ``stop_when_taken_over`` the link gives up instead: it logs why at ERROR, queues ``LinkDown(taken_over=True)``
+    and never connects again (``stop()`` still ends it cleanly, and publishes no ``offline`` over the other
+    connection's presence). Without it the link reconnects as after any loss, logging a known takeover at ERROR.
+
+    How the link knows: MQTT 5 has a DISCONNECT reason for it (142), but Mosquitto 2.0.11 closes the connection
+    without sending it (paho reports an unspecified error, not from the server), and publishes the pushed-off
+    connection's will. So the link also reads its own presence topic: a payload there other than its own
+    ``online``/``offline`` is another process with this id, and a connection lost within ``TAKEN_OVER_WINDOW_S``
+    of seeing one counts as taken over. Both payloads must then name the process (host, pid). Between two such
+    links on that broker the newcomer stops: connecting, it reads the other's will (or ``online``); the other,
+    pushed off without being told why, reconnects after a second and pushes the newcomer off inside the window.
+    (A broker that sends 142 makes the one pushed off first stop at once.) A restarted process may read its
+    predecessor's will: it stops only if it also loses its connection within the window. Without a told reason
+    or a distinct presence, two links fight as before.
     """
 
     def __init__(
@@ -152,11 +171,19 @@ class MqttLink:
         receive_maximum: int | None = None,
         quiet: bool = False,
         unsubscribe: Sequence[str] = (),
+        stop_when_taken_over: bool = False,
     ) -> None:
         self.client_id = client_id
         self.broker = broker
         self._inbox = inbox
         self._subscriptions = list(subscriptions)
+        self._stop_when_taken_over = stop_when_taken_over
+        if stop_when_taken_over:
+            if presence_topic is None:
+                raise ValueError("stop_when_taken_over needs a presence topic to watch")
+            self._subscriptions.append((presence_topic, 1))
+        self._other_presence_s: float | None = None
+        self._other_presence = b""
         self._presence_topic = presence_topic
         self._online_payload = online_payload
         self._offline_payload = offline_payload
@@ -300,10 +327,24 @@ class MqttLink:
         if self._presence_topic is not None:
             client.publish(self._presence_topic, self._online_payload, qos=1, retain=True)
 
-    def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode,
+    def _on_disconnect(self, client: paho.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode,
                        _properties: Any) -> None:
         was_connected = self.connected.is_set()
         self.connected.clear()
+        if self._stop_when_taken_over and was_connected and (
+            reason_code == _SESSION_TAKEN_OVER
+            or (self._other_presence_s is not None and time.monotonic() - self._other_presence_s < TAKEN_OVER_WINDOW_S)
+        ):
+            # From paho's own thread loop_stop() only asks the loop to end (it cannot join itself): the loop ends
+            # instead of reconnecting, whether the broker sent DISCONNECT or dropped the connection (after which
+            # paho would override a disconnect() made here with "connection lost", and reconnect).
+            client.loop_stop()
+            log.error("another client connected with client id %s and took this connection over; not reconnecting, "
+                      "so as not to take it back (two processes with one id knock each other off: is the same device "
+                      "running twice, or do two desks share one account?); the other's presence: %s", self.client_id,
+                      self._other_presence.decode("utf-8", "replace")[:200] or "-")
+            self._inbox.put(LinkDown(str(reason_code), taken_over=True))
+            return
         if reason_code == _SESSION_TAKEN_OVER:
             log.error("another client connected with client id %s and took this connection over; two processes "
                       "with one id knock each other off (is the same device running twice? a listener with "
@@ -329,11 +370,19 @@ class MqttLink:
         return False
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
+        if self._stop_when_taken_over and message.topic == self._presence_topic:
+            payload = bytes(message.payload)
+            if payload and payload not in (self._online_payload, self._offline_payload):
+                self._other_presence_s, self._other_presence = time.monotonic(), payload
+            return
         self._inbox.put(Message(topic=message.topic, payload=bytes(message.payload), retain=bool(message.retain),
                                 mid=message.mid, qos=message.qos, source=self.client_id))
 
 
 _SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason "Session taken over"
+# A connection lost this soon after another process's presence showed on our own presence topic was taken over:
+# the other, pushed off by our connecting, reconnects after paho's first delay (1 s) and pushes us off in turn.
+TAKEN_OVER_WINDOW_S = 5.0
 
 
 def stop_all(links: Sequence[MqttLink]) -> None:

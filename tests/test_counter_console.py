@@ -99,3 +99,13 @@ def test_a_conflict_is_shown_whole_with_the_ticket_the_counter_serves_now() -> N
     assert all(len(line.text) <= 79 for line in lines)
     assert [line.style for line in lines if "A003, not A002" in line.text] == ["error"]
 
+
+def test_a_console_pushed_off_its_account_says_so_in_its_title_and_notice() -> None:
+    core = CounterCore(counter="5")
+    core.on_link(up=True)
+    core.on_link(up=False, taken_over=True)
+    lines = render(core.view, prompt=None, width=120)
+    text = " ".join(" ".join(line.text for line in lines).split())
+    assert "× đã ngừng kết nối (stopped: account in use elsewhere)" in lines[0].text
+    assert "another console is connected as counter 5; only one console per counter account — close the other " \
+           "one, or give this desk its own counter id" in text

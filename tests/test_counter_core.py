@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from counter.core import ERROR_LABELS, LATE_GRACE_S, NO_ANSWER, OFFLINE, CounterCore, Notice, Press
+from counter.core import (
+    ERROR_LABELS,
+    LATE_GRACE_S,
+    NO_ANSWER,
+    OFFLINE,
+    CounterCore,
+    Notice,
+    Press,
+    taken_over_text,
+)
 from hallq.wire import CounterReply, CounterState, ErrorInfo, ServingTicket, WaitingCount
 
 T0 = datetime(2026, 11, 27, 8, 15, 2, tzinfo=timezone(timedelta(hours=7)))
@@ -265,3 +274,16 @@ def test_a_conflict_shows_why_and_the_ticket_the_counter_serves_now() -> None:
     command = core.press(Press("next"), now_s=11.0, request_id="r2")
     assert command is not None and command.serving == "t-A003"
 
+
+def test_a_console_pushed_off_its_account_says_why_and_refuses_every_key() -> None:
+    core = _connected(debounce_s=0.0)
+    core.press(Press("next"), now_s=1.0, request_id="r1")
+    core.on_link(up=False, taken_over=True)
+    view = core.view
+    assert view.taken_over and not view.connected and view.pending is None
+    assert view.notice == Notice("error", taken_over_text("5"))
+    assert "another console is connected as counter 5; only one console per counter account — close the other " \
+           "one, or give this desk its own counter id" in taken_over_text("5")
+    assert core.tick(now_s=100.0) is None  # its command in flight is not reported as unanswered
+    assert core.press(Press("recall"), now_s=2.0, request_id="r2") is None
+    assert core.view.notice == Notice("error", taken_over_text("5"))

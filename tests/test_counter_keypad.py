@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import signal
 import socket
 import threading
@@ -23,7 +24,7 @@ from counter.keypad import KeypadError
 from counter.service import BACKLOG_LIMIT, KeypadService
 from hallq import wire
 from hallq.broker import PrivateBroker
-from hallq.mqtt import BrokerSettings, Message
+from hallq.mqtt import BrokerSettings, LinkDown, Message, MqttLink
 from hallq.topics import Topics
 from tests.support import FIXTURES, HALL_ID, ControllerProcess, Probe
 
@@ -263,3 +264,39 @@ def test_the_led_blinks_while_the_broker_is_unreachable_and_stops_when_it_is_bac
         lit_since = sum(1 for s in led.states if s.state)
         time.sleep(1.2)
         assert sum(1 for s in led.states if s.state) == lit_since
+
+
+def test_a_keypad_pushed_off_its_account_stops_connecting_and_flashes_its_led(broker: PrivateBroker) -> None:
+    """Another process is logged in as counter-1 (a console elsewhere, with its own presence). The keypad, connecting
+    second, pushes it off; it comes back a second later and pushes the keypad off; the keypad then stays off,
+    flashing its LED fast and beeping, instead of taking the account back once a second."""
+    who = "counter 1, desk-pc pid 4242"
+    inbox: queue.Queue[object] = queue.Queue()
+    other = MqttLink(client_id="counter-1", broker=BrokerSettings(port=broker.port), inbox=inbox,
+                     subscriptions=[(TOPICS.counter_reply("1"), 1)], presence_topic=TOPICS.status("counter-1"),
+                     online_payload=wire.Presence(state="online", role="counter", detail=who).encode(),
+                     offline_payload=wire.Presence(state="offline", role="counter", detail=who).encode(),
+                     stop_when_taken_over=True)
+    other.start()
+    try:
+        assert other.wait_connected(5)
+        with _running_keypad(broker) as (service, factory):
+            assert _until(lambda: service.counter.view.taken_over, timeout_s=8)
+            assert not service.counter.view.connected
+            assert "another console is connected as counter 1" in _notice(service)
+            assert _until(lambda: any(s.state for s in factory.pin(BUZZER).states)), "buzzer did not sound"
+            led = factory.pin(LED)
+            lit = sum(1 for s in led.states if s.state)
+            time.sleep(1.0)
+            assert sum(1 for s in led.states if s.state) - lit >= 3, "LED does not flash fast"  # 0.1 s on, 0.1 off
+            _press(factory, NEXT)  # refused at the desk: nothing is sent
+            assert "another console is connected as counter 1" in _notice(service)
+            time.sleep(2.0)  # paho would have reconnected twice by now
+            items = []
+            while not inbox.empty():
+                items.append(inbox.get_nowait())
+        assert other.connected.is_set()
+        assert [type(i).__name__ for i in items if not isinstance(i, Message)] == ["LinkUp", "LinkDown", "LinkUp"]
+        assert not any(isinstance(i, LinkDown) and i.taken_over for i in items)
+    finally:
+        other.stop()
