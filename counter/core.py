@@ -71,6 +71,8 @@ ERROR_LABELS: Final[dict[str, str]] = {
     "unsupported_version": "Phiên bản không tương thích (unsupported version)",
     "conflict": "Máy khác vừa thao tác trên quầy này; hãy xem lại số đang phục vụ "
                 "(conflict: another console acted on this counter)",
+    "clock_unsynchronised": "Đồng hồ hệ thống chưa được đồng bộ, tạm chưa gọi số "
+                            "(the hall's clock is not set yet; calling resumes when it is)",
 }
 NO_ANSWER = "Không nhận được trả lời từ máy chủ (no answer from the hall controller)"
 OFFLINE = "Mất kết nối, chưa gửi lệnh (not connected to the broker; nothing was sent)"
