@@ -21,6 +21,8 @@ screen, by these rules, in this order:
    Otherwise its English is skipped.
 4. **Nothing starts late.** A call whose words could not start within ``max_lag_s`` of its arrival is
    skipped, and a segment is never made longer than ``max_lag_s``: what does not fit waits for the next.
+   When not every waiting call can start in time, the oldest one (not a recall) gives way (``crowded``), so
+   the number just shown large on the screen is the one the voice says.
 
 When calls come faster than the voice can say them (a Vietnamese call takes about 3 s to say at a hall's
 calm 140 words a minute, 2.4 s briskly), some are skipped; the screen still shows and flashes every one.
@@ -40,10 +42,11 @@ from typing import Final, Literal
 
 Form = Literal["lead", "busy_lead", "busy_more"]  # calm, or busy: first of a segment, or following
 Voice = Literal["first", "second"]  # the first configured language (merged), the second (gives way)
-SkipReason = Literal["superseded", "late", "second_language_yielded"]
+SkipReason = Literal["superseded", "late", "crowded", "second_language_yielded"]
 SKIP_REASONS: Final[dict[SkipReason, str]] = {
     "superseded": "its counter has called another number since",
     "late": "it could not be spoken within the lag bound",
+    "crowded": "newer calls had to be said within the lag bound, and it had been on the screen longest",
     "second_language_yielded": "its second language gives way to waiting calls",
 }
 
@@ -207,17 +210,30 @@ class Announcer:
 
     def _fit(self, now_s: float, waiting: list[PendingCall],
              skipped: list[Skip]) -> tuple[tuple[Part, ...], list[PendingCall]]:
-        """This segment's parts, and the calls left for the next; late ones go to ``skipped``."""
+        """This segment's parts, and the calls left for the next; those that cannot be said in time go to
+        ``skipped``. When the bound cannot hold for every call, the oldest call (not a recall) gives way, so the
+        number just shown large on the screen is the one the voice says."""
+        candidates = list(waiting)
+        while True:
+            parts, left = self._lay_out(candidates)
+            late = [p.call for p in parts if now_s + p.offset_s - p.call.arrived_s > self.max_lag_s]
+            if not late:
+                return parts, left
+            regular = [p.call for p in parts if not p.call.recall]
+            victim = min(regular, key=lambda c: c.seq) if regular else late[0]
+            hopeless = now_s + self.lead_in_s - victim.arrived_s > self.max_lag_s
+            skipped.append(Skip(victim, "late" if hopeless or victim in late else "crowded"))
+            candidates.remove(victim)
+
+    def _lay_out(self, calls: list[PendingCall]) -> tuple[tuple[Part, ...], list[PendingCall]]:
+        """The first calls that fit one segment (never longer than ``max_segment_s``), and the rest."""
         parts: list[Part] = []
         offset = self.lead_in_s
-        for i, call in enumerate(waiting):
-            if now_s + offset - call.arrived_s > self.max_lag_s:
-                skipped.append(Skip(call, "late"))
-                continue
+        for i, call in enumerate(calls):
             form: Form = "busy_more" if parts else "busy_lead" if self.busy else "lead"
             length = call.length_s(form)
             if parts and offset + length + self.tail_s > self.max_segment_s:
-                return tuple(parts), waiting[i:]
+                return tuple(parts), calls[i:]
             parts.append(Part(call=call, voice="first", form=form, offset_s=offset))
             offset += length + self.pause_s
         return tuple(parts), []

@@ -185,3 +185,15 @@ def test_a_20_counter_peak_stays_within_the_bound_by_merging() -> None:
     assert max(s.lag_s(p) for s, p in first) <= 10.0
     assert len(first) >= 0.55 * len(arrivals)
     assert any(len(s.parts) > 1 for s in segments)  # merged under one chime
+
+
+def test_when_not_every_call_can_start_in_time_the_oldest_gives_way_not_the_newest() -> None:
+    """The number just shown large on the screen is the one the voice must not drop."""
+    voice = Announcer(max_lag_s=10.0)
+    voice.push(_call(1, "1", at=0.0))
+    voice.push(_call(2, "2", at=1.0))
+    voice.push(_call(3, "3", at=5.0))  # the newest: on the screen now
+    plan = voice.due(8.0)  # all three would end 11.4 s after A002 was shown
+    assert plan is not None and [(s.call.seq, s.reason) for s in plan.skipped] == [(1, "crowded")]
+    assert _spoken(plan) == [(2, "first", "busy_lead"), (3, "first", "busy_more")]
+    assert plan.segment is not None and all(plan.segment.lag_s(p) <= 10.0 for p in plan.segment.parts)
