@@ -250,7 +250,11 @@ def _clock(arguments: list[str]) -> int:
     cfg = _load(args)
     if cfg is None:
         return EXIT_CONFIG
-    from hall_controller.timesource import CLOCK_CONFIRM_FILE, kernel_synchronised  # noqa: PLC0415
+    from hall_controller.timesource import (  # noqa: PLC0415 - the running service needs none of this
+        CLOCK_CONFIRM_FILE,
+        CONFIRM_VALID_S,
+        kernel_synchronised,
+    )
 
     now = datetime.now(cfg.hall.zone)
     synced = kernel_synchronised()
@@ -265,6 +269,11 @@ def _clock(arguments: list[str]) -> int:
                      f"{cfg.hall.business_day(last)}" + (f" — the clock is {-behind:.0f} s BEHIND it: it is wrong"
                                                          if behind < -2 else ""))
     if args.action == "confirm":
+        if not _controller_running(cfg.state_dir / LEDGER_FILE):
+            sys.stdout.write("\n".join(lines) + "\n")
+            log.error("no controller has the ledger open: start it (sudo systemctl start hallq-controller), then "
+                      "confirm; a confirmation counts only within %.0f s, never for a later start", CONFIRM_VALID_S)
+            return EXIT_UNAVAILABLE
         if cfg.state_dir.is_dir():
             path = cfg.state_dir / CLOCK_CONFIRM_FILE
             try:
@@ -279,6 +288,21 @@ def _clock(arguments: list[str]) -> int:
             return EXIT_CANTCREAT
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _controller_running(ledger_path: Path) -> bool:
+    """Whether a process (the controller) has the ledger open: it holds SQLite's shared lock while it runs."""
+    from hall_controller.ledger import held_exclusively  # noqa: PLC0415
+
+    if not ledger_path.exists():
+        return False
+    try:
+        with held_exclusively(ledger_path):
+            return False
+    except LedgerBusy:
+        return True
+    except LedgerError:
+        return False
 
 
 def _last_record(ledger_path: Path) -> datetime | None:

@@ -22,6 +22,10 @@ flag) into the *hall time* and whether it is *trusted*:
   a PC), and becomes trusted when synchronisation or an operator's confirmation arrives. A clock behind the
   ledger's last record (``floor``) is never trusted unless synchronised or confirmed: the ledger proves it
   wrong, and hall time starts from the floor instead, so no record is ever stamped before an older one.
+* **Trust outlives a restart, not a reboot.** When the clock was trusted, the shell keeps the boot's id and
+  the wall clock's offset from the monotonic clock (``offset_s``); a controller restarted in the same boot
+  (a crash, the watchdog, an upgrade) whose clock still has that offset is trusted at once
+  (``remembered_offset_s``), even in a hall without network time, or hours after it was last synchronised.
 
 Pure: the shell passes the readings in; nothing here reads a clock.
 """
@@ -58,9 +62,11 @@ class ClockReading:
 class HallClock:
     """See the module docstring. ``floor``: the ledger's last record, or ``None`` for an empty ledger."""
 
-    def __init__(self, *, trust_at_start: bool, floor: datetime | None = None, tolerance_s: float = 2.0) -> None:
+    def __init__(self, *, trust_at_start: bool, floor: datetime | None = None, tolerance_s: float = 2.0,
+                 remembered_offset_s: float | None = None) -> None:
         self.trust_at_start = trust_at_start
         self.floor = floor
+        self.remembered_offset_s = remembered_offset_s
         self.tolerance_s = tolerance_s
         self.trusted = False
         self._anchor_wall: datetime | None = None
@@ -91,8 +97,15 @@ class HallClock:
         step = ClockStep(step_s=step_s, accepted=False, source=None, wall=wall) if new else None
         return ClockReading(now=hall, trusted=self.trusted, step=step)
 
+    @property
+    def offset_s(self) -> float:
+        """The wall clock's offset from the monotonic clock at the current anchor (what a restart compares)."""
+        return 0.0 if self._anchor_wall is None else self._anchor_wall.timestamp() - self._anchor_mono
+
     def _first(self, wall: datetime, mono_s: float, *, synchronised: bool, confirmed: bool) -> ClockReading:
-        vouched = synchronised or confirmed
+        remembered = self.remembered_offset_s
+        same_clock = remembered is not None and abs(wall.timestamp() - mono_s - remembered) <= self.tolerance_s
+        vouched = synchronised or confirmed or same_clock
         floor = self.floor
         if floor is not None and (wall - floor).total_seconds() < -self.tolerance_s and not vouched:
             # Behind the ledger: the clock is wrong (a Pi after a power cut). Start from the ledger's last record.

@@ -63,6 +63,7 @@ from hall_controller.engine.events import (
     ClockChanged,
     CounterCommand,
     CounterStatusChanged,
+    DayCorrected,
     DayStarted,
     Event,
     IssueTicket,
@@ -77,7 +78,14 @@ from hall_controller.engine.events import (
 from hall_controller.intake import Intake
 from hall_controller.ledger import Ledger, LedgerError
 from hall_controller.limits import DeviceLimiter, Throttle
-from hall_controller.timesource import CLOCK_CONFIRM_FILE, SystemTime, TimeSource
+from hall_controller.timesource import (
+    CLOCK_CONFIRM_FILE,
+    CLOCK_TRUST_FILE,
+    CONFIRM_VALID_S,
+    SystemTime,
+    TimeSource,
+    boot_id,
+)
 from hall_controller.views import board, call, counter_state, serving, ticket_info
 from hallq import systemd, wire
 from hallq.errors import PayloadError
@@ -131,7 +139,8 @@ class ControllerService:
         self._clock_log: Throttle[str] = Throttle(window_s=60.0, burst=1)
         self._last_record_at: datetime | None = None
         self._untrusted_reported = False
-        self._confirmed_now = False
+        self._confirm_pending = False
+        self._confirm_checked_at = float("-inf")
         self._clock_changes: list[ClockChanged] = []
         self.new_id = new_id
         self.engine = Engine(self.spec)  # replaced by the restored one in start()
@@ -249,7 +258,8 @@ class ControllerService:
             self._stop_links()
             raise
         # The ledger's last record is the earliest the hall's time can be: a clock behind it is proven wrong.
-        self.hall_clock = HallClock(trust_at_start=self.config.trust_clock == "always", floor=self._last_record_at)
+        self.hall_clock = HallClock(trust_at_start=self.config.trust_clock == "always", floor=self._last_record_at,
+                                    remembered_offset_s=self._remembered_offset())
         self._read_clock()
         # The restored day (up to 100,000s of tickets) lives as long as the process: keep it out of the garbage
         # collector's full scans, which would otherwise pause every reply for tens of milliseconds.
@@ -326,13 +336,11 @@ class ControllerService:
     # --- one batch ------------------------------------------------------------------------------------------
 
     def _read_clock(self) -> ClockReading:
-        """The hall's time now, from the time source through the hall clock; logs what a step means and
-        records an accepted one in the journal (so that no service-time sample spans it)."""
-        confirm = self.ledger.path.parent / CLOCK_CONFIRM_FILE
-        confirmed = self._confirmed_now = confirm.exists()
-        if confirmed:
-            confirm.unlink(missing_ok=True)
+        """The hall's time now, from the time source through the hall clock; logs what a step means, keeps an
+        accepted one for the journal (so that no service-time sample spans it), and remembers a trusted clock
+        for a restart in the same boot."""
         t = self.time
+        confirmed = self._take_confirmation(t)
         wall, synced = t.wall(), t.synchronised()
         reading = self.hall_clock.read(wall=wall, mono_s=t.monotonic(), synchronised=synced, confirmed=confirmed)
         self._trusted = reading.trusted
@@ -346,9 +354,11 @@ class ControllerService:
         elif step is not None:
             log.error("the wall clock (%s) is %+.0f s from the hall's time (%s) and nothing vouches for it (the "
                       "clock is not synchronised): the hall keeps its own time. Set the clock right "
-                      "(timedatectl), or if it is right, run: hallq-controller clock confirm --config %s",
+                      "(sudo date -s), or if it is right, run: hallq-controller clock confirm --config %s",
                       wall.isoformat(timespec="seconds"), step.step_s, now.isoformat(timespec="seconds"),
                       self.config.source)
+        if reading.trusted and (reading.became_trusted or (step is not None and step.accepted)):
+            self._remember_trust()
         if reading.became_trusted and self._untrusted_reported:
             self._untrusted_reported = False
             log.warning("the hall's clock is trusted now (%s): issuing tickets and calls again",
@@ -361,11 +371,68 @@ class ControllerService:
                       self.config.source)
         return reading
 
+    def _take_confirmation(self, t: TimeSource) -> bool:
+        """An operator's fresh ``clock confirm`` (looked for twice a second): True once, and the day correction
+        it allows stays pending until a batch with it is stored. A stale file vouches for nothing."""
+        mono = t.monotonic()
+        if mono < self._confirm_checked_at + 0.5:
+            return False
+        self._confirm_checked_at = mono
+        path = self.ledger.path.parent / CLOCK_CONFIRM_FILE
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            log.error("cannot read the clock confirmation %s: %s", path, exc)
+            return False
+        path.unlink(missing_ok=True)
+        try:
+            written = datetime.fromisoformat(text)
+            age_s = abs((t.wall() - written).total_seconds())
+        except (ValueError, TypeError):
+            age_s = float("inf")
+        if age_s > CONFIRM_VALID_S:
+            log.warning("ignored a stale clock confirmation (%r, not within %.0f s of the clock now): run "
+                        "hallq-controller clock confirm again while the controller runs", text[:40], CONFIRM_VALID_S)
+            return False
+        self._confirm_pending = True
+        return True
+
+    def _remembered_offset(self) -> float | None:
+        """The trusted clock's offset kept by an earlier run of this boot, if any."""
+        path = self.ledger.path.parent / CLOCK_TRUST_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("boot_id") == boot_id() and boot_id() is not None:
+                return float(data["offset_s"])
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("ignored unreadable clock trust record %s: %s", path, exc)
+        return None
+
+    def _remember_trust(self) -> None:
+        current = boot_id()
+        if current is None:
+            return
+        path = self.ledger.path.parent / CLOCK_TRUST_FILE
+        staging = path.with_suffix(".tmp")
+        try:
+            staging.write_text(json.dumps({"boot_id": current, "offset_s": self.hall_clock.offset_s}),
+                               encoding="utf-8")
+            staging.replace(path)
+        except OSError as exc:
+            log.warning("cannot keep the clock's trust for a restart (%s): %s", path, exc)
+
     def _process(self, batch: list[InboxItem]) -> None:
         now = self._read_clock().now
         now_s = time.monotonic()
+        # The clock's own news first: a step, then an operator's confirmation (which may correct the day) before
+        # any ticket is issued in this batch. Both stay pending until the batch is stored.
         outcomes: list[_Outcome] = [_Outcome(self.engine.handle(change, now=now)) for change in self._clock_changes]
-        self._clock_changes.clear()
+        if self._confirm_pending:
+            outcomes.append(_Outcome(self.engine.handle(Tick(confirmed=True), now=now, trusted=self._trusted)))
         handled: list[tuple[Message, _Outcome | None]] = []
         link_up = False
         for item in batch:
@@ -380,8 +447,7 @@ class ControllerService:
                 self._online = False
                 self.link.set_presence(self._offline_payload)
         self._log_drops(now_s)
-        outcomes.append(_Outcome(self.engine.handle(Tick(confirmed=self._confirmed_now), now=now,
-                                                    trusted=self._trusted)))
+        outcomes.append(_Outcome(self.engine.handle(Tick(), now=now, trusted=self._trusted)))
         events = [e for o in outcomes for e in o.decision.events]
         try:
             self.ledger.append(events)
@@ -392,11 +458,16 @@ class ControllerService:
             self._ack(m for m, o in handled
                       if o is None or not o.decision.events or o.reply is not None or o.on_storage_failure is not None)
             return
+        self._clock_changes.clear()
+        self._confirm_pending = False
         for event in events:
             if isinstance(event, DayStarted):
                 expired = sum(1 for e in events if isinstance(e, TicketExpired))
                 log.warning("business day %s started at %s; %d open tickets of the day before expired, numbering "
                             "starts again", event.day, event.at.isoformat(timespec="seconds"), expired)
+            elif isinstance(event, DayCorrected):
+                log.warning("business day corrected to %s on the operator's confirmation; the tickets handed out "
+                            "meanwhile stay open and numbering goes on", event.day)
         if events and not self._storage_ok:  # an empty batch wrote nothing, so it proves nothing
             log.warning("ledger writable again path=%s; issuing tickets again", self.ledger.path)
             self._storage_ok = True

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import json
 import logging
 import os
@@ -32,6 +33,9 @@ TIME_ERROR = 5
 # ``hallq-controller clock confirm`` leaves this file in the state directory; the running controller takes it
 # as an operator's word that the wall clock is right, and removes it.
 CLOCK_CONFIRM_FILE = "clock-confirm"
+CONFIRM_VALID_S = 30.0  # a confirmation older than this (or from the future) is stale: it vouches for nothing now
+# Where the controller keeps the boot's id and the trusted clock's offset, so a restart in the same boot trusts it.
+CLOCK_TRUST_FILE = "clock-trust.json"
 
 
 class TimeSource(Protocol):
@@ -50,17 +54,37 @@ class _Timex(ctypes.Structure):
                 ("rest", ctypes.c_byte * 512)]
 
 
-def kernel_synchronised() -> bool | None:
-    """Whether the kernel says the system clock is synchronised; ``None`` where it cannot be asked."""
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    # Once: find_library runs ldconfig in a subprocess.
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        timex = _Timex()
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    except OSError:
+        return None
+
+
+def kernel_synchronised() -> bool | None:
+    """Whether the kernel says the system clock is synchronised; ``None`` where it cannot be asked (no libc,
+    or a seccomp filter that forbids even reading the clock's state: systemd's ``ProtectClock=``)."""
+    libc = _libc()
+    if libc is None:
+        return None
+    timex = _Timex()
+    try:
         state = libc.adjtimex(ctypes.byref(timex))
-    except (OSError, AttributeError):
+    except AttributeError:
         return None
     if state < 0:
         return None
     return state != TIME_ERROR and not timex.status & STA_UNSYNC
+
+
+def boot_id() -> str | None:
+    """This boot's id (a new one at every boot): a monotonic clock reading means something only within it."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip() or None
+    except OSError:
+        return None
 
 
 class SystemTime:
@@ -70,6 +94,7 @@ class SystemTime:
         self.zone = zone
         self._synced = False
         self._asked_at = float("-inf")
+        self._unreadable_told = False
 
     def wall(self) -> datetime:
         return datetime.now(self.zone)
@@ -81,7 +106,13 @@ class SystemTime:
         now = time.monotonic()
         if now - self._asked_at >= 1.0:
             self._asked_at = now
-            self._synced = bool(kernel_synchronised())
+            answer = kernel_synchronised()
+            if answer is None and not self._unreadable_told:
+                self._unreadable_told = True
+                log.error("cannot read the kernel's clock state (adjtimex refused: a unit with ProtectClock=yes, "
+                          "or a system call filter without adjtimex?): the clock counts as not synchronised; "
+                          "use trust_clock = \"always\" or hallq-controller clock confirm")
+            self._synced = bool(answer)
         return self._synced
 
 

@@ -21,7 +21,8 @@ on. Only trusted time starts a new business day, issues a ticket or calls one: o
 booted with a saved clock and has not synchronised yet) the engine refuses those with ``clock_unsynchronised``
 rather than number tickets into a day that may be over, or call yesterday's leftovers this morning. The
 business day never moves back, except when an operator confirms the clock (``Tick(confirmed=True)``), the
-way out of a day that a clock glitch put in the future. Nothing else depends on the clock going forward:
+way out of a day that a clock glitch put in the future: then only its label moves (``DayCorrected``), and
+numbering goes on. Nothing else depends on the clock going forward:
 the queue's order is its own counter, the max-wait guard measures from a waiting-since that never goes back
 in issue order, and a service-time sample is taken only when nonnegative, at most ``MAX_SAMPLE_S``, and not
 across a clock step (``ClockStepped``). Request ids are remembered for the business day: the
@@ -46,6 +47,7 @@ from hall_controller.engine.events import (
     CommandAccepted,
     CounterCommand,
     CounterStatusChanged,
+    DayCorrected,
     DayStarted,
     Event,
     IssueTicket,
@@ -232,8 +234,13 @@ class Engine:
         day = self.spec.business_day(now)
         if day == self.day:
             return
-        if day < self.day and not backwards:
-            # The clock went backwards across a day boundary (e.g. NTP correction): stay in the newer day.
+        if day < self.day:
+            # The clock went backwards across a day boundary (e.g. NTP correction): stay in the newer day. Only an
+            # operator's confirmation moves the label back (out of a day a clock glitch put in the future), and it
+            # changes nothing else: the tickets handed out meanwhile were handed out today, so they stay open and
+            # numbering goes on after them; starting the day afresh would hand their numbers out again.
+            if backwards:
+                self._emit(DayCorrected(at=now, day=day), emitted)
             return
         for ticket in list(self.open_tickets()):
             self._emit(TicketExpired(at=now, ticket_id=ticket.id), emitted)
@@ -531,6 +538,8 @@ class Engine:
                 self._apply_day_started(event)
             case ClockStepped():
                 self.clock_epoch += 1
+            case DayCorrected():
+                self.day = event.day
             case _:
                 raise InvariantError(f"unknown event {event!r}")
 
@@ -660,13 +669,15 @@ class Engine:
         return (
             self.day,
             sorted((t.id, t.state.value, t.service, t.number, t.counter, t.order, t.generation, t.recalls,
-                    t.printed_at, t.finished_at) for t in self.tickets.values()),
+                    t.printed_at, t.finished_at, t.called_at, t.since_s, t.called_epoch)
+                   for t in self.tickets.values()),
             sorted((c.spec.id, c.status, c.ticket_id, c.regular_streak) for c in self.counters.values()),
             sorted((key, lane.count) for key, lane in self.lanes.items()),
             sorted(self.today.last_value.items()), sorted(self.today.issued.items()),
             sorted(self.today.by_number.items()), sorted(self.today.requests.items()),
             sorted(self.today.commands), self.call_seq, list(self.recent_calls),
             sorted((s, list(v)) for s, v in self.service_times.items()), self._next_order, self._front_order,
+            self._since_floor, self.clock_epoch,
         )
 
 

@@ -196,10 +196,19 @@ class ClockStepped(Event):
     source: str
 
 
+@dataclass(slots=True)
+class DayCorrected(Event):
+    """An operator confirmed a clock whose business day is before the engine's: the day a glitch put in the
+    future is relabelled ``day``; tickets, numbering and counters go on unchanged."""
+
+    kind: ClassVar[str] = "day_corrected"
+    day: str
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (DayStarted, TicketIssued, TicketPrinted, TicketCalled, TicketFinished, TicketTransferred,
-                TicketVoided, TicketExpired, CounterStatusChanged, CommandAccepted, ClockStepped)
+                TicketVoided, TicketExpired, CounterStatusChanged, CommandAccepted, ClockStepped, DayCorrected)
 }
 _FIELDS = {kind: tuple(f.name for f in dataclasses.fields(cls) if f.name != "at") for kind, cls in EVENT_TYPES.items()}
 
