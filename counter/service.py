@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import socket
 import threading
 import time
@@ -65,7 +66,7 @@ class CounterLink:
             # Host and pid make this process's presence its own: how the link tells another process on its account.
             online_payload=wire.Presence(state="online", role="counter", detail=process).encode(),
             offline_payload=wire.Presence(state="offline", role="counter", detail=process).encode(),
-            stop_when_taken_over=True,
+            stop_when_taken_over=True, gone=_gone,
         )
 
     @property
@@ -189,3 +190,25 @@ class KeypadService:
             self.counter.stop()
             self.keypad.close()
             log.info("counter keypad stopped")
+
+
+_PROCESS = re.compile(r", (?P<host>\S+) pid (?P<pid>\d+)$")
+
+
+def _gone(payload: bytes) -> bool:
+    """Whether a counter presence names a process of this machine that no longer runs (the previous run, whose
+    last will the broker kept over a power cut or a crash): no other console is fighting for the account."""
+    try:
+        detail = wire.Presence.decode(payload).detail or ""
+    except PayloadError:
+        return False
+    match = _PROCESS.search(detail)
+    if match is None or match["host"] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(match["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):
+        return False
+    return False

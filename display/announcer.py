@@ -125,6 +125,8 @@ class Announcer:
     """
 
     max_lag_s: float = 10.0
+    # Planned this much inside the bound: the segment's audio is composed, and fetched by the page, after the plan.
+    margin_s: float = 0.3
     gap_s: float = 0.8
     pause_s: float = 0.35
     chime_s: float = 1.3
@@ -150,6 +152,13 @@ class Announcer:
         """Every new call, announced or not, as soon as it is shown: later calls supersede earlier ones."""
         if seq > self.latest_by_counter.get(counter, -1):
             self.latest_by_counter[counter] = seq
+
+    def reset(self) -> None:
+        """The hall's call sequence started again (a new ledger): forget what earlier numbers superseded, and
+        what waits; what plays now ends as planned."""
+        self.latest_by_counter.clear()
+        self.waiting.clear()
+        self.second_due = None
 
     def push(self, call: PendingCall) -> None:
         self.seen(counter=call.counter, seq=call.seq)
@@ -216,12 +225,13 @@ class Announcer:
         candidates = list(waiting)
         while True:
             parts, left = self._lay_out(candidates)
-            late = [p.call for p in parts if now_s + p.offset_s - p.call.arrived_s > self.max_lag_s]
+            bound = self.max_lag_s - self.margin_s
+            late = [p.call for p in parts if now_s + p.offset_s - p.call.arrived_s > bound]
             if not late:
                 return parts, left
             regular = [p.call for p in parts if not p.call.recall]
             victim = min(regular, key=lambda c: c.seq) if regular else late[0]
-            hopeless = now_s + self.lead_in_s - victim.arrived_s > self.max_lag_s
+            hopeless = now_s + self.lead_in_s - victim.arrived_s > bound
             skipped.append(Skip(victim, "late" if hopeless or victim in late else "crowded"))
             candidates.remove(victim)
 

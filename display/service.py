@@ -192,7 +192,13 @@ class DisplayService:
             if parsed.kind is TopicKind.BOARD:
                 board = wire.Board.decode(message.payload)
                 first = self.core.board is None
+                last = self.core.last_call_seq
                 self.core.on_board(board)
+                if last is not None and board.seq < last:
+                    # A new ledger (a restore, say): the old sequence numbers mean nothing any more.
+                    log.warning("the hall's call sequence went back (%d after %d): following the new one", board.seq,
+                                last)
+                    self.voice.reset()
                 self.hub.publish("screen", self.core.screen())
                 if first:
                     log.info("board received hall=%s seq=%d calls=%d counters=%d", board.hall, board.seq,

@@ -32,7 +32,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -172,12 +172,16 @@ class MqttLink:
         quiet: bool = False,
         unsubscribe: Sequence[str] = (),
         stop_when_taken_over: bool = False,
+        gone: Callable[[bytes], bool] | None = None,
     ) -> None:
         self.client_id = client_id
         self.broker = broker
         self._inbox = inbox
         self._subscriptions = list(subscriptions)
         self._stop_when_taken_over = stop_when_taken_over
+        # Tells a presence left by a process that no longer runs (this machine's previous run, before a power
+        # cut), which is no sign of a takeover.
+        self._gone = gone
         if stop_when_taken_over:
             if presence_topic is None:
                 raise ValueError("stop_when_taken_over needs a presence topic to watch")
@@ -372,7 +376,8 @@ class MqttLink:
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
         if self._stop_when_taken_over and message.topic == self._presence_topic:
             payload = bytes(message.payload)
-            if payload and payload not in (self._online_payload, self._offline_payload):
+            if payload and payload not in (self._online_payload, self._offline_payload) and not (
+                    self._gone is not None and self._gone(payload)):
                 self._other_presence_s, self._other_presence = time.monotonic(), payload
             return
         self._inbox.put(Message(topic=message.topic, payload=bytes(message.payload), retain=bool(message.retain),

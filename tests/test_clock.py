@@ -72,3 +72,13 @@ def test_hall_time_never_goes_back_while_steps_are_ignored() -> None:
     times = [clock.read(wall=T0 + timedelta(seconds=s) + offset, mono_s=float(s), synchronised=False).now
              for s, offset in enumerate([timedelta(0), -HOUR, -HOUR, timedelta(days=1), -HOUR * 30, timedelta(0)])]
     assert times == sorted(times)
+
+
+def test_trust_outlives_a_restart_in_the_same_boot_when_the_clock_has_not_moved() -> None:
+    before = HallClock(trust_at_start=False)
+    before.read(wall=T0, mono_s=1000.0, synchronised=True)
+    kept = before.offset_s
+    again = HallClock(trust_at_start=False, remembered_offset_s=kept)
+    assert again.read(wall=T0 + timedelta(seconds=60), mono_s=1060.0, synchronised=False).trusted
+    moved = HallClock(trust_at_start=False, remembered_offset_s=kept)
+    assert not moved.read(wall=T0 + HOUR, mono_s=1060.0, synchronised=False).trusted  # set by hand meanwhile

@@ -130,7 +130,7 @@ def test_a_1970_boot_is_behind_the_ledger_and_waits(broker: PrivateBroker, tmp_p
         assert reply.ticket is not None and reply.ticket.issued_at.year >= 2026
 
 
-def test_a_step_across_the_day_start_while_running_expires_nothing(broker: PrivateBroker, tmp_path: Path,
+def test_a_step_across_the_day_start_that_nothing_vouches_for_is_ignored_and_expires_nothing(broker: PrivateBroker, tmp_path: Path,
                                                                    probe: Probe) -> None:
     hall = Hall(broker, tmp_path, trust="always")
     hall.set_clock(offset=timedelta(0), synchronised=False)
@@ -178,3 +178,17 @@ def test_an_operator_confirms_the_clock_where_no_network_time_comes(broker: Priv
         assert "synchronised: " in done.stdout and "confirmed:" in done.stdout
         _until(probe, lambda: probe.request_ticket("d1", "A"))
         hall.wait_for_log("clock confirmed by the operator")
+
+
+def test_a_restart_in_the_same_boot_keeps_a_trusted_clock(broker: PrivateBroker, tmp_path: Path,
+                                                          probe: Probe) -> None:
+    """A crash, the watchdog or an upgrade restarts the controller: a hall without network time (or hours
+    after its last synchronisation) must not stop issuing until somebody confirms the clock again."""
+    hall = Hall(broker, tmp_path, trust="synchronised")
+    with hall.process:
+        hall.process.start()
+        assert probe.request_ticket("d1", "A").ticket is not None
+        hall.set_clock(offset=timedelta(0), synchronised=False)  # the kernel forgets it was synchronised
+        hall.restart()
+        reply = probe.request_ticket("d1", "A")
+        assert reply.ticket is not None and reply.ticket.number == "A002"

@@ -4,11 +4,16 @@ back and forth with the other for as long as both run."""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
 
+from counter.service import _gone
 from hall_controller.provision import CREDENTIAL_SUFFIX
+from hallq import wire
 from tests.support import HALL_ID
 from tests.test_broker_security_broker import SecuredHall, hall  # noqa: F401 (the fixture)
 from tests.test_counter_console_pty import Terminal
@@ -77,3 +82,18 @@ def _first_to_show(consoles: list[Terminal], text: str, *, timeout_s: float = 10
             if text in console.text():
                 return console
     raise AssertionError(f"{text!r} on no console within {timeout_s} s:\n" + "\n\n".join(c.text() for c in consoles))
+
+
+def test_the_last_will_of_this_machines_previous_run_is_no_takeover() -> None:
+    """After a power cut the broker still holds the previous run's will (same host, a pid that is gone): a Wi-Fi
+    blip right after boot must not make the counter stop for good."""
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                           check=True)
+    here = socket.gethostname()
+
+    def will(host: str, pid: int) -> bytes:
+        return wire.Presence(state="offline", role="counter", detail=f"counter 1, {host} pid {pid}").encode()
+
+    assert _gone(will(here, int(ended.stdout)))
+    assert not _gone(will(here, os.getpid()))  # a process that runs: a real competitor
+    assert not _gone(will("desk-pc-2", int(ended.stdout)))  # another machine: cannot tell, so it counts

@@ -197,3 +197,12 @@ def test_when_not_every_call_can_start_in_time_the_oldest_gives_way_not_the_newe
     assert plan is not None and [(s.call.seq, s.reason) for s in plan.skipped] == [(1, "crowded")]
     assert _spoken(plan) == [(2, "first", "busy_lead"), (3, "first", "busy_more")]
     assert plan.segment is not None and all(plan.segment.lag_s(p) <= 10.0 for p in plan.segment.parts)
+
+
+def test_a_new_call_sequence_forgets_what_superseded_what() -> None:
+    """After a restore the hall's sequence starts again: seq 12 at counter 5 is new, not older than seq 900."""
+    voice = Announcer()
+    voice.seen(counter="5", seq=900)
+    voice.reset()
+    voice.push(_call(12, "5"))
+    assert _spoken(voice.due(0.0)) == [(12, "first", "lead")]
