@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HALL_CONFIG = FIXTURES / "hall.toml"
 HALL_ID = "test-hall"
-__all__ = ["HALL_CONFIG", "HALL_ID", "ROOT", "ControllerProcess", "Probe"]
+__all__ = ["HALL_CONFIG", "HALL_ID", "ROOT", "ControllerProcess", "Probe", "processes_naming"]
 
 
 class Probe:
@@ -90,3 +90,16 @@ class Probe:
         message = self.expect(lambda m: m.topic == topic and wire.CounterReply.decode(m.payload).request_id == rid,
                               timeout_s=timeout_s)
         return wire.CounterReply.decode(message.payload)
+
+
+def processes_naming(folder: Path) -> list[str]:
+    """Command lines of the running processes that name ``folder`` (every role a run starts names its own)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if str(folder) in text:
+            found.append(text.strip())
+    return found

@@ -14,7 +14,7 @@ from PIL import Image
 
 from hallq.broker import free_port
 from hallsim.crowd import Clerk, Command, Crowd
-from tests.support import ROOT
+from tests.support import ROOT, processes_naming
 
 
 def _crowd(seed: int = 3) -> Crowd:
@@ -107,17 +107,4 @@ def test_ctrl_c_ends_the_hall_like_the_end_of_its_minutes(tmp_path: Path) -> Non
     assert proc.returncode == 0, out
     assert re.search(r"stopped: \d+ tickets printed, \d+ calls", out)
     assert "unexpectedly" not in out and "WARNING" not in out and "Traceback" not in out, out
-    assert not _processes_using(work)
-
-
-def _processes_using(folder: Path) -> list[str]:
-    """Command lines of the processes that name ``folder`` (the hall's roles all do)."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if str(folder) in text:
-            found.append(text)
-    return found
+    assert not processes_naming(work)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ROOT
+from tests.support import ROOT, processes_naming
 
 pytestmark = pytest.mark.newcomer
 
@@ -26,18 +26,6 @@ pytestmark = pytest.mark.newcomer
 PASSED_THROUGH = ("http_proxy", "https_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "PIP_CERT",
                   "PIP_DEFAULT_TIMEOUT", "PIP_INDEX_URL", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def _processes_naming(folder: Path) -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if str(folder) in text:
-            found.append(text.strip())
-    return found
 
 
 @pytest.mark.skipif(shutil.which("git") is None or not (ROOT / ".git").exists(), reason="needs a git checkout")
@@ -62,4 +50,4 @@ def test_a_fresh_clone_with_an_empty_home_runs_the_hall_as_the_readme_says(tmp_p
     assert re.search(r"stopped: \d+ tickets printed", out), out[-6000:]
     # python-escpos's capabilities cache was made from nothing, in the empty home, by two kiosks at once.
     assert list(home.glob(".cache/**/*capabilities*")) or list(home.glob(".cache/*")), "no cache was made"
-    assert not _processes_naming(clone), "processes outlived the hall"
+    assert not processes_naming(clone), "processes outlived the hall"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,15 +37,16 @@ def _publish_retained(broker: PrivateBroker, topic: str, payload: bytes) -> None
         assert device.link.publish_and_wait(topic, payload, retain=True, timeout_s=5)
 
 
-def _retained_on(broker: PrivateBroker, topic: str, *, wait_s: float = 0.5) -> list[Message]:
-    """What a new subscriber to ``topic`` is handed at once: the broker's retained message, if any."""
-    with Probe(broker, subscriptions=[topic]) as late:
-        time.sleep(wait_s)
+def _retained_on(broker: PrivateBroker, topic: str) -> list[Message]:
+    """What a new subscriber to ``topic`` is handed at once: the broker's retained message, if any. A marker
+    published after subscribing arrives after anything the subscription was handed, so no waiting is guessed."""
+    marker = f"test/marker/{uuid.uuid4().hex}"
+    with Probe(broker, subscriptions=[topic, marker]) as late:
+        late.publish(marker, b"end")
         found: list[Message] = []
         while True:
-            try:
-                item = late.inbox.get_nowait()
-            except queue.Empty:
+            item = late.inbox.get(timeout=5)
+            if isinstance(item, Message) and item.topic == marker:
                 return found
             if isinstance(item, Message) and item.retain:
                 found.append(item)
@@ -143,6 +145,7 @@ def test_a_retained_command_is_acted_on_once_live_and_never_again_after_a_restar
     # Cleared and acknowledged: a third start is handed nothing, and logs nothing about it.
     assert controller_at.stop() == 0
     controller_at.start()
-    time.sleep(0.5)
+    with Probe(broker, subscriptions=[topics.counter_reply("1")]) as desk:
+        desk.command("1", "pause")  # counter 1's lane has handled everything before this: a retained copy too
     assert len(_retained_lines(controller_at)) == 1
 
