@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from hall_controller.engine import CounterSpec, Engine, ServiceSpec
 from hall_controller.engine.events import (
+    ClockChanged,
     CounterCommand,
     DayStarted,
     Event,
@@ -43,7 +44,10 @@ command = st.tuples(st.just("counter"), st.sampled_from("12345"), st.sampled_fro
 report = st.tuples(st.just("print"), st.booleans(), st.integers(0, 40), st.sampled_from(["d1", "d2"]), st.just(0))
 advance = st.tuples(st.just("advance"), st.sampled_from([1, 30, 400, 3600, 6 * 3600, 20 * 3600]),
                     st.just(0), st.just(0), st.just(0))
-operations = st.lists(st.one_of(issue, issue, command, command, command, report, advance), max_size=120)
+# A wrong clock: the wall clock stepping back, an accepted step (journaled), a request on untrusted time.
+clock = st.tuples(st.just("clock"), st.sampled_from(["back", "step", "untrusted"]),
+                  st.sampled_from([5, 600, 3600, 20 * 3600]), st.just(0), st.just(0))
+operations = st.lists(st.one_of(issue, issue, command, command, command, report, advance, clock), max_size=120)
 
 
 def _check_invariants(engine: Engine) -> None:
@@ -90,6 +94,19 @@ def _run(ops: list[tuple[object, ...]]) -> tuple[Driver, list[Event]]:
                 decision = d.printed(issued[index % len(issued) if isinstance(index, int) else 0], ok=bool(ok), dispenser=str(dispenser))
             else:
                 continue
+        elif kind == "clock":
+            _, what, seconds, _, _ = op
+            assert isinstance(seconds, int)
+            if what == "back":
+                d.now -= timedelta(seconds=seconds)
+                decision = d.engine.handle(Tick(), now=d.now)
+            elif what == "step":
+                decision = d.engine.handle(ClockChanged(step_s=float(seconds), source="synchronised"), now=d.now)
+            else:
+                decision = d.engine.handle(IssueTicket(dispenser="d1", request_id=f"u{seconds}", service="A",
+                                                       priority=False, category=None, ticket_id=f"u{len(events)}"),
+                                           now=d.now, trusted=False)
+                assert decision.refusal is not None and not decision.events
         else:
             d.now += timedelta(seconds=op[1] if isinstance(op[1], int) else 0)
             decision = d.engine.handle(Tick(), now=d.now)
