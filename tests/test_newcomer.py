@@ -41,6 +41,7 @@ def test_a_fresh_clone_with_an_empty_home_runs_the_hall_as_the_readme_says(tmp_p
     out = result.stdout + result.stderr
     assert result.returncode == 0, out[-6000:]
     assert "Traceback" not in out, out[-6000:]
+    assert "BuildBackendWarning" not in out and "DeprecationWarning" not in out, out[:3000]  # a clean first screen
     assert re.search(r"hall running: broker 127\.0\.0\.1:\d+, display http://", out), out[-6000:]
     printed = re.findall(r"TICKET  [A-Z]+\d{3} .* → (var/sim/tickets/\S+\.png)", out)
     assert len(printed) >= 5, out[-6000:]
