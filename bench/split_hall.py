@@ -836,8 +836,13 @@ def main(argv: list[str] | None = None) -> int:
     plan = dataclasses.replace(base, seed=base.seed if args.seed is None else args.seed, keepalive_s=args.keepalive,
                                reconnect_max_s=args.reconnect_max)
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hallq-split-"))
-    result = run_split_hall(plan, workdir, progress=True)
+    try:
+        result = run_split_hall(plan, workdir, progress=True)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"split hall: interrupted; the network is removed, run files in {workdir}\n")
+        return 130
     report("split-hall-short" if args.short else "split-hall", result.rows, result.data)
     for check, examples in result.verdict.violations.items():
         sys.stdout.write(f"VIOLATION {check} ({result.verdict.counts[check]}): {examples}\n")
