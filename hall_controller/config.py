@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hall_controller.engine.numbering import number_text
 from hall_controller.engine.spec import CallPolicy, CounterSpec, DispenserSpec, HallSpec, ServiceSpec, TransferPosition
 from hall_controller.limits import Limits
 from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt, refuse_duplicates
@@ -213,7 +214,7 @@ def _fits_a_payload(root: Table, counter_tables: list[Table], hall: HallSpec) ->
     refuse it, and show nothing): each is built as large as this config can make it (every name, the longest
     numbers, ten calls at the counter with the longest name, waiting counts of a full range) and measured."""
     at = datetime(2026, 11, 27, 8, 21, 40, 5000, tzinfo=hall.zone)
-    number = max((s.number_text(s.last_number, priority=p) for s in hall.services for p in (False, True)), key=len)
+    number = max((number_text(s, s.last_number, priority=p) for s in hall.services for p in (False, True)), key=len)
     service = max((s.id for s in hall.services), key=len)
     widest = max(hall.counters, key=lambda c: len(c.name.encode("utf-8")))
     calls = tuple(Call(seq=2**53, number=number, counter=widest.id, counter_name=widest.name, service=service,

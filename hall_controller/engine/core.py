@@ -28,7 +28,8 @@ in issue order, and a service-time sample is taken only when nonnegative, at mos
 across a clock step (``ClockStepped``). Request ids are remembered for the business day: the
 same ``request_id`` from the same device gets the same answer, also after a restart.
 
-Which ticket a counter gets: see ``_pick``. Ticket moves are checked against ``lifecycle.TRANSITIONS``.
+Which ticket a counter gets: ``policy.py``. What number a ticket gets: ``numbering.py``. Ticket moves are
+checked against ``lifecycle.TRANSITIONS``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from hall_controller.engine import numbering, policy
 from hall_controller.engine.events import (
     ClockChanged,
     ClockStepped,
@@ -264,15 +266,16 @@ class Engine:
         if service.daily_cap is not None and issued >= service.daily_cap:
             return _refuse("daily_cap_reached",
                            f"service {service.id} has issued its {service.daily_cap} tickets today")
-        value = self._next_value(service, priority=cmd.priority)
+        value = numbering.next_value(service, priority=cmd.priority, last_value=self.today.last_value,
+                                     in_use=self.today.by_number)
         if value is None:
             return _refuse("numbers_exhausted", f"every number of service {service.id} is in use today")
         ahead = self._ahead(service.id, priority=cmd.priority)
         self._emit(
             TicketIssued(
                 at=now, ticket_id=cmd.ticket_id, day=self.day, dispenser=cmd.dispenser, request_id=cmd.request_id,
-                service=service.id, number=service.number_text(value, priority=cmd.priority),
-                sequence=service.sequence_key(priority=cmd.priority), value=value, priority=cmd.priority,
+                service=service.id, number=numbering.number_text(service, value, priority=cmd.priority),
+                sequence=numbering.sequence_key(service, priority=cmd.priority), value=value, priority=cmd.priority,
                 category=cmd.category if cmd.priority else None, order=self._next_order, ahead=ahead,
                 estimated_wait_s=self.estimate_wait_s(service.id, ahead),
             ),
@@ -372,7 +375,8 @@ class Engine:
                 if cmd.service not in services:
                     return Refusal("not_allowed", f"counter {cid} does not serve service {cmd.service}")
                 services = (cmd.service,)
-            picked = self._pick(counter, services, now)
+            picked = policy.pick(counter.spec, regular_streak=counter.regular_streak, services=services,
+                                 lanes=self.lanes, is_current=self._is_waiting, now_s=now.timestamp())
             if picked is None:
                 return Refusal("queue_empty", f"no ticket is waiting for counter {cid} "
                                               f"(services {', '.join(services)})")
@@ -408,58 +412,9 @@ class Engine:
                                              order=order), emitted)
         return None
 
-    def _pick(self, counter: CounterRuntime, services: Iterable[str], now: datetime) -> str | None:
-        """The ticket this counter should call now, or None if none of its services has anyone waiting.
-
-        1. Max-wait guard: if the longest-waiting ticket of the counter's services has waited longer than the
-           counter's ``max_wait_s``, it goes first, whatever its lane.
-        2. ``priority_first``: the first priority ticket, else the first regular one.
-           ``interleave``: a priority ticket after ``interleave_ratio`` regular calls, or when no regular one
-           waits; otherwise the first regular one.
-        Within a lane, "first" is the lowest queue position across the counter's services (oldest first;
-        a ticket transferred "to the front" has a position before everyone's).
-        """
-        is_current = self._is_waiting
-        services = tuple(services)
-        spec = counter.spec
-        if spec.max_wait_s is not None:
-            longest = min(
-                (w for s in services for lane in (False, True)
-                 if (w := self.lanes[(s, lane)].longest_waiting(is_current)) is not None),
-                default=None,
-            )
-            if longest is not None and now.timestamp() - longest[0] > spec.max_wait_s:
-                return longest[2]
-        heads = {
-            lane: min((h for s in services if (h := self.lanes[(s, lane)].head(is_current)) is not None), default=None)
-            for lane in (False, True)
-        }
-        regular, priority = heads[False], heads[True]
-        if priority is not None and (
-            regular is None or spec.policy == "priority_first" or counter.regular_streak >= spec.interleave_ratio
-        ):
-            return priority[1]
-        return regular[1] if regular is not None else None
-
     def _is_waiting(self, ticket_id: str, generation: int) -> bool:
         ticket = self.tickets.get(ticket_id)
         return ticket is not None and ticket.state is TicketState.WAITING and ticket.generation == generation
-
-    def _next_value(self, service: ServiceSpec, *, priority: bool) -> int | None:
-        """The next free number of the service's sequence today, or None if every number is in use."""
-        key = service.sequence_key(priority=priority)
-        last = self.today.last_value.get(key)
-        candidate = service.first_number if last is None else last + 1
-        span = service.last_number - service.first_number + 1
-        for _ in range(span):
-            if candidate > service.last_number:
-                if not service.wrap:
-                    return None
-                candidate = service.first_number
-            if service.number_text(candidate, priority=priority) not in self.today.by_number:
-                return candidate
-            candidate += 1
-        return None
 
     def _ahead(self, service: str, *, priority: bool) -> int:
         """People ahead of a new ticket: its lane, and for a regular ticket the priority lane too."""

@@ -17,11 +17,8 @@ TransferPosition = Literal["front", "original"]
 class ServiceSpec:
     """One service with its own numbering.
 
-    Numbers run from ``first_number`` to ``last_number`` each business day. When the range is used up and
-    ``wrap`` is on, numbering starts again at ``first_number``, skipping numbers still held by a waiting or
-    called ticket; with ``wrap`` off the service refuses further tickets that day. ``priority_prefix``
-    empty: priority tickets share the service's sequence and carry the priority mark; non-empty: they have
-    their own sequence with that prefix (e.g. ``UA001``). ``hours`` are local (start, end) pairs; empty means
+    Numbers run from ``first_number`` to ``last_number`` each business day, with ``wrap`` and
+    ``priority_prefix`` as ``numbering.py`` describes. ``hours`` are local (start, end) pairs; empty means
     always open. ``transfer_position`` is where a ticket transferred into this service queues.
     """
 
@@ -36,18 +33,6 @@ class ServiceSpec:
     hours: tuple[tuple[time, time], ...] = ()
     daily_cap: int | None = None
     transfer_position: TransferPosition = "front"
-
-    @property
-    def digits(self) -> int:
-        return len(str(self.last_number))
-
-    def number_text(self, value: int, *, priority: bool) -> str:
-        prefix = self.priority_prefix if priority and self.priority_prefix else self.prefix
-        return f"{prefix}{value:0{self.digits}d}"
-
-    def sequence_key(self, *, priority: bool) -> str:
-        """Tickets with the same key share one sequence of numbers."""
-        return f"{self.id}:P" if priority and self.priority_prefix else self.id
 
     def is_open(self, local_clock: time) -> bool:
         if not self.hours:
