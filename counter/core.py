@@ -73,6 +73,12 @@ ERROR_LABELS: Final[dict[str, str]] = {
                 "(conflict: another console acted on this counter)",
     "clock_unsynchronised": "Đồng hồ hệ thống chưa được đồng bộ, tạm chưa gọi số "
                             "(the hall's clock is not set yet; calling resumes when it is)",
+    "rate_limited": "Gửi lệnh quá nhanh, hãy chờ một chút (too many commands; wait a moment)",
+    # Kiosks' refusals: a counter never receives them, but every code has its words.
+    "unknown_dispenser": "Máy lấy số chưa được khai báo (unknown dispenser)",
+    "service_closed": "Dịch vụ ngoài giờ làm việc (service closed now)",
+    "daily_cap_reached": "Đã hết số trong ngày (the day's tickets are all issued)",
+    "numbers_exhausted": "Đã dùng hết dãy số (every number is in use)",
 }
 NO_ANSWER = "Không nhận được trả lời từ máy chủ (no answer from the hall controller)"
 OFFLINE = "Mất kết nối, chưa gửi lệnh (not connected to the broker; nothing was sent)"

@@ -14,7 +14,7 @@ from counter.core import (
     Press,
     taken_over_text,
 )
-from hallq.wire import CounterReply, CounterState, ErrorInfo, ServingTicket, WaitingCount
+from hallq.wire import ERROR_CODES, CounterReply, CounterState, ErrorInfo, ServingTicket, WaitingCount
 
 T0 = datetime(2026, 11, 27, 8, 15, 2, tzinfo=timezone(timedelta(hours=7)))
 
@@ -287,3 +287,7 @@ def test_a_console_pushed_off_its_account_says_why_and_refuses_every_key() -> No
     assert core.tick(now_s=100.0) is None  # its command in flight is not reported as unanswered
     assert core.press(Press("recall"), now_s=2.0, request_id="r2") is None
     assert core.view.notice == Notice("error", taken_over_text("5"))
+
+
+def test_every_error_code_of_the_contract_has_words_for_the_clerk() -> None:
+    assert set(ERROR_CODES) <= set(ERROR_LABELS)
