@@ -241,7 +241,8 @@ def read_mqtt(table: Table) -> tuple[BrokerSettings, str]:
     ca_file = table.opt_text("ca_file")
     if ca_file is not None and not Path(ca_file).is_file():
         raise table.error("ca_file", f"{ca_file} does not exist")
-    keepalive_s = table.integer("keepalive_s", 15, minimum=5, maximum=600)
+    # The link's own default (5 s, measured across a real network: docs/reliability.md), unless the file says.
+    keepalive_s = table.integer("keepalive_s", BrokerSettings().keepalive_s, minimum=5, maximum=600)
     table.done()
     return BrokerSettings(host=host, port=port, username=username, password=password, password_file=password_file,
                           tls=tls, ca_file=ca_file, keepalive_s=keepalive_s), base_topic

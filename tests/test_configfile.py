@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from hall_controller import config as hall_config
-from hallq.configfile import Table, refuse_duplicates
+from hallq.configfile import Table, read_mqtt, refuse_duplicates
 from hallq.errors import ConfigError
+from hallq.mqtt import BrokerSettings
 from tests.support import ROOT
 
 
@@ -93,3 +94,8 @@ def test_the_hall_config_names_the_counter_and_suggests_the_key(tmp_path: Path) 
     with pytest.raises(ConfigError) as refused:
         hall_config.load(path)
     assert str(refused.value) == f"{path}: counters[id=\"1\"].polcy: unknown key; did you mean 'policy'?"
+
+
+def test_a_roles_keepalive_defaults_to_the_links_measured_one() -> None:
+    broker, _ = read_mqtt(Table(tomllib.loads('broker = "127.0.0.1:1883"\n'), path="x.toml", prefix="mqtt"))
+    assert broker.keepalive_s == BrokerSettings().keepalive_s == 5
