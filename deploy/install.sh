@@ -2,7 +2,7 @@
 # Install one hallq role on a Raspberry Pi OS Bookworm (or Debian 12) machine, from this source tree.
 #
 #   sudo deploy/install.sh ROLE [--credential FILE] [--ca FILE] [--broker-name NAME]... [--local-audio]
-#                               [--dry-run] [--root DIR]
+#                               [--simulated-hardware] [--dry-run] [--root DIR]
 #   sudo deploy/install.sh uninstall ROLE [--purge] [--dry-run] [--root DIR]
 #
 #   ROLE           controller | dispenser | counter | display
@@ -16,6 +16,9 @@
 #   --local-audio  display only: this Pi plays the announcements ([announce] output = "local"): alsa-utils and
 #                  the unit's drop-in local-audio.conf (the sound devices). Also done, without the option, when
 #                  /etc/hallq/display.toml says output = "local"; otherwise a drop-in left from before is removed
+#   --simulated-hardware  dispenser, counter: a dry run without the Pi's buttons and printer (docs/deploy.md, "A dry
+#                  run"): gpiozero's mock pins, the dispenser in --simulate (preview printer, buttons pressed by
+#                  writing a key to /run/hallq-dispenser.keys). A later run without it goes back to the hardware
 #   --dry-run      print what would change, change nothing
 #   --root DIR     install into the file tree at DIR instead of / (an image being prepared, or a test): no
 #                  Debian packages, no virtual environment (a venv is bound to its path and CPU), no service
@@ -39,12 +42,13 @@ CREDENTIAL=
 CA_FILE=
 BROKER_NAMES=()
 LOCAL_AUDIO=0
+SIMULATED=0
 CHANGES=0
 RESTART=0
 
 say() { printf '[hallq] %s\n' "$*"; }
 die() { printf '[hallq] error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '3,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -57,6 +61,7 @@ while [ $# -gt 0 ]; do
         --ca) [ $# -ge 2 ] || usage; CA_FILE=$2; shift ;;
         --broker-name) [ $# -ge 2 ] || usage; BROKER_NAMES+=("$2"); shift ;;
         --local-audio) LOCAL_AUDIO=1 ;;
+        --simulated-hardware) SIMULATED=1 ;;
         -h|--help) usage ;;
         *) printf '[hallq] unknown argument: %s\n' "$1" >&2; usage ;;
     esac
@@ -67,8 +72,11 @@ done
 [ -z "$CA_FILE" ] || [ -r "$CA_FILE" ] || die "cannot read CA file $CA_FILE"
 [ ${#BROKER_NAMES[@]} -eq 0 ] || [ "$ROLE" = controller ] || die "--broker-name is for the controller's Pi"
 [ "$LOCAL_AUDIO" -eq 0 ] || [ "$ROLE" = display ] || die "--local-audio is for a display's Pi"
+[ "$SIMULATED" -eq 0 ] || [ "$ROLE" = dispenser ] || [ "$ROLE" = counter ] \
+    || die "--simulated-hardware is for a dispenser or a counter"
 [ "$PURGE" -eq 0 ] || [ "$ACTION" = uninstall ] || die "--purge is for uninstall"
-if [ "$ACTION" = uninstall ] && { [ -n "$CREDENTIAL$CA_FILE" ] || [ ${#BROKER_NAMES[@]} -gt 0 ] || [ "$LOCAL_AUDIO" -eq 1 ]; }; then
+if [ "$ACTION" = uninstall ] && { [ -n "$CREDENTIAL$CA_FILE" ] || [ ${#BROKER_NAMES[@]} -gt 0 ] \
+    || [ "$LOCAL_AUDIO" -eq 1 ] || [ "$SIMULATED" -eq 1 ]; }; then
     die "uninstall takes only --purge, --dry-run and --root"
 fi
 if [ "$DRY_RUN" -eq 0 ] && [ "$(id -u)" -ne 0 ]; then
@@ -236,12 +244,53 @@ install_venv() {
     fi
 }
 
+# The controller's hall.toml on a first install: the example hall with the controller's broker login filled in
+# (the account and credential that provisioning creates), so the first install ends with a controller that logs
+# in. Printed on stdout; the caller installs it.
+hall_config_with_login() {
+    sed -e 's|^# username = "controller" |username = "controller"   |' \
+        -e 's|^# password_file = "/run/credentials/hallq-controller.service/mqtt-password"|password_file = "/run/credentials/hallq-controller.service/mqtt-password"|' \
+        "$SRC/config/hall.example.toml"
+}
+
+# The [mqtt] username of an existing hall.toml (python3's tomllib, as the controller reads it), empty if none.
+hall_username() {
+    python3 - "$ROOT/etc/hallq/hall.toml" 2>/dev/null <<'PY' || true
+import sys
+import tomllib
+
+with open(sys.argv[1], "rb") as file:
+    print(tomllib.load(file).get("mqtt", {}).get("username", ""))
+PY
+}
+
+install_hall_config() {
+    local target=/etc/hallq/hall.toml generated
+    if [ -e "$ROOT$target" ]; then
+        if [ -z "$(hall_username)" ]; then
+            say "warning: the controller cannot log in to the broker: $target has no username in [mqtt]. Add these" \
+                "two lines to its [mqtt] table, then run this installer again:" \
+                'username = "controller"' \
+                'password_file = "/run/credentials/hallq-controller.service/mqtt-password"'
+        fi
+        return 0
+    fi
+    generated=$(mktemp)
+    hall_config_with_login > "$generated"
+    if ! grep -q '^username = "controller"' "$generated" || ! grep -q '^password_file = ' "$generated"; then
+        rm -f "$generated"
+        die "config/hall.example.toml no longer has the [mqtt] username and password_file lines to fill in"
+    fi
+    install_file "$generated" "$target" 0640 hallq
+    rm -f "$generated"
+}
+
 install_config() {
     ensure_dir /etc/hallq 0755
     ensure_dir /etc/hallq/credentials 0700
     case "$ROLE" in
         controller)
-            install_new "$SRC/config/hall.example.toml" /etc/hallq/hall.toml 0640 hallq
+            install_hall_config
             install_new "$SRC/deploy/displays.example.toml" /etc/hallq/displays.toml 0644
             ensure_dir /etc/hallq/broker 0755
             install_file "$SRC/config/mosquitto/hallq.conf" /etc/hallq/broker/hallq.conf 0644
@@ -273,7 +322,23 @@ install_units() {
             install_file "$SRC/systemd/hallq-backup.timer" /etc/systemd/system/hallq-backup.timer 0644
             install_file "$SRC/docs/operations.md" "$PREFIX/docs/operations.md" 0644
             ;;
-        dispenser|counter) install_file "$SRC/deploy/60-hallq.rules" /etc/udev/rules.d/60-hallq.rules 0644 ;;
+        dispenser|counter)
+            install_file "$SRC/deploy/60-hallq.rules" /etc/udev/rules.d/60-hallq.rules 0644
+            # A dry run without the hardware (--simulated-hardware): the mock pins and, for the dispenser, the
+            # simulated kiosk fed from a FIFO. Otherwise none of it.
+            local simulated=/etc/systemd/system/hallq-$ROLE.service.d/simulated-hardware.conf
+            local keys=/etc/systemd/system/hallq-dispenser-keys.socket
+            if [ "$SIMULATED" -eq 1 ]; then
+                install_file "$SRC/systemd/hallq-$ROLE.service.d/simulated-hardware.conf" "$simulated" 0644
+                [ "$ROLE" != dispenser ] || install_file "$SRC/systemd/hallq-dispenser-keys.socket" "$keys" 0644
+            else
+                remove_file "$simulated"
+                if [ "$ROLE" = dispenser ] && [ -e "$ROOT$keys" ]; then
+                    stop_units hallq-dispenser-keys.socket
+                    remove_file "$keys"
+                fi
+            fi
+            ;;
         display)
             install_file "$SRC/deploy/hallq-kiosk" "$PREFIX/bin/hallq-kiosk" 0755
             # The sound devices only for a display that plays the announcements itself; otherwise none.
@@ -287,8 +352,23 @@ install_units() {
     esac
     [ "$CHANGES" -eq "$before" ] || RESTART=1
     if [ -z "$ROOT" ] && [ "$CHANGES" -ne "$before" ]; then
-        change "reload systemd and udev" sh -c 'systemctl daemon-reload && udevadm control --reload \
+        change "reload systemd" systemctl daemon-reload
+        reload_udev trigger
+    fi
+}
+
+# udev applies a changed rule after a reload (and, for devices already there, a trigger). A machine without udevd
+# (a container) has no devices for the rule; it applies from the next boot where udevd runs.
+reload_udev() {
+    if [ ! -S /run/udev/control ]; then
+        say "udev is not running here (a container?): the udev rule applies where it runs"
+        return 0
+    fi
+    if [ "${1:-}" = trigger ]; then
+        change "reload udev" sh -c 'udevadm control --reload \
             && udevadm trigger --subsystem-match=usb --subsystem-match=usbmisc --subsystem-match=gpio'
+    else
+        change "reload udev" udevadm control --reload
     fi
 }
 
@@ -333,6 +413,15 @@ start_units() {
     local unit
     local credential=/etc/hallq/credentials/$ROLE.mqtt-password
     if [ "$ROLE" = controller ]; then
+        # The controller reads hall.toml only when it starts: a changed hall restarts it (the broker too, for the
+        # accounts just provisioned from it).
+        local applied=$PREFIX/hall.toml.applied config_sum
+        config_sum=$(sha256sum /etc/hallq/hall.toml | cut -d' ' -f1)
+        if [ "$(cat "$applied" 2>/dev/null)" != "$config_sum" ]; then
+            [ ! -e "$applied" ] || say "/etc/hallq/hall.toml changed since the controller started with it"
+            RESTART=1
+            echo "$config_sum" > "$applied"
+        fi
         if [ "$RESTART" -eq 1 ] || ! systemctl is-active --quiet mosquitto.service; then
             change "restart mosquitto.service" systemctl restart mosquitto.service
         else
@@ -390,6 +479,8 @@ uninstall_role() {
     ! installed_here controller dispenser counter display || others=1
     # The broker served the hall: Debian's package stays, stopped and disabled, without hallq's drop-in.
     [ "$ROLE" != controller ] || stopping+=(mosquitto.service)
+    [ "$ROLE" != dispenser ] || [ ! -e "$ROOT/etc/systemd/system/hallq-dispenser-keys.socket" ] \
+        || stopping+=(hallq-dispenser-keys.socket)
     stop_units "${stopping[@]}"
     for unit in "${units[@]}"; do
         remove_path "/etc/systemd/system/$unit"
@@ -407,6 +498,8 @@ uninstall_role() {
             ;;
         dispenser|counter)
             installed_here dispenser counter || remove_path /etc/udev/rules.d/60-hallq.rules
+            remove_file "/etc/systemd/system/hallq-$ROLE.service.d/simulated-hardware.conf"
+            [ "$ROLE" != dispenser ] || remove_path /etc/systemd/system/hallq-dispenser-keys.socket
             [ "$ROLE" != dispenser ] || remove_path /var/cache/hallq-dispenser
             kept+=("/etc/hallq/$ROLE.toml")
             ;;
@@ -420,7 +513,8 @@ uninstall_role() {
     esac
     kept+=("/etc/hallq/credentials/$ROLE.mqtt-password")
     for unit in "${units[@]}"; do  # drop-ins a technician added (systemctl edit); the installer's own go above
-        if [ -n "$(find "$ROOT/etc/systemd/system/$unit.d" -mindepth 1 ! -name local-audio.conf 2>/dev/null)" ]; then
+        if [ -n "$(find "$ROOT/etc/systemd/system/$unit.d" -mindepth 1 ! -name local-audio.conf \
+            ! -name simulated-hardware.conf 2>/dev/null)" ]; then
             kept+=("/etc/systemd/system/$unit.d")
         fi
     done
@@ -430,7 +524,8 @@ uninstall_role() {
         kept+=(/etc/hallq/ca.crt)
     fi
     if [ -z "$ROOT" ] && [ "$CHANGES" -gt 0 ]; then
-        change "reload systemd and udev" sh -c 'systemctl daemon-reload && udevadm control --reload'
+        change "reload systemd" systemctl daemon-reload
+        reload_udev
     fi
     local present=()
     for path in "${kept[@]}"; do
