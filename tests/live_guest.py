@@ -13,7 +13,9 @@ Each boot runs on an overlay of that tree (the cached tree is never written) und
   ``host0`` given a static address from here (no DHCP wait) and NATed by an nftables table of the host's;
 - the host's CA certificates are in the tree (HTTPS to PyPI through a TLS-inspecting proxy), and pip is told to
   use the system's bundle;
-- pip's cache is ``/var/cache/hallq-test-pip`` on the host, bound into the guest: a second run builds no wheel.
+- ``/var/cache/hallq-test-pip`` on the host is bound into the guest as root's pip cache, and its ``wheels``
+  folder is pip's ``find-links`` there: ``keep_wheels()`` stores every wheel the installed hallq uses, so a later
+  run takes them from the disk (pip's HTTP cache keeps nothing here: the proxy's answers carry no validators).
 
 Commands run inside with ``nsenter -t LEADER -a`` and a clean environment; the guest is powered off with
 SIGRTMIN+4 to its PID 1. Everything made on the host (the overlay mount, the veth, the nftables table,
@@ -55,6 +57,7 @@ PACKAGES = (
 )
 HOST_CAS = Path("/usr/local/share/ca-certificates")
 PIP_CONF = "[global]\ncert = /etc/ssl/certs/ca-certificates.crt\n"
+GUEST_WHEELS = "/root/.cache/pip/wheels"
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 RECIPE = 1  # bump when the build below changes in a way the key does not see
 
@@ -164,11 +167,12 @@ class Guest:
         shutil.rmtree(self.dir, ignore_errors=True)
         for sub in ("upper", "work", "merged"):
             (self.dir / sub).mkdir(parents=True)
-        PIP_CACHE.mkdir(parents=True, exist_ok=True)
+        (PIP_CACHE / "wheels").mkdir(parents=True, exist_ok=True)
         subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
                         f"lowerdir={self.rootfs},upperdir={self.dir / 'upper'},workdir={self.dir / 'work'}",
                         str(self.merged)], check=True, capture_output=True)
         self._mounted = True
+        self.path("/etc/pip.conf").write_text(f"{PIP_CONF}find-links = {GUEST_WHEELS}\n", encoding="utf-8")
         started = time.monotonic()
         with (self.dir / "console.log").open("wb") as console:
             self.process = subprocess.Popen(
@@ -264,6 +268,12 @@ class Guest:
         if check and done.returncode != 0:
             raise AssertionError(f"in the guest: {command}\nexit {done.returncode}\n{done.stdout}\n{done.stderr}")
         return result
+
+    def keep_wheels(self, venv: str) -> Done:
+        """Store in the wheel cache every package of ``venv`` (but hallq itself) and what builds hallq's wheel
+        (pyproject.toml's build requirements), each unless it is there already."""
+        return self.run(f"{{ {venv}/bin/pip freeze --all --exclude hallq --exclude setuptools; echo 'setuptools>=77'; }}"
+                        f" | {venv}/bin/pip download -q --no-deps -d {GUEST_WHEELS} -r /dev/stdin", timeout_s=300)
 
     def write(self, guest_path: str, text: str) -> None:
         """Write a file from inside the guest: also where the guest mounted its own file systems (/run)."""
