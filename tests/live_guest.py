@@ -28,6 +28,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -91,12 +92,13 @@ def build_rootfs() -> tuple[Path, float]:
     """The cached root file system, built first if needed; and how long the build took (0 when cached)."""
     key = rootfs_key()
     final = CACHE / key
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for stale in CACHE.glob(".build-*"):  # an interrupted build's leftovers (.build-KEY-PID[.cas]): removed
+        owner = re.search(r"-(\d+)(\.cas)?$", stale.name)
+        if owner is None or not _pid_alive(int(owner.group(1))):
+            shutil.rmtree(stale, ignore_errors=True)
     if (final / "etc" / "os-release").exists():
         return final, 0.0
-    CACHE.mkdir(parents=True, exist_ok=True)
-    for stale in CACHE.glob(".build-*"):  # an interrupted build's leftovers: never used, removed
-        if not _pid_alive(int(stale.name.rsplit("-", 1)[-1])):
-            shutil.rmtree(stale, ignore_errors=True)
     building = CACHE / f".build-{key}-{os.getpid()}"
     cas = building.with_name(building.name + ".cas")
     cas.mkdir(parents=True)

@@ -19,6 +19,7 @@ machine cannot run them (not root, no systemd-nspawn/mmdebstrap/nft, no network 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -32,8 +33,6 @@ import pytest
 from tests import live_guest
 from tests.live_guest import Guest
 from tests.support import ROOT
-
-pytestmark = pytest.mark.live
 
 SRC = "/root/hallq"
 INSTALL = f"cd {SRC} && deploy/install.sh"
@@ -52,8 +51,6 @@ T = TypeVar("T")
 
 
 def _skip_reason() -> str | None:
-    import os  # noqa: PLC0415 - only here
-
     if os.geteuid() != 0:
         return "live units: needs root (systemd-nspawn, an overlay mount, NAT)"
     missing = [tool for tool in ("systemd-nspawn", "mmdebstrap", "nft", "nsenter") if shutil.which(tool) is None]
@@ -64,6 +61,14 @@ def _skip_reason() -> str | None:
     if not live_guest.reachable("pypi.org", 443):
         return "live units: no network to PyPI, which pip in the guest needs"
     return None
+
+
+# Decided once, when the module is imported: one skip line for the whole module, and the network is probed only
+# on a machine that could run the tests otherwise.
+SKIP = _skip_reason()
+if SKIP is not None:
+    pytest.skip(SKIP, allow_module_level=True)
+pytestmark = pytest.mark.live
 
 
 def wait_for(what: str, probe: Callable[[], T | None], *, timeout_s: float, every_s: float = 0.1) -> T:
@@ -180,9 +185,6 @@ def _bring_up(hall: Hall) -> None:
 
 @pytest.fixture(scope="module")
 def hall() -> Iterator[Hall]:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(reason)
     rootfs, build_s = live_guest.build_rootfs()
     FIGURES["rootfs_build_s"] = round(build_s, 1)
     started = time.monotonic()
