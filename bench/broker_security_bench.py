@@ -33,8 +33,8 @@ from bench.common import bench_hall_toml, report, summary_ms
 from hall_controller import config as config_mod
 from hall_controller.provision import CREDENTIAL_SUFFIX, provision
 from hall_controller.tls import ensure_certs
-from hallq.broker import PrivateBroker, free_port, production_config
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker, free_port, production_config
 
 
 def _client(username: str | None, password: str | None, *, ca: Path | None) -> paho.Client:

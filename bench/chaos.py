@@ -5,7 +5,7 @@ Run it::
     .venv/bin/python -m bench.chaos                       # the full run: 5,000 tickets in ~8 minutes
     .venv/bin/python -m bench.chaos --seed 7 --minutes 2 --tickets 1200 --kills 4 --broker-restarts 2
 
-What runs, all on loopback: a private Mosquitto (``hallq.broker.PrivateBroker``), the hall controller as a
+What runs, all on loopback: a private Mosquitto (``testbed.broker.PrivateBroker``), the hall controller as a
 process (``python -m hall_controller``), 20 simulated dispensers and 20 simulated counters (each its own MQTT
 client, connected through its own cuttable relay, see ``chaos_net``), a display subscriber of ``calls`` and
 the retained ``board``, and a presence watcher. The hall config is generated in the run's directory with a
@@ -56,12 +56,12 @@ from bench.chaos_schedule import Fault, plan_faults
 from bench.common import ROOT, percentile, report
 from hall_controller.cli import LEDGER_FILE
 from hall_controller.config import load as load_config
-from hall_controller.harness import ControllerProcess
 from hall_controller.ledger import Ledger
 from hallq import logsetup, wire
-from hallq.broker import PrivateBroker
 from hallq.mqtt import BrokerSettings, Message
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker
+from testbed.controller import ControllerProcess
 
 log = logging.getLogger(__name__)
 

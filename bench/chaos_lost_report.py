@@ -26,12 +26,12 @@ from pathlib import Path
 from bench.chaos import _live_online
 from bench.chaos_devices import Listener
 from hall_controller.cli import LEDGER_FILE
-from hall_controller.harness import ControllerProcess
 from hall_controller.ledger import Ledger
 from hallq import wire
-from hallq.broker import PrivateBroker
 from hallq.mqtt import BrokerSettings, Message, MqttLink
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker
+from testbed.controller import ControllerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 HALL_CONFIG = ROOT / "tests" / "fixtures" / "hall.toml"

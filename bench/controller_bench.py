@@ -52,14 +52,14 @@ from bench.flood import cpu_s
 from hall_controller import config as config_mod
 from hall_controller.engine import Engine
 from hall_controller.engine.events import CounterCommand, Event, IssueTicket
-from hall_controller.harness import ControllerProcess
 from hall_controller.ledger import Ledger
 from hallq import wire
-from hallq.broker import PrivateBroker
-from hallq.children import ChildProcess
 from hallq.errors import PayloadError
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import TopicKind, Topics
+from testbed.broker import PrivateBroker
+from testbed.children import ChildProcess
+from testbed.controller import ControllerProcess
 
 TOPICS = Topics(hall="bench")
 Inbox = queue.Queue[Message | LinkUp | LinkDown]

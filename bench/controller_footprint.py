@@ -33,11 +33,11 @@ from typing import Any
 
 from bench.common import ROOT, bench_hall_toml, report
 from hall_controller import config as config_mod
-from hall_controller.harness import ControllerProcess
 from hallq import wire
-from hallq.broker import PrivateBroker
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink, stop_all
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker
+from testbed.controller import ControllerProcess
 
 EXAMPLE_HALL = ROOT / "config" / "hall.example.toml"
 KIOSK_PER_S = 15.0

@@ -35,7 +35,7 @@ from pathlib import Path
 
 from bench.common import ROOT, percentile, report, summary_ms
 from hallq import wire
-from hallq.broker import PrivateBroker
+from testbed.broker import PrivateBroker
 from tests.support import HALL_CONFIG, ControllerProcess, Probe
 from tests.test_dispenser_helpers import DISPENSER_CONFIG, EscposTestPrinter
 

@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import percentile, report
-from display.harness import DisplayProcess, Kiosk
-from hall_controller.harness import ControllerProcess
 from hallq import wire
-from hallq.broker import PrivateBroker, free_port
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker, free_port
+from testbed.controller import ControllerProcess
+from testbed.display import DisplayProcess, Kiosk
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

@@ -43,12 +43,12 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from bench.common import RESULTS, ROOT, bench_hall_toml, report, summary_ms
-from hall_controller.harness import ControllerProcess
 from hall_controller.ledger import Ledger
 from hallq import wire
-from hallq.broker import PrivateBroker
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker
+from testbed.controller import ControllerProcess
 
 TOPICS = Topics(hall="bench")
 GOOD = ("b2", "b3", "b4", "b5")

@@ -71,10 +71,10 @@ from hall_controller.engine.events import TicketCalled
 from hall_controller.ledger import Ledger
 from hall_controller.service import READY_LOG
 from hallq import logsetup, wire
-from hallq.broker import LOCAL_CONFIG, PROJECT_ROOT, bound_to_parent, port_open
-from hallq.children import ChildProcess
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message
 from hallq.topics import Topics
+from testbed.broker import LOCAL_CONFIG, PROJECT_ROOT, bound_to_parent, port_open
+from testbed.children import ChildProcess
 
 log = logging.getLogger(__name__)
 

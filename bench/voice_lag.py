@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import percentile, report
-from display.harness import DisplayProcess
 from hallq import wire
-from hallq.broker import PrivateBroker, free_port
 from hallq.mqtt import BrokerSettings, MqttLink
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker, free_port
+from testbed.display import DisplayProcess
 
 TOPICS = Topics(hall="bench")
 TARGET_MAX_S = 10.0

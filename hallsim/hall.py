@@ -24,15 +24,15 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from display.harness import Kiosk
 from hall_controller import config as controller_config
 from hall_controller.service import READY_LOG
 from hallq import wire
-from hallq.broker import PrivateBroker, free_port, port_open
-from hallq.children import ChildProcess
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import TopicKind, Topics
 from hallsim.crowd import Clerk, Crowd
+from testbed.broker import PrivateBroker, free_port, port_open
+from testbed.children import ChildProcess
+from testbed.display import Kiosk
 
 log = logging.getLogger(__name__)
 

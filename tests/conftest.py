@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dispenser.escpos_cache import import_escpos, shared_directory
-from hallq.broker import PrivateBroker
+from testbed.broker import PrivateBroker
 from tests.support import HALL_CONFIG, ControllerProcess
 
 # Test modules import the printer code directly, not through the dispenser's command: give them the same

@@ -8,11 +8,11 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from hall_controller.harness import ControllerProcess
 from hallq import wire
-from hallq.broker import PrivateBroker
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker
+from testbed.controller import ControllerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

@@ -30,8 +30,8 @@ from hall_controller import config as config_mod
 from hall_controller.provision import CREDENTIAL_SUFFIX, provision, read_displays
 from hall_controller.tls import ensure_certs
 from hallq import wire
-from hallq.broker import PrivateBroker, free_port, production_config
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker, free_port, production_config
 from tests.support import FIXTURES, HALL_CONFIG, HALL_ID, ControllerProcess
 
 NOT_AUTHORIZED = 135

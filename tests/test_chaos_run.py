@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bench.chaos import Plan, run_chaos
-from hallq.broker import PrivateBroker
+from testbed.broker import PrivateBroker
 
 SHORT = Plan(seed=11, tickets=450, duration_s=30.0, kills=3, broker_restarts=1, cuts=8, print_fail_p=0.03,
              rollover_min_s=8.0, after_rollover_s=12.0)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from hallq.broker import PrivateBroker
+from testbed.broker import PrivateBroker
 from tests.support import HALL_CONFIG, ROOT, ControllerProcess, Probe
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")

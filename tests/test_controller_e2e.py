@@ -6,7 +6,7 @@ import json
 import time
 
 from hallq import wire
-from hallq.broker import PrivateBroker
+from testbed.broker import PrivateBroker
 from tests.support import ControllerProcess, Probe
 
 

@@ -19,8 +19,8 @@ from paho.mqtt.properties import Properties
 
 from hall_controller.ledger import Ledger
 from hallq import wire
-from hallq.broker import PrivateBroker
 from hallq.mqtt import Message
+from testbed.broker import PrivateBroker
 from tests.support import HALL_CONFIG, ControllerProcess, Probe
 
 DISPENSERS = ("d1", "d2")

@@ -17,9 +17,9 @@ import pyte
 import pytest
 
 from hallq import wire
-from hallq.broker import PrivateBroker
 from hallq.mqtt import Message
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker
 from tests.support import FIXTURES, HALL_ID, ROOT, ControllerProcess, Probe
 
 COLUMNS, LINES = 120, 30

@@ -23,9 +23,9 @@ from counter.core import NO_ANSWER
 from counter.keypad import KeypadError
 from counter.service import BACKLOG_LIMIT, KeypadService
 from hallq import wire
-from hallq.broker import PrivateBroker
 from hallq.mqtt import BrokerSettings, LinkDown, Message, MqttLink
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker
 from tests.support import FIXTURES, HALL_ID, ControllerProcess, Probe
 
 NEXT, RECALL, LED, BUZZER = 17, 27, 24, 25

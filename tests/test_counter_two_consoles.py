@@ -20,9 +20,9 @@ from counter import config as counter_config
 from counter.core import Press
 from counter.service import CounterLink
 from hallq import wire
-from hallq.broker import PrivateBroker
 from hallq.mqtt import BrokerSettings
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker
 from tests.support import FIXTURES, HALL_ID, ControllerProcess, Probe
 
 TOPICS = Topics(hall=HALL_ID)

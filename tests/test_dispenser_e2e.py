@@ -17,7 +17,7 @@ from pathlib import Path
 
 from dispenser.printer import FilePrinter, NetworkPrinter, PreviewPrinter, read_job
 from hallq import wire
-from hallq.broker import PrivateBroker
+from testbed.broker import PrivateBroker
 from tests.support import ROOT, ControllerProcess, Probe
 from tests.test_dispenser_helpers import (
     DISPENSER_CONFIG,

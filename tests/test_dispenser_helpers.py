@@ -26,7 +26,7 @@ from PIL import Image
 from dispenser import config as config_mod
 from dispenser.printer import JobView, TicketPrinter, read_job
 from dispenser.service import DispenserService
-from hallq.broker import PrivateBroker
+from testbed.broker import PrivateBroker
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 DISPENSER_CONFIG = FIXTURES / "dispenser.toml"

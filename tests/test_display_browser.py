@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from display.harness import DisplayProcess, Kiosk, chromium_path
 from hallq import wire
-from hallq.broker import PrivateBroker, free_port
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker, free_port
+from testbed.display import DisplayProcess, Kiosk, chromium_path
 from tests.support import FIXTURES, HALL_ID, ROOT, ControllerProcess, Probe
 
 SCREENSHOTS = ROOT / "build" / "screenshots"

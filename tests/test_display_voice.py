@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from display.harness import DisplayProcess
 from hallq import wire
-from hallq.broker import PrivateBroker, free_port
 from hallq.topics import Topics
+from testbed.broker import PrivateBroker, free_port
+from testbed.display import DisplayProcess
 from tests.support import FIXTURES, HALL_ID, Probe
 
 TOPICS = Topics(hall=HALL_ID)

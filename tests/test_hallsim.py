@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from hallq.broker import free_port
 from hallsim.crowd import Clerk, Command, Crowd
+from testbed.broker import free_port
 from tests.support import ROOT, processes_naming
 
 

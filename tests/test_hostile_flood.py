@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from hall_controller.ledger import Ledger
 from hallq import wire
-from hallq.broker import PrivateBroker
+from testbed.broker import PrivateBroker
 from tests.support import HALL_CONFIG, HALL_ID, ControllerProcess, Probe
 
 RATE_PER_S, BURST = 20, 50

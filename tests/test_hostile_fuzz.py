@@ -40,10 +40,10 @@ from hypothesis import strategies as st
 from hall_controller.engine.events import Event, TicketIssued
 from hall_controller.ledger import Ledger
 from hallq import wire
-from hallq.broker import PrivateBroker
 from hallq.errors import PayloadError
 from hallq.mqtt import Message
 from hallq.topics import Topics, is_valid_id
+from testbed.broker import PrivateBroker
 from tests.support import HALL_CONFIG, HALL_ID, ControllerProcess, Probe
 
 PAYLOADS = int(os.environ.get("HALLQ_FUZZ_PAYLOADS", "1000"))

@@ -25,8 +25,8 @@ from hall_controller.engine import Engine
 from hall_controller.engine.events import CounterCommand, IssueTicket
 from hall_controller.ledger import LEDGER_FILE, Ledger, LedgerCorrupt, inspect
 from hall_controller.timesource import CLOCK_TRUST_FILE
-from hallq.broker import PrivateBroker
 from hallq.errors import EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, EXIT_IOERR, EXIT_UNAVAILABLE
+from testbed.broker import PrivateBroker
 from tests.support import HALL_CONFIG, HALL_ID, ROOT, ControllerProcess, Probe
 
 SPEC = config.load(HALL_CONFIG).hall

@@ -17,8 +17,8 @@ import sys
 import pytest
 
 from hallq import logsetup, wire
-from hallq.broker import PrivateBroker
 from hallq.errors import PayloadError
+from testbed.broker import PrivateBroker
 from tests.support import ROOT, ControllerProcess, Probe
 
 FORGED = "ERROR hall_controller.service: ledger damaged; move it aside"

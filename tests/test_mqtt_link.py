@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from hallq.broker import PrivateBroker, free_port
 from hallq.mqtt import BrokerSettings, LinkUp, Message, MqttLink
+from testbed.broker import PrivateBroker, free_port
 from tests.support import ROOT, Probe
 
 

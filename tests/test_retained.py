@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from hallq import wire
-from hallq.broker import PrivateBroker
 from hallq.mqtt import Message
+from testbed.broker import PrivateBroker
 from tests.support import HALL_CONFIG, ControllerProcess, Probe
 
 

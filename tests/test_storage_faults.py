@@ -26,7 +26,7 @@ import pytest
 
 from hall_controller.ledger import Ledger
 from hallq import wire
-from hallq.broker import PrivateBroker
+from testbed.broker import PrivateBroker
 from tests.support import HALL_CONFIG, HALL_ID, ControllerProcess, Probe
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
-from hallq.children import ChildProcess
+from testbed.children import ChildProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM_FLAGS = (

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from hallq.broker import PROJECT_ROOT, bound_to_parent
+from testbed.broker import PROJECT_ROOT, bound_to_parent
 
 
 class ChildProcess:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from hall_controller.service import READY_LOG
-from hallq.broker import PrivateBroker
-from hallq.children import ChildProcess
+from testbed.broker import PrivateBroker
+from testbed.children import ChildProcess
 
 
 class ControllerProcess(ChildProcess):
