@@ -414,11 +414,11 @@ def held_exclusively(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _remove_if_still(path: Path, placeholder: os.stat_result) -> None:
-    """Remove ``path`` if it is still the empty file ``placeholder`` (and not a ledger put there since)."""
+def _remove_if_still(path: Path, stand_in: os.stat_result) -> None:
+    """Remove ``path`` if it is still the empty file ``stand_in`` (and not a ledger put there since)."""
     try:
         now = path.stat()
     except FileNotFoundError:
         return
-    if (now.st_dev, now.st_ino) == (placeholder.st_dev, placeholder.st_ino) and now.st_size == 0:
+    if (now.st_dev, now.st_ino) == (stand_in.st_dev, stand_in.st_ino) and now.st_size == 0:
         path.unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,8 +12,12 @@ from tests.support import ROOT
 
 
 def test_the_distribution_carries_the_roles_and_no_test_tooling(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                    str(tmp_path), str(ROOT)], check=True, capture_output=True, timeout=300)
+    # Built from a copy: setuptools writes build/ beside the sources, and the checkout is no place for it.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "var", "*.egg-info",
+                                                                "__pycache__", ".*_cache", ".hypothesis"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
+                   check=True, capture_output=True, timeout=300)
     [wheel] = tmp_path.glob("hallq-*.whl")
     packages = {name.split("/")[0] for name in zipfile.ZipFile(wheel).namelist() if not name.startswith("hallq-")}
     assert {"hallq", "hall_controller", "dispenser", "counter", "display"} <= packages
