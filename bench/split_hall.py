@@ -73,7 +73,7 @@ from hall_controller.service import READY_LOG
 from hallq import logsetup, wire
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message
 from hallq.topics import Topics
-from testbed.broker import LOCAL_CONFIG, PROJECT_ROOT, bound_to_parent, port_open
+from testbed.broker import LOCAL_CONFIG, PROJECT_ROOT, bound_to_parent, end_process, port_open
 from testbed.children import ChildProcess
 
 log = logging.getLogger(__name__)
@@ -189,12 +189,7 @@ class NetnsBroker:
     def stop(self) -> None:
         if self._proc is None:
             return
-        self._proc.terminate()
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
+        end_process(self._proc)
         self._proc = None
 
 

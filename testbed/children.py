@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from testbed.broker import PROJECT_ROOT, bound_to_parent
+from testbed.broker import PROJECT_ROOT, bound_to_parent, end_process
 
 
 class ChildProcess:
@@ -92,14 +92,7 @@ class ChildProcess:
         """SIGTERM, then SIGKILL after 10 s; the exit status (0 if it never ran)."""
         if self.proc is None:
             return 0
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return end_process(self.proc, grace_s=10.0)
 
     def start(self) -> None:
         self.spawn()
