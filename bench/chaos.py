@@ -40,7 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bench.chaos_checks import Verdict, verdict_of
-from bench.chaos_devices import Listener, SimCounter, SimDispenser, decode_calls
+from bench.chaos_devices import Listener, SimCounter, SimDispenser, close_the_day, decode_calls
 from bench.chaos_hall import (
     COUNTERS,
     DISPENSERS,
@@ -246,18 +246,7 @@ class ChaosRun:
     def _close_day(self) -> float:
         """Stop presses, let every request settle, then have every counter serve until its queue is empty."""
         assert self.controller is not None
-        for device in self.dispensers:
-            device.pressing.clear()
-        deadline = time.monotonic() + 15
-        while any(not d.idle for d in self.dispensers) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        started = time.monotonic()
-        for counter in self.counters:
-            counter.running.clear()
-            counter.draining.set()
-        for counter in self.counters:
-            counter.drained.wait(timeout=max(0.1, started + 90 - time.monotonic()))
-        drain_s = time.monotonic() - started
+        drain_s = close_the_day(self.dispensers, self.counters)
         self.controller.stop()
         return drain_s
 

@@ -30,7 +30,7 @@ import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -531,3 +531,21 @@ def decode_calls(received: list[tuple[float, Message]], topics: Topics) -> tuple
         elif message.topic == topics.board():
             boards.append(wire.Board.decode(message.payload))
     return calls, boards
+
+
+def close_the_day(dispensers: Sequence[SimDispenser], counters: Sequence[SimCounter], *,
+                  drain_limit_s: float = 90.0) -> float:
+    """Stop the presses, let every request settle, then have every counter serve until its queue is empty; the
+    seconds the counters took to drain."""
+    for device in dispensers:
+        device.pressing.clear()
+    deadline = time.monotonic() + 15
+    while any(not d.idle for d in dispensers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    for counter in counters:
+        counter.running.clear()
+        counter.draining.set()
+    for counter in counters:
+        counter.drained.wait(timeout=max(0.1, started + drain_limit_s - time.monotonic()))
+    return time.monotonic() - started

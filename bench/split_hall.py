@@ -62,7 +62,7 @@ from zoneinfo import ZoneInfo
 
 from bench import split_net
 from bench.chaos_checks import Verdict, verdict_of
-from bench.chaos_devices import LinkLog, Listener, SimCounter, SimDispenser, decode_calls
+from bench.chaos_devices import LinkLog, Listener, SimCounter, SimDispenser, close_the_day, decode_calls
 from bench.chaos_hall import COUNTERS, SERVICE_IDS, SERVICES, TIME_ZONE, CounterDef
 from bench.common import ROOT, percentile, report
 from hall_controller.cli import LEDGER_FILE
@@ -549,18 +549,7 @@ class SplitHall:
         deadline = time.monotonic() + self.plan.recovery_limit_s
         while not self._everyone_connected() and time.monotonic() < deadline:
             time.sleep(0.1)
-        for device in self.dispensers:
-            device.pressing.clear()
-        deadline = time.monotonic() + 15
-        while any(not d.idle for d in self.dispensers) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        started = time.monotonic()
-        for counter in self.counters:
-            counter.running.clear()
-            counter.draining.set()
-        for counter in self.counters:
-            counter.drained.wait(timeout=max(0.1, started + 90 - time.monotonic()))
-        drain_s = time.monotonic() - started
+        drain_s = close_the_day(self.dispensers, self.counters)
         self.controller.stop()
         return drain_s
 
