@@ -27,7 +27,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench.chaos_checks import Verdict, verdict_of
+from bench.chaos_checks import Verdict, replace_figures, verdict_of
 from bench.chaos_devices import Listener, SimCounter, SimDispenser, close_the_day, decode_calls
 from bench.chaos_hall import (
     COUNTERS,
@@ -413,22 +412,12 @@ def figures_markdown(result: RunResult, command: str) -> str:
         lines.append(f"| {r['restart']} | {r['broker_down_s']} | {r['reconnect_p50_s']} / {r['reconnect_max_s']} | "
                      f"{r['first_answer_min_s']} / {r['first_answer_max_s']} | {r['devices_recovered']} of "
                      f"{r['devices']} |")
-    if result.verdict.violations:
-        lines += ["", "Violations:", ""]
-        for check, examples in result.verdict.violations.items():
-            lines.append(f"- {check} ({result.verdict.counts[check]}): " + "; ".join(examples))
+    lines += result.verdict.violation_lines()
     return "\n".join(lines)
 
 
 def write_doc(result: RunResult, command: str, path: Path = DOC) -> None:
-    """Replace the figures block between the markers in ``path``."""
-    text = path.read_text(encoding="utf-8")
-    block = f"{FIGURES_START}\n{figures_markdown(result, command)}\n{FIGURES_END}"
-    new, n = re.subn(re.escape(FIGURES_START) + r".*?" + re.escape(FIGURES_END), lambda _m: block, text,
-                     flags=re.DOTALL)
-    if n != 1:
-        raise SystemExit(f"{path} has no figures block ({FIGURES_START} … {FIGURES_END})")
-    path.write_text(new, encoding="utf-8")
+    replace_figures(path, start=FIGURES_START, end=FIGURES_END, markdown=figures_markdown(result, command))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,10 +29,12 @@ them with the run's figures. Nothing here talks to a process: the orchestrator h
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from bench.chaos_devices import Given, PrintRecord
@@ -59,6 +61,13 @@ class Verdict:
     violations: dict[str, list[str]] = field(default_factory=dict)
     counts: Counter[str] = field(default_factory=Counter)
     figures: dict[str, Any] = field(default_factory=dict)
+
+    def violation_lines(self) -> list[str]:
+        """The violations as Markdown lines for a figures block (none when there are none)."""
+        if not self.violations:
+            return []
+        return ["", "Violations:", "", *(f"- {check} ({self.counts[check]}): " + "; ".join(examples)
+                                         for check, examples in self.violations.items())]
 
     def fail(self, check: str, detail: str) -> None:
         self.counts[check] += 1
@@ -243,3 +252,14 @@ def verdict_of(*, spec: HallSpec, rows: Sequence[dict[str, Any]], events: Sequen
     verdict.figures["tickets no dispenser saw (reply never arrived)"] = sum(1 for r in rows if r["id"] not in mentioned)
     verdict.figures["transfers"] = sum(1 for e in events if isinstance(e, TicketTransferred))
     return verdict
+
+
+def replace_figures(path: Path, *, start: str, end: str, markdown: str) -> None:
+    """Replace the block between the ``start`` and ``end`` markers in ``path`` (read just before writing) with
+    ``markdown``; SystemExit if the file has no such block."""
+    text = path.read_text(encoding="utf-8")
+    block = f"{start}\n{markdown}\n{end}"
+    new, n = re.subn(re.escape(start) + r".*?" + re.escape(end), lambda _m: block, text, flags=re.DOTALL)
+    if n != 1:
+        raise SystemExit(f"{path} has no figures block ({start} … {end})")
+    path.write_text(new, encoding="utf-8")

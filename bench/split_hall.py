@@ -43,7 +43,6 @@ import json
 import logging
 import os
 import queue
-import re
 import signal
 import statistics
 import subprocess
@@ -61,7 +60,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bench import split_net
-from bench.chaos_checks import Verdict, verdict_of
+from bench.chaos_checks import Verdict, replace_figures, verdict_of
 from bench.chaos_devices import LinkLog, Listener, SimCounter, SimDispenser, close_the_day, decode_calls
 from bench.chaos_hall import COUNTERS, SERVICE_IDS, SERVICES, TIME_ZONE, CounterDef
 from bench.common import ROOT, percentile, report
@@ -213,28 +212,30 @@ class NetnsChild(ChildProcess):
 # --- devices on their own Pis -----------------------------------------------------------------------------------
 
 
-class NsDispenser(SimDispenser):
-    """A simulated kiosk living on its own Pi (network namespace ``netns``)."""
+class _OnItsPi:
+    """A simulated device whose thread enters its Pi (network namespace ``netns``) before it connects."""
+
+    netns: str
+
+    def run(self) -> None:
+        split_net.enter(self.netns)
+        super().run()  # type: ignore[misc]  # the device class this is mixed into
+
+
+class NsDispenser(_OnItsPi, SimDispenser):
+    """A simulated kiosk living on its own Pi."""
 
     def __init__(self, device_id: str, *, netns: str, **kwargs: Any) -> None:
         super().__init__(device_id, **kwargs)
         self.netns = netns
 
-    def run(self) -> None:
-        split_net.enter(self.netns)
-        super().run()
 
-
-class NsCounter(SimCounter):
+class NsCounter(_OnItsPi, SimCounter):
     """A simulated counter on its own Pi; an armed cut fires only after a ``next`` (a call in flight)."""
 
     def __init__(self, device_id: str, *, netns: str, **kwargs: Any) -> None:
         super().__init__(device_id, **kwargs)
         self.netns = netns
-
-    def run(self) -> None:
-        split_net.enter(self.netns)
-        super().run()
 
     def _send(self, action: str, ticket: str | None, service: str | None, *, now: float) -> None:
         if action == "next" or self.cut_request is None:
@@ -778,22 +779,12 @@ def figures_markdown(result: RunResult, command: str) -> str:
                          f"{'s' if len(clients) > 1 else ''} | {col('noticed_s')} | {col('will_s')} | "
                          f"{col('reconnected_s')} | {col('offline_s')} | {col('answered_s')} | {effects or '-'} |")
             effects = ""
-    if result.verdict.violations:
-        lines += ["", "Violations:", ""]
-        for check, examples in result.verdict.violations.items():
-            lines.append(f"- {check} ({result.verdict.counts[check]}): " + "; ".join(examples))
+    lines += result.verdict.violation_lines()
     return "\n".join(lines)
 
 
 def write_doc(result: RunResult, command: str, path: Path = DOC) -> None:
-    """Replace the figures block between the markers in ``path`` (re-read just before writing)."""
-    text = path.read_text(encoding="utf-8")
-    block = f"{FIGURES_START}\n{figures_markdown(result, command)}\n{FIGURES_END}"
-    new, n = re.subn(re.escape(FIGURES_START) + r".*?" + re.escape(FIGURES_END), lambda _m: block, text,
-                     flags=re.DOTALL)
-    if n != 1:
-        raise SystemExit(f"{path} has no figures block ({FIGURES_START} … {FIGURES_END})")
-    path.write_text(new, encoding="utf-8")
+    replace_figures(path, start=FIGURES_START, end=FIGURES_END, markdown=figures_markdown(result, command))
 
 
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
