@@ -160,6 +160,7 @@ def _service(t: Table) -> ServiceSpec:
         first_number=first, last_number=last, wrap=t.boolean("wrap", True), priority_prefix=priority_prefix,
         hours=hours, daily_cap=daily_cap,
         transfer_position=cast(TransferPosition, t.choice("transfer_position", ("front", "original"), "front")),
+        target_wait_s=t.integer("target_wait_min", 20, minimum=1, maximum=24 * 60) * 60,
     )
     t.done()
     return spec

@@ -20,6 +20,8 @@ class ServiceSpec:
     Numbers run from ``first_number`` to ``last_number`` each business day, with ``wrap`` and
     ``priority_prefix`` as ``numbering.py`` describes. ``hours`` are local (start, end) pairs; empty means
     always open. ``transfer_position`` is where a ticket transferred into this service queues.
+    ``target_wait_s`` is the wait the hall aims to keep under (reports give the share of citizens called
+    within it); the engine does not use it.
     """
 
     id: str
@@ -33,6 +35,7 @@ class ServiceSpec:
     hours: tuple[tuple[time, time], ...] = ()
     daily_cap: int | None = None
     transfer_position: TransferPosition = "front"
+    target_wait_s: int = 20 * 60
 
     def is_open(self, local_clock: time) -> bool:
         if not self.hours:
