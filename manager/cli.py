@@ -1,0 +1,154 @@
+"""Command line of the hall manager (console script ``hallq-manager``).
+
+    hallq-manager report --config HALL.toml [--ledger PATH]
+                         (--day 2026-12-04 | --week 2026-W49 | --month 2026-12 | --from D --to D)
+                         [--service S] [--counter C] [--lane regular|priority] [--category X]
+                         [--format text|csv|xlsx|html] [--lang vi|en] [--output FILE]
+
+``report`` reads the ledger read-only (also while the controller runs; default: ``ledger.sqlite3`` in the
+config's ``[controller] state_dir``) and writes the report to FILE or standard output. Each command is one
+entry in ``COMMANDS``, with a parser builder and a handler.
+
+Exit status: 0 done, 2 for a bad argument (a date, an unknown service or counter, a missing ledger), 78 for a
+bad config, 65 for a ledger that cannot be read as one, 73 when the output cannot be written. Every refusal
+is one line on standard error, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from hall_controller import config as config_mod
+from hall_controller.ledger import LEDGER_FILE
+from hallq.errors import EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, ConfigError, InvariantError
+from manager import journal, reports
+from manager.render import render_csv, render_html, render_text, render_xlsx
+
+log = logging.getLogger("manager")
+
+PROG = "hallq-manager"
+EXIT_USAGE = 2
+FORMATS = ("text", "csv", "xlsx", "html")
+
+
+class UsageError(Exception):
+    """A bad argument: said in one line, exit status 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    help: str
+    parser: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+def _report_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path, help="the hall's TOML config (the controller's)")
+    parser.add_argument("--ledger", type=Path, help="the ledger file (default: ledger.sqlite3 in [controller] "
+                                                    "state_dir)")
+    when = parser.add_mutually_exclusive_group(required=True)
+    when.add_argument("--day", metavar="YYYY-MM-DD", help="one business day")
+    when.add_argument("--week", metavar="YYYY-Www", help="an ISO week (Monday to Sunday)")
+    when.add_argument("--month", metavar="YYYY-MM", help="a calendar month")
+    when.add_argument("--from", dest="from_day", metavar="YYYY-MM-DD", help="first business day (with --to)")
+    parser.add_argument("--to", dest="to_day", metavar="YYYY-MM-DD", help="last business day (with --from)")
+    parser.add_argument("--service", help="only this service's visits")
+    parser.add_argument("--counter", help="only visits called at this counter")
+    parser.add_argument("--lane", choices=reports.LANES, help="only regular or only priority tickets")
+    parser.add_argument("--category", help="only priority tickets of this category")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="default: text")
+    parser.add_argument("--lang", choices=("vi", "en"), default="vi", help="labels' language (default vi)")
+    parser.add_argument("--output", type=Path, metavar="FILE", help="write here (default: standard output)")
+
+
+def _period(args: argparse.Namespace) -> reports.Period:
+    if args.from_day is not None or args.to_day is not None:
+        if args.from_day is None or args.to_day is None:
+            raise UsageError("--from and --to go together")
+        return reports.range_period(args.from_day, args.to_day)
+    if args.day is not None:
+        return reports.day_period(args.day)
+    if args.week is not None:
+        return reports.week_period(args.week)
+    return reports.month_period(args.month)
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        cfg = config_mod.load(args.config)
+    except ConfigError as exc:
+        log.error("bad configuration: %s", exc)
+        return EXIT_CONFIG
+    spec = cfg.hall
+    try:
+        period = _period(args)
+        filters = reports.Filters(service=args.service, counter=args.counter, lane=args.lane,
+                                  category=args.category)
+        filters.check(spec)
+    except (reports.ReportError, UsageError) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    ledger = args.ledger or cfg.state_dir / LEDGER_FILE
+    if not ledger.is_file():
+        log.error("there is no ledger %s (give --ledger, or check [controller] state_dir)", ledger)
+        return EXIT_USAGE
+    if args.format in ("xlsx",) and args.output is None and sys.stdout.isatty():
+        log.error("an xlsx report is binary: give --output FILE")
+        return EXIT_USAGE
+    now = datetime.now(spec.zone)
+    try:
+        events = journal.read_events(ledger, first_day=period.first, last_day=period.last)
+        report = reports.build_report(events, spec=spec, period=period, filters=filters, now=now)
+    except (journal.JournalError, InvariantError) as exc:
+        log.error("%s", exc)
+        return EXIT_DATAERR
+    document: str | bytes
+    match args.format:
+        case "text":
+            document = render_text(report, args.lang)
+        case "csv":
+            document = render_csv(report, args.lang)
+        case "xlsx":
+            document = render_xlsx(report, args.lang)
+        case _:
+            document = render_html(report, args.lang)
+    data = document.encode("utf-8") if isinstance(document, str) else document
+    if args.output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+        return 0
+    try:
+        args.output.write_bytes(data)
+    except OSError as exc:
+        log.error("cannot write %s: %s", args.output, exc.strerror)
+        return EXIT_CANTCREAT
+    return 0
+
+
+COMMANDS: dict[str, Command] = {
+    "report": Command("a report on the hall's work over a day, week, month or range", _report_parser, _report),
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="hallq hall manager")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, command in COMMANDS.items():
+        command.parser(sub.add_parser(name, help=command.help, description=command.help))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format=f"{PROG}: %(message)s", stream=sys.stderr)
+    args = _parser().parse_args(argv)
+    return COMMANDS[args.command].run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
