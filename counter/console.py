@@ -65,15 +65,14 @@ class _Console:
         self.screen.keypad(True)
         self.screen.timeout(int(REFRESH_S * 1000))
         self.counter.start()
-        ready_sent = False
+        notifier = systemd.ServiceNotifier()
         try:
             while True:
                 self._drain()
                 self.counter.tick()
                 self._draw()
-                if not ready_sent and self.counter.view.connected:
-                    systemd.notify("READY=1")
-                    ready_sent = True
+                if self.counter.view.connected:
+                    notifier.ready()
                 code = self.screen.getch()
                 if code in (-1, curses.KEY_RESIZE):
                     continue

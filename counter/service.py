@@ -158,9 +158,7 @@ class KeypadService:
 
     def run(self) -> None:
         self.counter.start()
-        watchdog_s = systemd.watchdog_interval_s()
-        next_watchdog = time.monotonic()
-        ready_sent = False
+        notifier = systemd.ServiceNotifier()
         log.info("counter keypad running counter=%s client=%s", self.counter.config.counter,
                  self.counter.config.client_id)
         try:
@@ -179,14 +177,11 @@ class KeypadService:
                     self.keypad.signal(feedback)
                 self.keypad.show(self.counter.view)
                 # Taken over is as settled as connected: not ready, systemd would restart it into the fight.
-                if not ready_sent and (self.counter.view.connected or self.counter.view.taken_over):
-                    systemd.notify("READY=1")
-                    ready_sent = True
-                if watchdog_s is not None and time.monotonic() >= next_watchdog and self.healthy:
-                    systemd.notify("WATCHDOG=1")
-                    next_watchdog = time.monotonic() + watchdog_s
+                if self.counter.view.connected or self.counter.view.taken_over:
+                    notifier.ready()
+                notifier.tick(time.monotonic(), healthy=self.healthy)
         finally:
-            systemd.notify("STOPPING=1")
+            notifier.stopping()
             self.counter.stop()
             self.keypad.close()
             log.info("counter keypad stopped")

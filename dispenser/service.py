@@ -206,9 +206,7 @@ class DispenserService:
         gc.collect()
         gc.freeze()
         self.link.start()
-        watchdog_s = systemd.watchdog_interval_s()
-        next_watchdog = time.monotonic()
-        ready_sent = False
+        notifier = systemd.ServiceNotifier()
         try:
             while not self._stopping.is_set():
                 try:
@@ -219,14 +217,11 @@ class DispenserService:
                     self._dispatch(item)
                 self._feed(core.Tick())
                 self._poll_printer()
-                if not ready_sent and self.link.connected.is_set() and self._printer_opened:
-                    systemd.notify("READY=1")
-                    ready_sent = True
-                if watchdog_s is not None and time.monotonic() >= next_watchdog and self._healthy():
-                    systemd.notify("WATCHDOG=1")
-                    next_watchdog = time.monotonic() + watchdog_s
+                if self.link.connected.is_set() and self._printer_opened:
+                    notifier.ready()
+                notifier.tick(time.monotonic(), healthy=self._healthy())
         finally:
-            systemd.notify("STOPPING=1")
+            notifier.stopping()
             self.ready.clear()
             self.link.stop()
             self.panel.close()

@@ -156,12 +156,13 @@ class DisplayService:
         log.info("display listening on http://%s:%s/ (one counter: /counter/ID) hall=%s", shown,
                  self.config.listen_port, self.config.hall)
         self.link.start()
+        notifier = systemd.ServiceNotifier()
         tasks = [asyncio.create_task(coro) for coro in
-                 (self._consume(items), self._make_audio(), self._play(), self._heartbeat())]
+                 (self._consume(items), self._make_audio(), self._play(), self._heartbeat(notifier))]
         try:
             await stop.wait()
         finally:
-            systemd.notify("STOPPING=1")
+            notifier.stopping()
             self.hub.close()
             for task in tasks:
                 task.cancel()
@@ -316,16 +317,14 @@ class DisplayService:
 
     # --- systemd ----------------------------------------------------------------------------------------------
 
-    async def _heartbeat(self) -> None:
-        watchdog_s = systemd.watchdog_interval_s()
-        ready_sent = False
+    async def _heartbeat(self, notifier: systemd.ServiceNotifier) -> None:
+        # The loop wakes at least once per watchdog interval by itself, so every turn pings (beat): with tick,
+        # a wake-up a hair before the due time would skip a whole interval.
+        watchdog_s = notifier.watchdog_interval_s
         while True:
-            connected = self.link is not None and self.link.connected.is_set()
-            if not ready_sent and connected:
-                systemd.notify("READY=1")
-                ready_sent = True
-            if watchdog_s is not None:
-                systemd.notify("WATCHDOG=1")
+            if self.link is not None and self.link.connected.is_set():
+                notifier.ready()
+            notifier.beat()
             await asyncio.sleep(min(HEARTBEAT_S, watchdog_s or HEARTBEAT_S))
 
 
