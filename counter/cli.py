@@ -21,7 +21,6 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 
@@ -30,7 +29,7 @@ from counter.console import run_console
 from counter.keypad import KeypadError
 from counter.service import KeypadService
 from hallq import logsetup
-from hallq.configfile import broker_override
+from hallq.cli import config_refused, load_config
 from hallq.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, ConfigError
 
 log = logging.getLogger("counter")
@@ -50,19 +49,15 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logsetup.setup("INFO")
-    try:
-        cfg = config_mod.load(args.config)
-        cfg = replace(cfg, broker=broker_override(cfg.broker, args.broker))
-    except ConfigError as exc:
-        log.error("bad configuration: %s", exc)
+    cfg = load_config(config_mod.load, args.config, log=log, broker=args.broker)
+    if cfg is None:
         return EXIT_CONFIG
     if args.mode == "check":
         sys.stdout.write(f"{args.config}: OK — counter {cfg.counter} of hall {cfg.hall}\n")
         return 0
     if args.mode == "keypad" and cfg.keypad is None:
-        log.error("bad configuration: %s", ConfigError(str(args.config), "keypad",
-                                                       "is required to run the keypad (or run: console)"))
-        return EXIT_CONFIG
+        return config_refused(log, ConfigError(str(args.config), "keypad",
+                                               "is required to run the keypad (or run: console)"))
     if args.mode == "console":
         return _console(cfg, args.log_file)
     logsetup.setup(cfg.log_level)

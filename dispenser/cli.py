@@ -33,7 +33,8 @@ from dispenser import core, escpos_cache
 from dispenser.hardware import HardwareError, make_pin_factory
 from dispenser.ticket import TicketRenderer, sample_ticket
 from hallq import logsetup
-from hallq.configfile import LOG_LEVELS, broker_override
+from hallq.cli import config_refused, load_config
+from hallq.configfile import LOG_LEVELS
 from hallq.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, ConfigError
 
 if TYPE_CHECKING:
@@ -66,11 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     escpos_cache.import_escpos(escpos_cache.shared_directory(os.environ))
     from dispenser import config as config_mod  # noqa: PLC0415 - imports python-escpos: after its cache set-up
 
-    try:
-        cfg = config_mod.load(args.config)
-        cfg = replace(cfg, broker=broker_override(cfg.broker, args.broker))
-    except ConfigError as exc:
-        log.error("bad configuration: %s", exc)
+    cfg = load_config(config_mod.load, args.config, log=log, broker=args.broker)
+    if cfg is None:
         return EXIT_CONFIG
     if args.preview_dir is not None:
         cfg = replace(cfg, printer=replace(cfg.printer, preview_dir=args.preview_dir))
@@ -139,8 +137,7 @@ def _run(cfg: DispenserConfig, *, simulate: bool, keep_printer: bool = False) ->
         log.error("%s (set [gpio] pin_factory, e.g. lgpio on a Raspberry Pi 5, or use --simulate)", exc)
         return EXIT_UNAVAILABLE
     except ConfigError as exc:  # e.g. the MQTT password file, read when connecting
-        log.error("bad configuration: %s", exc)
-        return EXIT_CONFIG
+        return config_refused(log, exc)
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s received; stopping", signal.Signals(signum).name)

@@ -25,14 +25,14 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
-from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from display import config as config_mod
 from display import service
 from display.audio import AnnouncementMaker, AudioError, Clip
 from hallq import logsetup
-from hallq.configfile import broker_override
+from hallq.cli import config_refused, load_config
 from hallq.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, ConfigError
 
 log = logging.getLogger("display")
@@ -53,16 +53,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_intermixed_args(argv)
     logsetup.setup("INFO")
-    try:
-        cfg = config_mod.load(args.config)
-        cfg = replace(cfg, broker=broker_override(cfg.broker, args.broker))
-        if args.listen:
-            try:
-                cfg = cfg.with_listen(args.listen)
-            except ValueError as exc:
-                raise ConfigError("--listen", "", str(exc)) from None
-    except ConfigError as exc:
-        log.error("bad configuration: %s", exc)
+    cfg = load_config(config_mod.load, args.config, log=log, broker=args.broker,
+                      override=partial(_listen_override, args.listen))
+    if cfg is None:
         return EXIT_CONFIG
     if args.command == "check":
         sys.stdout.write(f"{args.config}: OK — display of hall {cfg.hall} on http://{cfg.listen_host}:"
@@ -74,8 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         service.run(cfg)
     except ConfigError as exc:  # e.g. the MQTT password file, read when connecting
-        log.error("bad configuration: %s", exc)
-        return EXIT_CONFIG
+        return config_refused(log, exc)
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
             log.error("cannot listen on %s:%s: %s (another program uses it? change [display] listen)",
@@ -83,6 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_UNAVAILABLE
         raise
     return 0
+
+
+def _listen_override(address: str | None, cfg: config_mod.DisplayConfig) -> config_mod.DisplayConfig:
+    """``cfg`` with ``--listen HOST:PORT`` applied (None: unchanged); a malformed address is a ConfigError."""
+    if not address:
+        return cfg
+    try:
+        return cfg.with_listen(address)
+    except ValueError as exc:
+        raise ConfigError("--listen", "", str(exc)) from None
 
 
 def _say(cfg: config_mod.DisplayConfig, words: list[str], out: Path | None) -> int:

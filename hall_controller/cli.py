@@ -42,7 +42,8 @@ from hall_controller.ledger import (
 )
 from hall_controller.service import ControllerService, ReplayMismatch
 from hallq import logsetup
-from hallq.configfile import LOG_LEVELS, broker_override
+from hallq.cli import config_refused, load_config
+from hallq.configfile import LOG_LEVELS
 from hallq.errors import (
     EXIT_CANTCREAT,
     EXIT_CONFIG,
@@ -148,10 +149,8 @@ def _certs(arguments: list[str]) -> int:
 
 def _load(args: argparse.Namespace) -> ControllerConfig | None:
     """The config named by ``--config``, with ``--state-dir`` applied; None (logged) if it is bad."""
-    try:
-        cfg = config_mod.load(args.config)
-    except ConfigError as exc:
-        log.error("bad configuration: %s", exc)
+    cfg = load_config(config_mod.load, args.config, log=log)
+    if cfg is None:
         return None
     return replace(cfg, state_dir=args.state_dir) if args.state_dir else cfg
 
@@ -210,8 +209,7 @@ def _restore(arguments: list[str]) -> int:
 def _refused(exc: HallqError, command: str, ledger_path: Path) -> int:
     """Log why ``command`` refused, in one line, and return its exit status."""
     if isinstance(exc, ConfigError):
-        log.error("bad configuration: %s", exc)
-        return EXIT_CONFIG
+        return config_refused(log, exc)
     if isinstance(exc, LedgerCorrupt):
         log.error("%s", exc)
         return EXIT_DATAERR
@@ -331,11 +329,8 @@ def _run(arguments: list[str]) -> int:
     if args.command in _HANDLERS:
         parser.error(f"the command comes first: {PROG} {args.command} --help")
     logsetup.setup(args.log_level or "INFO")
-    try:
-        cfg = config_mod.load(args.config)
-        cfg = replace(cfg, broker=broker_override(cfg.broker, args.broker))
-    except ConfigError as exc:
-        log.error("bad configuration: %s", exc)
+    cfg = load_config(config_mod.load, args.config, log=log, broker=args.broker)
+    if cfg is None:
         return EXIT_CONFIG
     if args.state_dir:
         cfg = replace(cfg, state_dir=args.state_dir)
@@ -367,8 +362,7 @@ def _run(arguments: list[str]) -> int:
         log.error("%s; restore the config or start a new ledger after the business day", exc)
         return EXIT_CONFIG
     except ConfigError as exc:
-        log.error("bad configuration: %s", exc)
-        return EXIT_CONFIG
+        return config_refused(log, exc)
     except InvariantError as exc:
         log.error("ledger %s cannot be replayed: %s. Refusing to start; restore it from a backup", ledger_path, exc)
         return EXIT_DATAERR
