@@ -51,7 +51,11 @@ LEDGER_FILE = "ledger.sqlite3"  # in the controller's state directory
 # They belong to the file: moved with it, never left beside another one (a WAL is replayed into whatever
 # database file carries its name).
 SIDE_FILE_SUFFIXES = ("-wal", "-shm", "-journal")
-SCHEMA_VERSION = 1
+# 1: the journal's records hold their fields as a JSON array by position; 2: as a JSON object by name
+# (``engine/events.py``). A version-1 ledger is read as it is and marked 2 when opened for writing, since the
+# records added from then on have names: a release that knows only 1 refuses the file instead of misreading them.
+SCHEMA_VERSION = 2
+_READABLE_VERSIONS = frozenset({"1", "2"})
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS journal (
@@ -165,6 +169,10 @@ class Ledger:
             db.execute("COMMIT")
             return
         _check_identity(meta, name=f"ledger {self.path}", hall_id=self.hall_id)
+        if meta["schema_version"] != str(SCHEMA_VERSION):
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            db.execute("COMMIT")
 
     def append(self, events: Sequence[Event]) -> None:
         """Store the events durably, all or none; raises LedgerError if the disk refuses."""
@@ -269,10 +277,11 @@ def _keep_private(path: Path) -> None:
 
 
 def _check_identity(meta: dict[str, str], *, name: str, hall_id: str) -> None:
-    """The ledger's ``meta`` says it is of this schema and of hall ``hall_id``: the controller's own check at
-    start, and ``inspect``'s."""
-    if meta.get("schema_version") != str(SCHEMA_VERSION):
-        raise sqlite3.DatabaseError(f"schema version {meta.get('schema_version')} is not {SCHEMA_VERSION}")
+    """The ledger's ``meta`` says it is of a schema this release reads and of hall ``hall_id``: the
+    controller's own check at start, and ``inspect``'s."""
+    if meta.get("schema_version") not in _READABLE_VERSIONS:
+        raise sqlite3.DatabaseError(f"schema version {meta.get('schema_version')} is not one this release reads "
+                                    f"({', '.join(sorted(_READABLE_VERSIONS))})")
     if meta.get("hall") != hall_id:
         raise LedgerCorrupt(f"{name} belongs to hall {meta.get('hall')!r}, not {hall_id!r}")
 

@@ -2,7 +2,11 @@
 
 Events are facts, in the past tense. The engine changes its state only by applying events, so the ledger's
 journal of events is the whole truth: replaying it through ``Engine.apply`` rebuilds the exact state.
-``to_record``/``from_records`` give each event a stable, compact form for the journal.
+``to_record``/``from_records`` give each event a stable form for the journal: its kind, its time, and its other
+fields as a JSON object by name (``{"ticket_id": ..., "number": ...}``), so that a release that adds a field, or
+reorders them, still reads the journals of the others. A record from a newer release may carry fields this one
+does not know (ignored); one from an older release may lack a field that has a default here (it takes it).
+Records written before the fields had names hold a JSON array in the class's field order; they are still read.
 
 Event classes are not ``frozen``: a frozen dataclass's ``__init__`` costs five times as much, and a restart
 builds hundreds of thousands of them. Nothing mutates an event after it is made.
@@ -12,9 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, ClassVar, Literal
 
 from hallq.errors import InvariantError
@@ -211,18 +216,38 @@ EVENT_TYPES: dict[str, type[Event]] = {
                 TicketVoided, TicketExpired, CounterStatusChanged, CommandAccepted, ClockStepped, DayCorrected)
 }
 _FIELDS = {kind: tuple(f.name for f in dataclasses.fields(cls) if f.name != "at") for kind, cls in EVENT_TYPES.items()}
+_REQUIRED = {kind: tuple(f.name for f in dataclasses.fields(cls) if f.name != "at"
+                         and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+             for kind, cls in EVENT_TYPES.items()}
+
+
+def _values_of(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A record's values in field order, from its JSON object; KeyError if one is missing, other keys ignored.
+    ``itemgetter`` does it in C: a restart builds events positionally from these, ~4 times cheaper per record
+    than ``cls(at, **data)`` (measured: +0.03 s vs +0.12 s over positional arrays for 100,000 tickets)."""
+    if len(names) >= 2:
+        return itemgetter(*names)  # a tuple for two names or more
+    return lambda data: tuple(data[name] for name in names)
+
+
+_VALUES = {kind: _values_of(names) for kind, names in _FIELDS.items()}
 
 
 def to_record(event: Event) -> tuple[str, str, str]:
-    """(kind, time, JSON) for the journal: the time RFC 3339 with offset, the other fields as a JSON array in
-    the class's field order (compact, and a restart decodes 100,000s of them: arrays parse fastest)."""
-    values = [getattr(event, name) for name in _FIELDS[event.kind]]
+    """(kind, time, JSON) for the journal: the time RFC 3339 with offset, the other fields as one JSON object
+    keyed by field name, in the class's field order (``from_records`` reads it back, in this release or another
+    one that added, dropped or reordered fields)."""
+    values = {name: getattr(event, name) for name in _FIELDS[event.kind]}
     return event.kind, event.at.isoformat(), json.dumps(values, ensure_ascii=False, separators=(",", ":"))
 
 
 def from_records(rows: Sequence[tuple[str, str, str]]) -> list[Event]:
-    """Inverse of ``to_record`` for many records: one JSON parse for the batch. A record of an unknown kind
-    or with missing fields is a broken ledger (``InvariantError`` naming it)."""
+    """Inverse of ``to_record`` for many records: one JSON parse for the batch (a restart decodes 100,000s).
+
+    Reads the records of any release: a JSON object by field name (fields this release does not know are
+    ignored, a missing one that has a default takes it) or, as written before fields had names, a JSON array in
+    the class's field order. A record of an unknown kind, missing a required field or otherwise malformed is a
+    broken ledger: ``InvariantError`` naming the kind (and the field)."""
     try:
         values = json.loads("[" + ",".join(data for _, _, data in rows) + "]")
     except ValueError:
@@ -232,14 +257,35 @@ def from_records(rows: Sequence[tuple[str, str, str]]) -> list[Event]:
                 values.append(json.loads(data))
             except ValueError:
                 raise InvariantError(f"ledger event {kind!r} is not JSON: {data[:80]!r}") from None
-    events = []
+    events: list[Event] = []
+    append = events.append
     fromiso = datetime.fromisoformat
     types = EVENT_TYPES
+    getters = _VALUES
+    kind = ""
     try:
-        for (kind, at, _), fields in zip(rows, values, strict=True):
-            events.append(types[kind](fromiso(at), *fields))
-    except KeyError as exc:
-        raise InvariantError(f"ledger holds an unknown event kind {exc.args[0]!r}") from None
+        for (kind, at, _), data in zip(rows, values, strict=True):
+            if data.__class__ is dict:
+                try:
+                    append(types[kind](fromiso(at), *getters[kind](data)))
+                except KeyError:  # an unknown kind, or a field missing: the rare, slower way
+                    append(_from_partial_object(kind, fromiso(at), data))
+            else:
+                append(types[kind](fromiso(at), *data))
+    except KeyError:
+        raise InvariantError(f"ledger holds an unknown event kind {kind!r}") from None
     except (TypeError, ValueError) as exc:
-        raise InvariantError(f"ledger event is malformed: {exc}") from None
+        raise InvariantError(f"ledger event {kind!r} is malformed: {exc}") from None
     return events
+
+
+def _from_partial_object(kind: str, at: datetime, data: dict[str, Any]) -> Event:
+    """An event from a record that lacks some fields (written by a release that did not have them): each takes
+    its default; a required one missing is a broken ledger."""
+    cls = EVENT_TYPES.get(kind)
+    if cls is None:
+        raise InvariantError(f"ledger holds an unknown event kind {kind!r}")
+    for name in _REQUIRED[kind]:
+        if name not in data:
+            raise InvariantError(f"ledger event {kind!r} lacks the required field {name!r}")
+    return cls(at, **{name: data[name] for name in _FIELDS[kind] if name in data})
