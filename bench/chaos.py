@@ -155,7 +155,7 @@ class ChaosRun:
                                 subscriptions=[self.topics.calls(), self.topics.board()])
         self.watch.start()
         self.display.start()
-        if not (self.watch.link.wait_connected(10) and self.display.link.wait_connected(10)):
+        if not (self.watch.link.wait_up(10) and self.display.link.wait_up(10)):
             raise RuntimeError("the watcher and the display could not connect to the broker")
         # Setting up takes a few seconds; the rollover is a whole minute counted from the load's expected start.
         expected_start = datetime.now(ZoneInfo(TIME_ZONE)) + timedelta(seconds=4)
@@ -181,7 +181,7 @@ class ChaosRun:
             device.cut_hook = self.relays.cut
             device.start()
         for device in (*self.dispensers, *self.counters):
-            if not device.link.wait_connected(15):
+            if not device.link.wait_up(15):
                 raise RuntimeError(f"simulated device {device.device_id} could not connect")
         load_start = datetime.now(ZoneInfo(TIME_ZONE))
         return rollover, (rollover - load_start).total_seconds()

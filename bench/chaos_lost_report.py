@@ -65,14 +65,14 @@ def main() -> int:
         direct = BrokerSettings(port=broker.port)
         watch = Listener("watch", broker=direct, subscriptions=[TOPICS.all_status()])
         watch.start()
-        watch.link.wait_connected(5)
+        watch.link.wait_up(5)
         controller = ControllerProcess(config=HALL_CONFIG, broker=broker, state_dir=work / "state",
                                       log_path=work / "controller.log")
         _start(controller, watch)
         inbox: queue.Queue[object] = queue.Queue()
         kiosk = MqttLink(client_id="d1", broker=direct, inbox=inbox, subscriptions=[(TOPICS.dispenser_ticket("d1"), 1)])
         kiosk.start()
-        kiosk.wait_connected(5)
+        kiosk.wait_up(5)
         time.sleep(0.1)  # the subscription's SUBACK
         kiosk.publish(TOPICS.dispenser_request("d1"), wire.TicketRequest(request_id="r1", service="A").encode())
         ticket = _reply(inbox).ticket

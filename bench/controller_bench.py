@@ -51,7 +51,7 @@ from bench.common import bench_hall_toml, report, summary_ms
 from bench.flood import cpu_s
 from hall_controller import config as config_mod
 from hall_controller.engine import Engine
-from hall_controller.engine.events import CounterCommand, Event, IssueTicket
+from hall_controller.engine.events import ActAtCounter, Event, IssueTicket
 from hall_controller.ledger import Ledger
 from hallq import wire
 from hallq.errors import PayloadError
@@ -124,7 +124,7 @@ def respond(config_path: Path, broker_address: str) -> int:
     """
     cfg = config_mod.load(config_path)
     topics = Topics(hall=cfg.hall.id, base=cfg.base_topic)
-    lane_messages, _ = cfg.limits.lane_bounds(len(cfg.lanes()) + 1)
+    lane_messages, _ = cfg.limits.inbox_bounds(len(cfg.intakes()) + 1)
     answerer = _Answerer(topics, cfg.hall.zone)
     link = MqttLink(client_id=f"{cfg.client_id}.responder", broker=cfg.broker.with_address(broker_address),
                     inbox=answerer, subscriptions=[(topics.dispenser_request(d.id), 1) for d in cfg.hall.dispensers],
@@ -182,7 +182,7 @@ def links(broker: PrivateBroker, ids: list[str], topic_of: object, inbox: Inbox)
     for link in made:
         link.start()
     for link in made:
-        if not link.wait_connected(10):
+        if not link.wait_up(10):
             raise SystemExit(f"bench client {link.client_id} could not connect")
     time.sleep(0.2)
     return made
@@ -328,7 +328,7 @@ def prefill(config: Path, state_dir: Path, waiting: int) -> float:
         costs = []
         for i in range(16):
             started = time.perf_counter()
-            engine.handle(CounterCommand(str(i % 4 + 1), f"x{r}-{i}", "next"), now=datetime.now(cfg.hall.zone))
+            engine.handle(ActAtCounter(str(i % 4 + 1), f"x{r}-{i}", "next"), now=datetime.now(cfg.hall.zone))
             costs.append(time.perf_counter() - started)
         rounds.append(sorted(costs)[len(costs) // 2])
     gc.unfreeze()

@@ -100,7 +100,7 @@ def short_load(broker: PrivateBroker, config: Path, duration_s: float) -> dict[s
     for device in devices.values():
         device.link.start()
     for device in devices.values():
-        if not device.link.wait_connected(10):
+        if not device.link.wait_up(10):
             raise SystemExit(f"load client {device.link.client_id} could not connect")
     time.sleep(0.3)  # their subscriptions acknowledged
     answers = 0

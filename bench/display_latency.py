@@ -102,7 +102,7 @@ def measure(broker: PrivateBroker, display: DisplayProcess, kiosk: Kiosk, calls:
     link = MqttLink(client_id="bench-counter", broker=BrokerSettings(port=broker.port), inbox=inbox,
                     subscriptions=[(TOPICS.dispenser_ticket("b1"), 1), (TOPICS.counter_reply("1"), 1)])
     link.start()
-    link.wait_connected(5)
+    link.wait_up(5)
     time.sleep(0.1)  # let the SUBSCRIBE reach the broker before the first request
     for _ in range(calls):
         rid = uuid.uuid4().hex

@@ -102,7 +102,7 @@ class GoodDispenser(threading.Thread):
 
     def connect(self) -> None:
         self.link.start()
-        if not self.link.wait_connected(10):
+        if not self.link.wait_up(10):
             raise SystemExit(f"{self.device} could not connect")
 
     def run(self) -> None:

@@ -258,7 +258,7 @@ class NsListener(Listener):
 
     @property
     def connected(self) -> bool:
-        return self.link.connected.is_set()
+        return self.link.up.is_set()
 
     def run(self) -> None:
         split_net.enter(self.netns)
@@ -421,7 +421,7 @@ class SplitHall:
                                   subscriptions=[self.topics.calls(), self.topics.board()])
         self.watch.start()
         self.display.start()
-        if not (self.watch.link.wait_connected(10) and self.display.link.wait_connected(10)):
+        if not (self.watch.link.wait_up(10) and self.display.link.wait_up(10)):
             raise RuntimeError("the watcher and the display could not connect to the broker")
         config = self.workdir / "hall.toml"
         config.write_text(hall_toml(state_dir=str(self.workdir / "state")), encoding="utf-8")
@@ -445,7 +445,7 @@ class SplitHall:
         for device in (*self.dispensers, *self.counters):
             device.start()
         for device in (*self.dispensers, *self.counters):
-            if not device.link.wait_connected(20):
+            if not device.link.wait_up(20):
                 raise RuntimeError(f"simulated device {device.device_id} could not connect")
 
     # --- faults ------------------------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ def run_scenario(scenario: Scenario, *, calls: int, seed: int, max_lag_s: float,
         link = MqttLink(client_id=f"bench-voice-{seed}", broker=BrokerSettings(port=broker.port),
                         inbox=_Discard(), subscriptions=[])
         link.start()
-        link.wait_connected(5)
+        link.wait_up(5)
         for delay_s, call in _calls(calls, scenario.pace_s, seed):
             time.sleep(delay_s)
             link.publish(TOPICS.calls(), call.encode())

@@ -43,6 +43,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
+from hallq.labels import error_label
 from hallq.wire import (
     Board,
     BoardService,
@@ -55,31 +56,6 @@ from hallq.wire import (
     WaitingCount,
 )
 
-# What a refusal means for the clerk, in Vietnamese with the English in brackets; the controller's own
-# message follows it on screen.
-ERROR_LABELS: Final[dict[str, str]] = {
-    "queue_empty": "Không còn số nào đang chờ (queue empty)",
-    "counter_closed": "Quầy đang đóng (counter closed)",
-    "counter_busy": "Hãy hoàn thành số hiện tại trước (finish the current ticket first)",
-    "not_serving": "Quầy chưa phục vụ số nào (not serving anyone)",
-    "unknown_ticket": "Không tìm thấy số này (unknown ticket)",
-    "not_allowed": "Quầy không phục vụ dịch vụ này (not allowed at this counter)",
-    "unknown_service": "Không có dịch vụ này (unknown service)",
-    "unknown_counter": "Quầy chưa được khai báo trong hệ thống (unknown counter: check [counter] id)",
-    "storage_unavailable": "Hệ thống tạm thời không lưu được, chưa có gì thay đổi (storage unavailable)",
-    "bad_request": "Lệnh không hợp lệ (bad request)",
-    "unsupported_version": "Phiên bản không tương thích (unsupported version)",
-    "conflict": "Máy khác vừa thao tác trên quầy này; hãy xem lại số đang phục vụ "
-                "(conflict: another console acted on this counter)",
-    "clock_unsynchronised": "Đồng hồ hệ thống chưa được đồng bộ, tạm chưa gọi số "
-                            "(the hall's clock is not set yet; calling resumes when it is)",
-    "rate_limited": "Gửi lệnh quá nhanh, hãy chờ một chút (too many commands; wait a moment)",
-    # Kiosks' refusals: a counter never receives them, but every code has its words.
-    "unknown_dispenser": "Máy lấy số chưa được khai báo (unknown dispenser)",
-    "service_closed": "Dịch vụ ngoài giờ làm việc (service closed now)",
-    "daily_cap_reached": "Đã hết số trong ngày (the day's tickets are all issued)",
-    "numbers_exhausted": "Đã dùng hết dãy số (every number is in use)",
-}
 NO_ANSWER = "Không nhận được trả lời từ máy chủ (no answer from the hall controller)"
 OFFLINE = "Mất kết nối, chưa gửi lệnh (not connected to the broker; nothing was sent)"
 
@@ -260,7 +236,7 @@ class CounterCore:
     def _outcome(flight: _InFlight, reply: CounterReply, *, late: bool) -> Notice:
         action = ACTION_NAMES[flight.press.action]
         if reply.error is not None:
-            label = ERROR_LABELS.get(reply.error.code, reply.error.code)
+            label = error_label(reply.error.code)
             prefix = f"{action}, trả lời muộn (late answer): " if late else ""
             return Notice("error", f"{prefix}{label}: {reply.error.message}")
         prefix = f"{action} đã thực hiện dù trả lời muộn (done after all): " if late else ""

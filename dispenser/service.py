@@ -50,6 +50,7 @@ from dispenser.printer import (
 from dispenser.ticket import TicketRenderer
 from hallq import systemd, wire
 from hallq.errors import PayloadError
+from hallq.labels import error_label
 from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import TopicKind, Topics
 
@@ -217,7 +218,7 @@ class DispenserService:
                     self._dispatch(item)
                 self._feed(core.Tick())
                 self._poll_printer()
-                if self.link.connected.is_set() and self._printer_opened:
+                if self.link.up.is_set() and self._printer_opened:
                     notifier.ready()
                 notifier.tick(time.monotonic(), healthy=self._healthy())
         finally:
@@ -380,7 +381,7 @@ class DispenserService:
                           attempts, key, rid)
                 self._record(Outcome("abandoned", key=key, detail=rid))
             case core.TicketRefused(key=key, code=code, message=message):
-                log.warning("ticket refused key=%s code=%s: %s", key, code, message)
+                log.warning("ticket refused key=%s code=%s (%s): %s", key, code, error_label(code), message)
                 self._record(Outcome("refused", key=key, detail=code))
             case core.StaleReply(request_id=rid):
                 log.debug("reply for no request in progress request=%s", rid)

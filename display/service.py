@@ -133,7 +133,7 @@ class DisplayService:
         return datetime.now(self.zone)
 
     def health(self) -> dict[str, Any]:
-        connected = self.link is not None and self.link.connected.is_set()
+        connected = self.link is not None and self.link.up.is_set()
         return {"healthy": connected and self.core.board is not None, "broker_connected": connected,
                 "board": self.core.board is not None, "seq": self.core.last_call_seq, "pages": self.hub.clients}
 
@@ -322,7 +322,7 @@ class DisplayService:
         # a wake-up a hair before the due time would skip a whole interval.
         watchdog_s = notifier.watchdog_interval_s
         while True:
-            if self.link is not None and self.link.connected.is_set():
+            if self.link is not None and self.link.up.is_set():
                 notifier.ready()
             notifier.beat()
             await asyncio.sleep(min(HEARTBEAT_S, watchdog_s or HEARTBEAT_S))

@@ -41,7 +41,7 @@ _HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 
 
 @dataclass(frozen=True, slots=True)
-class Lane:
+class Intake:
     """One of the controller's receiving broker connections: ``name`` is its client id and, on a broker with
     accounts, its username (``provision`` creates the account with the controller's password). It receives
     the messages of one dispenser or counter (``device``), or, for role ``others``, those of every id the
@@ -64,18 +64,18 @@ class ControllerConfig:
     limits: Limits = field(default_factory=Limits)
     trust_clock: Literal["synchronised", "always"] = "synchronised"
 
-    def lanes(self) -> list[Lane]:
+    def intakes(self) -> list[Intake]:
         """The receiving connections, in a stable order: each dispenser, each counter, then ``others``."""
-        lanes = [Lane(f"{self.client_id}.dispenser.{d.id}", "dispenser", d.id) for d in self.hall.dispensers]
-        lanes += [Lane(f"{self.client_id}.counter.{c.id}", "counter", c.id) for c in self.hall.counters]
-        lanes.append(Lane(f"{self.client_id}.others", "others", ""))
-        return lanes
+        intakes = [Intake(f"{self.client_id}.dispenser.{d.id}", "dispenser", d.id) for d in self.hall.dispensers]
+        intakes += [Intake(f"{self.client_id}.counter.{c.id}", "counter", c.id) for c in self.hall.counters]
+        intakes.append(Intake(f"{self.client_id}.others", "others", ""))
+        return intakes
 
-    def lane_broker(self, lane: Lane) -> BrokerSettings:
-        """How ``lane`` logs in: as itself when the controller has an account, with the controller's password."""
+    def intake_broker(self, intake: Intake) -> BrokerSettings:
+        """How ``intake`` logs in: as itself when the controller has an account, with the controller's password."""
         if self.broker.username is None:
             return self.broker
-        return dataclasses.replace(self.broker, username=lane.name)
+        return dataclasses.replace(self.broker, username=intake.name)
 
 
 def load(path: Path) -> ControllerConfig:

@@ -2,12 +2,12 @@
 
 Theory of operation: one faulty or hostile device that publishes as fast as it can must not (1) crowd out
 the other devices, (2) make the controller's memory grow without limit, or (3) bury the operator's log.
-(1) and (2) start in ``intake.py``: every device has its own broker connection and its own bounded lane.
+(1) and (2) start in ``intake.py``: every device has its own broker connection and its own bounded inbox.
 The parts here are pure (time is passed in):
 
 * ``DeviceLimiter``: a token bucket per device (``rate_per_s`` tokens a second, up to ``burst``). Every
   message a device publishes costs one token; a message without a token is not decoded, not decided and
-  not stored, and the device's lane is paused until ``next_token_s``. The shell answers at most one
+  not stored, and the device's inbox is paused until ``next_token_s``. The shell answers at most one
   ``rate_limited`` error a second per device and drops the rest. Ids the hall's configuration does not
   know share one bucket per role, so spraying made-up ids buys nothing, and the number of buckets is
   bounded by the configuration.
@@ -31,7 +31,7 @@ class Limits:
     The defaults leave room for the load benchmarks (one simulated dispenser sending ~1,000 requests a
     second for two seconds); a hall can set them much lower: a kiosk sends well under one message a second.
     ``inbox_*`` bound what the controller holds in memory, received but not yet handled, over all devices:
-    each device's lane gets an equal share (``lane_bounds``).
+    each device's inbox gets an equal share (``inbox_bounds``).
     """
 
     device_messages_per_s: float = 200.0
@@ -39,18 +39,18 @@ class Limits:
     inbox_max_messages: int = 20_000
     inbox_max_bytes: int = 16 * 1024 * 1024
 
-    def lane_bounds(self, lanes: int) -> tuple[int, int]:
-        """(messages, payload bytes) one of ``lanes`` lanes may hold: an equal share of the inbox bounds, at
-        most ``LANE_WINDOW`` messages, and at least one maximum-size MQTT packet of bytes."""
-        messages = max(1, min(LANE_WINDOW, self.inbox_max_messages // max(1, lanes)))
-        return messages, max(MAX_PACKET_BYTES, self.inbox_max_bytes // max(1, lanes))
+    def inbox_bounds(self, inboxes: int) -> tuple[int, int]:
+        """(messages, payload bytes) one of ``inboxes`` device inboxes may hold: an equal share of the bounds, at
+        most ``DEVICE_WINDOW`` messages, and at least one maximum-size MQTT packet of bytes."""
+        messages = max(1, min(DEVICE_WINDOW, self.inbox_max_messages // max(1, inboxes)))
+        return messages, max(MAX_PACKET_BYTES, self.inbox_max_bytes // max(1, inboxes))
 
 
-# A device's lane length and the MQTT 5 receive maximum its connection announces: enough for the load
+# A device's inbox length and the MQTT 5 receive maximum its connection announces: enough for the load
 # benchmark's bursts to stream; more would only let a flooding device's backlog grow. (Mosquitto 2.0.11 honours
 # the receive maximum only until the first acknowledgement, then sends up to a window per acknowledgement; the
-# lane's bound, which stops reading the connection when full, is what holds.)
-LANE_WINDOW = 64
+# inbox's bound, which stops reading the connection when full, is what holds.)
+DEVICE_WINDOW = 64
 # The brokers' max_packet_size (config/mosquitto/*.conf).
 MAX_PACKET_BYTES = 65536
 

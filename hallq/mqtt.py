@@ -4,8 +4,7 @@ Wiring: one ``MqttLink`` per device process, with client id = username = the dev
 the same id knock each other off the broker); the controller has one per device it receives from. paho's
 network thread calls our callbacks; they only put ``Message``, ``LinkUp`` and ``LinkDown`` items on the inbox
 the caller gave us and return, so a slow consumer (SQLite, a printer, a voice) never stalls keepalives or
-acks. (The controller's per-device inboxes block that one link's thread on purpose when full: backpressure
-on that device alone, see ``hall_controller/intake.py``.)
+acks. (The controller drives all its links from its one thread instead: see "Threads" below.)
 
 Latency: neither paho nor Mosquitto disables Nagle's algorithm, which costs ~44 ms per hop on loopback.
 ``on_connect`` sets TCP_NODELAY on paho's socket; the broker config sets ``set_tcp_nodelay true``.
@@ -17,9 +16,14 @@ once the message's outcome is durable; the broker redelivers what was never ackn
 Presence: the link publishes a retained ``online`` payload once subscribed and registers a retained ``offline``
 last will; ``stop()`` publishes ``offline`` itself because a clean disconnect does not fire the will.
 
-Readiness: ``LinkUp`` is queued, and ``online`` published, once the broker acknowledged the subscriptions (SUBACK),
-not at CONNACK: a consumer that reports "ready", and a client it announced itself to, receive everything
-published after that.
+Readiness: ``LinkUp`` is queued, ``up`` set and ``online`` published once the broker acknowledged the subscriptions
+(SUBACK), not at CONNACK: a consumer that reports "ready", and a client it announced itself to, receive everything
+published after that. ``up`` is cleared when the connection is lost (``LinkDown``).
+
+Threads: ``start()`` gives the link a paho network thread of its own (a device process has one link). A process
+with many links (the controller) drives them all from one thread instead: ``hallq.linkloop.LinkLoop`` calls the
+``connect_now``/``read``/``write``/``keepalive`` methods below, and then every callback and every publish runs on
+that thread.
 """
 
 from __future__ import annotations
@@ -204,7 +208,10 @@ class MqttLink:
         self._routine_level = logging.DEBUG if quiet else logging.INFO
         self._trouble_level = logging.DEBUG if quiet else logging.WARNING
         self._subscribe_mid: int | None = None
-        self.connected = threading.Event()
+        self.up = threading.Event()
+        self._connected = False  # CONNACK received and not lost since: a loss then is worth a log line
+        self.given_up = False  # taken over with stop_when_taken_over: never connects again
+        self.received = 0  # messages put on the inbox so far (LinkLoop reads while they keep coming)
         self._last_failure = ""
         self._last_failure_logged = 0.0
         self.manual_ack = manual_ack
@@ -230,7 +237,15 @@ class MqttLink:
     # --- lifecycle ------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Connect in the background; returns at once. Progress arrives on the inbox as LinkUp/LinkDown."""
+        """Connect in the background on a thread of the link's own; returns at once. Progress arrives on the
+        inbox as LinkUp/LinkDown."""
+        self.configure()
+        self._client.loop_start()
+
+    def configure(self, *, connect_timeout_s: float = 5.0) -> None:
+        """Set where and how to connect, without connecting (``start()`` or a ``LinkLoop`` connects); a connect
+        attempt (TCP and TLS) gives up after ``connect_timeout_s``."""
+        self._client.connect_timeout = connect_timeout_s
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         if self._session_expiry_s > 0:
             props.SessionExpiryInterval = self._session_expiry_s
@@ -240,10 +255,10 @@ class MqttLink:
             self.broker.host, self.broker.port, keepalive=self.broker.keepalive_s,
             clean_start=self._session_expiry_s == 0, properties=props,
         )
-        self._client.loop_start()
 
-    def wait_connected(self, timeout_s: float) -> bool:
-        return self.connected.wait(timeout_s)
+    def wait_up(self, timeout_s: float) -> bool:
+        """Wait until the link is up (connected and subscribed); False after ``timeout_s``."""
+        return self.up.wait(timeout_s)
 
     def stop(self, *, timeout_s: float = 2.0) -> None:
         """Publish ``offline`` (a clean disconnect does not fire the will), disconnect, stop the thread."""
@@ -253,11 +268,12 @@ class MqttLink:
     def begin_stop(self, *, timeout_s: float = 2.0) -> None:
         """The first half of ``stop()``: offline presence and disconnect. A link waiting to reconnect notices
         within a second; stopping many links, begin all of them before finishing any (``stop_all``)."""
-        if (self._presence_topic is not None and self.connected.is_set()
+        if (self._presence_topic is not None and self._connected
                 and not self.publish_and_wait(self._presence_topic, self._offline_payload, retain=True,
                                               timeout_s=timeout_s)):
             log.debug("offline presence not confirmed for client=%s", self.client_id)
-        self.connected.clear()  # before disconnecting: a planned stop is not logged as a lost broker
+        self._connected = False  # before disconnecting: a planned stop is not logged as a lost broker
+        self.up.clear()
         self._client.disconnect()
 
     def finish_stop(self) -> None:
@@ -295,7 +311,63 @@ class MqttLink:
         if self._presence_topic is not None:
             self.publish(self._presence_topic, payload, qos=1, retain=True)
 
-    # --- paho callbacks: paho's thread; they only enqueue ---------------------------------------------
+    # --- driven by a LinkLoop (hallq/linkloop.py) instead of a thread of the link's own ----------------
+
+    def socket(self) -> Any:
+        """The connection's socket (or TLS socket), None while not connected."""
+        return self._client.socket()
+
+    def connect_now(self) -> bool:
+        """One connection attempt, blocking up to the ``connect_timeout_s`` given to ``configure``; False, logged,
+        if it failed. The CONNACK and everything after it arrive through ``read()``."""
+        try:
+            self._client.reconnect()
+        except (OSError, ValueError) as exc:
+            cause = _connect_failure_cause(exc)
+            if self._should_log_failure(cause):
+                log.log(self._trouble_level, "cannot reach broker %s:%s client=%s: %s; retrying", self.broker.host,
+                        self.broker.port, self.client_id, cause)
+            return False
+        return True
+
+    def read(self, *, more: Callable[[], bool] = lambda: True) -> bool:
+        """Read what the socket has: one packet, then more while they are messages and ``more()`` allows.
+        False if the connection was lost (``LinkDown`` is then on the inbox)."""
+        while True:
+            before = self.received
+            if self._client.loop_read() != paho.MQTT_ERR_SUCCESS or self._client.socket() is None:
+                return False
+            # No new message: the socket is drained, or it was an acknowledgement; a level-triggered poll comes
+            # back for the rest. A message: there may be more, read them now while the buffers are warm.
+            if self.received == before or not more():
+                return True
+
+    def write(self) -> bool:
+        """Send what paho could not send at once; False if the connection was lost."""
+        return self._client.loop_write() == paho.MQTT_ERR_SUCCESS and self._client.socket() is not None
+
+    def wants_write(self) -> bool:
+        return self._client.want_write()
+
+    def keepalive(self) -> bool:
+        """Ping when due and notice a broker that stopped answering; False if the connection is lost."""
+        return self._client.loop_misc() == paho.MQTT_ERR_SUCCESS
+
+    def pending_bytes(self) -> int:
+        """Bytes a TLS socket has decrypted but not handed out yet: the kernel will not say it is readable."""
+        sock = self._client.socket()
+        pending = getattr(sock, "pending", None)
+        return int(pending()) if callable(pending) else 0
+
+    def disconnect(self) -> None:
+        """Publish ``offline`` (if up) and disconnect, without waiting: a ``LinkLoop`` sends both."""
+        if self._presence_topic is not None and self._connected:
+            self.publish(self._presence_topic, self._offline_payload, retain=True)
+        self._connected = False
+        self.up.clear()
+        self._client.disconnect()
+
+    # --- paho callbacks: paho's thread (or the LinkLoop's); they only enqueue -----------------------------
 
     def _on_connect(self, client: paho.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode,
                     _properties: Any) -> None:
@@ -316,7 +388,7 @@ class MqttLink:
             _result, self._subscribe_mid = client.subscribe(list(self._subscriptions))
         log.log(self._routine_level, "connected to broker %s:%s client=%s", self.broker.host, self.broker.port,
                 self.client_id)
-        self.connected.set()
+        self._connected = True
         if not self._subscriptions:
             self._up(client)
 
@@ -334,14 +406,16 @@ class MqttLink:
     def _up(self, client: paho.Client) -> None:
         """Subscribed (or nothing to subscribe): tell the consumer first, then the hall that we are online, so
         that whoever acts on our presence finds us ready."""
+        self.up.set()
         self._inbox.put(LinkUp())
         if self._presence_topic is not None:
             client.publish(self._presence_topic, self._online_payload, qos=1, retain=True)
 
     def _on_disconnect(self, client: paho.Client, _userdata: Any, _flags: Any, reason_code: ReasonCode,
                        _properties: Any) -> None:
-        was_connected = self.connected.is_set()
-        self.connected.clear()
+        was_connected = self._connected
+        self._connected = False
+        self.up.clear()
         if self._stop_when_taken_over and was_connected and (
             reason_code == _SESSION_TAKEN_OVER
             or (self._other_presence_s is not None and time.monotonic() - self._other_presence_s < TAKEN_OVER_WINDOW_S)
@@ -350,6 +424,7 @@ class MqttLink:
             # instead of reconnecting, whether the broker sent DISCONNECT or dropped the connection (after which
             # paho would override a disconnect() made here with "connection lost", and reconnect).
             client.loop_stop()
+            self.given_up = True
             log.error("another client connected with client id %s and took this connection over; not reconnecting, "
                       "so as not to take it back (two processes with one id knock each other off: is the same device "
                       "running twice, or do two desks share one account?); the other's presence: %s", self.client_id,
@@ -387,6 +462,7 @@ class MqttLink:
                     self._gone is not None and self._gone(payload)):
                 self._other_presence_s, self._other_presence = time.monotonic(), payload
             return
+        self.received += 1
         self._inbox.put(Message(topic=message.topic, payload=bytes(message.payload), retain=bool(message.retain),
                                 mid=message.mid, qos=message.qos, source=self.client_id))
 

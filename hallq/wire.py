@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal, cast, get_args
 
 from hallq.errors import PayloadError
@@ -55,27 +56,32 @@ COUNTER_ACTIONS: Final = get_args(CounterAction)
 COUNTER_STATUSES: Final = get_args(CounterStatus)
 PRINTER_STATES: Final = get_args(PrinterState)
 
-# Error codes a reply may carry. Clients show the message; they branch only on the code.
-ERROR_CODES: Final = (
-    "bad_request",            # the payload could not be decoded
-    "unsupported_version",    # "v" is not 1
-    "unknown_service",
-    "unknown_dispenser",
-    "unknown_counter",
-    "unknown_ticket",
-    "service_closed",         # outside the service's opening hours
-    "daily_cap_reached",
-    "numbers_exhausted",      # every number of the service's range is in use today
-    "queue_empty",
-    "counter_closed",
-    "counter_busy",           # the counter must finish its ticket first (e.g. before closing)
-    "not_serving",            # recall/complete/no_show/transfer with no current ticket
-    "not_allowed",            # the counter does not serve that service
-    "storage_unavailable",    # the ledger cannot store: nothing was changed
-    "rate_limited",           # the device sent more than its limit; the message was dropped
-    "conflict",               # the counter no longer serves what the command's "serving" says: someone else acted
-    "clock_unsynchronised",   # the controller's clock is not trusted yet: no ticket is issued or called until it is
-)
+class ErrorCode(StrEnum):
+    """Why a request or command was refused: what a reply's ``error.code`` says. Clients show the message and
+    branch only on the code; every role has words for every code (``hallq.labels``). A code this version does
+    not know (from a newer controller) is read as a plain string, never refused."""
+
+    BAD_REQUEST = "bad_request"                    # the payload could not be decoded
+    UNSUPPORTED_VERSION = "unsupported_version"    # "v" is not 1
+    UNKNOWN_SERVICE = "unknown_service"
+    UNKNOWN_DISPENSER = "unknown_dispenser"
+    UNKNOWN_COUNTER = "unknown_counter"
+    UNKNOWN_TICKET = "unknown_ticket"
+    SERVICE_CLOSED = "service_closed"              # outside the service's opening hours
+    DAILY_CAP_REACHED = "daily_cap_reached"
+    NUMBERS_EXHAUSTED = "numbers_exhausted"        # every number of the service's range is in use today
+    QUEUE_EMPTY = "queue_empty"
+    COUNTER_CLOSED = "counter_closed"
+    COUNTER_BUSY = "counter_busy"                  # the counter must finish its ticket first (e.g. before closing)
+    NOT_SERVING = "not_serving"                    # recall/complete/no_show/transfer with no current ticket
+    NOT_ALLOWED = "not_allowed"                    # the counter does not serve that service
+    STORAGE_UNAVAILABLE = "storage_unavailable"    # the ledger cannot store: nothing was changed
+    RATE_LIMITED = "rate_limited"                  # the device sent more than its limit; the message was dropped
+    CONFLICT = "conflict"                          # the counter no longer serves what the command's "serving" says
+    CLOCK_UNSYNCHRONISED = "clock_unsynchronised"  # the clock is not trusted yet: nothing is issued or called
+
+
+ERROR_CODES: Final = tuple(code.value for code in ErrorCode)
 
 
 # --- helpers -----------------------------------------------------------------------------------------------
@@ -99,23 +105,25 @@ class _Fields:
         if isinstance(raw, str):
             raw = raw.encode("utf-8")
         if len(raw) > MAX_PAYLOAD_BYTES:
-            raise PayloadError("bad_request", f"{what}: payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+            raise PayloadError(ErrorCode.BAD_REQUEST,
+                               f"{what}: payload of {len(raw)} bytes exceeds {MAX_PAYLOAD_BYTES}")
         try:
             obj = json.loads(raw)
         except (UnicodeDecodeError, ValueError) as exc:
-            raise PayloadError("bad_request", f"{what}: not JSON ({exc.__class__.__name__})") from None
+            raise PayloadError(ErrorCode.BAD_REQUEST, f"{what}: not JSON ({exc.__class__.__name__})") from None
         if not isinstance(obj, dict):
-            raise PayloadError("bad_request", f"{what}: expected a JSON object")
+            raise PayloadError(ErrorCode.BAD_REQUEST, f"{what}: expected a JSON object")
         self.obj: dict[str, Any] = obj
         self.what = what
         version = obj.get("v")
         if type(version) is not int:
-            raise PayloadError("bad_request", f"{what}: field 'v' must be the integer {VERSION}")
+            raise PayloadError(ErrorCode.BAD_REQUEST, f"{what}: field 'v' must be the integer {VERSION}")
         if version != VERSION:
-            raise PayloadError("unsupported_version", f"{what}: version {version} is not supported (expected 1)")
+            raise PayloadError(ErrorCode.UNSUPPORTED_VERSION,
+                               f"{what}: version {version} is not supported (expected 1)")
 
     def _bad(self, name: str, expected: str) -> PayloadError:
-        return PayloadError("bad_request", f"{self.what}: field '{name}' must be {expected}")
+        return PayloadError(ErrorCode.BAD_REQUEST, f"{self.what}: field '{name}' must be {expected}")
 
     def text(self, name: str, *, max_len: int = MAX_NAME_LEN, allow_empty: bool = False) -> str:
         value = self.obj.get(name)
@@ -222,8 +230,12 @@ def _read_error(fields: _Fields) -> ErrorInfo | None:
     sub = fields.opt_sub("error")
     if sub is None:
         return None
-    return ErrorInfo(code=sub.text("code", max_len=MAX_ERROR_CODE_LEN),
+    code = sub.text("code", max_len=MAX_ERROR_CODE_LEN)
+    return ErrorInfo(code=ErrorCode(code) if code in _KNOWN_CODES else code,
                      message=sub.text("message", max_len=MAX_ERROR_MESSAGE_LEN))
+
+
+_KNOWN_CODES: Final = frozenset(ERROR_CODES)
 
 
 
@@ -232,9 +244,10 @@ def _read_error(fields: _Fields) -> ErrorInfo | None:
 
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
-    """A refusal: ``code`` from ``ERROR_CODES`` for programs, ``message`` for people."""
+    """A refusal: ``code`` for programs (an ``ErrorCode``, or a newer peer's code this version does not know),
+    ``message`` for people."""
 
-    code: str
+    code: ErrorCode | str
     message: str
 
 
@@ -326,7 +339,7 @@ class TicketReply:
         request_id = f.text("request_id", max_len=MAX_REQUEST_ID_LEN, allow_empty=True)
         if f.boolean("ok"):
             return TicketReply(request_id=request_id, ticket=TicketInfo.read(f.sub("ticket")))
-        error = _read_error(f) or ErrorInfo("bad_request", "refused without a reason")
+        error = _read_error(f) or ErrorInfo(ErrorCode.BAD_REQUEST, "refused without a reason")
         return TicketReply(request_id=request_id, error=error)
 
 
@@ -390,9 +403,10 @@ class CounterCommand:
                                  ticket=f.opt_token("ticket", max_len=MAX_NUMBER_LEN), service=f.opt_ident("service"),
                                  serving=serving)
         if action == "call" and command.ticket is None:
-            raise PayloadError("bad_request", "counter command: 'call' needs field 'ticket' (a number like A015)")
+            raise PayloadError(ErrorCode.BAD_REQUEST,
+                               "counter command: 'call' needs field 'ticket' (a number like A015)")
         if action == "transfer" and command.service is None:
-            raise PayloadError("bad_request", "counter command: 'transfer' needs field 'service'")
+            raise PayloadError(ErrorCode.BAD_REQUEST, "counter command: 'transfer' needs field 'service'")
         return command
 
 
@@ -454,7 +468,7 @@ class CounterReply:
             action=f.text("action", max_len=MAX_ACTION_LEN, allow_empty=True),
             status=f.opt_choice("status", COUNTER_STATUSES),
             ticket=None if ticket_fields is None else ServingTicket.read(ticket_fields),
-            error=None if ok else (_read_error(f) or ErrorInfo("bad_request", "refused without a reason")),
+            error=None if ok else (_read_error(f) or ErrorInfo(ErrorCode.BAD_REQUEST, "refused without a reason")),
         )
 
 
@@ -499,7 +513,7 @@ class CounterState:
         ticket_fields = f.opt_sub("ticket")
         services = f.obj.get("services")
         if not isinstance(services, list) or not all(isinstance(s, str) and is_token(s, MAX_ID_LEN) for s in services):
-            raise PayloadError("bad_request", "counter state: field 'services' must be a list of service ids")
+            raise PayloadError(ErrorCode.BAD_REQUEST, "counter state: field 'services' must be a list of service ids")
         return CounterState(
             counter=f.ident("counter"), name=f.text("name", max_len=MAX_NAME_LEN),
             status=cast(CounterStatus, f.choice("status", COUNTER_STATUSES)), services=tuple(services),

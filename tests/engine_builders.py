@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from hall_controller.engine import CounterSpec, Decision, DispenserSpec, Engine, HallSpec, ServiceSpec
-from hall_controller.engine.events import CounterCommand, IssueTicket, ReportPrint
+from hall_controller.engine.events import ActAtCounter, IssueTicket, ReportPrint
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 MORNING = datetime(2026, 11, 27, 8, 0, tzinfo=ZONE)
@@ -59,7 +59,7 @@ class Driver:
                 request_id: str | None = None, serving: str | None = None, after_s: float = 1.0) -> Decision:
         n = next(self._ids)
         decision = self.engine.handle(
-            CounterCommand(counter=counter, request_id=request_id or f"c{n}", action=action,  # type: ignore[arg-type]
+            ActAtCounter(counter=counter, request_id=request_id or f"c{n}", action=action,  # type: ignore[arg-type]
                            ticket=ticket, service=service, serving=serving),
             now=self._step(after_s),
         )

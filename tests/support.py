@@ -35,7 +35,7 @@ class Probe:
 
     def __enter__(self) -> Probe:
         self.link.start()
-        if not self.link.wait_connected(5):
+        if not self.link.wait_up(5):
             raise AssertionError("probe could not connect")
         time.sleep(0.05)
         return self

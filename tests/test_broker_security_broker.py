@@ -269,6 +269,25 @@ def test_a_controller_connection_reads_only_its_devices_topics_and_publishes_not
         assert t.dispenser_request("d2") not in lane.received_topics()
 
 
+def test_the_others_connection_receives_only_ids_the_config_does_not_know(hall: SecuredHall) -> None:
+    """The broker, not the controller, keeps the configured devices' messages off ``controller.others``: each is
+    received once, on its device's own connection."""
+    t = hall.topics
+    with Client(hall.broker.port, "controller.others", hall.password("controller")) as others, \
+            _account(hall, "controller") as sender:
+        others.subscribe(t.all_dispenser_requests(), t.all_counter_commands())
+        for topic in (t.dispenser_request("d1"), t.counter_command("1"), t.dispenser_request("ghost"),
+                      t.counter_command("99")):
+            assert sender.publish(topic, b'{"v": 1}') in (0, 16)
+        assert sender.publish(t.dispenser_request("ghost"), b'{"v": 2}') in (0, 16)  # a marker: all before it came
+        received: list[tuple[str, bytes]] = []
+        while not received or received[-1] != (t.dispenser_request("ghost"), b'{"v": 2}'):
+            message = others.messages.get(timeout=5)
+            received.append((message.topic, bytes(message.payload)))
+        assert [topic for topic, _ in received] == [t.dispenser_request("ghost"), t.counter_command("99"),
+                                                    t.dispenser_request("ghost")]
+
+
 def test_a_device_connection_that_cannot_log_in_does_not_keep_the_hall_offline(
     hall: SecuredHall, tmp_path: Path
 ) -> None:

@@ -75,9 +75,16 @@ def test_the_controllers_receiving_connections_may_only_read_what_they_receive()
     assert _rules(acl, "controller.dispenser.d2") == ["topic read qms/test-hall/dispenser/d2/request",
                                                       "topic read qms/test-hall/dispenser/d2/printed"]
     assert _rules(acl, "controller.counter.3") == ["topic read qms/test-hall/counter/3/command"]
-    assert _rules(acl, "controller.others") == ["topic read qms/test-hall/dispenser/+/request",
-                                                "topic read qms/test-hall/dispenser/+/printed",
-                                                "topic read qms/test-hall/counter/+/command"]
+    others = _rules(acl, "controller.others")
+    assert others[:3] == ["topic read qms/test-hall/dispenser/+/request",
+                          "topic read qms/test-hall/dispenser/+/printed",
+                          "topic read qms/test-hall/counter/+/command"]
+    # Every configured device's topics are denied to it: their own connections receive them.
+    config = _config()
+    denied = {f"topic deny qms/test-hall/dispenser/{d.id}/{kind}" for d in config.hall.dispensers
+              for kind in ("request", "printed")}
+    denied |= {f"topic deny qms/test-hall/counter/{c.id}/command" for c in config.hall.counters}
+    assert set(others[3:]) == denied and len(others[3:]) == len(denied)
 
 
 def test_the_controllers_connections_share_its_password_and_follow_its_rotation(tmp_path: Path) -> None:

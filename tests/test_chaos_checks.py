@@ -17,9 +17,9 @@ from bench.chaos_devices import Given, PrintRecord
 from bench.chaos_hall import hall_toml
 from hall_controller.config import load
 from hall_controller.engine import Engine, HallSpec
-from hall_controller.engine.events import CounterCommand, Event, IssueTicket, ReportPrint, Tick, TicketCalled
+from hall_controller.engine.events import ActAtCounter, Event, IssueTicket, ReportPrint, Tick, TicketCalled
+from hall_controller.engine.views import board
 from hall_controller.ledger import Ledger
-from hall_controller.views import board
 from hallq import wire
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -73,7 +73,7 @@ def day(tmp_path: Path) -> Day:
         step(ReportPrint(dispenser=dispenser, ticket_id=tid, ok=printed_ok, reason=None if printed_ok else "paper_out"))
 
     def command(counter: str, action: str, n: int) -> None:
-        tid = step(CounterCommand(counter=counter, request_id=f"c{n}", action=action))  # type: ignore[arg-type]
+        tid = step(ActAtCounter(counter=counter, request_id=f"c{n}", action=action))  # type: ignore[arg-type]
         if action == "next" and tid is not None:
             ticket = engine.tickets[tid]
             assert ticket.called_at is not None

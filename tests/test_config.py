@@ -11,7 +11,7 @@ import pytest
 
 from hall_controller import config
 from hall_controller.engine import Engine
-from hall_controller.engine.events import CounterCommand
+from hall_controller.engine.events import ActAtCounter
 from hall_controller.ledger import Ledger
 from hallq.errors import ConfigError
 from hallq.topics import Topics
@@ -127,7 +127,7 @@ def test_a_ledger_naming_a_counter_the_config_no_longer_has_stops_the_controller
     cfg = config.load(HALL_CONFIG)
     engine = Engine(cfg.hall)
     ledger = Ledger(state / "ledger.sqlite3", hall_id=cfg.hall.id)
-    ledger.append(engine.handle(CounterCommand("4", "open-4", "open"), now=datetime.now(cfg.hall.zone)).events)
+    ledger.append(engine.handle(ActAtCounter("4", "open-4", "open"), now=datetime.now(cfg.hall.zone)).events)
     ledger.close()
     text = HALL_CONFIG.read_text(encoding="utf-8")
     block = text[text.index('[[counters]]\nid = "4"'):]

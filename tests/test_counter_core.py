@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from counter.core import (
-    ERROR_LABELS,
     LATE_GRACE_S,
     NO_ANSWER,
     OFFLINE,
@@ -14,7 +13,8 @@ from counter.core import (
     Press,
     taken_over_text,
 )
-from hallq.wire import ERROR_CODES, CounterReply, CounterState, ErrorInfo, ServingTicket, WaitingCount
+from hallq.labels import ERROR_LABELS, error_label
+from hallq.wire import CounterReply, CounterState, ErrorCode, ErrorInfo, ServingTicket, WaitingCount
 
 T0 = datetime(2026, 11, 27, 8, 15, 2, tzinfo=timezone(timedelta(hours=7)))
 
@@ -268,7 +268,7 @@ def test_a_conflict_shows_why_and_the_ticket_the_counter_serves_now() -> None:
     feedback = core.on_reply(CounterReply(request_id="r1", action="next", status="open", ticket=_ticket("A003"),
                                           error=ErrorInfo("conflict", message)), now_s=10.01)
     assert feedback is not None and not feedback.ok
-    assert feedback.notice == Notice("error", f"{ERROR_LABELS['conflict']}: {message}")
+    assert feedback.notice == Notice("error", f"{ERROR_LABELS[ErrorCode.CONFLICT]}: {message}")
     assert core.view.ticket == _ticket("A003") and core.view.pending is None
     # Acting again now acts on what the clerk sees: A003.
     command = core.press(Press("next"), now_s=11.0, request_id="r2")
@@ -290,4 +290,5 @@ def test_a_console_pushed_off_its_account_says_why_and_refuses_every_key() -> No
 
 
 def test_every_error_code_of_the_contract_has_words_for_the_clerk() -> None:
-    assert set(ERROR_CODES) <= set(ERROR_LABELS)
+    assert set(ErrorCode) == set(ERROR_LABELS)
+    assert error_label("from_a_newer_controller") == "from_a_newer_controller"

@@ -279,7 +279,7 @@ def test_a_keypad_pushed_off_its_account_stops_connecting_and_flashes_its_led(br
                      stop_when_taken_over=True)
     other.start()
     try:
-        assert other.wait_connected(5)
+        assert other.wait_up(5)
         with _running_keypad(broker) as (service, factory):
             assert _until(lambda: service.counter.view.taken_over, timeout_s=8)
             assert not service.counter.view.connected
@@ -295,7 +295,7 @@ def test_a_keypad_pushed_off_its_account_stops_connecting_and_flashes_its_led(br
             items = []
             while not inbox.empty():
                 items.append(inbox.get_nowait())
-        assert other.connected.is_set()
+        assert other.up.is_set()
         assert [type(i).__name__ for i in items if not isinstance(i, Message)] == ["LinkUp", "LinkDown", "LinkUp"]
         assert not any(isinstance(i, LinkDown) and i.taken_over for i in items)
     finally:

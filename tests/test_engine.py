@@ -8,7 +8,7 @@ from datetime import time, timedelta
 import pytest
 
 from hall_controller.engine import CounterSpec, Engine, ServiceSpec
-from hall_controller.engine.events import CounterCommand, IssueTicket, TicketCalled, TicketExpired
+from hall_controller.engine.events import ActAtCounter, IssueTicket, TicketCalled, TicketExpired
 from hall_controller.engine.lifecycle import IllegalMove, Move, TicketState, next_state
 from hallq.errors import InvariantError
 from tests.engine_builders import MORNING, Driver, hall
@@ -470,7 +470,7 @@ def test_a_retried_command_gets_its_answer_though_what_it_saw_is_stale_now() -> 
     assert again.duplicate and again.ticket_id == first.ticket_id and again.events == ()
     restarted = Engine(replace(d.engine.spec))
     restarted.replay(d.events)  # type: ignore[arg-type]
-    replayed = restarted.handle(CounterCommand(counter="3", request_id="k1", action="next", serving=seen),
+    replayed = restarted.handle(ActAtCounter(counter="3", request_id="k1", action="next", serving=seen),
                                 now=d.now)
     assert replayed.duplicate and replayed.ticket_id == first.ticket_id
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from hall_controller.engine import CounterSpec, Engine
 from hall_controller.engine.core import MAX_SAMPLE_S
-from hall_controller.engine.events import ClockChanged, CounterCommand, Event, IssueTicket, Tick
+from hall_controller.engine.events import ActAtCounter, ClockChanged, Event, IssueTicket, Tick
 from tests.engine_builders import MORNING, ZONE, Driver, hall
 
 HOUR = timedelta(hours=1)
@@ -80,11 +80,11 @@ def test_untrusted_time_neither_issues_nor_calls_nor_rolls_the_day() -> None:
     refused = engine.handle(IssueTicket(dispenser="d1", request_id="x", service="A", priority=False, category=None,
                                         ticket_id="tx"), now=tomorrow, trusted=False)
     assert refused.refusal is not None and refused.refusal.code == "clock_unsynchronised" and not refused.events
-    nxt = engine.handle(CounterCommand(counter="3", request_id="n1", action="next"), now=tomorrow, trusted=False)
+    nxt = engine.handle(ActAtCounter(counter="3", request_id="n1", action="next"), now=tomorrow, trusted=False)
     assert nxt.refusal is not None and nxt.refusal.code == "clock_unsynchronised"
     assert engine.handle(Tick(), now=tomorrow, trusted=False).events == ()
     assert engine.day == day
-    pause = engine.handle(CounterCommand(counter="3", request_id="p1", action="pause"), now=tomorrow, trusted=False)
+    pause = engine.handle(ActAtCounter(counter="3", request_id="p1", action="pause"), now=tomorrow, trusted=False)
     assert pause.ok  # what needs no clock still works
 
 

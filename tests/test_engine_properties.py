@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from hall_controller.engine import CounterSpec, Engine, ServiceSpec
 from hall_controller.engine.events import (
+    ActAtCounter,
     ClockChanged,
-    CounterCommand,
     DayStarted,
     Event,
     IssueTicket,
@@ -191,7 +191,7 @@ def test_max_wait_guard_bounds_every_wait_while_the_counter_keeps_calling(
         if kind == 0:
             engine.handle(IssueTicket("d1", f"r{n}", "A", priority, "elderly" if priority else None, f"t{n}"), now=now)
         else:
-            engine.handle(CounterCommand("1", f"c{n}", "next"), now=now)
+            engine.handle(ActAtCounter("1", f"c{n}", "next"), now=now)
     for ticket in engine.tickets.values():
         assert ticket.called_at is not None, f"{ticket.number} was never called"
         waited = (ticket.called_at - ticket.issued_at).total_seconds()

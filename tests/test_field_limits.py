@@ -13,8 +13,8 @@ import pytest
 
 from hall_controller import config
 from hall_controller.engine import Engine
-from hall_controller.engine.events import CounterCommand, IssueTicket
-from hall_controller.views import board, call, counter_state
+from hall_controller.engine.events import ActAtCounter, IssueTicket
+from hall_controller.engine.views import board, call, counter_state
 from hallq import wire
 from hallq.errors import ConfigError, PayloadError
 from hallq.limits import MAX_ID_LEN, MAX_NAME_LEN
@@ -66,7 +66,7 @@ def test_the_longest_names_check_accepts_travel_in_every_board_call_and_counter_
     engine, now = Engine(spec), datetime(2026, 11, 27, 8, 0, tzinfo=spec.zone)
     engine.handle(IssueTicket(dispenser="d1", request_id="r1", service="A", priority=False, category=None,
                               ticket_id="t1"), now=now)
-    engine.handle(CounterCommand(counter="2", request_id="c1", action="next"), now=now + timedelta(seconds=5))
+    engine.handle(ActAtCounter(counter="2", request_id="c1", action="next"), now=now + timedelta(seconds=5))
     sent_call = wire.Call.decode(call(engine, engine.recent_calls[0]).encode())
     sent_board = wire.Board.decode(board(engine, now).encode())
     sent_state = wire.CounterState.decode(counter_state(engine, "2", now).encode())

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,7 +9,7 @@ import pytest
 
 from hall_controller import config
 from hall_controller.intake import Intake
-from hall_controller.limits import LANE_WINDOW, MAX_PACKET_BYTES, DeviceLimiter, Limits, Throttle
+from hall_controller.limits import DEVICE_WINDOW, MAX_PACKET_BYTES, DeviceLimiter, Limits, Throttle
 from hallq.errors import ConfigError
 from hallq.mqtt import LinkDown, LinkUp, Message
 from tests.support import HALL_CONFIG, ROOT
@@ -69,14 +67,14 @@ def test_a_bucket_tells_when_its_next_token_comes() -> None:
     assert limiter.next_token_s("d1", 10.3) == 10.3                    # a token is there
 
 
-def test_lanes_share_the_inbox_bounds_equally_within_the_window() -> None:
-    assert Limits(inbox_max_messages=20_000, inbox_max_bytes=16 << 20).lane_bounds(25) == (LANE_WINDOW,
-                                                                                          (16 << 20) // 25)
-    assert Limits(inbox_max_messages=100, inbox_max_bytes=1 << 20).lane_bounds(40) == (2, MAX_PACKET_BYTES)
-    assert Limits(inbox_max_messages=100).lane_bounds(500) == (1, MAX_PACKET_BYTES)  # a packet always fits
+def test_device_inboxes_share_the_bounds_equally_within_the_window() -> None:
+    assert Limits(inbox_max_messages=20_000, inbox_max_bytes=16 << 20).inbox_bounds(25) == (DEVICE_WINDOW,
+                                                                                           (16 << 20) // 25)
+    assert Limits(inbox_max_messages=100, inbox_max_bytes=1 << 20).inbox_bounds(40) == (2, MAX_PACKET_BYTES)
+    assert Limits(inbox_max_messages=100).inbox_bounds(500) == (1, MAX_PACKET_BYTES)  # a packet always fits
 
 
-# --- the intake: one lane per device, drained round-robin -----------------------------------------------------
+# --- the intake: one inbox per device, drained round-robin ----------------------------------------------------
 
 class _Clock:
     def __init__(self) -> None:
@@ -94,120 +92,82 @@ def _devices(batch: Sequence[object]) -> list[str]:
     return [item.source if isinstance(item, Message) else type(item).__name__ for item in batch]
 
 
-def test_the_intake_takes_round_robin_so_a_busy_lane_does_not_delay_the_others() -> None:
-    intake = Intake(lane_max_messages=64, lane_max_bytes=1 << 20)
-    flood, quiet = intake.lane("d1"), intake.lane("d2")
+def test_the_intake_takes_round_robin_so_a_busy_device_does_not_delay_the_others() -> None:
+    intake = Intake(max_messages=64, max_bytes=1 << 20)
+    flood, quiet = intake.inbox("d1"), intake.inbox("d2")
     for _ in range(50):
         flood.put(_message("d1"))
     quiet.put(_message("d2"))
-    assert _devices(intake.take(3, 0)) == ["d1", "d2", "d1"]     # d2 second, not 51st
-    assert len(intake.take(1000, 0)) == 48
-    assert intake.take(10, 0) == []
+    assert _devices(intake.take(3)) == ["d1", "d2", "d1"]     # d2 second, not 51st
+    assert len(intake.take(1000)) == 48
+    assert intake.take(10) == [] and not intake.has_items()
 
 
-def test_link_events_of_the_controllers_own_link_come_first_and_lane_events_mark_the_lane() -> None:
-    intake = Intake(lane_max_messages=4, lane_max_bytes=1 << 20)
-    own, lane = intake.lane("controller", control=True), intake.lane("d1")
+def test_link_events_of_the_controllers_own_link_come_first_and_device_link_events_mark_the_inbox() -> None:
+    intake = Intake(max_messages=4, max_bytes=1 << 20)
+    own, device = intake.inbox("controller", control=True), intake.inbox("d1")
     assert intake.disconnected() == ["controller", "d1"]
-    lane.put(LinkUp())
+    device.put(LinkUp())
     assert intake.disconnected() == ["controller"]
-    assert intake.take(10, 0) == []                      # a device lane's LinkUp only wakes the service
-    lane.put(_message())
+    assert intake.take(10) == []                          # a device link's LinkUp only marks its inbox
+    device.put(_message())
     own.put(LinkUp())
-    own.put(_message(source="controller"))               # what an older version's session still held
-    assert _devices(intake.take(10, 0)) == ["LinkUp", "d1", "controller"]
+    own.put(_message(source="controller"))                # what an older version's session still held
+    assert _devices(intake.take(10)) == ["LinkUp", "d1", "controller"]
     assert intake.disconnected() == []
-    lane.put(LinkDown("gone"))
+    device.put(LinkDown("gone"))
     assert intake.disconnected() == ["d1"]
 
 
-def test_a_connection_change_wakes_a_waiting_take() -> None:
-    intake = Intake(lane_max_messages=4, lane_max_bytes=1 << 20)
-    lane = intake.lane("d1")
-    threading.Timer(0.1, lane.put, args=(LinkUp(),)).start()
-    started = time.monotonic()
-    assert intake.take(10, timeout_s=5) == []
-    assert time.monotonic() - started < 2
-
-
-def test_a_paused_lane_hands_back_what_it_held_and_is_not_drained_until_its_pause_ends() -> None:
+def test_a_paused_inbox_hands_back_what_it_held_and_is_neither_read_nor_drained_until_its_pause_ends() -> None:
     clock = _Clock()
-    intake = Intake(lane_max_messages=8, lane_max_bytes=1 << 20, clock=clock)
-    flood, quiet = intake.lane("d1"), intake.lane("d2")
+    intake = Intake(max_messages=8, max_bytes=1 << 20, clock=clock)
+    flood, quiet = intake.inbox("d1"), intake.inbox("d2")
     for _ in range(5):
         flood.put(_message("d1"))
     assert len(intake.pause("d1", until_s=100.5)) == 5
-    flood.put(_message("d1"))                            # refills while paused
+    assert not intake.accepts("d1") and intake.accepts("d2")
+    assert intake.resume_due() == 100.5                   # when the service must look again
+    flood.put(_message("d1"))                             # what a read in progress still delivers
     quiet.put(_message("d2"))
-    assert _devices(intake.take(10, 0)) == ["d2"]
+    assert _devices(intake.take(10)) == ["d2"]
     assert intake.paused() == ["d1"]
     clock.now = 100.5
-    assert _devices(intake.take(10, 0)) == ["d1"]
+    assert intake.accepts("d1")
+    assert _devices(intake.take(10)) == ["d1"]
     assert intake.paused() == [] and intake.queued_messages == 0
 
 
-def test_take_waits_for_a_pause_to_end_rather_than_the_whole_timeout() -> None:
-    intake = Intake(lane_max_messages=8, lane_max_bytes=1 << 20)
-    lane = intake.lane("d1")
-    lane.put(_message())
-    intake.pause("d1", until_s=time.monotonic() + 0.1)
-    lane.put(_message())
-    started = time.monotonic()
-    assert len(intake.take(10, timeout_s=5)) == 1
-    assert 0.05 < time.monotonic() - started < 1.0
-
-
-def test_a_full_lane_blocks_only_its_own_link_until_there_is_room() -> None:
-    intake = Intake(lane_max_messages=3, lane_max_bytes=1 << 20)
-    full, other = intake.lane("d1"), intake.lane("d2")
+def test_a_full_inbox_stops_reading_only_its_own_connection_until_there_is_room() -> None:
+    intake = Intake(max_messages=3, max_bytes=1 << 20)
+    full, other = intake.inbox("d1"), intake.inbox("d2")
     for _ in range(3):
         full.put(_message("d1"))
-    fourth_in = threading.Event()
-
-    def producer() -> None:
-        full.put(_message("d1"))
-        fourth_in.set()
-
-    thread = threading.Thread(target=producer)
-    thread.start()
-    other.put(_message("d2"))                            # another lane is not held up
-    assert not fourth_in.wait(0.2), "a full lane accepted a fourth message"
-    assert intake.blocked_puts() == {"d1": 1}
-    assert _devices(intake.take(2, 0)) == ["d1", "d2"]
-    assert fourth_in.wait(2), "room on the lane did not release the blocked put"
-    thread.join()
-    assert intake.queued_messages == 3 and intake.peak_messages == 4
+    assert not intake.accepts("d1")
+    assert intake.accepts("d2")                            # another device is not held up
+    other.put(_message("d2"))
+    assert intake.times_full() == {"d1": 1}
+    assert not intake.accepts("d1") and intake.times_full() == {"d1": 1}   # counted once per filling
+    assert _devices(intake.take(2)) == ["d1", "d2"]
+    assert intake.accepts("d1")
+    assert intake.queued_messages == 2 and intake.peak_messages == 4
 
 
-def test_a_lane_is_bounded_in_bytes_but_always_takes_one_message() -> None:
-    intake = Intake(lane_max_messages=100, lane_max_bytes=100)
-    lane = intake.lane("d1")
-    lane.put(_message(size=500))                         # larger than the bound, but the lane is empty
-    released = threading.Event()
-
-    def producer() -> None:
-        lane.put(_message(size=10))
-        released.set()
-
-    thread = threading.Thread(target=producer)
-    thread.start()
-    assert not released.wait(0.2)
-    intake.take(1, 0)
-    assert released.wait(2)
-    thread.join()
+def test_an_inbox_is_bounded_in_bytes_but_always_takes_one_message() -> None:
+    intake = Intake(max_messages=100, max_bytes=100)
+    inbox = intake.inbox("d1")
+    assert intake.accepts("d1")
+    inbox.put(_message(size=500))                         # larger than the bound, but the inbox was empty
+    assert not intake.accepts("d1")
+    intake.take(1)
+    assert intake.accepts("d1")
 
 
-def test_close_releases_a_blocked_link_without_queueing_its_message() -> None:
-    intake = Intake(lane_max_messages=1, lane_max_bytes=1 << 20)
-    lane = intake.lane("d1")
-    lane.put(_message())
-    thread = threading.Thread(target=lane.put, args=(_message(),))
-    thread.start()
-    time.sleep(0.1)
-    intake.close()
-    thread.join(2)
-    assert not thread.is_alive()
-    assert intake.queued_messages == 1
+def test_an_inbox_name_is_given_once() -> None:
+    intake = Intake(max_messages=1, max_bytes=1)
+    intake.inbox("d1")
+    with pytest.raises(ValueError, match="exists already"):
+        intake.inbox("d1")
 
 
 # --- [limits] in the hall config --------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import pytest
 
 from hall_controller import backup, config
 from hall_controller.engine import Engine
-from hall_controller.engine.events import CounterCommand, IssueTicket
+from hall_controller.engine.events import ActAtCounter, IssueTicket
 from hall_controller.ledger import LEDGER_FILE, Ledger, LedgerCorrupt, inspect
 from hall_controller.timesource import CLOCK_TRUST_FILE
 from hallq.errors import EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, EXIT_IOERR, EXIT_UNAVAILABLE
@@ -77,7 +77,7 @@ def _ledger_of(state: Path, *, tickets: int = 5, hall_id: str = HALL_ID, open_co
         now += timedelta(seconds=20)
         ledger.append(engine.handle(IssueTicket("d1", f"r{i}", "A", False, None, f"t{i}"), now=now).events)
     if open_counter_4:
-        ledger.append(engine.handle(CounterCommand("4", "open-4", "open"), now=now).events)
+        ledger.append(engine.handle(ActAtCounter("4", "open-4", "open"), now=now).events)
     ledger.close()
     return state / LEDGER_FILE
 

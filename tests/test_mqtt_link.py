@@ -54,7 +54,7 @@ def test_a_link_reconnects_after_a_broker_restart(broker: PrivateBroker) -> None
     link = MqttLink(client_id="t3", broker=BrokerSettings(port=broker.port), inbox=inbox)
     link.start()
     try:
-        assert link.wait_connected(5)
+        assert link.wait_up(5)
         broker.restart()
         deadline = time.monotonic() + 15
         ups = 0

@@ -35,19 +35,20 @@ checked against ``lifecycle.TRANSITIONS``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hall_controller.engine import numbering, policy
+from hall_controller.engine import numbering, policy, views
 from hall_controller.engine.events import (
+    ActAtCounter,
     ClockChanged,
     ClockStepped,
     Command,
     CommandAccepted,
-    CounterCommand,
     CounterStatusChanged,
     DayCorrected,
     DayStarted,
@@ -67,7 +68,7 @@ from hall_controller.engine.lifecycle import OPEN_STATES, Move, TicketState, can
 from hall_controller.engine.queues import Lane
 from hall_controller.engine.spec import CounterSpec, HallSpec, ServiceSpec
 from hallq.errors import InvariantError
-from hallq.wire import CounterStatus
+from hallq.wire import Board, Call, CounterState, CounterStatus, ErrorCode, ServingTicket, TicketInfo
 
 MAX_SAMPLE_S = 4 * 3600  # a "service" longer than this is a forgotten `complete` or a clock fault, not a sample
 MAX_ESTIMATE_S = 24 * 3600
@@ -76,25 +77,33 @@ CLOCK_GATED = frozenset({"next", "call", "recall"})  # counter actions that need
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a command changed nothing: ``code`` for programs (see ``hallq.wire.ERROR_CODES``), text for people."""
+    """Why a command changed nothing: ``code`` for programs, text for people."""
 
-    code: str
+    code: ErrorCode
     message: str
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The outcome of one command.
+    """The outcome of one command, with everything the shell tells anyone about it.
 
     ``events`` must be stored before anyone is told of the outcome. ``ticket_id`` is the issued ticket (for a
-    request) or the ticket the counter holds afterwards (for a counter command). ``duplicate`` marks an
-    answer repeated for a retried request id: nothing new happened.
+    request), the reported one (for a print report) or the ticket the counter holds afterwards (for a counter
+    command). ``duplicate`` marks an answer repeated for a retried request id: nothing new happened.
+
+    What the shell publishes: ``ticket``, the issued (or reported) ticket as its dispenser prints it; for a
+    counter command, the counter's ``status`` and the ticket it is ``serving`` afterwards (also on a refusal, so the
+    console can show the truth), and the ``calls`` made, in order, as the displays receive them.
     """
 
     events: tuple[Event, ...] = ()
     refusal: Refusal | None = None
     ticket_id: str | None = None
     duplicate: bool = False
+    ticket: TicketInfo | None = None
+    status: CounterStatus | None = None
+    serving: ServingTicket | None = None
+    calls: tuple[Call, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -203,28 +212,60 @@ class Engine:
         if trusted:
             self._roll_day(now, emitted, backwards=isinstance(command, Tick) and command.confirmed)
         elif self._needs_trusted_time(command):
-            return _refuse("clock_unsynchronised", "the hall's clock is not set yet (waiting for network time or "
-                                                   "an operator's confirmation): no ticket is issued or called "
-                                                   "until it is")
+            return _refuse(ErrorCode.CLOCK_UNSYNCHRONISED,
+                           "the hall's clock is not set yet (waiting for network time or an operator's "
+                           "confirmation): no ticket is issued or called until it is")
         match command:
             case IssueTicket():
                 decision = self._issue(command, now, emitted)
             case ReportPrint():
                 decision = self._report_print(command, now, emitted)
-            case CounterCommand():
+            case ActAtCounter():
                 decision = self._counter(command, now, emitted)
             case Tick():
                 decision = Decision()
             case ClockChanged():
                 self._emit(ClockStepped(at=now, step_s=command.step_s, source=command.source), emitted)
                 decision = Decision()
-        return dataclasses.replace(decision, events=tuple(emitted))
+        return self._told(command, decision, tuple(emitted))
+
+    def _told(self, command: Command, decision: Decision, events: tuple[Event, ...]) -> Decision:
+        """``decision`` with its events and the wire views the shell publishes (see ``Decision``)."""
+        if isinstance(command, ActAtCounter):
+            counter = self.counters.get(command.counter)
+            if counter is None:
+                return dataclasses.replace(decision, events=events)
+            calls = tuple(views.call(self, record) for record in self._calls_in(events))
+            return dataclasses.replace(decision, events=events, status=counter.status, calls=calls,
+                                       serving=views.serving(self.counter_ticket(command.counter)))
+        ticket = self.tickets.get(decision.ticket_id) if decision.ticket_id is not None else None
+        return dataclasses.replace(decision, events=events,
+                                   ticket=None if ticket is None else views.ticket_info(ticket))
+
+    def _calls_in(self, events: tuple[Event, ...]) -> list[CallRecord]:
+        """The call records of the ``TicketCalled`` events just emitted (the newest calls, oldest first)."""
+        made = sum(1 for event in events if isinstance(event, TicketCalled))
+        return list(reversed(list(itertools.islice(self.recent_calls, made))))
+
+    # --- what the hall shows ---------------------------------------------------------------------------------
+
+    def board(self, now: datetime) -> Board:
+        """The retained board: every counter, waiting counts, the latest calls."""
+        return views.board(self, now)
+
+    def counter_state(self, counter: str, now: datetime) -> CounterState:
+        """One counter's retained state; KeyError if the hall has no such counter."""
+        return views.counter_state(self, counter, now)
+
+    def open_count(self) -> int:
+        """How many of today's tickets are still open (waiting or being served)."""
+        return sum(1 for _ in self.open_tickets())
 
     def _needs_trusted_time(self, command: Command) -> bool:
         """Issuing and calling need trusted time; a retried request that was already answered is answered again."""
         if isinstance(command, IssueTicket):
             return (command.dispenser, command.request_id) not in self.today.requests
-        if isinstance(command, CounterCommand):
+        if isinstance(command, ActAtCounter):
             return command.action in CLOCK_GATED and (command.counter, command.request_id) not in self.today.commands
         return False
 
@@ -251,25 +292,26 @@ class Engine:
     def _issue(self, cmd: IssueTicket, now: datetime, emitted: list[Event]) -> Decision:
         dispenser = self.spec.dispenser_by_id.get(cmd.dispenser)
         if dispenser is None:
-            return _refuse("unknown_dispenser", f"dispenser {cmd.dispenser!r} is not configured in this hall")
+            return _refuse(ErrorCode.UNKNOWN_DISPENSER, f"dispenser {cmd.dispenser!r} is not configured in this hall")
         earlier = self.today.requests.get((cmd.dispenser, cmd.request_id))
         if earlier is not None:
             return Decision(ticket_id=earlier, duplicate=True)
         service = self.spec.service_by_id.get(cmd.service)
         if service is None:
-            return _refuse("unknown_service", f"service {cmd.service!r} does not exist")
+            return _refuse(ErrorCode.UNKNOWN_SERVICE, f"service {cmd.service!r} does not exist")
         if dispenser.services and service.id not in dispenser.services:
-            return _refuse("not_allowed", f"dispenser {dispenser.id} does not issue tickets for service {service.id}")
+            return _refuse(ErrorCode.NOT_ALLOWED,
+                           f"dispenser {dispenser.id} does not issue tickets for service {service.id}")
         if not service.is_open(self.spec.local(now).time()):
-            return _refuse("service_closed", f"service {service.id} is closed now ({_hours_text(service)})")
+            return _refuse(ErrorCode.SERVICE_CLOSED, f"service {service.id} is closed now ({_hours_text(service)})")
         issued = self.today.issued.get(service.id, 0)
         if service.daily_cap is not None and issued >= service.daily_cap:
-            return _refuse("daily_cap_reached",
+            return _refuse(ErrorCode.DAILY_CAP_REACHED,
                            f"service {service.id} has issued its {service.daily_cap} tickets today")
         value = numbering.next_value(service, priority=cmd.priority, last_value=self.today.last_value,
                                      in_use=self.today.by_number)
         if value is None:
-            return _refuse("numbers_exhausted", f"every number of service {service.id} is in use today")
+            return _refuse(ErrorCode.NUMBERS_EXHAUSTED, f"every number of service {service.id} is in use today")
         ahead = self._ahead(service.id, priority=cmd.priority)
         self._emit(
             TicketIssued(
@@ -285,10 +327,11 @@ class Engine:
 
     def _report_print(self, cmd: ReportPrint, now: datetime, emitted: list[Event]) -> Decision:
         if cmd.dispenser not in self.spec.dispenser_by_id:
-            return _refuse("unknown_dispenser", f"dispenser {cmd.dispenser!r} is not configured in this hall")
+            return _refuse(ErrorCode.UNKNOWN_DISPENSER, f"dispenser {cmd.dispenser!r} is not configured in this hall")
         ticket = self.tickets.get(cmd.ticket_id)
         if ticket is None or ticket.dispenser != cmd.dispenser:
-            return _refuse("unknown_ticket", f"dispenser {cmd.dispenser} issued no ticket {cmd.ticket_id!r} today")
+            return _refuse(ErrorCode.UNKNOWN_TICKET,
+                           f"dispenser {cmd.dispenser} issued no ticket {cmd.ticket_id!r} today")
         if cmd.ok:
             if ticket.printed_at is None and ticket.state is not TicketState.VOID:
                 self._emit(TicketPrinted(at=now, ticket_id=ticket.id), emitted)
@@ -296,14 +339,14 @@ class Engine:
         if ticket.state is TicketState.VOID:
             return Decision(ticket_id=ticket.id, duplicate=True)
         if not can(ticket.state, Move.VOID):
-            return _refuse("not_allowed", f"cannot void: {ticket.number} is {ticket.state.value}")
+            return _refuse(ErrorCode.NOT_ALLOWED, f"cannot void: {ticket.number} is {ticket.state.value}")
         self._emit(TicketVoided(at=now, ticket_id=ticket.id, reason=cmd.reason or "error"), emitted)
         return Decision(ticket_id=ticket.id)
 
-    def _counter(self, cmd: CounterCommand, now: datetime, emitted: list[Event]) -> Decision:
+    def _counter(self, cmd: ActAtCounter, now: datetime, emitted: list[Event]) -> Decision:
         counter = self.counters.get(cmd.counter)
         if counter is None:
-            return _refuse("unknown_counter", f"counter {cmd.counter!r} is not configured in this hall")
+            return _refuse(ErrorCode.UNKNOWN_COUNTER, f"counter {cmd.counter!r} is not configured in this hall")
         earlier = self.today.commands.get((cmd.counter, cmd.request_id))
         if earlier is not None:
             return Decision(ticket_id=earlier.ticket_id, duplicate=True)
@@ -314,7 +357,7 @@ class Engine:
                                    ticket_id=counter.ticket_id), emitted)
         return Decision(ticket_id=counter.ticket_id)
 
-    def _counter_action(self, counter: CounterRuntime, cmd: CounterCommand, now: datetime,
+    def _counter_action(self, counter: CounterRuntime, cmd: ActAtCounter, now: datetime,
                         emitted: list[Event]) -> Refusal | None:
         cid = counter.spec.id
         current = self.tickets[counter.ticket_id] if counter.ticket_id is not None else None
@@ -326,8 +369,8 @@ class Engine:
             # names tickets by today's numbers only, never by the sender's text.
             seen = "nothing" if not cmd.serving else next(
                 (t.number for t in self.tickets.values() if cmd.serving in (t.id, t.number)), "the ticket it saw")
-            return Refusal("conflict", f"counter {cid} is serving {current.number if current else 'nothing'}, "
-                                       f"not {seen}: another console acted; refresh")
+            return Refusal(ErrorCode.CONFLICT, f"counter {cid} is serving {current.number if current else 'nothing'}, "
+                                               f"not {seen}: another console acted; refresh")
         match cmd.action:
             case "open":
                 if counter.status != "open":
@@ -335,14 +378,14 @@ class Engine:
                 return None
             case "pause":
                 if counter.status == "closed":
-                    return Refusal("counter_closed", f"counter {cid} is closed; open it first")
+                    return Refusal(ErrorCode.COUNTER_CLOSED, f"counter {cid} is closed; open it first")
                 if counter.status == "open":
                     self._emit(CounterStatusChanged(at=now, counter=cid, status="paused"), emitted)
                 return None
             case "close":
                 if current is not None:
-                    return Refusal("counter_busy", f"cannot close: counter {cid} is serving {current.number}; "
-                                                   "complete it first")
+                    return Refusal(ErrorCode.COUNTER_BUSY,
+                                   f"cannot close: counter {cid} is serving {current.number}; complete it first")
                 if counter.status != "closed":
                     self._emit(CounterStatusChanged(at=now, counter=cid, status="closed"), emitted)
                 return None
@@ -350,36 +393,36 @@ class Engine:
                 return self._call(counter, cmd, current, now, emitted)
             case "recall" | "complete" | "no_show" | "transfer":
                 if current is None:
-                    return Refusal("not_serving", f"cannot {cmd.action}: counter {cid} is serving nothing")
+                    return Refusal(ErrorCode.NOT_SERVING, f"cannot {cmd.action}: counter {cid} is serving nothing")
                 return self._finish(counter, cmd, current, now, emitted)
         raise InvariantError(f"unhandled counter action {cmd.action!r}")
 
-    def _call(self, counter: CounterRuntime, cmd: CounterCommand, current: Ticket | None, now: datetime,
+    def _call(self, counter: CounterRuntime, cmd: ActAtCounter, current: Ticket | None, now: datetime,
               emitted: list[Event]) -> Refusal | None:
         cid = counter.spec.id
         if counter.status == "closed":
-            return Refusal("counter_closed", f"counter {cid} is closed; open it first")
+            return Refusal(ErrorCode.COUNTER_CLOSED, f"counter {cid} is closed; open it first")
         services = counter.spec.services
         if cmd.action == "call":
             ticket_id = self.today.by_number.get(cmd.ticket or "")
             chosen = self.tickets.get(ticket_id) if ticket_id else None
             if chosen is None:
-                return Refusal("unknown_ticket", f"no ticket {cmd.ticket} is open today")
+                return Refusal(ErrorCode.UNKNOWN_TICKET, f"no ticket {cmd.ticket} is open today")
             if chosen.service not in services:
-                return Refusal("not_allowed", f"counter {cid} does not serve service {chosen.service}")
+                return Refusal(ErrorCode.NOT_ALLOWED, f"counter {cid} does not serve service {chosen.service}")
             if chosen.state is not TicketState.WAITING:
                 where = f" at counter {chosen.counter}" if chosen.counter else ""
-                return Refusal("not_allowed", f"cannot call: {chosen.number} is {chosen.state.value}{where}")
+                return Refusal(ErrorCode.NOT_ALLOWED, f"cannot call: {chosen.number} is {chosen.state.value}{where}")
         else:
             if cmd.service is not None:
                 if cmd.service not in services:
-                    return Refusal("not_allowed", f"counter {cid} does not serve service {cmd.service}")
+                    return Refusal(ErrorCode.NOT_ALLOWED, f"counter {cid} does not serve service {cmd.service}")
                 services = (cmd.service,)
             picked = policy.pick(counter.spec, regular_streak=counter.regular_streak, services=services,
                                  lanes=self.lanes, is_current=self._is_waiting, now_s=now.timestamp())
             if picked is None:
-                return Refusal("queue_empty", f"no ticket is waiting for counter {cid} "
-                                              f"(services {', '.join(services)})")
+                return Refusal(ErrorCode.QUEUE_EMPTY, f"no ticket is waiting for counter {cid} "
+                                                      f"(services {', '.join(services)})")
             chosen = self.tickets[picked]
         if counter.status == "paused":
             self._emit(CounterStatusChanged(at=now, counter=cid, status="open"), emitted)
@@ -390,7 +433,7 @@ class Engine:
                    emitted)
         return None
 
-    def _finish(self, counter: CounterRuntime, cmd: CounterCommand, current: Ticket, now: datetime,
+    def _finish(self, counter: CounterRuntime, cmd: ActAtCounter, current: Ticket, now: datetime,
                 emitted: list[Event]) -> Refusal | None:
         cid = counter.spec.id
         match cmd.action:
@@ -404,9 +447,9 @@ class Engine:
             case "transfer":
                 target = self.spec.service_by_id.get(cmd.service or "")
                 if target is None:
-                    return Refusal("unknown_service", f"service {cmd.service!r} does not exist")
+                    return Refusal(ErrorCode.UNKNOWN_SERVICE, f"service {cmd.service!r} does not exist")
                 if target.id == current.service:
-                    return Refusal("not_allowed", f"{current.number} is already in service {target.id}")
+                    return Refusal(ErrorCode.NOT_ALLOWED, f"{current.number} is already in service {target.id}")
                 order = self._front_order - 1 if target.transfer_position == "front" else current.order
                 self._emit(TicketTransferred(at=now, ticket_id=current.id, counter=cid, to_service=target.id,
                                              order=order), emitted)
@@ -636,7 +679,7 @@ class Engine:
         )
 
 
-def _refuse(code: str, message: str) -> Decision:
+def _refuse(code: ErrorCode, message: str) -> Decision:
     return Decision(refusal=Refusal(code, message))
 
 

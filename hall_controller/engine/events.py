@@ -51,7 +51,7 @@ class ReportPrint:
 
 
 @dataclass(frozen=True, slots=True)
-class CounterCommand:
+class ActAtCounter:
     """A counter's clerk pressed a key.
 
     ``serving`` is the ticket (id or number) the sender saw the counter serving, ``""`` for none; a ticket action
@@ -83,7 +83,7 @@ class ClockChanged:
     source: str
 
 
-Command = IssueTicket | ReportPrint | CounterCommand | Tick | ClockChanged
+Command = IssueTicket | ReportPrint | ActAtCounter | Tick | ClockChanged
 
 
 # --- events ---------------------------------------------------------------------------------------------------

@@ -1,10 +1,14 @@
-"""Wire views of the engine's state: what replies, counter states and the board say. Pure functions."""
+"""Wire views of the engine's state: what replies, calls, counter states and the board say. Pure functions.
+
+Only the engine calls these (``Engine.handle`` puts them in its ``Decision``; ``Engine.board`` and
+``Engine.counter_state`` publish the rest): nothing outside the engine reads its tickets or counters.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from hall_controller.engine.core import CallRecord, Engine, Ticket
 from hallq.wire import (
     Board,
     BoardCounter,
@@ -15,6 +19,9 @@ from hallq.wire import (
     TicketInfo,
     WaitingCount,
 )
+
+if TYPE_CHECKING:
+    from hall_controller.engine.core import CallRecord, Engine, Ticket
 
 
 def ticket_info(ticket: Ticket) -> TicketInfo:

@@ -1,0 +1,185 @@
+"""What a device asked, decided: decode at the boundary, let the engine decide, build the answers.
+
+``Requests.handle`` turns one admitted message (a ticket request, a print report, a counter command) into an
+``Outcome``: the engine's ``Decision`` and what to publish once its events are stored: the reply, the calls,
+and the reply to send instead if the store fails. Every answer is built from the ``Decision`` alone (the engine
+puts the ticket, the call and the counter's state in it), so nothing here reads the engine's state. A payload
+that cannot be decoded is answered ``bad_request``/``unsupported_version`` with the request id and action echoed
+when they can be read; print reports have no reply.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hall_controller.admission import Admission
+from hall_controller.engine import Decision, Engine
+from hall_controller.engine.events import ActAtCounter, IssueTicket, ReportPrint, TicketCalled
+from hallq import wire
+from hallq.errors import PayloadError
+from hallq.limits import MAX_ACTION_LEN, MAX_REQUEST_ID_LEN
+from hallq.topics import ParsedTopic, TopicKind, Topics
+
+log = logging.getLogger(__name__)
+
+Publish = tuple[str, bytes]  # (topic, payload)
+
+RATE_LIMITED = wire.ErrorInfo(wire.ErrorCode.RATE_LIMITED, "this device sends more than the hall controller "
+                                                           "accepts; messages are being dropped")
+STORAGE_UNAVAILABLE = wire.ErrorInfo(wire.ErrorCode.STORAGE_UNAVAILABLE,
+                                     "the hall controller cannot store tickets right now; nothing was changed")
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One message's result, held until the batch is stored: ``reply`` and ``calls`` go out after the store,
+    ``on_storage_failure`` instead of ``reply`` if it fails."""
+
+    decision: Decision
+    reply: Publish | None = None
+    on_storage_failure: Publish | None = None
+    calls: list[bytes] = field(default_factory=list)
+
+
+class Requests:
+    """Decides devices' messages with ``engine`` (replaced after a restore: assign ``engine``)."""
+
+    def __init__(self, engine: Engine, topics: Topics, admission: Admission, *, new_id: Callable[[], str],
+                 clock: Callable[[], float]) -> None:
+        self.engine = engine
+        self._topics = topics
+        self._admission = admission
+        self._new_id = new_id
+        self._clock = clock
+
+    def handle(self, parsed: ParsedTopic, payload: bytes, now: datetime, *, trusted: bool) -> Outcome | None:
+        match parsed.kind:
+            case TopicKind.DISPENSER_REQUEST:
+                return self._ticket_request(parsed, payload, now, trusted)
+            case TopicKind.DISPENSER_PRINTED:
+                return self._print_report(parsed, payload, now, trusted)
+            case TopicKind.COUNTER_COMMAND:
+                return self._counter_command(parsed, payload, now, trusted)
+            case _:
+                return None
+
+    def refused(self, parsed: ParsedTopic, payload: bytes, error: wire.ErrorInfo) -> Outcome | None:
+        """The answer to a message refused before the engine saw it (unreadable, rate-limited)."""
+        device = parsed.device or ""
+        if parsed.kind is TopicKind.DISPENSER_REQUEST:
+            reply = wire.TicketReply(request_id=_request_id_of(payload), error=error)
+            return Outcome(Decision(), reply=(self._topics.dispenser_ticket(device), reply.encode()))
+        if parsed.kind is TopicKind.COUNTER_COMMAND:
+            command_reply = wire.CounterReply(request_id=_request_id_of(payload), action=_action_of(payload),
+                                              error=error)
+            return Outcome(Decision(), reply=(self._topics.counter_reply(device), command_reply.encode()))
+        return None
+
+    def _log_refusal(self, parsed: ParsedTopic, level: int, message: str, *args: object) -> None:
+        self._admission.log_refusal(parsed, self._clock(), level, message, *args)
+
+    def _ticket_request(self, parsed: ParsedTopic, payload: bytes, now: datetime, trusted: bool) -> Outcome | None:
+        dispenser = parsed.device or ""
+        topic = self._topics.dispenser_ticket(dispenser)
+        try:
+            request = wire.TicketRequest.decode(payload)
+        except PayloadError as exc:
+            self._log_refusal(parsed, logging.WARNING, "refused ticket request dispenser=%s code=%s: %s", dispenser,
+                              exc.code, exc.message)
+            return self.refused(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
+        decision = self.engine.handle(IssueTicket(dispenser=dispenser, request_id=request.request_id,
+                                                  service=request.service, priority=request.priority,
+                                                  category=request.category, ticket_id=self._new_id()), now=now,
+                                      trusted=trusted)
+        storage = (topic, wire.TicketReply(request_id=request.request_id, error=STORAGE_UNAVAILABLE).encode())
+        if decision.refusal is not None:
+            self._log_refusal(parsed, logging.WARNING, "refused ticket request dispenser=%s request=%s service=%s "
+                              "code=%s: %s", dispenser, request.request_id, request.service, decision.refusal.code,
+                              decision.refusal.message)
+            reply = wire.TicketReply(request_id=request.request_id,
+                                     error=wire.ErrorInfo(decision.refusal.code, decision.refusal.message))
+            return Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+        ticket = decision.ticket
+        if ticket is None:
+            raise AssertionError("an accepted ticket request names its ticket")
+        if decision.duplicate:
+            log.info("repeated answer ticket=%s dispenser=%s request=%s", ticket.number, dispenser, request.request_id)
+        else:
+            log.info("issued ticket=%s service=%s priority=%s dispenser=%s ahead=%d wait_s=%d", ticket.number,
+                     ticket.service, ticket.priority, dispenser, ticket.ahead, ticket.estimated_wait_s)
+        reply = wire.TicketReply(request_id=request.request_id, ticket=ticket)
+        return Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+
+    def _print_report(self, parsed: ParsedTopic, payload: bytes, now: datetime, trusted: bool) -> Outcome | None:
+        dispenser = parsed.device or ""
+        try:
+            report = wire.PrintReport.decode(payload)
+        except PayloadError as exc:
+            self._log_refusal(parsed, logging.WARNING, "refused print report dispenser=%s code=%s: %s", dispenser,
+                              exc.code, exc.message)
+            return None
+        decision = self.engine.handle(ReportPrint(dispenser=dispenser, ticket_id=report.ticket_id, ok=report.ok,
+                                                  reason=report.reason), now=now, trusted=trusted)
+        if decision.refusal is not None:
+            self._log_refusal(parsed, logging.WARNING, "refused print report dispenser=%s ticket_id=%s code=%s: %s",
+                              dispenser, report.ticket_id, decision.refusal.code, decision.refusal.message)
+        elif not report.ok and not decision.duplicate and decision.ticket is not None:
+            log.warning("voided ticket=%s dispenser=%s reason=%s (the dispenser could not print it)",
+                        decision.ticket.number, dispenser, report.reason)
+        return Outcome(decision)
+
+    def _counter_command(self, parsed: ParsedTopic, payload: bytes, now: datetime, trusted: bool) -> Outcome | None:
+        counter = parsed.device or ""
+        topic = self._topics.counter_reply(counter)
+        try:
+            command = wire.CounterCommand.decode(payload)
+        except PayloadError as exc:
+            self._log_refusal(parsed, logging.WARNING, "refused counter command counter=%s code=%s: %s", counter,
+                              exc.code, exc.message)
+            return self.refused(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
+        decision = self.engine.handle(ActAtCounter(counter=counter, request_id=command.request_id,
+                                                   action=command.action, ticket=command.ticket,
+                                                   service=command.service, serving=command.serving), now=now,
+                                      trusted=trusted)
+        storage = (topic, wire.CounterReply(request_id=command.request_id, action=command.action,
+                                            error=STORAGE_UNAVAILABLE).encode())
+        if decision.refusal is not None:
+            # INFO: a clerk pressing `next` on an empty queue is everyday, not a fault.
+            self._log_refusal(parsed, logging.INFO, "refused command counter=%s action=%s code=%s: %s", counter,
+                              command.action, decision.refusal.code, decision.refusal.message)
+            reply = wire.CounterReply(request_id=command.request_id, action=command.action, status=decision.status,
+                                      ticket=decision.serving,
+                                      error=wire.ErrorInfo(decision.refusal.code, decision.refusal.message))
+            return Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+        calls = decision.calls
+        for event, made in zip((e for e in decision.events if isinstance(e, TicketCalled)), calls, strict=True):
+            log.info("%s ticket=%s counter=%s seq=%d", "recalled" if event.recall else "called", made.number,
+                     counter, event.seq)
+        reply = wire.CounterReply(request_id=command.request_id, action=command.action, status=decision.status,
+                                  ticket=decision.serving)
+        return Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage,
+                       calls=[c.encode() for c in calls])
+
+
+def _loose_field(payload: bytes, name: str, max_len: int) -> str:
+    """A string field of a payload that failed validation, if one can be read, for echoing in the error."""
+    if len(payload) > wire.MAX_PAYLOAD_BYTES:
+        return ""
+    try:
+        obj = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        return ""
+    value = obj.get(name) if isinstance(obj, dict) else None
+    return value if isinstance(value, str) and len(value) <= max_len else ""
+
+
+def _request_id_of(payload: bytes) -> str:
+    return _loose_field(payload, "request_id", MAX_REQUEST_ID_LEN)
+
+
+def _action_of(payload: bytes) -> str:
+    return _loose_field(payload, "action", MAX_ACTION_LEN)
