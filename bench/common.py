@@ -12,16 +12,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hall_controller.config import load as config_load
+from hall_controller.provision import acl_text, devices_of
+from hallq.topics import Topics
+from testbed.broker import PrivateBroker
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
 
-def bench_hall_toml(*, dispensers: int, counters: int = 4, state_dir: str = "/tmp") -> str:
-    """A hall with four always-open services with wide ranges, ``dispensers`` kiosks b1..bN and counters."""
+def bench_hall_toml(*, dispensers: int, counters: int = 4, state_dir: str = "/tmp",
+                    username: str | None = None) -> str:
+    """A hall with four always-open services with wide ranges, ``dispensers`` kiosks b1..bN and counters; with
+    ``username``, the controller logs in as that account (see ``provisioned_broker``)."""
     lines = [
         '[hall]', 'id = "bench"', 'name_vi = "Trung tâm đo hiệu năng"', 'name_en = "Benchmark hall"',
         '[controller]', f'state_dir = "{state_dir}"', 'log_level = "WARNING"', 'trust_clock = "always"',
-        '[mqtt]', 'broker = "127.0.0.1:1883"',
+        '[mqtt]', 'broker = "127.0.0.1:1883"', *([f'username = "{username}"'] if username else []),
     ]
     for sid in "ABCD":
         lines += ['[[services]]', f'id = "{sid}"', f'name_vi = "Dịch vụ {sid}"', f'name_en = "Service {sid}"',
@@ -75,3 +82,16 @@ def report(name: str, rows: list[tuple[str, str, str, bool]], data: dict[str, An
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     sys.stdout.write(f"saved {path.relative_to(ROOT)}\n")
     return path
+
+
+def provisioned_broker(workdir: Path, config: Path) -> PrivateBroker:
+    """A private broker with the hall's provisioned ACL (``provision.acl_text``) but no passwords: every client
+    logs in with its account's username (dispenser ``b1``, counter ``counter-1``, ``monitor``, the controller's
+    intake accounts) and may use only that account's topics, as in a deployed hall. In particular the
+    controller's ``others`` connection is denied the configured devices' topics, as it is in production."""
+    cfg = config_load(config)
+    acl = workdir / "acl"
+    workdir.mkdir(parents=True, exist_ok=True)
+    acl.write_text(acl_text(Topics(hall=cfg.hall.id, base=cfg.base_topic), devices_of(cfg, displays=[])),
+                   encoding="utf-8")
+    return PrivateBroker(workdir, extra_lines=(f"acl_file {acl}",))

@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench.common import bench_hall_toml, report, summary_ms
+from bench.common import bench_hall_toml, provisioned_broker, report, summary_ms
 from bench.flood import cpu_s
 from hall_controller import config as config_mod
 from hall_controller.engine import Engine
@@ -176,8 +176,11 @@ def fsync_samples(directory: Path, count: int) -> list[float]:
     return samples
 
 
-def links(broker: PrivateBroker, ids: list[str], topic_of: object, inbox: Inbox) -> list[MqttLink]:
-    made = [MqttLink(client_id=i, broker=BrokerSettings(port=broker.port), inbox=inbox,
+def links(broker: PrivateBroker, ids: list[str], topic_of: object, inbox: Inbox, *,
+          account: Callable[[str], str] = lambda i: i) -> list[MqttLink]:
+    """Bench clients ``ids``, each logged in as ``account(id)`` (the broker has the hall's ACL) and subscribed to
+    ``topic_of(id)``."""
+    made = [MqttLink(client_id=i, broker=BrokerSettings(port=broker.port, username=account(i)), inbox=inbox,
                      subscriptions=[(topic_of(i), 1)]) for i in ids]  # type: ignore[operator]
     for link in made:
         link.start()
@@ -282,8 +285,8 @@ def next_to_call(broker: PrivateBroker, count: int) -> tuple[list[float], list[f
     """(next → call at a calls subscriber, next → reply) samples, for ``count`` sequential `next` presses."""
     calls_inbox: Inbox = queue.Queue()
     reply_inbox: Inbox = queue.Queue()
-    [watcher] = links(broker, ["board-watcher"], lambda _i: TOPICS.calls(), calls_inbox)
-    [counter] = links(broker, ["1"], TOPICS.counter_reply, reply_inbox)
+    [watcher] = links(broker, ["board-watcher"], lambda _i: TOPICS.calls(), calls_inbox, account=lambda _i: "monitor")
+    [counter] = links(broker, ["1"], TOPICS.counter_reply, reply_inbox, account=lambda i: f"counter-{i}")
     to_call, to_reply = [], []
     for i in range(count):
         sent = time.perf_counter()
@@ -344,7 +347,7 @@ def one_round(work: Path, config: Path, n: int, *, trips: int, load_s: float, fs
               with_next: bool) -> dict[str, Any]:
     """Responder, then controller, on one fresh broker; then the fsync of the controller's ledger directory."""
     result: dict[str, Any] = {}
-    with PrivateBroker(work / f"broker-{n}") as broker:
+    with provisioned_broker(work / f"broker-{n}", config) as broker:
         with Responder(config, broker, work / f"responder-{n}.log") as responder:
             assert responder.proc is not None
             inbox: Inbox = queue.Queue()
@@ -407,7 +410,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="hallq-bench-") as tmp:
         work = Path(tmp)
         config = work / "hall.toml"
-        config.write_text(bench_hall_toml(dispensers=50), encoding="utf-8")
+        config.write_text(bench_hall_toml(dispensers=50, username="controller"), encoding="utf-8")
         rounds = [one_round(work, config, n, trips=trips, load_s=load_s, fsyncs=50 if args.quick else 300,
                             with_next=n == 0) for n in range(rounds_wanted)]
         data["rounds"] = rounds
@@ -417,7 +420,8 @@ def main() -> int:
         for waiting in (100, big):
             state = work / f"state-{waiting}"
             engine_us = prefill(config, state, waiting)
-            with PrivateBroker(work / f"broker-{waiting}") as broker, Controller(config, broker, state) as controller:
+            with provisioned_broker(work / f"broker-{waiting}", config) as broker, \
+                    Controller(config, broker, state) as controller:
                 inbox: Inbox = queue.Queue()
                 [b1] = links(broker, ["b1"], TOPICS.dispenser_ticket, inbox)
                 ready_s = first_answer(broker, inbox, b1, controller.started_at)
