@@ -187,7 +187,7 @@ class Guest:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the guest did not start: {self.console_tail()}")
             self.leader = self._find_leader(self.process.pid)
-            time.sleep(0.05)
+            time.sleep(0.05)  # the polling interval: /proc has no event for a new process
         self._network()
         while True:
             state = self.run("systemctl is-system-running", check=False).stdout.strip()
@@ -195,7 +195,7 @@ class Guest:
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the guest did not finish booting ({state}): {self.console_tail()}")
-            time.sleep(0.1)
+            time.sleep(0.1)  # the polling interval of the boot state
         self.boot_s = time.monotonic() - started
 
     @staticmethod

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from hallq import wire
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
@@ -18,7 +19,19 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HALL_CONFIG = FIXTURES / "hall.toml"
 HALL_ID = "test-hall"
-__all__ = ["HALL_CONFIG", "HALL_ID", "ROOT", "ControllerProcess", "Probe", "processes_naming"]
+__all__ = ["HALL_CONFIG", "HALL_ID", "ROOT", "ControllerProcess", "Probe", "processes_naming", "wait_until"]
+T = TypeVar("T")
+
+
+def wait_until(predicate: Callable[[], T], *, timeout_s: float, what: str, every_s: float = 0.02) -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that; fail naming ``what`` after
+    ``timeout_s``. For conditions with no event to wait on (a file, a log, another process's state)."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout_s} s")
+        time.sleep(every_s)  # the polling interval, not a wait for something
+    return value
 
 
 class Probe:
@@ -37,14 +50,37 @@ class Probe:
         self.link.start()
         if not self.link.wait_up(5):
             raise AssertionError("probe could not connect")
-        time.sleep(0.05)
+        self._wait_link_up(timeout_s=5)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.link.stop()
 
+    def _wait_link_up(self, *, timeout_s: float) -> None:
+        """Until the broker acknowledged the subscriptions (``LinkUp``): what is published after it reaches us."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                item = self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"probe not subscribed within {timeout_s} s") from None
+            if isinstance(item, LinkUp):
+                return
+            if isinstance(item, Message):
+                self.received.append(item)
+
     def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
         self.link.publish(topic, payload, retain=retain)
+
+    def drain(self) -> list[Message]:
+        """Every message received so far (``received``, with what had arrived since), without waiting."""
+        while True:
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                return self.received
+            if isinstance(item, Message):
+                self.received.append(item)
 
     def expect(self, predicate: Callable[[Message], bool], *, timeout_s: float = 5.0) -> Message:
         """The first message (already received or arriving) that satisfies ``predicate``."""

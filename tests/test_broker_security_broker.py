@@ -14,7 +14,6 @@ import re
 import signal
 import ssl
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from hall_controller.tls import ensure_certs
 from hallq import wire
 from hallq.topics import Topics
 from testbed.broker import PrivateBroker, free_port, production_config
-from tests.support import FIXTURES, HALL_CONFIG, HALL_ID, ControllerProcess
+from tests.support import FIXTURES, HALL_CONFIG, HALL_ID, ControllerProcess, wait_until
 
 NOT_AUTHORIZED = 135
 BAD_CREDENTIALS = 134
@@ -122,6 +121,9 @@ class Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -142,6 +144,15 @@ class Client:
             if message.topic == topic:
                 return message
 
+    def until(self, topic: str, payload: bytes, *, timeout_s: float = 5.0) -> list[tuple[str, bytes]]:
+        """Every message received up to and including (``topic``, ``payload``), a marker: what was published
+        before the marker, and was going to reach this client, has reached it."""
+        received: list[tuple[str, bytes]] = []
+        while not received or received[-1] != (topic, payload):
+            message = self.messages.get(timeout=timeout_s)
+            received.append((message.topic, bytes(message.payload)))
+        return received
+
     def received_topics(self) -> list[str]:
         topics = []
         while not self.messages.empty():
@@ -151,6 +162,27 @@ class Client:
 
 def _account(hall: SecuredHall, username: str, **kwargs: Any) -> Client:
     return Client(hall.broker.port, username, hall.password(username), **kwargs)
+
+
+def _refused(client: Client) -> bool:
+    try:
+        return client.connect().is_failure
+    finally:
+        client.close()
+
+
+def _retained(client: Client, topic: str, *, marker: str) -> bool:
+    """Whether the broker holds a retained message on ``topic``. The broker holds one on ``marker`` too:
+    subscribed after ``topic``, it comes after ``topic``'s, if any. (Live messages come without the retain flag.)"""
+    client.subscribe(topic)
+    client.subscribe(marker)
+    try:
+        held = False
+        while not ((message := client.messages.get(timeout=5)).topic == marker and message.retain):
+            held = held or (message.topic == topic and message.retain)
+        return held
+    finally:
+        client.client.unsubscribe([topic, marker])
 
 
 def _request(client: Client, topics: Topics, dispenser: str, service: str = "A") -> bytes:
@@ -193,9 +225,12 @@ def test_wrong_password_is_refused(hall: SecuredHall) -> None:
 
 
 def test_every_device_connects_with_its_generated_credentials(hall: SecuredHall) -> None:
+    codes = {}
     for username in ("controller", "d1", "d2", "d3", "counter-1", "counter-4", "display-1", "monitor"):
-        with _account(hall, username):
-            pass
+        client = _account(hall, username)
+        codes[username] = client.connect().value
+        client.close()
+    assert codes == dict.fromkeys(codes, 0)  # CONNACK: success
 
 
 def test_dispenser_cannot_command_a_counter_or_request_for_another_dispenser(
@@ -262,11 +297,11 @@ def test_a_controller_connection_reads_only_its_devices_topics_and_publishes_not
         lane.subscribe(t.dispenser_request("d1"), t.dispenser_request("d2"), t.calls())
         assert d1.publish(t.dispenser_request("d1"), b'{"v": 1}') in (0, 16)
         assert d2.publish(t.dispenser_request("d2"), b'{"v": 1}') in (0, 16)
-        assert lane.expect(t.dispenser_request("d1")).payload == b'{"v": 1}'
         for topic in (t.calls(), t.dispenser_ticket("d1"), t.counter_reply("1"), t.board()):
             assert lane.publish(topic, b'{"v": 1}') == NOT_AUTHORIZED, topic
-        time.sleep(0.2)
-        assert t.dispenser_request("d2") not in lane.received_topics()
+        assert d1.publish(t.dispenser_request("d1"), b'{"v": 2}') in (0, 16)  # a marker: d2's request came before
+        assert lane.until(t.dispenser_request("d1"), b'{"v": 2}') == [(t.dispenser_request("d1"), b'{"v": 1}'),
+                                                                      (t.dispenser_request("d1"), b'{"v": 2}')]
 
 
 def test_the_others_connection_receives_only_ids_the_config_does_not_know(hall: SecuredHall) -> None:
@@ -299,7 +334,8 @@ def test_a_device_connection_that_cannot_log_in_does_not_keep_the_hall_offline(
                               if not line.startswith("controller.dispenser.d3:")), encoding="utf-8")
     assert hall.broker.pid is not None
     os.kill(hall.broker.pid, signal.SIGHUP)  # Mosquitto reads its password file again
-    time.sleep(0.3)
+    wait_until(lambda: _refused(Client(hall.broker.port, "controller.dispenser.d3", hall.password("controller"))),
+               timeout_s=5, what="the broker refuses controller.dispenser.d3 after reading its password file")
     process = ControllerProcess(config=_controller_config(hall, tmp_path), broker=hall.broker,
                                 state_dir=tmp_path / "state")
     try:
@@ -328,8 +364,14 @@ def test_a_device_cannot_take_the_controllers_client_id(hall: SecuredHall, contr
 
 
 def test_tls_listener_accepts_a_client_with_the_generated_ca(hall: SecuredHall) -> None:
-    with Client(hall.tls_port, "d1", hall.password("d1"), tls=True, ca_file=hall.tls_dir / "ca.crt") as d1:
-        d1.subscribe(hall.topics.board())
+    d1 = Client(hall.tls_port, "d1", hall.password("d1"), tls=True, ca_file=hall.tls_dir / "ca.crt")
+    try:
+        assert d1.connect().value == 0  # CONNACK: success
+        assert isinstance(d1.client.socket(), ssl.SSLSocket)
+        d1.client.subscribe(hall.topics.board(), qos=1)
+        assert [code.is_failure for code in d1.granted.get(timeout=5)] == [False]
+    finally:
+        d1.close()
 
 
 def test_tls_listener_is_refused_without_the_ca(hall: SecuredHall) -> None:
@@ -367,15 +409,11 @@ def test_under_the_provisioned_acl_the_controller_clears_what_a_device_retained(
     with ControllerProcess(config=_controller_config(hall, tmp_path), broker=hall.broker,
                            state_dir=tmp_path / "state") as controller:
         with _account(hall, "monitor") as monitor:
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                monitor.subscribe(t.dispenser_request("d1"))
-                time.sleep(0.3)
-                if not [m for m in monitor.received_topics() if m == t.dispenser_request("d1")]:
-                    break
-                monitor.client.unsubscribe(t.dispenser_request("d1"))
-            else:
-                raise AssertionError("the retained request was not cleared")
+            monitor.subscribe(t.board())
+            monitor.expect(t.board())  # the controller published its board: the broker holds it, the marker
+            monitor.client.unsubscribe(t.board())
+            wait_until(lambda: not _retained(monitor, t.dispenser_request("d1"), marker=t.board()), timeout_s=5,
+                       what="the controller clears the retained request", every_s=0.1)
         with _account(hall, "d1") as d1:
             d1.subscribe(t.dispenser_ticket("d1"))
             assert _ticket(d1, t, "d1") == "A001"  # the stale request was never issued

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from testbed.broker import PrivateBroker
-from tests.support import HALL_CONFIG, ROOT, ControllerProcess, Probe
+from tests.support import HALL_CONFIG, ROOT, ControllerProcess, Probe, wait_until
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY = timedelta(days=1)
@@ -64,13 +63,11 @@ def probe(broker: PrivateBroker) -> Iterator[Probe]:
 
 def _until(probe: Probe, ask: object, *, timeout_s: float = 5.0) -> None:
     """Poll ``ask()`` (a request) until it is not refused with clock_unsynchronised."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def trusted() -> bool:
         reply = ask()  # type: ignore[operator]
-        if reply.error is None or reply.error.code != "clock_unsynchronised":
-            return
-        assert time.monotonic() < deadline, "the clock never became trusted"
-        time.sleep(0.2)
+        return bool(reply.error is None or reply.error.code != "clock_unsynchronised")
+
+    wait_until(trusted, timeout_s=timeout_s, what="the clock becomes trusted", every_s=0.2)
 
 
 def test_a_step_back_mid_service_keeps_estimates_valid_for_the_kiosk(broker: PrivateBroker, tmp_path: Path,

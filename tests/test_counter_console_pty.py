@@ -46,7 +46,7 @@ class Terminal:
         if ready:
             try:
                 self.stream.feed(os.read(self.master, 65536))
-            except OSError:  # the child closed the terminal
+            except OSError:  # the child closed the terminal: select answers at once, so wait out the poll here
                 time.sleep(timeout_s)
 
     def wait_for(self, text: str, *, timeout_s: float = 5.0) -> str:
@@ -124,7 +124,7 @@ def test_a_held_key_sends_one_command(broker: PrivateBroker, console: Terminal, 
         console.wait_for("A Hộ tịch: 3" if action == "next" else "A Hộ tịch: 2")
         for _ in range(10):  # a terminal's auto-repeat: ~30 characters a second while the key is held
             console.press(key)
-            time.sleep(0.03)
+            time.sleep(0.03)  # the auto-repeat's pace is the behaviour under test
         console.wait_for("(called A001)" if action == "next" else "(recalled A001)")
         commands = [wire.CounterCommand.decode(m.payload) for m in _all_on(probe, command_topic, settle_s=1.0)]
         calls = [wire.Call.decode(m.payload) for m in _all_on(probe, topics.calls(), settle_s=0.1)]

@@ -18,7 +18,7 @@ from pathlib import Path
 from dispenser.printer import FilePrinter, NetworkPrinter, PreviewPrinter, read_job
 from hallq import wire
 from testbed.broker import PrivateBroker
-from tests.support import ROOT, ControllerProcess, Probe
+from tests.support import ROOT, ControllerProcess, Probe, wait_until
 from tests.test_dispenser_helpers import (
     DISPENSER_CONFIG,
     EscposTestPrinter,
@@ -41,10 +41,8 @@ def test_a_press_prints_the_number_the_controller_recorded(
         (job,) = device.wait_jobs(1)
         printed = kiosk.service.wait_outcome(lambda o: o.kind == "printed")
         # The printed report reaches the controller after the bytes reach the printer.
-        deadline = time.monotonic() + 5
-        while not (rows := ledger_rows(tmp_path / "state")) or rows[0]["printed_at"] is None:
-            assert time.monotonic() < deadline, rows
-            time.sleep(0.02)
+        rows = wait_until(lambda: (found := ledger_rows(tmp_path / "state")) and found[0]["printed_at"] and found,
+                          timeout_s=5, what="the ledger records the ticket printed")
     view = job.view()
     assert view.images and view.ends_with_cut and max(im.width for im in view.images) <= 576
     (row,) = rows
@@ -83,10 +81,8 @@ def test_status_reads_of_a_printer_that_ignores_them_never_hold_back_a_reply(
                 replied = time.monotonic()
                 job = device.wait_jobs(n + 1)[n]
                 assert job.first_byte_at - replied < 0.15
-                deadline = time.monotonic() + 5
-                while not kiosk.led("ready"):  # a press made before the ticket is done would be ignored
-                    assert time.monotonic() < deadline
-                    time.sleep(0.01)
+                # A press made before the ticket is done would be ignored.
+                wait_until(lambda: kiosk.led("ready"), timeout_s=5, what="the ready light", every_s=0.01)
 
 
 def test_a_failed_print_voids_the_ticket_so_no_counter_gets_it(
@@ -98,10 +94,8 @@ def test_a_failed_print_voids_the_ticket_so_no_counter_gets_it(
         kiosk.press("1")
         failed = kiosk.service.wait_outcome(lambda o: o.kind == "print_failed")
         assert failed is not None and failed.number == "A001"
-        deadline = time.monotonic() + 5
-        while ledger_rows(tmp_path / "state")[0]["state"] != "void":
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        wait_until(lambda: ledger_rows(tmp_path / "state")[0]["state"] == "void", timeout_s=5,
+                   what="the ledger records the ticket void")
     topics = Probe(broker).topics
     with Probe(broker, subscriptions=[topics.counter_reply("3")]) as probe:
         assert probe.command("3", "next").error_code == "queue_empty"
@@ -140,11 +134,9 @@ def test_the_broker_restarted_mid_day_the_dispenser_recovers_and_the_next_press_
         kiosk.press("1")
         device.wait_jobs(1)
         broker.stop()
-        deadline = time.monotonic() + 5
         # (Mosquitto may first deliver the controller's last will: ready goes off before the link does.)
-        while kiosk.service.ready.is_set() or kiosk.service.core.conditions.link_up:
-            assert time.monotonic() < deadline, "the dispenser did not notice the broker was gone"
-            time.sleep(0.02)
+        wait_until(lambda: not kiosk.service.ready.is_set() and not kiosk.service.core.conditions.link_up,
+                   timeout_s=5, what="the dispenser notices the broker is gone")
         assert kiosk.led("fault")
         before = kiosk.service.outcome_count()
         kiosk.press("2")
@@ -170,10 +162,7 @@ def test_fifty_presses_in_a_second_give_one_ticket_per_button(
             time.sleep(max(0.0, started + (i + 1) * 0.02 - time.monotonic()))  # paces the presses, not a wait
         assert time.monotonic() - started < kiosk.config.timing.min_interval_s
         # Every press ends in an outcome: two printed, the rest ignored.
-        deadline = time.monotonic() + 10
-        while kiosk.service.outcome_count() < 50:
-            assert time.monotonic() < deadline, kiosk.service.outcome_count()
-            time.sleep(0.02)
+        wait_until(lambda: kiosk.service.outcome_count() >= 50, timeout_s=10, what="an outcome for every press")
     assert len(device.jobs) == 2
     assert sorted(row["number"] for row in ledger_rows(tmp_path / "state")) == ["A001", "B001"]
 
@@ -184,10 +173,7 @@ def test_a_silent_controller_means_nothing_printed_and_a_fault_light(broker: Pri
         kiosk.press("1")
         abandoned = kiosk.service.wait_outcome(lambda o: o.kind == "abandoned")
         assert abandoned is not None
-        deadline = time.monotonic() + 2
-        while not kiosk.led("fault"):
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        wait_until(lambda: kiosk.led("fault"), timeout_s=2, what="the fault light", every_s=0.01)
     assert not (tmp_path / "previews").exists() or not list((tmp_path / "previews").iterdir())
 
 

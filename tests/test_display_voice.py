@@ -4,7 +4,6 @@ merged under one chime, a superseded call is not said, and every call is either 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ from hallq import wire
 from hallq.topics import Topics
 from testbed.broker import PrivateBroker, free_port
 from testbed.display import DisplayProcess
-from tests.support import FIXTURES, HALL_ID, Probe
+from tests.support import FIXTURES, HALL_ID, Probe, wait_until
 
 TOPICS = Topics(hall=HALL_ID)
 LINE = re.compile(r"(announcing|not announced) ticket=(\S+) counter=(\S+) seq=(\d+)(.*)")
@@ -50,10 +49,15 @@ def _voice_lines(display: DisplayProcess, *, calls: int) -> dict[int, list[tuple
             any((what == "announcing" and "voice=first" in rest) or "reason=superseded" in rest or "reason=late" in rest
                 for what, rest in lines) for lines in found.values())
 
-    deadline = time.monotonic() + 30
-    while not settled(found := outcomes()):
-        assert time.monotonic() < deadline, f"not every call was announced or skipped:\n{display.log_text()}"
-        time.sleep(0.05)
+    def settled_outcomes() -> dict[int, list[tuple[str, str]]] | None:
+        found = outcomes()
+        return found if settled(found) else None
+
+    try:
+        found = wait_until(settled_outcomes, timeout_s=30, what="every call announced or skipped", every_s=0.05)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}:\n{display.log_text()}") from None
+    assert found is not None
     return found
 
 

@@ -58,6 +58,7 @@ COUNTERS = ("1", "2", "3", "4")
 MALFORMED_IDS = ("", "a b", "x" * 40, "-lead", "quầy", "a:b", ".dot", "semi;colon")
 BROKER_SAFE_BYTES = 60_000
 NUMBER_LIKE = re.compile(r"^(A|B|C|UB)\d{3}$")
+BASELINE_ROUND_TRIPS = 40                                   # the well-behaved dispenser's, before the fuzzing
 
 
 # --- the hall as the seed leaves it --------------------------------------------------------------------------
@@ -347,8 +348,9 @@ def _reply_to(topic: str, request_id: str, message: Message) -> bool:
     return message.topic == topic and wire.TicketReply.decode(message.payload).request_id == request_id
 
 
-def valid_dispenser(port: int, fuzzing: Any, stop: Any, results: Any) -> None:
-    """d2 asking for a ticket every 50 ms, recording each round trip.
+def valid_dispenser(port: int, baseline: Any, fuzzing: Any, stop: Any, results: Any) -> None:
+    """d2 asking for a ticket every 50 ms, recording each round trip; ``baseline`` is set once it has
+    ``BASELINE_ROUND_TRIPS`` before the fuzzing starts.
 
     It takes A, B, C and priority B tickets in turn and stops asking after 900 of each (3,600 in all): nobody
     serves them, and each sequence has 999 numbers a day.
@@ -381,13 +383,15 @@ def valid_dispenser(port: int, fuzzing: Any, stop: Any, results: Any) -> None:
                 failures.append(f"{rid}: no answer within 5 s")
                 continue
             (round_trips_s if fuzzing.is_set() else before_s).append(time.perf_counter() - sent)
+            if len(before_s) >= BASELINE_ROUND_TRIPS:
+                baseline.set()
             probe.received.clear()                          # the fuzzer's replies to d2 are not ours
             reply = wire.TicketReply.decode(message.payload)
             if reply.ticket is None:
                 failures.append(f"{rid}: {reply.error}")
             else:
                 tickets[rid] = reply.ticket.id
-            time.sleep(0.05)
+            stop.wait(0.05)                                 # its pace: a dispenser, not a flood
     results.put((round_trips_s, before_s, tickets, failures))
 
 
@@ -410,6 +414,31 @@ def _journal_since(state: Path, first: int) -> list[Event]:
 def _board(broker: PrivateBroker) -> wire.Board:
     with Probe(broker, subscriptions=[TOPICS.board()]) as late:
         return wire.Board.decode(late.on(TOPICS.board()).payload)
+
+
+def _board_showing(broker: PrivateBroker, seeded: Seed) -> wire.Board:
+    """The retained board, once it shows the seed's call at counter 1 and counter 3 paused."""
+    def shows_seed(message: Message) -> bool:
+        if message.topic != TOPICS.board():
+            return False
+        counters = {c.counter: c for c in wire.Board.decode(message.payload).counters}
+        return counters["1"].number == seeded.serving_at_1.number and counters["3"].status == "paused"
+
+    with Probe(broker, subscriptions=[TOPICS.board()]) as watcher:
+        return wire.Board.decode(watcher.expect(shows_seed).payload)
+
+
+def _all_handled(probe: Probe) -> None:
+    """Once this returns, the controller has handled every message published before it on any device's topics.
+
+    Each of its connections (one per configured device, one for the other ids) keeps a publisher's messages in
+    order, so one answered marker per connection follows everything sent there before it; each marker changes
+    nothing. The board and counter states of a batch are published before its replies."""
+    for dispenser in DISPENSERS:
+        assert probe.request_ticket(dispenser, "Z").error_code == "unknown_service"
+    for counter in COUNTERS:
+        assert not probe.command(counter, "call", ticket="Z999").ok       # no such ticket, or counter closed
+    assert probe.request_ticket("ghost", "A").error_code == "unknown_dispenser"
 
 
 class Fuzzer:
@@ -471,14 +500,13 @@ def test_hostile_payloads_on_every_subscribed_topic_change_nothing_and_the_contr
             Probe(broker, subscriptions=[_topic("dispenser", "+", "ticket"), TOPICS.all_counter_replies()]) as probe:
         seeded = _seed(probe)
         probe.received.clear()
-        time.sleep(0.6)                                   # the paced board refresh after the seed
-        board_before = _board(broker)
+        board_before = _board_showing(broker, seeded)
         journal_before = _journal_count(state)
         oracle = Oracle(seeded)
         fuzzer = Fuzzer(probe)
         spawn = multiprocessing.get_context("spawn")
-        fuzzing, stop, results = spawn.Event(), spawn.Event(), spawn.Queue()
-        valid = spawn.Process(target=valid_dispenser, args=(broker.port, fuzzing, stop, results))
+        baseline, fuzzing, stop, results = spawn.Event(), spawn.Event(), spawn.Event(), spawn.Queue()
+        valid = spawn.Process(target=valid_dispenser, args=(broker.port, baseline, fuzzing, stop, results))
         messages = st.one_of(_request_messages(oracle), _printed_messages(oracle), _command_messages(oracle))
 
         @seed(SEED)
@@ -491,7 +519,7 @@ def test_hostile_payloads_on_every_subscribed_topic_change_nothing_and_the_contr
 
         valid.start()
         try:
-            time.sleep(3)                                 # the well-behaved dispenser alone: the baseline
+            assert baseline.wait(30), "the well-behaved dispenser did not get going"  # alone: the baseline
             fuzzing.set()
             started = time.perf_counter()
             fuzz()
@@ -504,7 +532,7 @@ def test_hostile_payloads_on_every_subscribed_topic_change_nothing_and_the_contr
             if valid.is_alive():
                 valid.terminate()
         assert controller.proc is not None and controller.proc.poll() is None, controller.log_text()[-3000:]
-        time.sleep(0.6)
+        _all_handled(probe)
         board_after = _board(broker)
         log = controller.log_text()
 

@@ -5,26 +5,26 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import select
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
 from hallq.mqtt import BrokerSettings, LinkUp, Message, MqttLink
 from testbed.broker import PrivateBroker, free_port
-from tests.support import ROOT, Probe
+from tests.support import ROOT, Probe, wait_until
 
 
 def _warnings_until(caplog: pytest.LogCaptureFixture, text: str, timeout_s: float = 5.0) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = [r.getMessage() for r in caplog.records if text in r.getMessage()]
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError(f"no log line with {text!r}: {[r.getMessage() for r in caplog.records]}")
+    def found() -> str | None:
+        return next((r.getMessage() for r in caplog.records if text in r.getMessage()), None)
+
+    try:
+        return str(wait_until(found, timeout_s=timeout_s, what=f"a log line with {text!r}"))
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {[r.getMessage() for r in caplog.records]}") from None
 
 
 def test_a_refused_connection_is_named(caplog: pytest.LogCaptureFixture) -> None:
@@ -68,23 +68,45 @@ def test_a_link_reconnects_after_a_broker_restart(broker: PrivateBroker) -> None
 
 CONSUMER = """
 import queue, sys, time
-from hallq.mqtt import BrokerSettings, Message, MqttLink
+from hallq.mqtt import BrokerSettings, LinkUp, Message, MqttLink
 inbox = queue.Queue()
 link = MqttLink(client_id="consumer", broker=BrokerSettings(port=int(sys.argv[1])), inbox=inbox,
                 subscriptions=[("t/work", 1)], session_expiry_s=600, manual_ack=True)
 link.start()
 while True:
     item = inbox.get()
+    if isinstance(item, LinkUp):
+        print("up", flush=True)
     if isinstance(item, Message):
         if sys.argv[2] == "ack":
             link.ack(item)
+            # Sent after the ack on the same connection: once the broker acknowledged it, it has the ack too.
+            assert link.publish_and_wait("t/acked", b"", qos=1)
         print("got", item.payload.decode(), flush=True)
 """
 
 
-def _consumer(broker: PrivateBroker, mode: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", CONSUMER, str(broker.port), mode], cwd=ROOT,
+def _consumer(broker: PrivateBroker, mode: str) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+    """The consumer process, and the lines it prints ("up" once subscribed, "got <payload>"), as they come."""
+    proc = subprocess.Popen([sys.executable, "-c", CONSUMER, str(broker.port), mode], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    stdout = proc.stdout
+
+    def read() -> None:
+        for line in stdout:
+            lines.put(line.strip())
+
+    threading.Thread(target=read, daemon=True).start()
+    return proc, lines
+
+
+def _lines_until(lines: queue.Queue[str], last: str, *, timeout_s: float = 10.0) -> list[str]:
+    seen: list[str] = []
+    while not seen or seen[-1] != last:
+        seen.append(lines.get(timeout=timeout_s))
+    return seen
 
 
 @pytest.mark.parametrize(("mode", "redelivered"), [("no-ack", True), ("ack", False)])
@@ -93,25 +115,24 @@ def test_a_message_not_acknowledged_before_a_crash_is_delivered_again(
 ) -> None:
     """What the controller relies on: with manual acks and a kept session, a message the process received but
     had not acknowledged when it was SIGKILLed comes again to the restarted process; an acknowledged one not."""
-    first = _consumer(broker, mode)
+    first, lines = _consumer(broker, mode)
     try:
-        time.sleep(1.0)  # connected and subscribed (the session is created)
+        assert _lines_until(lines, "up") == ["up"]  # subscribed: the session is created
         with Probe(broker) as sender:
             sender.publish("t/work", b"job-1")
-        assert first.stdout is not None
-        assert first.stdout.readline().strip() == "got job-1"
+        assert lines.get(timeout=5) == "got job-1"
     finally:
         first.kill()
         first.wait()
-    second = _consumer(broker, "ack")
+    second, lines = _consumer(broker, "ack")
     try:
-        assert second.stdout is not None
-        ready = select.select([second.stdout], [], [], 5.0)[0]
-        line = second.stdout.readline().strip() if ready else ""
+        # The broker sends what the resumed session holds right after CONNACK, before it answers the
+        # SUBSCRIBE: once the consumer is up, a message coming again has come.
+        seen = _lines_until(lines, "up")
     finally:
         second.kill()
         second.wait()
-    assert (line == "got job-1") is redelivered
+    assert seen == (["got job-1", "up"] if redelivered else ["up"])
 
 
 def _messages(inbox: queue.Queue[object], *, wait_s: float) -> list[Message]:
