@@ -48,7 +48,7 @@ class Intake:
     config does not know."""
 
     name: str
-    role: Literal["dispenser", "counter", "others"]
+    role: Literal["dispenser", "counter", "manager", "others"]
     device: str
 
 
@@ -63,11 +63,16 @@ class ControllerConfig:
     source: Path
     limits: Limits = field(default_factory=Limits)
     trust_clock: Literal["synchronised", "always"] = "synchronised"
+    # The hall manager's id (``[manager] id``): its commands are received on a connection of their own. None: the
+    # hall has no manager service.
+    manager_id: str | None = None
 
     def intakes(self) -> list[Intake]:
-        """The receiving connections, in a stable order: each dispenser, each counter, then ``others``."""
+        """The receiving connections, in a stable order: each dispenser, each counter, the manager, ``others``."""
         intakes = [Intake(f"{self.client_id}.dispenser.{d.id}", "dispenser", d.id) for d in self.hall.dispensers]
         intakes += [Intake(f"{self.client_id}.counter.{c.id}", "counter", c.id) for c in self.hall.counters]
+        if self.manager_id is not None:
+            intakes.append(Intake(f"{self.client_id}.manager.{self.manager_id}", "manager", self.manager_id))
         intakes.append(Intake(f"{self.client_id}.others", "others", ""))
         return intakes
 
@@ -120,10 +125,14 @@ def load(path: Path) -> ControllerConfig:
                        controller.choice("trust_clock", ("synchronised", "always"), "synchronised"))
     controller.done()
     limits = _limits(root.table("limits"))
+    has_manager = root.has("manager")
+    manager = root.table("manager")
+    manager_id = manager.ident("id", "manager") if has_manager else None
+    manager.done()
     root.done()
     return ControllerConfig(hall=hall, broker=broker, base_topic=base_topic, client_id=client_id,
                             state_dir=state_dir, log_level=log_level, source=path, limits=limits,
-                            trust_clock=trust_clock)
+                            trust_clock=trust_clock, manager_id=manager_id)
 
 
 def _limits(t: Table) -> Limits:

@@ -18,7 +18,7 @@ credential), get no credential file, follow the controller's account when it is 
 the topics their connection subscribes to. The ``others`` account is also denied every configured device's
 topics, so the broker never sends it what a device's own connection receives.
 
-The access rules follow one principle: what the hall's public screens show anyway (``calls``, ``board``,
+The access rules follow one principle: what the hall's public screens show anyway (``calls``, ``board``, ``notice``,
 every ``counter/+/state`` and every ``status/+``) is readable by every device; everything addressed to one
 device is readable only by that device (and the controller); each device publishes only its own topics and
 its own presence, displays publish nothing, and the controller reads and writes the whole hall (which also lets
@@ -65,7 +65,7 @@ from hallq.topics import Topics, is_valid_id
 
 log = logging.getLogger(__name__)
 
-Role = Literal["controller", "intake", "dispenser", "counter", "display", "monitor"]
+Role = Literal["controller", "intake", "dispenser", "counter", "manager", "display", "monitor"]
 MONITOR_USER = "monitor"
 COUNTER_USER_PREFIX = "counter-"
 PBKDF2_ITERATIONS = 1000  # mosquitto_passwd uses 101; device passwords are random, the broker verifies each connect
@@ -96,6 +96,8 @@ def devices_of(config: ControllerConfig, *, displays: Sequence[str]) -> list[Dev
                 for intake in config.intakes()]
     devices += [Device(d.id, "dispenser", d.id) for d in hall.dispensers]
     devices += [Device(f"{COUNTER_USER_PREFIX}{c.id}", "counter", c.id) for c in hall.counters]
+    if config.manager_id is not None:
+        devices.append(Device(config.manager_id, "manager", config.manager_id))
     devices += [Device(d, "display", d) for d in displays]
     devices.append(Device(MONITOR_USER, "monitor", MONITOR_USER))
     seen: dict[str, Device] = {}
@@ -117,7 +119,7 @@ def _rules(topics: Topics, device: Device, known: Sequence[Device] = ()) -> list
     lists the intake accounts of the configured devices: the ``others`` account is denied their topics, so the
     broker never hands it a message that a device's own connection already receives."""
     public = [("read", topics.calls()), ("read", topics.board()), ("read", topics.all_counter_states()),
-              ("read", topics.all_status())]
+              ("read", topics.all_status()), ("read", topics.notice())]
     own_presence = ("write", topics.status(device.username))
     if device.role in ("controller", "monitor"):
         return [("readwrite" if device.role == "controller" else "read", topics.all_topics())]
@@ -127,6 +129,8 @@ def _rules(topics: Topics, device: Device, known: Sequence[Device] = ()) -> list
             return [("read", topics.dispenser_request(device_id)), ("read", topics.dispenser_printed(device_id))]
         if kind == "counter":
             return [("read", topics.counter_command(device_id))]
+        if kind == "manager":
+            return [("read", topics.manager_command(device_id))]
         denied = []
         for other in known:
             kind, _sep, device_id = other.topic_id.partition(":")
@@ -140,6 +144,11 @@ def _rules(topics: Topics, device: Device, known: Sequence[Device] = ()) -> list
         return [("write", topics.dispenser_request(device.topic_id)),
                 ("write", topics.dispenser_printed(device.topic_id)),
                 ("read", topics.dispenser_ticket(device.topic_id)), own_presence, *public]
+    if device.role == "manager":
+        # The hall's office: every device's presence and the public topics for the live view, the controller's
+        # events, its own commands and replies. Never a device's requests or replies.
+        return [("write", topics.manager_command(device.topic_id)), ("read", topics.manager_reply(device.topic_id)),
+                ("read", topics.events()), own_presence, *public]
     if device.role == "counter":
         return [("write", topics.counter_command(device.topic_id)),
                 ("read", topics.counter_reply(device.topic_id)), own_presence, *public]

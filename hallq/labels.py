@@ -33,6 +33,7 @@ ERROR_LABELS: Final[dict[ErrorCode, str]] = {
     ErrorCode.SERVICE_CLOSED: "Dịch vụ ngoài giờ làm việc (service closed now)",
     ErrorCode.DAILY_CAP_REACHED: "Đã hết số trong ngày (the day's tickets are all issued)",
     ErrorCode.NUMBERS_EXHAUSTED: "Đã dùng hết dãy số (every number is in use)",
+    ErrorCode.DAY_ENDED: "Ngày làm việc đã kết thúc sớm, hẹn quý khách ngày mai (the day was ended early)",
 }
 
 

@@ -34,6 +34,8 @@ MAX_ERROR_CODE_LEN: Final = 64
 MAX_ERROR_MESSAGE_LEN: Final = 1000
 MAX_MOMENT_LEN: Final = 40        # an RFC 3339 time
 MAX_DAY_LEN: Final = 10           # a business day, "2026-11-27"
+MAX_NOTICE_LEN: Final = 200       # a notice shown on every display ("Hệ thống tạm dừng 10 phút")
+MAX_USER_LEN: Final = 32          # a hall manager's login name
 
 # The longest number a config can make must be one a decoder takes.
 assert MAX_PREFIX_LEN + len(str(MAX_NUMBER_VALUE)) <= MAX_NUMBER_LEN

@@ -39,8 +39,12 @@ class TopicKind(enum.Enum):
     COUNTER_COMMAND = "counter/command"
     COUNTER_REPLY = "counter/reply"
     COUNTER_STATE = "counter/state"
+    MANAGER_COMMAND = "manager/command"
+    MANAGER_REPLY = "manager/reply"
     CALLS = "calls"
     BOARD = "board"
+    NOTICE = "notice"
+    EVENTS = "events"
     STATUS = "status"
 
 
@@ -99,7 +103,24 @@ class Topics:
     def counter_state(self, counter: str) -> str:
         return self._device("counter", counter, "state")
 
+    # manager <-> controller
+    def manager_command(self, manager: str) -> str:
+        return self._device("manager", manager, "command")
+
+    def manager_reply(self, manager: str) -> str:
+        return self._device("manager", manager, "reply")
+
+    def all_manager_commands(self) -> str:
+        return f"{self.root}/manager/+/command"
+
+    # controller -> the manager
+    def events(self) -> str:
+        return f"{self.root}/events"
+
     # controller -> everyone
+    def notice(self) -> str:
+        return f"{self.root}/notice"
+
     def calls(self) -> str:
         return f"{self.root}/calls"
 
@@ -140,6 +161,10 @@ class Topics:
             return ParsedTopic(TopicKind.CALLS)
         if parts == ["board"]:
             return ParsedTopic(TopicKind.BOARD)
+        if parts == ["notice"]:
+            return ParsedTopic(TopicKind.NOTICE)
+        if parts == ["events"]:
+            return ParsedTopic(TopicKind.EVENTS)
         if len(parts) == 2 and parts[0] == "status" and is_valid_id(parts[1]):
             return ParsedTopic(TopicKind.STATUS, parts[1])
         if len(parts) == 3 and is_valid_id(parts[1]):

@@ -32,11 +32,13 @@ from hallq.limits import (
     MAX_ID_LEN,
     MAX_MOMENT_LEN,
     MAX_NAME_LEN,
+    MAX_NOTICE_LEN,
     MAX_NUMBER_LEN,
     MAX_REASON_LEN,
     MAX_REQUEST_ID_LEN,
     MAX_ROLE_LEN,
     MAX_TICKET_ID_LEN,
+    MAX_USER_LEN,
     has_control,
     is_token,
 )
@@ -50,6 +52,14 @@ CounterAction = Literal[
 ]
 CounterStatus = Literal["open", "paused", "closed"]
 PrinterState = Literal["ok", "paper_low", "paper_out", "offline"]
+# What the hall manager may do (``manager/{id}/command``): a counter's status, a waiting ticket, the day, the notice.
+ManagerAction = Literal["open_counter", "pause_counter", "close_counter", "void_ticket", "transfer_ticket",
+                        "end_day", "show_notice", "clear_notice"]
+MANAGER_ACTIONS: Final = get_args(ManagerAction)
+# What the controller reports on ``events`` for the manager's live view.
+HallEventKind = Literal["ticket_voided", "print_failed", "storage_fault", "storage_ok", "clock_untrusted",
+                        "clock_trusted", "refused", "manager_action", "day_started", "day_ended"]
+HALL_EVENT_KINDS: Final = get_args(HallEventKind)
 # What a dispenser reports when a ticket could not be printed (decoders accept any short text: tolerant).
 PrintFailureReason = Literal["paper_out", "cover_open", "offline", "timeout", "error"]
 COUNTER_ACTIONS: Final = get_args(CounterAction)
@@ -79,6 +89,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"                  # the device sent more than its limit; the message was dropped
     CONFLICT = "conflict"                          # the counter no longer serves what the command's "serving" says
     CLOCK_UNSYNCHRONISED = "clock_unsynchronised"  # the clock is not trusted yet: nothing is issued or called
+    DAY_ENDED = "day_ended"                        # the business day was ended early: no ticket until the next one
 
 
 ERROR_CODES: Final = tuple(code.value for code in ErrorCode)
@@ -664,3 +675,130 @@ class Presence:
         return Presence(state=state, role=f.opt_text("role", max_len=MAX_ROLE_LEN) or "",
                         printer=f.opt_choice("printer", PRINTER_STATES),
                         detail=f.opt_text("detail", max_len=MAX_DETAIL_LEN))
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerCommand:
+    """manager → controller, on ``manager/{id}/command``: an action of the hall's manager, by ``user``.
+
+    ``counter`` names the counter of ``open_counter``/``pause_counter``/``close_counter``; ``ticket`` today's number
+    of the waiting ticket to ``void_ticket`` or ``transfer_ticket`` (to ``service``); ``text_vi`` (and optionally
+    ``text_en``) the notice of ``show_notice``. ``end_day`` expires every open ticket now and issues none until the
+    next business day.
+    """
+
+    request_id: str
+    user: str
+    action: ManagerAction
+    counter: str | None = None
+    ticket: str | None = None
+    service: str | None = None
+    text_vi: str | None = None
+    text_en: str | None = None
+
+    def encode(self) -> bytes:
+        return encode({"v": VERSION, "request_id": self.request_id, "user": self.user, "action": self.action,
+                       "counter": self.counter, "ticket": self.ticket, "service": self.service,
+                       "text_vi": self.text_vi, "text_en": self.text_en})
+
+    @staticmethod
+    def decode(raw: bytes | str) -> ManagerCommand:
+        f = _Fields(raw, "manager command")
+        action = cast(ManagerAction, f.choice("action", MANAGER_ACTIONS))
+        command = ManagerCommand(request_id=f.request_id(), user=f.token("user", max_len=MAX_USER_LEN),
+                                 action=action, counter=f.opt_ident("counter"),
+                                 ticket=f.opt_token("ticket", max_len=MAX_NUMBER_LEN), service=f.opt_ident("service"),
+                                 text_vi=f.opt_text("text_vi", max_len=MAX_NOTICE_LEN),
+                                 text_en=f.opt_text("text_en", max_len=MAX_NOTICE_LEN))
+        needs = {"open_counter": "counter", "pause_counter": "counter", "close_counter": "counter",
+                 "void_ticket": "ticket", "transfer_ticket": "ticket", "show_notice": "text_vi"}.get(action)
+        if needs is not None and getattr(command, needs) is None:
+            raise PayloadError(ErrorCode.BAD_REQUEST, f"manager command: {action!r} needs field {needs!r}")
+        if action == "transfer_ticket" and command.service is None:
+            raise PayloadError(ErrorCode.BAD_REQUEST, "manager command: 'transfer_ticket' needs field 'service'")
+        return command
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerReply:
+    """controller → manager, on ``manager/{id}/reply``: the action's outcome (``error`` None: done and stored)."""
+
+    request_id: str
+    action: str
+    error: ErrorInfo | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def encode(self) -> bytes:
+        obj: dict[str, Any] = {"v": VERSION, "request_id": self.request_id, "ok": self.ok, "action": self.action}
+        if self.error is not None:
+            obj["error"] = _error_obj(self.error)
+        return encode(obj)
+
+    @staticmethod
+    def decode(raw: bytes | str) -> ManagerReply:
+        f = _Fields(raw, "manager reply")
+        ok = f.boolean("ok")
+        return ManagerReply(
+            request_id=f.text("request_id", max_len=MAX_REQUEST_ID_LEN, allow_empty=True),
+            action=f.text("action", max_len=MAX_ACTION_LEN, allow_empty=True),
+            error=None if ok else (_read_error(f) or ErrorInfo(ErrorCode.BAD_REQUEST, "refused without a reason")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Retained, on ``notice``: a short notice every display shows until it is cleared (an empty retained message
+    clears it). ``by`` is the manager's user who set it."""
+
+    text_vi: str
+    at: datetime
+    text_en: str | None = None
+    by: str = ""
+
+    def encode(self) -> bytes:
+        return encode({"v": VERSION, "text_vi": self.text_vi, "text_en": self.text_en, "at": iso(self.at),
+                       "by": self.by})
+
+    @staticmethod
+    def decode(raw: bytes | str) -> Notice:
+        f = _Fields(raw, "notice")
+        return Notice(text_vi=f.text("text_vi", max_len=MAX_NOTICE_LEN), at=f.moment("at"),
+                      text_en=f.opt_text("text_en", max_len=MAX_NOTICE_LEN),
+                      by=f.opt_text("by", max_len=MAX_USER_LEN) or "")
+
+
+@dataclass(frozen=True, slots=True)
+class HallEvent:
+    """controller → manager, on ``events`` (not retained): something the hall's manager should see, as it happens.
+
+    ``kind`` says what; ``message`` says it for people; the other fields name what it concerns when they apply.
+    A kind this version does not know is read as it is.
+    """
+
+    kind: str
+    at: datetime
+    message: str
+    number: str | None = None
+    counter: str | None = None
+    dispenser: str | None = None
+    code: str | None = None
+    user: str | None = None
+
+    def encode(self) -> bytes:
+        return encode({"v": VERSION, "kind": self.kind, "at": iso(self.at), "message": self.message,
+                       "number": self.number, "counter": self.counter, "dispenser": self.dispenser, "code": self.code,
+                       "user": self.user})
+
+    @staticmethod
+    def decode(raw: bytes | str) -> HallEvent:
+        f = _Fields(raw, "hall event")
+        return HallEvent(kind=f.text("kind", max_len=MAX_ACTION_LEN * 2), at=f.moment("at"),
+                         message=f.text("message", max_len=MAX_ERROR_MESSAGE_LEN, allow_empty=True),
+                         number=f.opt_text("number", max_len=MAX_NUMBER_LEN),
+                         counter=f.opt_text("counter", max_len=MAX_ID_LEN),
+                         dispenser=f.opt_text("dispenser", max_len=MAX_ID_LEN),
+                         code=f.opt_text("code", max_len=MAX_ERROR_CODE_LEN),
+                         user=f.opt_text("user", max_len=MAX_USER_LEN))

@@ -118,6 +118,7 @@ def test_dispenser_may_write_only_its_own_request_and_printed() -> None:
         "topic read qms/test-hall/board",
         "topic read qms/test-hall/counter/+/state",
         "topic read qms/test-hall/status/+",
+        "topic read qms/test-hall/notice",
     ]
 
 

@@ -17,7 +17,8 @@ from tests.support import ROOT
 DOC = (ROOT / "docs" / "mqtt-contract.md").read_text(encoding="utf-8")
 SECTION = re.compile(r"^### `(?P<topic>[^`]+)`\n(?P<body>.*?)(?=^### |^## |\Z)", re.M | re.S)
 TYPES = {name: getattr(wire, name) for name in ("TicketRequest", "TicketReply", "PrintReport", "CounterCommand",
-                                                "CounterReply", "CounterState", "Call", "Board", "Presence")}
+                                                "CounterReply", "CounterState", "Call", "Board", "Presence",
+                                                "ManagerCommand", "ManagerReply", "Notice", "HallEvent")}
 
 
 def _sections() -> dict[str, str]:
@@ -26,7 +27,7 @@ def _sections() -> dict[str, str]:
 
 def _templates_built_by_code() -> set[str]:
     topics = Topics(hall="HALL0")
-    placeholders = {"dispenser": "{dispenser}", "counter": "{counter}", "client": "{client}"}
+    placeholders = {"dispenser": "{dispenser}", "counter": "{counter}", "client": "{client}", "manager": "{manager}"}
     templates = set()
     for name, method in inspect.getmembers(topics, inspect.ismethod):
         if name.startswith(("_", "all_", "parse")):
@@ -42,7 +43,7 @@ def _templates_built_by_code() -> set[str]:
 
 def test_every_topic_the_code_builds_is_documented() -> None:
     built = _templates_built_by_code()
-    assert len(built) == 9
+    assert len(built) == 13
     assert built == set(_sections())
 
 
