@@ -14,6 +14,11 @@ was down (they are on the board, but are not announced late). The first board se
 the calls it lists are never announced. A call older than ``max_call_age_s`` is shown but not announced.
 A recall is a new call with a new seq, so it flashes and is announced again.
 
+The hall's manager may set a notice ("Hệ thống tạm dừng 10 phút"): retained on ``notice``, and cleared by an
+empty retained message. The screen shows it until it is cleared; it is never announced (the voice is for
+calls). A clear that happened while the link was down leaves nothing retained to tell us, so a link coming up
+forgets the notice: the broker sends a retained one again right after the subscription is acknowledged.
+
 What is said, and when, is decided by ``display.announcer.Announcer``. Nothing here reads a clock or does
 I/O; callers pass ``now`` (an aware datetime).
 """
@@ -25,7 +30,7 @@ from datetime import datetime
 from typing import Any, Final, Literal
 
 from display.speech import Language
-from hallq.wire import Board, BoardCounter, BoardService, Call, iso
+from hallq.wire import Board, BoardCounter, BoardService, Call, Notice, iso
 
 # Headings in both languages; the page shows the first configured language large and the second small.
 LABELS: Final[dict[str, dict[Language, str]]] = {
@@ -71,6 +76,7 @@ class DisplayCore:
         self.counters: dict[str, BoardCounter] = {}
         self.last_call_seq: int | None = None
         self.connected = False
+        self.notice: Notice | None = None
 
     # --- inputs ---------------------------------------------------------------------------------------------
 
@@ -107,6 +113,12 @@ class DisplayCore:
 
     def on_link(self, *, up: bool) -> None:
         self.connected = up
+        if up:
+            self.notice = None  # a retained notice, if there still is one, follows the subscription's ack
+
+    def on_notice(self, notice: Notice | None) -> None:
+        """The retained notice, or ``None`` once it is cleared (see ``read_notice``)."""
+        self.notice = notice
 
     def _seat(self, call: Call) -> None:
         current = self.counters.get(call.counter)
@@ -134,7 +146,14 @@ class DisplayCore:
             "recent": calls[1 : self.recent_count],
             "counters": [_counter_obj(c) for c in self.counters.values()],
             "services": [_service_obj(s, primary, secondary) for s in (board.services if board else ())],
+            "notice": _notice_obj(self.notice, self.languages),
         }
+
+
+def read_notice(payload: bytes) -> Notice | None:
+    """A message on ``notice``: the notice, or ``None`` for the empty message that clears it. Raises
+    ``PayloadError`` for anything else; the caller keeps what it showed."""
+    return Notice.decode(payload) if payload else None
 
 
 def _merge(first: list[Call], second: list[Call]) -> list[Call]:
@@ -152,6 +171,16 @@ def _hall_name(board: Board | None, language: Language | None) -> str | None:
 def _call_obj(call: Call) -> dict[str, Any]:
     return {"seq": call.seq, "number": call.number, "counter": call.counter, "counter_name": call.counter_name,
             "service": call.service, "priority": call.priority, "recall": call.recall, "at": iso(call.at)}
+
+
+def _notice_obj(notice: Notice | None, languages: tuple[Language, ...]) -> dict[str, Any] | None:
+    """The notice in the screen's languages, the first large and the second below it. A notice has no English
+    text if the manager gave none: then the Vietnamese stands alone, whatever the order of the languages."""
+    if notice is None:
+        return None
+    texts = {"vi": notice.text_vi, "en": notice.text_en}
+    shown = [texts[language] for language in languages if texts[language]] or [notice.text_vi]
+    return {"primary": shown[0], "secondary": shown[1] if len(shown) > 1 else None, "at": iso(notice.at)}
 
 
 def _counter_obj(counter: BoardCounter) -> dict[str, Any]:

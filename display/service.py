@@ -1,12 +1,12 @@
 """The display's shell: MQTT in, the pure core, audio generation, and pushes to the pages, on one event loop.
 
 Wiring: one ``MqttLink`` (client id = the display's device id) subscribed to ``calls`` and the retained
-``board`` at QoS 1. A display publishes nothing, not even presence: the broker's ACL makes displays read-only,
-so a screen on the hall's network can never disturb the queue; its health is its own watchdog and ``/healthz``.
-paho's thread only hands items to the event loop (``LoopInbox``). The loop:
+``board`` and ``notice`` at QoS 1. A display publishes nothing, not even presence: the broker's ACL makes
+displays read-only, so a screen on the hall's network can never disturb the queue; its health is its own
+watchdog and ``/healthz``. paho's thread only hands items to the event loop (``LoopInbox``). The loop:
 
 * ``_consume``: decodes each message at the boundary, lets the core update, pushes ``screen`` (and for a
-  new call ``call``) to every page, and queues calls to announce;
+  new call ``call``) to every page, and queues calls to announce (never the notice: it is for reading);
 * ``_make_audio``: speaks each call's sentences into PCM (espeak-ng in a worker thread, one call at a time,
   in order): the lead and the merged form of the first language, and the second language's sentence;
 * ``_play``: asks the planner (``display.announcer.Announcer``) what to say now, logs what it skips, and
@@ -37,7 +37,7 @@ from aiohttp import web
 from display.announcer import SKIP_REASONS, Announcer, Part, PendingCall, Segment
 from display.audio import AnnouncementMaker, AudioError, Clip, pcm_duration_s
 from display.config import DisplayConfig
-from display.core import DisplayCore
+from display.core import DisplayCore, read_notice
 from display.web import AudioStore, Hub, make_app
 from hallq import systemd, wire
 from hallq.errors import PayloadError
@@ -143,7 +143,7 @@ class DisplayService:
         client_id = self.config.client_id
         self.link = MqttLink(
             client_id=client_id, broker=self.config.broker, inbox=LoopInbox(loop, items),
-            subscriptions=[(self.topics.calls(), 1), (self.topics.board(), 1)],
+            subscriptions=[(self.topics.calls(), 1), (self.topics.board(), 1), (self.topics.notice(), 1)],
         )
         app = make_app(hub=self.hub, screen=self.core.screen, audio=self.audio, health=self.health)
         app.router.add_get("/audio/chime.wav", self._chime)
@@ -206,8 +206,21 @@ class DisplayService:
                              len(board.calls), len(board.counters))
             elif parsed.kind is TopicKind.CALLS:
                 self._call(wire.Call.decode(message.payload))
+            elif parsed.kind is TopicKind.NOTICE:
+                self._notice(read_notice(message.payload))
         except PayloadError as exc:
             log.warning("ignored undecodable message topic=%s code=%s: %s", message.topic, exc.code, exc.message)
+
+    def _notice(self, notice: wire.Notice | None) -> None:
+        # Shown, never said: a spoken notice would compete with the calls for the citizens' ears.
+        if notice == self.core.notice:
+            return  # the same retained notice again (after a reconnect): nothing to redraw
+        self.core.on_notice(notice)
+        self.hub.publish("screen", self.core.screen())
+        if notice is None:
+            log.info("notice cleared")
+        else:
+            log.info("notice shown by=%s at=%s", notice.by or "-", wire.iso(notice.at))
 
     def _call(self, call: wire.Call) -> None:
         outcome = self.core.on_call(call, now=self.now())

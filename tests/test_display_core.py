@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from display.core import DisplayCore
-from hallq.wire import Board, BoardCounter, BoardService, Call
+import pytest
+
+from display.core import DisplayCore, read_notice
+from hallq.errors import PayloadError
+from hallq.wire import Board, BoardCounter, BoardService, Call, Notice
 
 T0 = datetime(2026, 11, 27, 8, 15, 0, tzinfo=timezone(timedelta(hours=7)))
 
@@ -125,3 +128,51 @@ def test_announcements_off_still_flash() -> None:
     core.on_board(_board(0))
     outcome = core.on_call(_call(1, "A001"), now=T0)
     assert outcome.flash and not outcome.announce
+
+
+NOTICE = Notice(text_vi="Hệ thống tạm dừng 10 phút", text_en="The system pauses for 10 minutes", at=T0, by="lan")
+
+
+def test_a_notice_is_shown_vietnamese_first_until_it_is_cleared() -> None:
+    core = _core()
+    core.on_board(_board(0))
+    assert core.screen()["notice"] is None
+    core.on_notice(read_notice(NOTICE.encode()))
+    assert core.screen()["notice"] == {"primary": "Hệ thống tạm dừng 10 phút",
+                                       "secondary": "The system pauses for 10 minutes", "at": "2026-11-27T08:15:00.000+07:00"}
+    core.on_notice(read_notice(b""))  # the empty retained message that clears it
+    assert core.screen()["notice"] is None
+
+
+def test_a_notice_without_english_stands_alone_in_vietnamese() -> None:
+    core = DisplayCore(languages=("en", "vi"), time_zone="UTC")
+    core.on_notice(Notice(text_vi="Tạm dừng 10 phút", at=T0))
+    assert core.screen()["notice"] == {"primary": "Tạm dừng 10 phút", "secondary": None,
+                                       "at": "2026-11-27T08:15:00.000+07:00"}
+
+
+def test_a_notice_follows_the_screens_languages() -> None:
+    core = DisplayCore(languages=("vi",), time_zone="UTC")
+    core.on_notice(NOTICE)
+    assert (core.screen()["notice"] or {})["secondary"] is None
+
+
+@pytest.mark.parametrize("payload", [b"not json", b'{"v":1,"text_vi":"","at":"2026-11-27T08:15:00+07:00"}',
+                                     '{"v":1,"text_vi":"Tạm dừng"}'.encode(),
+                                     b"\xff\xfe"])
+def test_an_undecodable_notice_is_refused_and_the_shown_one_stays(payload: bytes) -> None:
+    core = _core()
+    core.on_notice(NOTICE)
+    with pytest.raises(PayloadError):
+        core.on_notice(read_notice(payload))
+    assert (core.screen()["notice"] or {})["primary"] == "Hệ thống tạm dừng 10 phút"
+
+
+def test_a_link_coming_up_forgets_the_notice_until_the_broker_sends_it_again() -> None:
+    """A clear published while the link was down left nothing retained: the notice must not stay for good."""
+    core = _core()
+    core.on_notice(NOTICE)
+    core.on_link(up=False)
+    assert core.screen()["notice"] is not None  # shown on while the link is down
+    core.on_link(up=True)
+    assert core.screen()["notice"] is None
