@@ -5,9 +5,18 @@
                          [--service S] [--counter C] [--lane regular|priority] [--category X]
                          [--format text|csv|xlsx|html] [--lang vi|en] [--output FILE]
 
+    hallq-manager users add NAME --role manager|viewer [--users FILE] [--password-stdin]
+    hallq-manager users passwd NAME [--users FILE] [--password-stdin]
+    hallq-manager users remove NAME [--users FILE]
+    hallq-manager users list [--users FILE]
+
 ``report`` reads the ledger read-only (also while the controller runs; default: ``ledger.sqlite3`` in the
 config's ``[controller] state_dir``) and writes the report to FILE or standard output. Each command is one
 entry in ``COMMANDS``, with a parser builder and a handler.
+
+``users`` keeps the web service's accounts (default file ``/var/lib/hallq/manager/users.json``); a password
+is asked twice on the terminal, or read as one line from standard input with ``--password-stdin``, never
+from the command line.
 
 Exit status: 0 done, 2 for a bad argument (a date, an unknown service or counter, a missing ledger), 78 for a
 bad config, 65 for a ledger that cannot be read as one, 73 when the output cannot be written. Every refusal
@@ -17,6 +26,7 @@ is one line on standard error, never a traceback.
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -29,6 +39,7 @@ from hall_controller.ledger import LEDGER_FILE
 from hallq.errors import EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, ConfigError, InvariantError
 from manager import journal, reports
 from manager.render import render_csv, render_html, render_text, render_xlsx
+from manager.users import ROLES, UserError, Users, check_name, check_password
 
 log = logging.getLogger("manager")
 
@@ -131,8 +142,87 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_USERS_FILE = Path("/var/lib/hallq/manager/users.json")
+EXIT_INTERRUPTED = 130
+
+
+def _users_parser(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    add = sub.add_parser("add", help="create an account", description="create an account")
+    add.add_argument("name", help="1-32 of a-z 0-9 . _ -")
+    add.add_argument("--role", required=True, choices=ROLES, help="viewer: sees the hall; manager: also acts")
+    passwd = sub.add_parser("passwd", help="give an account a new password", description="give an account a new "
+                                                                                           "password")
+    passwd.add_argument("name")
+    remove = sub.add_parser("remove", help="delete an account (its sessions end)", description="delete an account")
+    remove.add_argument("name")
+    listing = sub.add_parser("list", help="the accounts and their roles", description="the accounts and roles")
+    for action in (add, passwd):
+        action.add_argument("--password-stdin", action="store_true",
+                            help="read the password as one line from standard input (for scripts)")
+    for action in (add, passwd, remove, listing):
+        action.add_argument("--users", type=Path, default=DEFAULT_USERS_FILE, metavar="FILE",
+                            help=f"the users file (default {DEFAULT_USERS_FILE})")
+
+
+def _new_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not sys.stdin.isatty():
+        raise UsageError("no terminal to ask the password on: give it on standard input with --password-stdin")
+    try:
+        first = getpass.getpass("Mật khẩu mới / New password: ")
+        check_password(first)
+        second = getpass.getpass("Nhập lại mật khẩu / The password again: ")
+    except EOFError:
+        raise UsageError("no password given") from None
+    if first != second:
+        raise UsageError("the two passwords differ; nothing changed")
+    return first
+
+
+def _users_action(users: Users, args: argparse.Namespace) -> None:
+    match args.users_command:
+        case "list":
+            sys.stdout.writelines(f"{user.name}\t{user.role}\n" for user in users.list())
+            sys.stdout.flush()
+        case "add":
+            check_name(args.name)  # before asking for a password
+            if users.get(args.name) is not None:
+                raise UserError("exists", f"user {args.name!r} already exists (change its password with passwd)")
+            users.add(args.name, _new_password(args), args.role)
+            log.info("added user=%s role=%s file=%s", args.name, args.role, args.users)
+        case "passwd":
+            user = users.get(args.name)
+            if user is None:
+                raise UserError("unknown_user", f"there is no user {args.name!r}")
+            users.add(user.name, _new_password(args), user.role, replace=True)
+            log.info("new password user=%s file=%s", user.name, args.users)
+        case _:
+            users.remove(args.name)
+            log.info("removed user=%s file=%s", args.name, args.users)
+
+
+def _users(args: argparse.Namespace) -> int:
+    try:
+        _users_action(Users.load(args.users), args)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    except (UserError, UsageError) as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    except OSError as exc:
+        log.error("cannot write %s: %s", args.users, exc.strerror or exc)
+        return EXIT_CANTCREAT
+    except KeyboardInterrupt:
+        log.error("interrupted; nothing changed")
+        return EXIT_INTERRUPTED
+    return 0
+
 COMMANDS: dict[str, Command] = {
     "report": Command("a report on the hall's work over a day, week, month or range", _report_parser, _report),
+    "users": Command("the web service's accounts: add, passwd, remove, list", _users_parser, _users),
 }
 
 
