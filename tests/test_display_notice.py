@@ -57,8 +57,8 @@ def test_a_notice_set_before_the_display_starts_is_shown_until_it_is_cleared(
     with Probe(broker) as manager:
         assert manager.link.publish_and_wait(TOPICS.notice(), NOTICE.encode(), retain=True)
         display.start()
-        shown = wait_until(lambda: _notice(display), timeout_s=5, what="the retained notice on the screen")
-        assert (shown["primary"], shown["secondary"]) == (NOTICE.text_vi, NOTICE.text_en)
+        shown = wait_until(lambda: _notice(display), timeout_s=5, what="the retained notice on the screen") or {}
+        assert (shown.get("primary"), shown.get("secondary")) == (NOTICE.text_vi, NOTICE.text_en)
         assert manager.link.publish_and_wait(TOPICS.notice(), b"", retain=True)
         wait_until(lambda: _notice(display) is None, timeout_s=5, what="the notice gone from the screen")
     display.wait_for_log("notice cleared", timeout_s=5)
