@@ -70,6 +70,8 @@ LOGIN_COOKIE_MAX_AGE_S: Final = 3600
 STATE_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _FORM_TYPES: Final = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 _LOG_NAME_CHARS: Final = 64
+# scrypt takes ~16 MiB and tens of ms per check: a burst of logins waits its turn instead of filling the memory.
+HASHING_AT_ONCE: Final = 2
 _RANK: Final[dict[Role, int]] = {role: rank for rank, role in enumerate(ROLES)}
 
 
@@ -156,6 +158,14 @@ class LoginLimiter:
             while len(failures.times) > self.per_min:
                 failures.times.popleft()
 
+    def forgive(self, *, remote: str, name: str, at: float) -> None:
+        """Take back the failure counted ``at`` for ``remote`` and ``name`` (the shell counts each attempt as
+        failed before checking it, so parallel attempts cannot all slip under the limit, and forgives a success)."""
+        for key in (("address", remote), ("name", name)):
+            failures = self._failures.get(key)
+            if failures is not None and at in failures.times:
+                failures.times.remove(at)
+
     def _recent(self, kind: str, key: str, now: float) -> int:
         failures = self._failures.get((kind, key))
         if failures is None:
@@ -203,6 +213,7 @@ class _State:
     secure_cookies: bool
     clock: Callable[[], float]
     login_key: bytes
+    hashing: asyncio.Semaphore
 
 
 _STATE: Final = web.AppKey("hallq_manager_auth", _State)
@@ -230,7 +241,7 @@ def setup(app: web.Application, *, users: Users, secure_cookies: bool, session_t
     ``POST /logout``. ``secure_cookies``: mark cookies Secure (true whenever the app is served over HTTPS).
     ``clock``: seconds, monotonic (tests pass their own)."""
     app[_STATE] = _State(users, SessionStore(ttl_s=session_ttl_s), LoginLimiter(per_min=login_attempts_per_min),
-                         secure_cookies, clock, secrets.token_bytes(32))
+                         secure_cookies, clock, secrets.token_bytes(32), asyncio.Semaphore(HASHING_AT_ONCE))
     app.middlewares.append(_middleware)
     app.router.add_get("/login", _login_page)
     app.router.add_post("/login", _login)
@@ -401,7 +412,8 @@ async def _login(request: web.Request) -> web.StreamResponse:
                                        "This login page has expired; please try again.")
 
     key = name[:_LOG_NAME_CHARS]
-    limit = state.limiter.refused(remote=remote, name=key, now=state.clock())
+    attempt_at = state.clock()
+    limit = state.limiter.refused(remote=remote, name=key, now=attempt_at)
     if limit is not None:
         log.warning("login refused name=%s remote=%s reason=rate_limited limit=%s", logged_name, remote, limit)
         return web.Response(status=429, content_type="text/plain", charset="utf-8",
@@ -409,14 +421,18 @@ async def _login(request: web.Request) -> web.StreamResponse:
                             text="Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau một phút.\n"
                                  "Too many failed logins. Please try again in a minute.\n")
 
-    user = await asyncio.get_running_loop().run_in_executor(None, state.users.verify, name, password)
+    # Counted as failed until proven right: no await between the check above and this, so a burst of parallel
+    # attempts cannot all pass the check before the first of them fails.
+    state.limiter.failed(remote=remote, name=key, now=attempt_at)
+    async with state.hashing:
+        user = await asyncio.get_running_loop().run_in_executor(None, state.users.verify, name, password)
     if user is None:
-        state.limiter.failed(remote=remote, name=key, now=state.clock())
         reason = "unknown_user" if state.users.get(name) is None else "wrong_password"
         log.warning("login refused name=%s remote=%s reason=%s", logged_name, remote, reason)
         return _login_response(request, status=401, target=target,
                                problem="Sai tên đăng nhập hoặc mật khẩu. / Wrong name or password.")
 
+    state.limiter.forgive(remote=remote, name=key, at=attempt_at)
     stamp = state.users.password_stamp(user.name)
     if stamp is None:  # removed between verify and now
         return _login_response(request, status=401, target=target,

@@ -195,6 +195,13 @@ def test_limiter_counts_failures_per_address_across_names() -> None:
     assert limiter.refused(remote="10.0.0.2", name="c", now=2.0) is None
 
 
+def test_limiter_forgives_an_attempt_that_succeeded() -> None:
+    limiter = auth.LoginLimiter(per_min=1)
+    limiter.failed(remote="10.0.0.1", name="lan", now=5.0)
+    limiter.forgive(remote="10.0.0.1", name="lan", at=5.0)
+    assert limiter.refused(remote="10.0.0.1", name="lan", now=6.0) is None
+
+
 def test_sessions_expire_after_inactivity_and_slide_with_use() -> None:
     store = auth.SessionStore(ttl_s=100.0)
     session = store.open("lan", password_stamp=b"s", now=0.0)
@@ -351,6 +358,19 @@ def test_sixth_failure_in_a_minute_is_refused_without_checking_the_password(
     with caplog.at_level(logging.WARNING, logger="manager.auth"):
         serve(Hall(users, clock=clock).app, scenario)
     assert any("reason=rate_limited" in r.getMessage() for r in caplog.records)
+
+
+def test_a_burst_of_parallel_guesses_gets_no_more_than_the_limit(users: Users) -> None:
+    async def scenario(client: TestClient[web.Request, web.Application]) -> None:
+        page = await client.get("/login")
+        found = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())
+        assert found is not None
+        form = {"csrf_token": found.group(1), "name": "lan"}
+        answers = await asyncio.gather(*(client.post("/login", data={**form, "password": f"guess-number-{i}"})
+                                         for i in range(12)))
+        assert sorted(a.status for a in answers) == [401] * 5 + [429] * 7
+
+    serve(Hall(users, clock=Clock()).app, scenario)
 
 
 def test_nobody_logged_in_is_sent_to_login_or_told_to_log_in(users: Users) -> None:
