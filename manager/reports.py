@@ -43,11 +43,13 @@ import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from itertools import chain
 from typing import Literal
 
 from hall_controller.engine.events import (
     ClockStepped,
     CounterStatusChanged,
+    DayCorrected,
     DayStarted,
     Event,
     TicketCalled,
@@ -192,20 +194,61 @@ class DayLog:
 
 
 @dataclass(slots=True)
-class Facts:
-    """What ``collect`` found: every visit, and the days the hall worked. ``last_at``: the latest event."""
+class DaySpan:
+    """The journal from one ``DayStarted`` up to the next: business day ``day`` (after any ``DayCorrected`` in
+    it), its counters' log and the visits of the tickets issued in it. The span before the journal's first
+    ``DayStarted`` (only in a partial list of events) has ``day`` and ``log`` None. ``last_at``: its last event."""
 
-    visits: list[Visit]
-    days: dict[str, DayLog]
-    last_at: datetime | None
+    day: str | None
+    log: DayLog | None
+    visits: list[Visit] = field(default_factory=list)
+    last_at: datetime | None = None
+
+
+@dataclass(slots=True)
+class Facts:
+    """What ``collect`` found, span by span (journal order)."""
+
+    spans: list[DaySpan]
+
+    @property
+    def visits(self) -> list[Visit]:
+        return [visit for span in self.spans for visit in span.visits]
+
+    @property
+    def days(self) -> dict[str, DayLog]:
+        """The days the hall worked (see ``merge_logs``)."""
+        return merge_logs(span.log for span in self.spans)
+
+    @property
+    def last_at(self) -> datetime | None:
+        """The latest event's time."""
+        return next((s.last_at for s in reversed(self.spans) if s.last_at is not None), None)
+
+
+def merge_logs(logs: Iterable[DayLog | None]) -> dict[str, DayLog]:
+    """Counters' logs by business day: a day worked in two spans (a ``DayCorrected`` put a later span back into
+    it) is one timeline, the second span's carried statuses taking effect at its start."""
+    merged: dict[str, DayLog] = {}
+    for log in logs:
+        if log is None:
+            continue
+        earlier = merged.get(log.day)
+        if earlier is None:
+            merged[log.day] = DayLog(log.day, log.started_at, dict(log.status_at_start), list(log.changes))
+        else:
+            earlier.changes += [(log.started_at, cid, status) for cid, status in log.status_at_start.items()]
+            earlier.changes += log.changes
+    return merged
 
 
 def collect(events: Iterable[Event], *, spec: HallSpec) -> Facts:
     """Follow tickets and counters through ``events`` (journal order). Pure; one pass; memory grows with the
     tickets, not the events."""
-    visits: list[Visit] = []
+    span = DaySpan(None, None)
+    spans = [span]
+    visits = span.visits
     open_visits: dict[str, Visit] = {}
-    days: dict[str, DayLog] = {}
     log: DayLog | None = None
     statuses = {c.id: str(c.status_at_start) for c in spec.counters}
     epoch = 0
@@ -265,13 +308,132 @@ def collect(events: Iterable[Event], *, spec: HallSpec) -> Facts:
                 for cid, value in carried.items():
                     if isinstance(value, list | tuple) and value and value[0] in STATUSES:
                         statuses[cid] = value[0]
+            span.last_at = last_at
             log = DayLog(event.day, event.at, dict(statuses))
-            days[event.day] = log
+            span = DaySpan(event.day, log)
+            spans.append(span)
+            visits = span.visits
             epoch = 0
         elif event_type is ClockStepped:
             epoch += 1
+        elif event_type is DayCorrected:
+            # The engine relabels the day it is in (one a clock glitch put in the future); the whole span is
+            # that day's, also the tickets issued before the correction.
+            assert isinstance(event, DayCorrected)
+            if log is not None:
+                span.day = log.day = event.day
+                for visit in visits:
+                    visit.day = event.day
         last_at = event.at
-    return Facts(visits=visits, days=days, last_at=last_at)
+    span.last_at = last_at
+    if not spans[0].visits and len(spans) > 1:
+        del spans[0]
+    return Facts(spans)
+
+
+# --- the mergeable summary of a day ------------------------------------------------------------------------------
+
+# A cell's counts, in this order (sums of microseconds keep means exact over any merge).
+COUNTS = ("issued", "transferred_in", "served", "no_show", "transferred", "voided", "expired", "open", "within",
+          "base", "wait_sum_us", "service_sum_us")
+_OUTCOME_INDEX = {name: index for index, name in enumerate(COUNTS) if index in range(2, 8)}
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(slots=True)
+class Cell:
+    """The visits of one business day that share service, counter (None: never called), lane and category.
+
+    ``waits`` holds the measured waits (seconds) ordered by (arrival hour, wait); ``hours`` gives, per hour of
+    arrival or call that has any, (hour, arrivals, calls, end of that hour's waits in ``waits``, their sum in
+    microseconds). ``service_times``: sorted. Cells of any days merge by concatenation, so medians and
+    percentiles stay exact."""
+
+    day: str
+    service: str
+    counter: str | None
+    priority: bool
+    category: str | None
+    counts: tuple[int, ...]
+    waits: list[float]
+    service_times: list[float]
+    hours: list[tuple[int, int, int, int, int]]
+
+
+@dataclass(slots=True)
+class DaySummary:
+    """A ``DaySpan`` summarised (``summarise_days`` makes a report of any number of them): its day, its
+    counters' log, its visits as cells, its last event's time. Depends on the hall's zone and services'
+    target waits (see ``summary_inputs``), nothing else of the config."""
+
+    day: str | None
+    log: DayLog | None
+    cells: list[Cell]
+    last_at: datetime | None
+
+
+def summary_inputs(spec: HallSpec) -> dict[str, object]:
+    """What of the config a ``DaySummary`` depends on: a summary made with other inputs must be made again."""
+    return {"zone": str(spec.zone), "targets": {s.id: s.target_wait_s for s in spec.services},
+            "default_target_s": DEFAULT_TARGET_WAIT_S}
+
+
+def summarise_span(span: DaySpan, *, spec: HallSpec) -> DaySummary:
+    """Cut a span's visits into cells (see ``Cell``). Pure."""
+    targets = {s.id: s.target_wait_s for s in spec.services}
+    offsets = _Offsets(spec)
+    groups: dict[tuple[str, str, str | None, bool, str | None], list[Visit]] = {}
+    for visit in span.visits:
+        key = (visit.day, visit.service, visit.counter, visit.priority, visit.category)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [visit]
+        else:
+            group.append(visit)
+    cells = []
+    for (day, service, counter, priority, category), visits in groups.items():
+        target_s = targets.get(service, DEFAULT_TARGET_WAIT_S)
+        counts = [0] * len(COUNTS)
+        arrivals: dict[int, int] = {}
+        calls: dict[int, int] = {}
+        timed_waits: list[tuple[int, float, int]] = []  # (arrival hour, seconds, microseconds)
+        service_times: list[float] = []
+        for visit in visits:
+            counts[1 if visit.transferred_in else 0] += 1
+            counts[_OUTCOME_INDEX[visit.outcome]] += 1
+            hour = offsets.hour(visit.arrived_at)
+            if not visit.transferred_in:
+                arrivals[hour] = arrivals.get(hour, 0) + 1
+            if visit.called_at is not None:
+                call_hour = offsets.hour(visit.called_at)
+                calls[call_hour] = calls.get(call_hour, 0) + 1
+                waited = visit.called_at - visit.arrived_at
+                wait_s = waited.total_seconds()
+                counts[9] += 1
+                counts[8] += wait_s <= target_s
+                if wait_s >= 0 and visit.called_epoch == visit.epoch:
+                    timed_waits.append((hour, wait_s, waited // _MICROSECOND))
+                if visit.outcome == "served" and visit.timed_service and visit.ended_at is not None:
+                    served = visit.ended_at - visit.called_at
+                    if served >= timedelta(0):
+                        service_times.append(served.total_seconds())
+                        counts[11] += served // _MICROSECOND
+            elif visit.outcome == "expired":
+                counts[9] += 1
+        timed_waits.sort()
+        hours = []
+        end = 0
+        for hour in sorted(arrivals.keys() | calls.keys() | {h for h, _, _ in timed_waits}):
+            begin = end
+            while end < len(timed_waits) and timed_waits[end][0] == hour:
+                end += 1
+            sum_us = sum(us for _, _, us in timed_waits[begin:end])
+            counts[10] += sum_us
+            hours.append((hour, arrivals.get(hour, 0), calls.get(hour, 0), end, sum_us))
+        service_times.sort()
+        cells.append(Cell(day, service, counter, priority, category, tuple(counts),
+                          [wait_s for _, wait_s, _ in timed_waits], service_times, hours))
+    return DaySummary(span.day, span.log, cells, span.last_at)
 
 
 # --- step 2: the report ------------------------------------------------------------------------------------------
@@ -401,46 +563,83 @@ def build_report(events: Iterable[Event], *, spec: HallSpec, period: Period, fil
 def summarise(facts: Facts, *, spec: HallSpec, period: Period, filters: Filters | None = None,
               now: datetime | None = None) -> Report:
     """Step 2 of ``build_report``, on what ``collect`` found."""
+    return summarise_days([summarise_span(span, spec=spec) for span in facts.spans], spec=spec, period=period,
+                          filters=filters, now=now)
+
+
+class _Group:
+    """The cells of one row of a report; ``figures`` merges them."""
+
+    __slots__ = ("cells",)
+
+    def __init__(self) -> None:
+        self.cells: list[Cell] = []
+
+    def figures(self) -> Figures:
+        cells = self.cells
+        sums = [sum(column) for column in zip(*(cell.counts for cell in cells), strict=True)] if cells \
+            else [0] * len(COUNTS)
+        waits = list(chain.from_iterable(cell.waits for cell in cells))
+        service_times = list(chain.from_iterable(cell.service_times for cell in cells))
+        outcomes = Outcomes(*sums[:8])
+        return Figures(outcomes, _stats(waits, sums[10]), _stats(service_times, sums[11]), sums[8], sums[9])
+
+
+def summarise_days(summaries: Sequence[DaySummary], *, spec: HallSpec, period: Period,
+                   filters: Filters | None = None, now: datetime | None = None) -> Report:
+    """The report of ``period`` over day summaries (in journal order; other days are ignored). ``now``: as in
+    ``build_report`` (default: the last summary's last event)."""
     filters = filters or Filters()
     filters.check(spec)
-    until = now or facts.last_at
-    chosen = [v for v in facts.visits if period.contains(v.day) and _passes(v, filters)]
-    targets = {s.id: s.target_wait_s for s in spec.services}
-    measured = [_measure(v, targets.get(v.service, DEFAULT_TARGET_WAIT_S)) for v in chosen]
-    pairs = list(zip(chosen, measured, strict=True))
-
-    by_service: dict[str, list[tuple[Visit, _Measured]]] = {}
-    by_counter: dict[str, list[tuple[Visit, _Measured]]] = {}
-    by_lane: dict[tuple[bool, str | None], list[tuple[Visit, _Measured]]] = {}
-    by_day: dict[str, list[tuple[Visit, _Measured]]] = {}
-    offsets = _Offsets(spec)
+    until = now or next((s.last_at for s in reversed(summaries) if s.last_at is not None), None)
+    first_day, last_day = period.first.isoformat(), period.last.isoformat()
+    totals = _Group()
+    by_service: dict[str, _Group] = {}
+    by_counter: dict[str, _Group] = {}
+    by_lane: dict[tuple[bool, str | None], _Group] = {}
+    by_day: dict[str, _Group] = {}
     arrivals = [0] * 24
     calls = [0] * 24
     hour_waits: list[list[float]] = [[] for _ in range(24)]
-    for pair in pairs:
-        visit, (wait_s, _, _) = pair
-        by_service.setdefault(visit.service, []).append(pair)
-        if visit.counter is not None:
-            by_counter.setdefault(visit.counter, []).append(pair)
-        by_lane.setdefault((visit.priority, None), []).append(pair)
-        if visit.priority:
-            by_lane.setdefault((True, visit.category or ""), []).append(pair)
-        by_day.setdefault(visit.day, []).append(pair)
-        hour = offsets.hour(visit.arrived_at)
-        if not visit.transferred_in:
-            arrivals[hour] += 1
-        if visit.called_at is not None:
-            calls[offsets.hour(visit.called_at)] += 1
-        if wait_s is not None:
-            hour_waits[hour].append(wait_s)
+    hour_sums = [0] * 24
+    service, counter, lane, category = filters.service, filters.counter, filters.lane, filters.category
+    for summary in summaries:
+        for cell in summary.cells:
+            if not (first_day <= cell.day <= last_day
+                    and (service is None or cell.service == service)
+                    and (counter is None or cell.counter == counter)
+                    and (lane is None or cell.priority == (lane == "priority"))
+                    and (category is None or (cell.priority and cell.category == category))):
+                continue
+            totals.cells.append(cell)
+            (by_service.get(cell.service) or by_service.setdefault(cell.service, _Group())).cells.append(cell)
+            if cell.counter is not None:
+                (by_counter.get(cell.counter) or by_counter.setdefault(cell.counter, _Group())).cells.append(cell)
+            lane_key: tuple[bool, str | None] = (cell.priority, None)
+            (by_lane.get(lane_key) or by_lane.setdefault(lane_key, _Group())).cells.append(cell)
+            if cell.priority:
+                lane_key = (True, cell.category or "")
+                (by_lane.get(lane_key) or by_lane.setdefault(lane_key, _Group())).cells.append(cell)
+            (by_day.get(cell.day) or by_day.setdefault(cell.day, _Group())).cells.append(cell)
+            waits = cell.waits
+            begin = 0
+            for hour, arrived, called, end, sum_us in cell.hours:
+                arrivals[hour] += arrived
+                calls[hour] += called
+                if end > begin:
+                    hour_waits[hour] += waits[begin:end]
+                    hour_sums[hour] += sum_us
+                    begin = end
 
+    targets = {s.id: s.target_wait_s for s in spec.services}
     service_ids = [filters.service] if filters.service is not None else _ordered(
         [s.id for s in spec.services], by_service)
     services = []
     for sid in service_ids:
         known: ServiceSpec | None = spec.service_by_id.get(sid)
         services.append(ServiceRow(sid, known.name_vi if known else sid, known.name_en if known else sid,
-                                   targets.get(sid, DEFAULT_TARGET_WAIT_S), _figures(by_service.get(sid, []))))
+                                   targets.get(sid, DEFAULT_TARGET_WAIT_S),
+                                   by_service.get(sid, _Group()).figures()))
 
     counter_ids = _ordered([c.id for c in spec.counters], by_counter)
     if filters.counter is not None:
@@ -448,25 +647,26 @@ def summarise(facts: Facts, *, spec: HallSpec, period: Period, filters: Filters 
     elif filters.service is not None:
         counter_ids = [c for c in counter_ids if c in by_counter or (
             c in spec.counter_by_id and filters.service in spec.counter_by_id[c].services)]
-    worked = [log for day, log in sorted(facts.days.items()) if period.contains(day)]
+    logs = merge_logs(s.log for s in summaries if s.log is not None and first_day <= s.log.day <= last_day)
+    worked = [logs[day] for day in sorted(logs)]
     counters = []
     for cid in counter_ids:
         status_s = _status_seconds(cid, worked, spec=spec, until=until)
         counter_spec = spec.counter_by_id.get(cid)
         counters.append(CounterRow(cid, counter_spec.name if counter_spec else cid,
-                                   _figures(by_counter.get(cid, [])),
+                                   by_counter.get(cid, _Group()).figures(),
                                    status_s["open"], status_s["paused"], status_s["closed"]))
 
-    lanes = [LaneRow(lane, None, _figures(by_lane.get((lane == "priority", None), [])))
-             for lane in LANES if filters.lane in (None, lane)]
-    lanes += [LaneRow("priority", key[1] or None, _figures(by_lane[key]))
+    lanes = [LaneRow(lane_name, None, by_lane.get((lane_name == "priority", None), _Group()).figures())
+             for lane_name in LANES if filters.lane in (None, lane_name)]
+    lanes += [LaneRow("priority", key[1] or None, by_lane[key].figures())
               for key in sorted((k for k in by_lane if k[1] is not None), key=lambda k: k[1] or "")]
-    hours = tuple(HourRow(h, arrivals[h], calls[h], duration_stats(hour_waits[h])) for h in range(24))
+    hours = tuple(HourRow(h, arrivals[h], calls[h], _stats(hour_waits[h], hour_sums[h])) for h in range(24))
 
-    days = tuple(DayRow(day, _figures(by_day[day])) for day in sorted(by_day))
+    days = tuple(DayRow(day, by_day[day].figures()) for day in sorted(by_day))
     return Report(
         hall_id=spec.id, hall_name_vi=spec.name_vi, hall_name_en=spec.name_en, period=period, filters=filters,
-        generated_at=now, days_worked=tuple(log.day for log in worked), totals=_figures(pairs),
+        generated_at=now, days_worked=tuple(log.day for log in worked), totals=totals.figures(),
         services=tuple(services), counters=tuple(counters), lanes=tuple(lanes), hours=hours, days=days,
     )
 
@@ -481,54 +681,16 @@ def duration_stats(samples: Sequence[float]) -> DurationStats:
                          ordered[-1])
 
 
-# (wait_s or None, service_s or None, counts toward the target: None = not at all, else within it or not)
-_Measured = tuple[float | None, float | None, bool | None]
-
-
-def _measure(visit: Visit, target_s: int) -> _Measured:
-    wait_s: float | None = None
-    service_s: float | None = None
-    toward: bool | None = None
-    if visit.called_at is not None:
-        raw = (visit.called_at - visit.arrived_at).total_seconds()
-        toward = raw <= target_s
-        if raw >= 0 and visit.called_epoch == visit.epoch:
-            wait_s = raw
-        if visit.outcome == "served" and visit.timed_service and visit.ended_at is not None:
-            raw_service = (visit.ended_at - visit.called_at).total_seconds()
-            service_s = raw_service if raw_service >= 0 else None
-    elif visit.outcome == "expired":
-        toward = False
-    return wait_s, service_s, toward
-
-
-def _figures(pairs: Sequence[tuple[Visit, _Measured]]) -> Figures:
-    counts = dict.fromkeys(("served", "no_show", "transferred", "voided", "expired", "open"), 0)
-    issued = transferred_in = within = base = 0
-    waits: list[float] = []
-    services: list[float] = []
-    for visit, (wait_s, service_s, toward) in pairs:
-        counts[visit.outcome] += 1
-        if visit.transferred_in:
-            transferred_in += 1
-        else:
-            issued += 1
-        if wait_s is not None:
-            waits.append(wait_s)
-        if service_s is not None:
-            services.append(service_s)
-        if toward is not None:
-            base += 1
-            within += toward
-    outcomes = Outcomes(issued=issued, transferred_in=transferred_in, **counts)
-    return Figures(outcomes, duration_stats(waits), duration_stats(services), within, base)
-
-
-def _passes(visit: Visit, filters: Filters) -> bool:
-    return ((filters.service is None or visit.service == filters.service)
-            and (filters.counter is None or visit.counter == filters.counter)
-            and (filters.lane is None or visit.priority == (filters.lane == "priority"))
-            and (filters.category is None or (visit.priority and visit.category == filters.category)))
+def _stats(samples: list[float], sum_us: int) -> DurationStats:
+    """``duration_stats`` of ``samples`` (sorted here, in place), the mean from their exact sum in microseconds
+    (correctly rounded: an int divided by an int)."""
+    n = len(samples)
+    if not n:
+        return DurationStats(0, None, None, None, None)
+    samples.sort()
+    middle = n // 2
+    median = samples[middle] if n % 2 else (samples[middle - 1] + samples[middle]) / 2
+    return DurationStats(n, sum_us / (n * 1_000_000), median, samples[math.ceil(0.9 * n) - 1], samples[-1])
 
 
 def _ordered(configured: list[str], seen: Iterable[str]) -> list[str]:
