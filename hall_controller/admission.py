@@ -69,8 +69,10 @@ Verdict = Act | Drop
 class Admission:
     """The gate every received message passes; see the module doc."""
 
-    def __init__(self, spec: HallSpec, topics: Topics, limits: Limits, *, others_name: str, connections: int) -> None:
+    def __init__(self, spec: HallSpec, topics: Topics, limits: Limits, *, others_name: str, connections: int,
+                 manager_id: str | None = None) -> None:
         self._spec = spec
+        self._manager_id = manager_id
         self._topics = topics
         self._others_name = others_name
         self.limiter: DeviceLimiter[Key] = DeviceLimiter(rate_per_s=limits.device_messages_per_s,
@@ -137,9 +139,12 @@ class Admission:
     def known(self, parsed: ParsedTopic) -> bool:
         if parsed.kind is TopicKind.COUNTER_COMMAND:
             return parsed.device in self._spec.counter_by_id
+        if parsed.kind is TopicKind.MANAGER_COMMAND:
+            return parsed.device is not None and parsed.device == self._manager_id
         return parsed.device in self._spec.dispenser_by_id
 
     def device_key(self, parsed: ParsedTopic) -> Key:
         """The bucket of the device in ``parsed``: its own if configured, else the role's shared "unknown" one."""
-        role = "counter" if parsed.kind is TopicKind.COUNTER_COMMAND else "dispenser"
+        role = {TopicKind.COUNTER_COMMAND: "counter", TopicKind.MANAGER_COMMAND: "manager"}.get(parsed.kind,
+                                                                                              "dispenser")
         return (role, (parsed.device or "") if self.known(parsed) else "(unknown ids)")

@@ -1,13 +1,13 @@
 """The controller's broker connections: its own, one per configured device, one for ids the config does not know.
 
 Theory of operation: every configured device's messages arrive on a connection of the controller's own
-(``{client_id}.dispenser.{id}``, ``{client_id}.counter.{id}``), which puts them in that device's inbox
-(``intake.py``): the broker queues each connection apart, so one device's flood never delays another's request.
-One more connection (``{client_id}.others``) subscribes to every device topic, to answer ids the config does
-not know (``unknown_dispenser``, ``unknown_counter``). On a provisioned broker its account is denied the
-configured devices' topics (``provision.py``), so the broker never sends it what a device's own connection
-already receives; on an open broker (the simulated hall, most tests) it does, and ``admission.py`` drops those.
-The controller's own connection (``{client_id}``) subscribes to nothing and publishes everything.
+(``{client_id}.dispenser.{id}``, ``{client_id}.counter.{id}``, ``{client_id}.manager.{id}``), which puts them in
+that device's inbox (``intake.py``): the broker queues each connection apart, so one device's flood never delays
+another's request. One more connection (``{client_id}.others``) subscribes to every device topic, to answer ids
+the config does not know (``unknown_dispenser``, ``unknown_counter``). On a provisioned broker its account is
+denied the configured devices' topics (``provision.py``), so the broker never sends it what a device's own
+connection already receives; on an open broker (the simulated hall, most tests) it does, and ``admission.py``
+drops those. The controller's own connection (``{client_id}``) subscribes to nothing and publishes everything.
 
 All of them are driven from the controller's one thread by a ``LinkLoop`` (``hallq/linkloop.py``): no thread
 per device, and a reply is written to the socket by the thread that decided it.
@@ -73,8 +73,11 @@ class Connections:
                     subscriptions=[(t.all_dispenser_requests(), 0), (t.all_dispenser_printed(), 0),
                                    (t.all_counter_commands(), 0)])
                 continue
-            subscriptions = ([(t.dispenser_request(conn.device), 1), (t.dispenser_printed(conn.device), 1)]
-                             if conn.role == "dispenser" else [(t.counter_command(conn.device), 1)])
+            subscriptions = {
+                "dispenser": [(t.dispenser_request(conn.device), 1), (t.dispenser_printed(conn.device), 1)],
+                "counter": [(t.counter_command(conn.device), 1)],
+                "manager": [(t.manager_command(conn.device), 1)],
+            }[conn.role]
             self.devices[conn.name] = MqttLink(
                 client_id=conn.name, broker=broker, inbox=inbox, subscriptions=subscriptions,
                 session_expiry_s=SESSION_EXPIRY_S,

@@ -1,8 +1,9 @@
 """What a device asked, decided: decode at the boundary, let the engine decide, build the answers.
 
-``Requests.handle`` turns one admitted message (a ticket request, a print report, a counter command) into an
-``Outcome``: the engine's ``Decision`` and what to publish once its events are stored: the reply, the calls,
-and the reply to send instead if the store fails. Every answer is built from the ``Decision`` alone (the engine
+``Requests.handle`` turns one admitted message (a ticket request, a print report, a counter command, a manager
+command) into an ``Outcome``: the engine's ``Decision`` and what to publish once its events are stored: the
+reply, the calls, the notice, the events for the manager's live view, and the reply to send instead if the
+store fails. Every answer is built from the ``Decision`` alone (the engine
 puts the ticket, the call and the counter's state in it), so nothing here reads the engine's state. A payload
 that cannot be decoded is answered ``bad_request``/``unsupported_version`` with the request id and action echoed
 when they can be read; print reports have no reply.
@@ -18,7 +19,7 @@ from datetime import datetime
 
 from hall_controller.admission import Admission
 from hall_controller.engine import Decision, Engine
-from hall_controller.engine.events import ActAtCounter, IssueTicket, ReportPrint, TicketCalled
+from hall_controller.engine.events import ActAtCounter, IssueTicket, ManagerAct, ReportPrint, TicketCalled
 from hallq import wire
 from hallq.errors import PayloadError
 from hallq.limits import MAX_ACTION_LEN, MAX_REQUEST_ID_LEN
@@ -43,6 +44,8 @@ class Outcome:
     reply: Publish | None = None
     on_storage_failure: Publish | None = None
     calls: list[bytes] = field(default_factory=list)
+    retained: list[Publish] = field(default_factory=list)
+    hall_events: list[wire.HallEvent] = field(default_factory=list)
 
 
 class Requests:
@@ -64,6 +67,8 @@ class Requests:
                 return self._print_report(parsed, payload, now, trusted)
             case TopicKind.COUNTER_COMMAND:
                 return self._counter_command(parsed, payload, now, trusted)
+            case TopicKind.MANAGER_COMMAND:
+                return self._manager_command(parsed, payload, now)
             case _:
                 return None
 
@@ -77,6 +82,10 @@ class Requests:
             command_reply = wire.CounterReply(request_id=_request_id_of(payload), action=_action_of(payload),
                                               error=error)
             return Outcome(Decision(), reply=(self._topics.counter_reply(device), command_reply.encode()))
+        if parsed.kind is TopicKind.MANAGER_COMMAND:
+            manager_reply = wire.ManagerReply(request_id=_request_id_of(payload), action=_action_of(payload),
+                                              error=error)
+            return Outcome(Decision(), reply=(self._topics.manager_reply(device), manager_reply.encode()))
         return None
 
     def _log_refusal(self, parsed: ParsedTopic, level: int, message: str, *args: object) -> None:
@@ -130,7 +139,46 @@ class Requests:
         elif not report.ok and not decision.duplicate and decision.ticket is not None:
             log.warning("voided ticket=%s dispenser=%s reason=%s (the dispenser could not print it)",
                         decision.ticket.number, dispenser, report.reason)
+            return Outcome(decision, hall_events=[wire.HallEvent(
+                kind="print_failed", at=now, number=decision.ticket.number, dispenser=dispenser, code=report.reason,
+                message=f"{dispenser} could not print {decision.ticket.number} ({report.reason}); the ticket is void")])
         return Outcome(decision)
+
+    def _manager_command(self, parsed: ParsedTopic, payload: bytes, now: datetime) -> Outcome | None:
+        manager = parsed.device or ""
+        topic = self._topics.manager_reply(manager)
+        try:
+            command = wire.ManagerCommand.decode(payload)
+        except PayloadError as exc:
+            self._log_refusal(parsed, logging.WARNING, "refused manager command manager=%s code=%s: %s", manager,
+                              exc.code, exc.message)
+            return self.refused(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
+        decision = self.engine.handle(ManagerAct(manager=manager, request_id=command.request_id, user=command.user,
+                                                 action=command.action, counter=command.counter,
+                                                 ticket=command.ticket, service=command.service,
+                                                 text_vi=command.text_vi, text_en=command.text_en), now=now)
+        storage = (topic, wire.ManagerReply(request_id=command.request_id, action=command.action,
+                                            error=STORAGE_UNAVAILABLE).encode())
+        target = command.counter or command.ticket or command.text_vi or ""
+        if decision.refusal is not None:
+            log.info("refused manager action user=%s action=%s target=%s code=%s: %s", command.user, command.action,
+                     target, decision.refusal.code, decision.refusal.message)
+            reply = wire.ManagerReply(request_id=command.request_id, action=command.action,
+                                      error=wire.ErrorInfo(decision.refusal.code, decision.refusal.message))
+            return Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+        reply = wire.ManagerReply(request_id=command.request_id, action=command.action)
+        outcome = Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+        if decision.duplicate:
+            return outcome
+        log.info("manager action user=%s action=%s target=%s%s", command.user, command.action, target,
+                 f" service={command.service}" if command.service else "")
+        outcome.hall_events.append(wire.HallEvent(kind="manager_action", at=now, user=command.user, code=command.action,
+                                                  counter=command.counter, number=command.ticket,
+                                                  message=_action_text(command)))
+        if decision.notice_changed:
+            notice = decision.notice
+            outcome.retained.append((self._topics.notice(), b"" if notice is None else notice.encode()))
+        return outcome
 
     def _counter_command(self, parsed: ParsedTopic, payload: bytes, now: datetime, trusted: bool) -> Outcome | None:
         counter = parsed.device or ""
@@ -163,6 +211,23 @@ class Requests:
                                   ticket=decision.serving)
         return Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage,
                        calls=[c.encode() for c in calls])
+
+
+def _action_text(command: wire.ManagerCommand) -> str:
+    """What the manager did, in a line for the live view's events."""
+    match command.action:
+        case "open_counter" | "pause_counter" | "close_counter":
+            return f"{command.user}: {command.action.removesuffix('_counter')} counter {command.counter}"
+        case "void_ticket":
+            return f"{command.user}: void {command.ticket} (the citizen left)"
+        case "transfer_ticket":
+            return f"{command.user}: move {command.ticket} to service {command.service}"
+        case "end_day":
+            return f"{command.user}: end the business day; the waiting tickets expired"
+        case "show_notice":
+            return f"{command.user}: notice \u201c{command.text_vi}\u201d"
+        case _:
+            return f"{command.user}: clear the notice"
 
 
 def _loose_field(payload: bytes, name: str, max_len: int) -> str:

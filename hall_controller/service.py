@@ -35,14 +35,14 @@ from hall_controller.broadcasts import Broadcasts
 from hall_controller.config import ControllerConfig
 from hall_controller.connections import READY_LOG, Connections
 from hall_controller.engine import Engine
-from hall_controller.engine.events import DayCorrected, DayStarted, Event, Tick, TicketExpired
+from hall_controller.engine.events import DayCorrected, DayEnded, DayStarted, Event, Tick, TicketExpired
 from hall_controller.intake import Intake
 from hall_controller.ledger import Ledger, LedgerError
 from hall_controller.limits import Throttle
 from hall_controller.requests import RATE_LIMITED, Outcome, Requests
 from hall_controller.timekeeper import TimeKeeper
 from hall_controller.timesource import SystemTime, TimeSource
-from hallq import systemd
+from hallq import systemd, wire
 from hallq.mqtt import InboxItem, LinkDown, LinkUp, Message
 from hallq.topics import Topics
 
@@ -75,11 +75,12 @@ class ControllerService:
         self.intake = Intake(max_messages=inbox_messages, max_bytes=inbox_bytes)
         self.connections = Connections(config, topics, self.intake, receive_maximum=inbox_messages)
         self.admission = Admission(self.spec, topics, config.limits, others_name=self.connections.others_name,
-                                   connections=connections)
+                                   connections=connections, manager_id=config.manager_id)
         self.requests = Requests(self.engine, topics, self.admission, new_id=new_id, clock=time.monotonic)
         self.broadcasts = Broadcasts([c.id for c in self.spec.counters])
         self._storage_log: Throttle[str] = Throttle(window_s=STORAGE_LOG_WINDOW_S, burst=1)
         self._storage_ok = True
+        self._trusted: bool | None = None  # the clock's trust last reported on ``events``
         self._stopping = threading.Event()
 
     # --- start and stop -------------------------------------------------------------------------------------
@@ -167,6 +168,7 @@ class ControllerService:
     def _process(self, batch: list[InboxItem]) -> None:
         reading = self.time.read()
         now, trusted = reading.now, reading.trusted
+        news: list[wire.HallEvent] = self._clock_news(now, trusted)
         now_s = time.monotonic()
         # The clock's own news first: a step, then an operator's confirmation (which may correct the day) before
         # any ticket is issued in this batch. Both stay pending until the batch is stored.
@@ -191,17 +193,18 @@ class ControllerService:
         try:
             self.ledger.append(events)
         except LedgerError as exc:
-            self._storage_failed(exc, outcomes)
+            self._storage_failed(exc, outcomes, now)
             # Answered messages are done (their devices retry with the same id if they want); a print report
             # gets no answer, so it stays with the broker, which delivers it again after the next reconnect.
             self.connections.ack(m for m, o in handled if o is None or not o.decision.events or o.reply is not None
                                  or o.on_storage_failure is not None)
             return
         self.time.stored()
-        self._log_days(events)
+        news += self._log_days(events, now)
         if events and not self._storage_ok:  # an empty batch wrote nothing, so it proves nothing
             log.warning("ledger writable again path=%s; issuing tickets again", self.ledger.path)
             self._storage_ok = True
+            news.append(wire.HallEvent(kind="storage_ok", at=now, message="the ledger is writable again"))
         # The calls first, then the retained states they change, then the replies: a device that has its answer
         # finds the board and its counter's state already saying so.
         publish = self.connections.publish
@@ -209,6 +212,9 @@ class ControllerService:
         for outcome in outcomes:
             for payload in outcome.calls:
                 publish(calls_topic, payload)
+            for topic, payload in outcome.retained:
+                publish(topic, payload, retain=True)
+            news += outcome.hall_events
         if link_up:
             self.broadcasts.link_up(now_s)
         self.broadcasts.changed(events, now_s)
@@ -216,6 +222,7 @@ class ControllerService:
         for outcome in outcomes:
             if outcome.reply is not None:
                 publish(*outcome.reply)
+        self._tell(news)
         self.connections.ack(m for m, _ in handled)
 
     def _admit(self, message: Message, now: datetime, now_s: float, trusted: bool) -> Outcome | None:
@@ -243,17 +250,49 @@ class ControllerService:
         if due.board:
             self.connections.publish(self.topics.board(), self.engine.board(now).encode(), retain=True)
 
-    def _log_days(self, events: list[Event]) -> None:
+    def _log_days(self, events: list[Event], now: datetime) -> list[wire.HallEvent]:
+        """Log the day's turns; the same news for the manager's live view."""
+        news = []
         for event in events:
             if isinstance(event, DayStarted):
-                expired = sum(1 for e in events if isinstance(e, TicketExpired))
+                expired = sum(1 for e in events if isinstance(e, TicketExpired) and e.reason == "day_started")
                 log.warning("business day %s started at %s; %d open tickets of the day before expired, numbering "
                             "starts again", event.day, event.at.isoformat(timespec="seconds"), expired)
+                news.append(wire.HallEvent(kind="day_started", at=now, message=f"business day {event.day} started; "
+                                                                               f"{expired} open tickets expired"))
+            elif isinstance(event, DayEnded):
+                expired = sum(1 for e in events if isinstance(e, TicketExpired) and e.reason == "day_ended")
+                log.warning("business day %s ended early by user=%s; %d waiting tickets expired, no ticket is issued "
+                            "until the next business day", event.day, event.user, expired)
+                news.append(wire.HallEvent(kind="day_ended", at=now, user=event.user,
+                                           message=f"{event.user} ended business day {event.day}; {expired} waiting "
+                                                   "tickets expired"))
             elif isinstance(event, DayCorrected):
                 log.warning("business day corrected to %s on the operator's confirmation; the tickets handed out "
                             "meanwhile stay open and numbering goes on", event.day)
+        return news
 
-    def _storage_failed(self, exc: LedgerError, outcomes: list[Outcome]) -> None:
+    def _clock_news(self, now: datetime, trusted: bool) -> list[wire.HallEvent]:
+        """The clock's trust, when it changes, for the manager's live view (the log says it already)."""
+        if trusted == self._trusted:
+            return []
+        first = self._trusted is None
+        self._trusted = trusted
+        if trusted and first:
+            return []
+        if trusted:
+            return [wire.HallEvent(kind="clock_trusted", at=now, message="the hall's clock is trusted again: "
+                                                                         "tickets and calls resume")]
+        return [wire.HallEvent(kind="clock_untrusted", at=now, message="the hall's clock is not trusted: tickets and "
+                                                                       "calls are refused until it is set")]
+
+    def _tell(self, news: list[wire.HallEvent]) -> None:
+        """Publish the manager's news (``events``); nothing is kept if nobody listens."""
+        topic = self.topics.events()
+        for item in news:
+            self.connections.publish(topic, item.encode())
+
+    def _storage_failed(self, exc: LedgerError, outcomes: list[Outcome], now: datetime) -> None:
         if self._storage_ok:
             log.error("%s; refusing new tickets and counter changes until the ledger can be written again: "
                       "free disk space on the filesystem of %s, or make it writable again (remount it "
@@ -261,6 +300,10 @@ class ControllerService:
                       "itself once a write succeeds", exc, self.ledger.path)
         elif self._storage_log.allow("ledger", time.monotonic()):
             log.warning("%s; still refusing changes", exc)
+        if self._storage_ok:
+            self._tell([wire.HallEvent(kind="storage_fault", at=now, message=f"the ledger cannot be written ({exc}): "
+                                                                             "new tickets and counter changes are "
+                                                                             "refused")])
         self._storage_ok = False
         # The engine already applied the lost events: rebuild it from what is durably stored.
         self._use(self._restore(level=logging.DEBUG))

@@ -62,6 +62,7 @@ HallEventKind = Literal["ticket_voided", "print_failed", "storage_fault", "stora
 HALL_EVENT_KINDS: Final = get_args(HallEventKind)
 # What a dispenser reports when a ticket could not be printed (decoders accept any short text: tolerant).
 PrintFailureReason = Literal["paper_out", "cover_open", "offline", "timeout", "error"]
+PRINT_FAILURE_REASONS: Final = get_args(PrintFailureReason)
 COUNTER_ACTIONS: Final = get_args(CounterAction)
 COUNTER_STATUSES: Final = get_args(CounterStatus)
 PRINTER_STATES: Final = get_args(PrinterState)

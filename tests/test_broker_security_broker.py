@@ -340,7 +340,7 @@ def test_a_device_connection_that_cannot_log_in_does_not_keep_the_hall_offline(
                                 state_dir=tmp_path / "state")
     try:
         process.start(timeout_s=20)  # the grace period is 10 s
-        assert "receiving from 6 of 7 devices" in process.log_text()
+        assert "receiving from 7 of 8 devices" in process.log_text()
         process.wait_for_log("device connections down", timeout_s=10)
         with _account(hall, "d1") as d1:
             d1.subscribe(hall.topics.dispenser_ticket("d1"))

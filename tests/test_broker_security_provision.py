@@ -58,10 +58,26 @@ def test_every_device_of_the_hall_gets_an_account() -> None:
         ("controller", "controller"),
         ("controller.dispenser.d1", "intake"), ("controller.dispenser.d2", "intake"),
         ("controller.dispenser.d3", "intake"), ("controller.counter.1", "intake"), ("controller.counter.2", "intake"),
-        ("controller.counter.3", "intake"), ("controller.counter.4", "intake"), ("controller.others", "intake"),
+        ("controller.counter.3", "intake"), ("controller.counter.4", "intake"),
+        ("controller.manager.manager", "intake"), ("controller.others", "intake"),
         ("d1", "dispenser"), ("d2", "dispenser"), ("d3", "dispenser"),
         ("counter-1", "counter"), ("counter-2", "counter"), ("counter-3", "counter"), ("counter-4", "counter"),
-        ("display-1", "display"), ("monitor", "monitor"),
+        ("manager", "manager"), ("display-1", "display"), ("monitor", "monitor"),
+    ]
+
+
+def test_the_manager_writes_only_its_commands_and_reads_its_replies_the_events_and_the_public_topics() -> None:
+    acl = acl_text(TOPICS, devices_of(_config(), displays=[]))
+    assert _rules(acl, "manager") == [
+        "topic write qms/test-hall/manager/manager/command",
+        "topic read qms/test-hall/manager/manager/reply",
+        "topic read qms/test-hall/events",
+        "topic write qms/test-hall/status/manager",
+        "topic read qms/test-hall/calls",
+        "topic read qms/test-hall/board",
+        "topic read qms/test-hall/counter/+/state",
+        "topic read qms/test-hall/status/+",
+        "topic read qms/test-hall/notice",
     ]
 
 
@@ -75,6 +91,7 @@ def test_the_controllers_receiving_connections_may_only_read_what_they_receive()
     assert _rules(acl, "controller.dispenser.d2") == ["topic read qms/test-hall/dispenser/d2/request",
                                                       "topic read qms/test-hall/dispenser/d2/printed"]
     assert _rules(acl, "controller.counter.3") == ["topic read qms/test-hall/counter/3/command"]
+    assert _rules(acl, "controller.manager.manager") == ["topic read qms/test-hall/manager/manager/command"]
     others = _rules(acl, "controller.others")
     assert others[:3] == ["topic read qms/test-hall/dispenser/+/request",
                           "topic read qms/test-hall/dispenser/+/printed",
@@ -91,7 +108,7 @@ def test_the_controllers_connections_share_its_password_and_follow_its_rotation(
     first = provision(_config(), out=tmp_path, displays=[])
     hashes = parse_passwd((tmp_path / "passwd").read_text(encoding="utf-8"))
     intake = [user for user in hashes if user.startswith("controller.")]
-    assert len(intake) == 8 and all(hashes[user] == hashes["controller"] for user in intake)
+    assert len(intake) == 9 and all(hashes[user] == hashes["controller"] for user in intake)
     files = {p.name for p in (tmp_path / "credentials").iterdir()}
     assert f"controller{CREDENTIAL_SUFFIX}" in files and not any(f"{user}{CREDENTIAL_SUFFIX}" in files for user in intake)
     assert check_password(first.issued["controller"], hashes["controller.others"])
@@ -170,7 +187,7 @@ def test_running_again_changes_nothing(tmp_path: Path) -> None:
     provision(_config(), out=tmp_path, displays=["display-1"])
     before = _snapshot(tmp_path)
     again = provision(_config(), out=tmp_path, displays=["display-1"])
-    assert again.issued == {} and again.added == [] and len(again.kept) == 10  # the 8 intake accounts follow
+    assert again.issued == {} and again.added == [] and len(again.kept) == 11  # the 9 intake accounts follow
     assert _snapshot(tmp_path) == before
 
 

@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from hall_controller.engine import numbering, policy, views
 from hall_controller.engine.events import (
@@ -51,9 +51,12 @@ from hall_controller.engine.events import (
     CommandAccepted,
     CounterStatusChanged,
     DayCorrected,
+    DayEnded,
     DayStarted,
     Event,
     IssueTicket,
+    ManagerAct,
+    ManagerActed,
     ReportPrint,
     Tick,
     TicketCalled,
@@ -68,7 +71,18 @@ from hall_controller.engine.lifecycle import OPEN_STATES, Move, TicketState, can
 from hall_controller.engine.queues import Lane
 from hall_controller.engine.spec import CounterSpec, HallSpec, ServiceSpec
 from hallq.errors import InvariantError
-from hallq.wire import Board, Call, CounterState, CounterStatus, ErrorCode, ServingTicket, TicketInfo
+from hallq.wire import (
+    PRINT_FAILURE_REASONS,
+    Board,
+    Call,
+    CounterAction,
+    CounterState,
+    CounterStatus,
+    ErrorCode,
+    Notice,
+    ServingTicket,
+    TicketInfo,
+)
 
 MAX_SAMPLE_S = 4 * 3600  # a "service" longer than this is a forgotten `complete` or a clock fault, not a sample
 MAX_ESTIMATE_S = 24 * 3600
@@ -93,7 +107,8 @@ class Decision:
 
     What the shell publishes: ``ticket``, the issued (or reported) ticket as its dispenser prints it; for a
     counter command, the counter's ``status`` and the ticket it is ``serving`` afterwards (also on a refusal, so the
-    console can show the truth), and the ``calls`` made, in order, as the displays receive them.
+    console can show the truth), and the ``calls`` made, in order, as the displays receive them; for the manager's
+    notice actions, ``notice_changed`` and the ``notice`` now (None: cleared).
     """
 
     events: tuple[Event, ...] = ()
@@ -104,6 +119,8 @@ class Decision:
     status: CounterStatus | None = None
     serving: ServingTicket | None = None
     calls: tuple[Call, ...] = ()
+    notice_changed: bool = False
+    notice: Notice | None = None
 
     @property
     def ok(self) -> bool:
@@ -174,6 +191,8 @@ class _DayState:
     by_number: dict[str, str] = field(default_factory=dict)
     requests: dict[tuple[str, str], str] = field(default_factory=dict)
     commands: dict[tuple[str, str], CommandAccepted] = field(default_factory=dict)
+    manager_commands: dict[tuple[str, str], ManagerActed] = field(default_factory=dict)
+    ended_by: str | None = None  # the manager's user who ended the day early, if one did
 
 
 class Engine:
@@ -200,6 +219,7 @@ class Engine:
         self._bulk = False
         self._since_floor = 0.0
         self.clock_epoch = 0
+        self.notice: Notice | None = None  # the hall's notice, until the manager clears it (outlives a day)
 
     # --- deciding ---------------------------------------------------------------------------------------------
 
@@ -222,6 +242,8 @@ class Engine:
                 decision = self._report_print(command, now, emitted)
             case ActAtCounter():
                 decision = self._counter(command, now, emitted)
+            case ManagerAct():
+                decision = self._manager(command, now, emitted)
             case Tick():
                 decision = Decision()
             case ClockChanged():
@@ -231,6 +253,9 @@ class Engine:
 
     def _told(self, command: Command, decision: Decision, events: tuple[Event, ...]) -> Decision:
         """``decision`` with its events and the wire views the shell publishes (see ``Decision``)."""
+        if isinstance(command, ManagerAct):
+            changed = decision.ok and not decision.duplicate and command.action in ("show_notice", "clear_notice")
+            return dataclasses.replace(decision, events=events, notice_changed=changed, notice=self.notice)
         if isinstance(command, ActAtCounter):
             counter = self.counters.get(command.counter)
             if counter is None:
@@ -304,6 +329,9 @@ class Engine:
                            f"dispenser {dispenser.id} does not issue tickets for service {service.id}")
         if not service.is_open(self.spec.local(now).time()):
             return _refuse(ErrorCode.SERVICE_CLOSED, f"service {service.id} is closed now ({_hours_text(service)})")
+        if self.today.ended_by is not None:
+            return _refuse(ErrorCode.DAY_ENDED, f"the business day {self.day} was ended early by the hall's manager; "
+                                                "tickets are issued again from the next business day")
         issued = self.today.issued.get(service.id, 0)
         if service.daily_cap is not None and issued >= service.daily_cap:
             return _refuse(ErrorCode.DAILY_CAP_REACHED,
@@ -455,6 +483,66 @@ class Engine:
                                              order=order), emitted)
         return None
 
+    def _manager(self, cmd: ManagerAct, now: datetime, emitted: list[Event]) -> Decision:
+        """An action of the hall's manager; every accepted one is journaled with who asked (``ManagerActed``)."""
+        earlier = self.today.manager_commands.get((cmd.manager, cmd.request_id))
+        if earlier is not None:
+            return Decision(ticket_id=earlier.ticket_id, duplicate=True)
+        refusal, ticket_id = self._manager_action(cmd, now, emitted)
+        if refusal is not None:
+            return Decision(refusal=refusal)
+        self._emit(ManagerActed(at=now, manager=cmd.manager, request_id=cmd.request_id, user=cmd.user,
+                                action=cmd.action, counter=cmd.counter, ticket_id=ticket_id, service=cmd.service,
+                                text_vi=cmd.text_vi, text_en=cmd.text_en), emitted)
+        return Decision(ticket_id=ticket_id)
+
+    def _manager_action(self, cmd: ManagerAct, now: datetime,
+                        emitted: list[Event]) -> tuple[Refusal | None, str | None]:
+        match cmd.action:
+            case "open_counter" | "pause_counter" | "close_counter":
+                counter = self.counters.get(cmd.counter or "")
+                if counter is None:
+                    return Refusal(ErrorCode.UNKNOWN_COUNTER, f"counter {cmd.counter!r} is not configured in this "
+                                                              "hall"), None
+                action = cast(CounterAction, cmd.action.removesuffix("_counter"))
+                acted = ActAtCounter(counter=counter.spec.id, request_id=cmd.request_id, action=action)
+                return self._counter_action(counter, acted, now, emitted), None
+            case "void_ticket" | "transfer_ticket":
+                return self._manage_ticket(cmd, now, emitted)
+            case "end_day":
+                for ticket in list(self.open_tickets()):
+                    if ticket.state is TicketState.WAITING:
+                        self._emit(TicketExpired(at=now, ticket_id=ticket.id, reason="day_ended"), emitted)
+                if self.today.ended_by is None:
+                    self._emit(DayEnded(at=now, day=self.day, user=cmd.user), emitted)
+                return None, None
+            case "show_notice" | "clear_notice":
+                return None, None
+        raise InvariantError(f"unhandled manager action {cmd.action!r}")
+
+    def _manage_ticket(self, cmd: ManagerAct, now: datetime,
+                       emitted: list[Event]) -> tuple[Refusal | None, str | None]:
+        ticket_id = self.today.by_number.get(cmd.ticket or "")
+        ticket = self.tickets.get(ticket_id) if ticket_id else None
+        if ticket is None:
+            return Refusal(ErrorCode.UNKNOWN_TICKET, f"no ticket {cmd.ticket} is open today"), None
+        if ticket.state is not TicketState.WAITING:
+            return Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} is being served at counter {ticket.counter}: "
+                                                  "only a waiting ticket can be voided or moved; the counter "
+                                                  "finishes it"), None
+        if cmd.action == "void_ticket":
+            self._emit(TicketVoided(at=now, ticket_id=ticket.id, reason="left"), emitted)
+            return None, ticket.id
+        target = self.spec.service_by_id.get(cmd.service or "")
+        if target is None:
+            return Refusal(ErrorCode.UNKNOWN_SERVICE, f"service {cmd.service!r} does not exist"), None
+        if target.id == ticket.service:
+            return Refusal(ErrorCode.NOT_ALLOWED, f"{ticket.number} already waits in service {target.id}"), None
+        order = self._front_order - 1 if target.transfer_position == "front" else ticket.order
+        self._emit(TicketTransferred(at=now, ticket_id=ticket.id, counter="", to_service=target.id, order=order),
+                   emitted)
+        return None, ticket.id
+
     def _is_waiting(self, ticket_id: str, generation: int) -> bool:
         ticket = self.tickets.get(ticket_id)
         return ticket is not None and ticket.state is TicketState.WAITING and ticket.generation == generation
@@ -507,6 +595,9 @@ class Engine:
                     if 0 <= sample <= MAX_SAMPLE_S:
                         self.service_times[ticket.service].append(sample)
             case TicketTransferred():
+                waiting = self.tickets[event.ticket_id]
+                if waiting.state is TicketState.WAITING:  # moved by the manager: it leaves its old lane
+                    self.lanes[(waiting.service, waiting.priority)].left()
                 ticket = self._move(event.ticket_id, Move.TRANSFER)
                 self._free_counter(ticket)
                 ticket.service = event.to_service
@@ -523,8 +614,9 @@ class Engine:
                 ticket.finished_at = event.at
                 if isinstance(event, TicketVoided):
                     ticket.void_reason = event.reason
-                    # Never printed, never called: its place under the daily cap goes back (its number does not).
-                    self.today.issued[ticket.origin_service] -= 1
+                    if event.reason in PRINT_FAILURE_REASONS:
+                        # Never printed, never called: its place under the daily cap goes back (its number does not).
+                        self.today.issued[ticket.origin_service] -= 1
                 self._release(ticket)
             case TicketPrinted():
                 self.tickets[event.ticket_id].printed_at = event.at
@@ -532,6 +624,14 @@ class Engine:
                 self.counters[event.counter].status = event.status
             case CommandAccepted():
                 self.today.commands[(event.counter, event.request_id)] = event
+            case ManagerActed():
+                self.today.manager_commands[(event.manager, event.request_id)] = event
+                if event.action == "show_notice" and event.text_vi is not None:
+                    self.notice = Notice(text_vi=event.text_vi, text_en=event.text_en, at=event.at, by=event.user)
+                elif event.action == "clear_notice":
+                    self.notice = None
+            case DayEnded():
+                self.today.ended_by = event.user
             case DayStarted():
                 self._apply_day_started(event)
             case ClockStepped():
@@ -594,6 +694,8 @@ class Engine:
             "service_times": {sid: list(times) for sid, times in self.service_times.items()},
             "next_order": self._next_order,
             "front_order": self._front_order,
+            "notice": None if self.notice is None else [self.notice.text_vi, self.notice.text_en,
+                                                        self.notice.at.isoformat(), self.notice.by],
         }
 
     def _load_carry(self, carry: dict[str, Any]) -> None:
@@ -604,6 +706,9 @@ class Engine:
                 self.counters[cid].status = status
                 self.counters[cid].regular_streak = streak
         self.call_seq = carry["call_seq"]
+        notice = carry.get("notice")  # absent from the days before notices existed
+        self.notice = None if not notice else Notice(text_vi=notice[0], text_en=notice[1],
+                                                     at=datetime.fromisoformat(notice[2]), by=notice[3])
         self.recent_calls.clear()
         self.recent_calls.extend(
             CallRecord(seq, tid, number, counter, service, priority, recall, datetime.fromisoformat(at))
@@ -675,7 +780,8 @@ class Engine:
             sorted(self.today.by_number.items()), sorted(self.today.requests.items()),
             sorted(self.today.commands), self.call_seq, list(self.recent_calls),
             sorted((s, list(v)) for s, v in self.service_times.items()), self._next_order, self._front_order,
-            self._since_floor, self.clock_epoch,
+            self._since_floor, self.clock_epoch, sorted(self.today.manager_commands), self.today.ended_by,
+            self.notice,
         )
 
 

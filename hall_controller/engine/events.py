@@ -23,7 +23,7 @@ from operator import itemgetter
 from typing import Any, ClassVar, Literal
 
 from hallq.errors import InvariantError
-from hallq.wire import CounterAction, CounterStatus
+from hallq.wire import CounterAction, CounterStatus, ManagerAction
 
 # --- commands: what happened outside, with the ids the shell made ------------------------------------------
 
@@ -83,7 +83,23 @@ class ClockChanged:
     source: str
 
 
-Command = IssueTicket | ReportPrint | ActAtCounter | Tick | ClockChanged
+@dataclass(frozen=True, slots=True)
+class ManagerAct:
+    """The hall's manager (service ``manager``, on behalf of ``user``) asks for one action (``hallq.wire``'s
+    ``ManagerAction``): a counter's status, a waiting ticket (by today's ``ticket`` number), the day, the notice."""
+
+    manager: str
+    request_id: str
+    user: str
+    action: ManagerAction
+    counter: str | None = None
+    ticket: str | None = None
+    service: str | None = None
+    text_vi: str | None = None
+    text_en: str | None = None
+
+
+Command = IssueTicket | ReportPrint | ActAtCounter | ManagerAct | Tick | ClockChanged
 
 
 # --- events ---------------------------------------------------------------------------------------------------
@@ -169,8 +185,12 @@ class TicketVoided(Event):
 
 @dataclass(slots=True)
 class TicketExpired(Event):
+    """Still open when the business day ended: ``day_started`` (the next day began) or ``day_ended`` (the hall's
+    manager ended the day early)."""
+
     kind: ClassVar[str] = "ticket_expired"
     ticket_id: str
+    reason: str = "day_started"
 
 
 @dataclass(slots=True)
@@ -189,6 +209,33 @@ class CommandAccepted(Event):
     request_id: str
     action: str
     ticket_id: str | None
+
+
+@dataclass(slots=True)
+class ManagerActed(Event):
+    """An action of the hall's manager was carried out: who (``user``, through ``manager``), what, on what. Also
+    remembered so that a retry with its request id is answered, not re-run."""
+
+    kind: ClassVar[str] = "manager_acted"
+    manager: str
+    request_id: str
+    user: str
+    action: str
+    counter: str | None = None
+    ticket_id: str | None = None
+    service: str | None = None
+    text_vi: str | None = None
+    text_en: str | None = None
+
+
+@dataclass(slots=True)
+class DayEnded(Event):
+    """The hall's manager ended business day ``day`` early: its waiting tickets expired, and no ticket is issued
+    until the next business day starts."""
+
+    kind: ClassVar[str] = "day_ended"
+    day: str
+    user: str
 
 
 @dataclass(slots=True)
@@ -213,7 +260,8 @@ class DayCorrected(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (DayStarted, TicketIssued, TicketPrinted, TicketCalled, TicketFinished, TicketTransferred,
-                TicketVoided, TicketExpired, CounterStatusChanged, CommandAccepted, ClockStepped, DayCorrected)
+                TicketVoided, TicketExpired, CounterStatusChanged, CommandAccepted, ManagerActed, DayEnded,
+                ClockStepped, DayCorrected)
 }
 _FIELDS = {kind: tuple(f.name for f in dataclasses.fields(cls) if f.name != "at") for kind, cls in EVENT_TYPES.items()}
 _REQUIRED = {kind: tuple(f.name for f in dataclasses.fields(cls) if f.name != "at"

@@ -4,7 +4,8 @@
        │                │──complete──▶ served
        │                │──no_show───▶ no_show
        │                │──transfer──▶ waiting (in another service, same number)
-       │──void──▶ void ◀──void──┘      (the dispenser could not print it)
+       │──transfer──▶ waiting          (the hall's manager moved it to another service)
+       │──void──▶ void ◀──void──┘      (the dispenser could not print it; or, waiting, the citizen left)
        └──expire─▶ expired ◀─expire─┘  (still open when the business day ended)
 
 ``served``, ``no_show``, ``void`` and ``expired`` are final. ``next_state`` refuses any other move by raising
@@ -45,6 +46,7 @@ TRANSITIONS: Final[dict[tuple[TicketState, Move], TicketState]] = {
     (W, Move.CALL): C,
     (W, Move.VOID): TicketState.VOID,
     (W, Move.EXPIRE): TicketState.EXPIRED,
+    (W, Move.TRANSFER): W,
     (C, Move.RECALL): C,
     (C, Move.COMPLETE): TicketState.SERVED,
     (C, Move.NO_SHOW): TicketState.NO_SHOW,

@@ -1,0 +1,94 @@
+"""The hall manager's commands through a real broker and controller: acted on, stored, answered, announced."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from pathlib import Path
+
+from hall_controller.engine.events import Event, from_records
+from hall_controller.ledger import LEDGER_FILE
+from hallq import wire
+from testbed.broker import PrivateBroker
+from tests.support import ControllerProcess, Probe
+
+
+def _journal(state_dir: Path) -> list[Event]:
+    """What the running controller has stored (read-only: it keeps writing)."""
+    db = sqlite3.connect(f"file:{state_dir / LEDGER_FILE}?mode=ro", uri=True)
+    try:
+        return from_records(db.execute("SELECT kind, at, data FROM journal ORDER BY seq").fetchall())
+    finally:
+        db.close()
+
+
+def _manager(broker: PrivateBroker) -> Probe:
+    topics = Probe(broker).topics
+    return Probe(broker, subscriptions=[topics.manager_reply("manager"), topics.events(), topics.notice(),
+                                        topics.dispenser_ticket("d1"), topics.counter_reply("1"),
+                                        topics.counter_state("2")])
+
+
+def _act(probe: Probe, action: str, **fields: str) -> wire.ManagerReply:
+    rid = uuid.uuid4().hex
+    probe.publish(probe.topics.manager_command("manager"),
+                  wire.ManagerCommand(request_id=rid, user="lan", action=action, **fields).encode())  # type: ignore[arg-type]
+    topic = probe.topics.manager_reply("manager")
+    message = probe.expect(lambda m: m.topic == topic and wire.ManagerReply.decode(m.payload).request_id == rid)
+    return wire.ManagerReply.decode(message.payload)
+
+
+def test_a_paused_counter_shows_paused_and_the_action_is_announced_and_stored(
+        broker: PrivateBroker, controller: ControllerProcess) -> None:
+    with _manager(broker) as probe:
+        reply = _act(probe, "pause_counter", counter="2")
+        assert reply.ok and reply.action == "pause_counter"
+        state = probe.expect(lambda m: m.topic == probe.topics.counter_state("2")
+                             and wire.CounterState.decode(m.payload).status == "paused")
+        assert state is not None
+        event = wire.HallEvent.decode(probe.on(probe.topics.events()).payload)
+        assert (event.kind, event.user, event.counter) == ("manager_action", "lan", "2")
+    acted = [e for e in _journal(controller.state_dir) if e.kind == "manager_acted"]
+    assert [(e.user, e.action, e.counter) for e in acted] == [("lan", "pause_counter", "2")]  # type: ignore[attr-defined]
+
+
+def test_a_refused_action_says_why_and_changes_nothing(broker: PrivateBroker, controller: ControllerProcess) -> None:
+    with _manager(broker) as probe:
+        probe.request_ticket("d1", "A")
+        assert probe.command("1", "next").ok
+        reply = _act(probe, "close_counter", counter="1")
+        assert reply.error is not None and reply.error.code == wire.ErrorCode.COUNTER_BUSY
+        assert "A001" in reply.error.message
+
+
+def test_the_notice_is_retained_for_displays_until_cleared(broker: PrivateBroker, controller: ControllerProcess) -> None:
+    with _manager(broker) as probe:
+        assert _act(probe, "show_notice", text_vi="Hệ thống tạm dừng 10 phút").ok
+    topics = Probe(broker).topics
+    with Probe(broker, subscriptions=[topics.notice()]) as late:  # a display that starts afterwards
+        notice = wire.Notice.decode(late.on(topics.notice()).payload)
+        assert (notice.text_vi, notice.by) == ("Hệ thống tạm dừng 10 phút", "lan")
+    with _manager(broker) as probe:
+        assert _act(probe, "clear_notice").ok
+        assert probe.expect(lambda m: m.topic == topics.notice() and m.payload == b"") is not None
+
+
+def test_ending_the_day_refuses_tickets_until_the_next_day(broker: PrivateBroker, controller: ControllerProcess) -> None:
+    with _manager(broker) as probe:
+        waiting = probe.request_ticket("d1", "A")
+        assert _act(probe, "end_day").ok
+        refused = probe.request_ticket("d1", "A")
+        assert refused.error is not None and refused.error.code == wire.ErrorCode.DAY_ENDED
+        kinds = set()
+        while "day_ended" not in kinds:
+            kinds.add(wire.HallEvent.decode(probe.on(probe.topics.events()).payload).kind)
+    assert waiting.ticket is not None
+    expired = [e for e in _journal(controller.state_dir) if e.kind == "ticket_expired"]
+    assert [e.reason for e in expired] == ["day_ended"]  # type: ignore[attr-defined]
+
+
+def test_an_undecodable_command_is_answered_bad_request(broker: PrivateBroker, controller: ControllerProcess) -> None:
+    with _manager(broker) as probe:
+        probe.publish(probe.topics.manager_command("manager"), b'{"v":1,"request_id":"r1","user":"lan","action":"fly"}')
+        reply = wire.ManagerReply.decode(probe.on(probe.topics.manager_reply("manager")).payload)
+        assert reply.request_id == "r1" and reply.error is not None and reply.error.code == "bad_request"
