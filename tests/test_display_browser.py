@@ -248,3 +248,43 @@ def test_halls_of_one_to_ten_services_and_one_to_24_counters_fit_a_1080p_screen_
             assert kiosk.evaluate(TOO_SMALL, [ESSENTIAL_TEXT, READABLE_PX]) == [], hall
             assert (_newest(kiosk), kiosk.evaluate("() => document.body.scrollHeight")) == ("UB1005", 1080), hall
             kiosk.screenshot(SCREENSHOTS / f"display-hall-{services}-services-{counters}-counters.png")
+
+
+CALLS_AND_NOTICE = "#newest-number, #newest-counter-name, #recent .number, .notice-primary"
+LONG_NOTICE_VI = ("Hệ thống tạm dừng từ 10 giờ 00 đến 10 giờ 15 để bảo trì đường truyền. Công dân đã lấy số vui lòng "
+                  "giữ phiếu và chờ tại chỗ; các số đã gọi sẽ được gọi lại theo thứ tự sau khi hệ thống hoạt động.")
+LONG_NOTICE_EN = ("The system pauses from 10:00 to 10:15 for network maintenance. Please keep your ticket and wait; "
+                  "numbers already called will be called again in order.")
+
+
+def test_a_notice_shows_across_the_top_without_hiding_the_calls_and_goes_when_cleared(
+    kiosk: Kiosk, broker: PrivateBroker, tmp_path: Path
+) -> None:
+    at = datetime.now(timezone(timedelta(hours=7)))
+    with Probe(broker) as publisher, DisplayProcess(config=FIXTURES / "display.toml", broker_address=broker.address,
+                                                    port=free_port(), log_path=tmp_path / "display.log") as display:
+        kiosk.open(display.url)
+        for seq, (services, counters, vi, en) in enumerate(
+                [(4, 6, "Hệ thống tạm dừng 10 phút", "The system pauses for 10 minutes"),
+                 (10, 24, LONG_NOTICE_VI, LONG_NOTICE_EN)], start=100):
+            notice = wire.Notice(text_vi=vi, text_en=en, at=at, by="lan")
+            assert publisher.link.publish_and_wait(TOPICS.board(), _hall_board(services=services, counters=counters,
+                                                                               seq=seq).encode(), retain=True)
+            assert publisher.link.publish_and_wait(TOPICS.notice(), notice.encode(), retain=True)
+            kiosk.wait_for("([counters, vi]) => document.querySelectorAll('.tile').length === counters && "
+                           "document.getElementById('notice-primary').textContent === vi", arg=[counters, vi])
+            assert kiosk.evaluate("() => document.getElementById('notice-secondary').textContent") == en
+            hall = f"a notice over {services} services, {counters} counters"
+            assert kiosk.evaluate(LAYOUT_PROBLEMS) == [], hall
+            assert kiosk.evaluate(TOO_SMALL, [CALLS_AND_NOTICE, READABLE_PX]) == [], hall
+            # The longest notice over the largest hall: the footer gives up room, its text a little of its size.
+            least = READABLE_PX if services < 10 else 28
+            assert kiosk.evaluate(TOO_SMALL, [ESSENTIAL_TEXT, least]) == [], hall
+            assert (_newest(kiosk), kiosk.evaluate("() => document.body.scrollHeight")) == ("UB1005", 1080), hall
+            kiosk.screenshot(SCREENSHOTS / f"display-hall-notice-{services}-services-{counters}-counters.png")
+        assert publisher.link.publish_and_wait(TOPICS.notice(), b"", retain=True)
+        kiosk.wait_for("() => !document.body.classList.contains('has-notice')")
+        assert kiosk.evaluate("() => getComputedStyle(document.querySelector('.hall')).display") != "none"
+        assert kiosk.evaluate(LAYOUT_PROBLEMS) == []
+        header_px = kiosk.evaluate("() => document.querySelector('.top').getBoundingClientRect().height")
+        assert header_px == pytest.approx(1080 * 0.12, abs=0.5)  # the hall's name back, at its height

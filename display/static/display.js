@@ -61,6 +61,12 @@ function renderHall() {
   setText("newest-counter-secondary", newest && secondary ? secondary + " " + newest.counter : "");
   byId("newest").classList.toggle("recall", Boolean(newest && newest.recall));
 
+  const notice = model.notice;
+  body.classList.toggle("has-notice", Boolean(notice));
+  setText("notice-primary", notice ? notice.primary : "");
+  setText("notice-secondary", notice ? notice.secondary : "");
+  byId("notice-secondary").hidden = !(notice && notice.secondary);
+
   const recent = byId("recent");
   recent.replaceChildren(...model.recent.slice(0, hallLayout.recentRows).map((call) => {
     const row = el("li");
@@ -120,6 +126,13 @@ const TILE_NUMBER_EM = 4.5 * 0.72; // the width of a typical number ("A015", "UB
 const TILE_MIN_COLUMNS = 3;
 const RECENT = { line: 1.22, border: 0.2, max: 6.4, min: 4.2 };
 const SLACK = 0.5; // boxes are rounded to whole pixels: a little room so that the sums never come out short
+// The middle never has less than this: the newest number ~10vh (110 px) tall and three recent calls. A long
+// notice makes the header taller; then the footer gives up room too, and its text shrinks a little.
+const MIDDLE_MIN = 28;
+// The notice: the first language from `max` down to READABLE, the second from `secondMax` down to SECOND, each
+// the largest size at which it takes at most `lines` lines. Longer text wraps further at the smallest size:
+// it is shown whole, never cut.
+const NOTICE = { max: 5.6, line: 1.25, secondMax: 3.4, secondLine: 1.3, lines: 2, step: 0.2 };
 
 const hallLayout = { key: null, recentRows: 10 };
 
@@ -138,15 +151,36 @@ function tileSizes(count, rows, width, height, gapX, gapY) {
 
 function tileHeight(num) { return READABLE * TILE.nameLine + num * TILE.numLine + TILE.extra; }
 
+function fitLines(node, name, max, min, line) {
+  for (let size = max; ; size = Math.max(min, size - NOTICE.step)) {
+    body.style.setProperty(name, size.toFixed(2) + "vh");
+    if (size <= min || vhOf(node.getBoundingClientRect().height) <= NOTICE.lines * size * line + 0.1) return;
+  }
+}
+
+// Sizes the notice (if any) and returns the header's height, in vh.
+function layoutNotice() {
+  if (model.notice) {
+    fitLines(byId("notice-primary"), "--notice", NOTICE.max, READABLE, NOTICE.line);
+    if (model.notice.secondary) {
+      fitLines(byId("notice-secondary"), "--notice-secondary", NOTICE.secondMax, SECOND, NOTICE.secondLine);
+    }
+  }
+  return vhOf(document.querySelector(".top").getBoundingClientRect().height);
+}
+
 function layoutHall() {
   const grid = byId("counters");
   const services = byId("services");
   const recent = byId("recent");
   const counterCount = model.counters.length;
   const serviceCount = model.services.length;
-  const key = [window.innerWidth, window.innerHeight, counterCount, serviceCount, model.recent.length].join();
+  const notice = model.notice ? [model.notice.primary, model.notice.secondary] : [];
+  const key = JSON.stringify([window.innerWidth, window.innerHeight, counterCount, serviceCount, model.recent.length,
+    ...notice]);
   if (key === hallLayout.key) return false;
   hallLayout.key = key;
+  const top = layoutNotice();
 
   // The boxes around the lists (headings, padding), measured: each list fills what its section leaves.
   const height = (node) => node.getBoundingClientRect().height;
@@ -173,14 +207,16 @@ function layoutHall() {
       break;
     }
   }
-  const footer = Math.min(FOOTER_MAX, Math.max(FOOTER_MIN, servicesNeed, countersNeed));
-  const middle = 88 - footer;
+  const footer = Math.min(FOOTER_MAX, 100 - top - MIDDLE_MIN, Math.max(FOOTER_MIN, servicesNeed, countersNeed));
+  const middle = 100 - top - footer;
   const set = (node, name, value) => node.style.setProperty(name, value.toFixed(2) + "vh");
+  set(body, "--top-h", top);
   set(body, "--footer-h", footer);
 
-  // Waiting counts: smaller only in a hall larger than this page is designed for (never larger: long names
-  // would lose their ends).
-  const scale = Math.min(1, serviceCount ? (footer - servicesChrome - SLACK) / (serviceCount * rowHeight) : 1);
+  // Waiting counts: smaller only in a hall larger than this page is designed for, or under a long notice
+  // (never larger: long names would lose their ends). The rows' padding and border keep their size.
+  const perRow = serviceCount ? (footer - servicesChrome - SLACK) / serviceCount : rowHeight;
+  const scale = Math.min(1, (perRow - SERVICE_ROW_EXTRA) / row.lines(row));
   services.classList.toggle("dense", mode === "dense");
   set(services, "--svc", row.svc * scale);
   set(services, "--svc2", row.svc2 * scale);
