@@ -179,7 +179,7 @@ class ControllerService:
         link_up = False
         for item in batch:
             if isinstance(item, Message):
-                outcome = self._admit(item, now, now_s, trusted)
+                outcome = self._admit(item, now, now_s, trusted, news)
                 handled.append((item, outcome))
                 if outcome is not None:
                     outcomes.append(outcome)
@@ -225,12 +225,17 @@ class ControllerService:
         self._tell(news)
         self.connections.ack(m for m, _ in handled)
 
-    def _admit(self, message: Message, now: datetime, now_s: float, trusted: bool) -> Outcome | None:
+    def _admit(self, message: Message, now: datetime, now_s: float, trusted: bool,
+               news: list[wire.HallEvent]) -> Outcome | None:
         verdict = self.admission.admit(message, now_s)
         if isinstance(verdict, Act):
             return self.requests.handle(verdict.parsed, message.payload, now, trusted=trusted)
-        if verdict.clear:
+        if verdict.clear and verdict.parsed is not None:
             self.connections.publish(message.topic, b"", retain=True)
+            role, device = self.admission.device_key(verdict.parsed)
+            news.append(wire.HallEvent(kind="refused", at=now, code="retained", message=f"ignored a retained message "
+                                       f"from {role} {device} and cleared it: fix that device's MQTT settings",
+                                       **_device_field(role, device)))
         if verdict.pause_until_s is None:
             return None
         dropped = self.intake.pause(message.source, verdict.pause_until_s)
@@ -238,7 +243,13 @@ class ControllerService:
         if verdict.parsed is None:
             return None
         self.admission.dropped(verdict.parsed, 1 + len(dropped), now_s)
-        return self.requests.refused(verdict.parsed, message.payload, RATE_LIMITED) if verdict.answer else None
+        if not verdict.answer:
+            return None
+        role, device = self.admission.device_key(verdict.parsed)  # at most one a second per device, as its replies
+        news.append(wire.HallEvent(kind="refused", at=now, code=wire.ErrorCode.RATE_LIMITED,
+                                   message=f"{role} {device} sends more than the controller accepts; its messages "
+                                           "are dropped", **_device_field(role, device)))
+        return self.requests.refused(verdict.parsed, message.payload, RATE_LIMITED)
 
     def _publish_due(self, now: datetime) -> None:
         if not self.connections.up:
@@ -312,6 +323,11 @@ class ControllerService:
                 self.connections.publish(*outcome.on_storage_failure)
             elif not outcome.decision.events and outcome.reply is not None:
                 self.connections.publish(*outcome.reply)
+
+
+def _device_field(role: str, device: str) -> dict[str, str]:
+    """The ``HallEvent`` field naming the device: ``dispenser`` or ``counter``."""
+    return {"counter": device} if role == "counter" else {"dispenser": device} if role == "dispenser" else {}
 
 
 class ReplayMismatch(Exception):

@@ -92,3 +92,16 @@ def test_an_undecodable_command_is_answered_bad_request(broker: PrivateBroker, c
         probe.publish(probe.topics.manager_command("manager"), b'{"v":1,"request_id":"r1","user":"lan","action":"fly"}')
         reply = wire.ManagerReply.decode(probe.on(probe.topics.manager_reply("manager")).payload)
         assert reply.request_id == "r1" and reply.error is not None and reply.error.code == "bad_request"
+
+
+def test_a_stored_copy_a_device_left_is_reported_to_the_manager(broker: PrivateBroker,
+                                                                controller: ControllerProcess) -> None:
+    """A request published retained is acted on live (it arrives without the flag); the broker's stored copy,
+    handed over after the controller's restart, is not, and the manager hears why."""
+    with _manager(broker) as probe:
+        probe.publish(probe.topics.dispenser_request("d2"),
+                      wire.TicketRequest(request_id="kept", service="B").encode(), retain=True)
+        controller.stop()
+        controller.start()
+        event = wire.HallEvent.decode(probe.on(probe.topics.events(), timeout_s=15).payload)
+        assert (event.kind, event.code, event.dispenser) == ("refused", "retained", "d2")
