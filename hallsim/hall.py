@@ -8,6 +8,7 @@ Everything a run writes goes to ``var/sim/``: tickets (PNG previews), logs, the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import random
@@ -30,6 +31,7 @@ from hallq import wire
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import TopicKind, Topics
 from hallsim.crowd import Clerk, Crowd
+from hallsim.history import ledger_is_empty, write_history
 from testbed.broker import PrivateBroker, free_port, port_open
 from testbed.children import ChildProcess
 from testbed.display import Kiosk
@@ -146,6 +148,7 @@ class SimulatedHall:
 
     def run(self, minutes: float | None) -> Tally:
         (self.work / "logs").mkdir(parents=True, exist_ok=True)
+        self._write_history()
         self.broker.start()
         self.roles = self._roles()
         link = MqttLink(client_id="sim-clerks", broker=BrokerSettings(port=self.broker.port), inbox=self.inbox,
@@ -169,6 +172,15 @@ class SimulatedHall:
                 role.stop()
             self.broker.stop()
         return self.tally
+
+    def _write_history(self) -> None:
+        """A new hall starts with a week of past days in its ledger, so the manager's reports show something."""
+        cfg = dataclasses.replace(controller_config.load(CONFIG / "hall.toml"), state_dir=self.work / "state")
+        if not ledger_is_empty(cfg):
+            return
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        tickets = write_history(cfg)
+        self.say(f"ledger: a week of past business days written for the reports ({tickets} tickets)")
 
     def _rel(self, path: Path) -> str:
         try:
