@@ -10,6 +10,13 @@
     hallq-manager users remove NAME [--users FILE]
     hallq-manager users list [--users FILE]
 
+    hallq-manager run --config MANAGER.toml [--broker HOST:PORT] [--listen HOST:PORT]
+    hallq-manager check --config MANAGER.toml
+
+``run`` serves the hall's office (live view, actions, reports) until SIGTERM; ``check`` loads the manager's
+config, the hall config it names, the TLS certificate and the users file, and says OK or the problem (exit 78
+for a bad config, 69 when the listening address is taken).
+
 ``report`` reads the ledger read-only (also while the controller runs; default: ``ledger.sqlite3`` in the
 config's ``[controller] state_dir``) and writes the report to FILE or standard output. Each command is one
 entry in ``COMMANDS``, with a parser builder and a handler.
@@ -26,6 +33,7 @@ is one line on standard error, never a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import getpass
 import logging
 import sys
@@ -36,8 +44,11 @@ from pathlib import Path
 
 from hall_controller import config as config_mod
 from hall_controller.ledger import LEDGER_FILE
-from hallq.errors import EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, ConfigError, InvariantError
-from manager import journal, reports
+from hallq import logsetup
+from hallq.cli import config_refused, load_config
+from hallq.errors import EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, EXIT_UNAVAILABLE, ConfigError, InvariantError
+from manager import config as manager_config
+from manager import journal, reports, service
 from manager.render import render_csv, render_html, render_text, render_xlsx
 from manager.users import ROLES, UserError, Users, check_name, check_password
 
@@ -220,9 +231,62 @@ def _users(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     return 0
 
+def _service_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, type=Path, help="the manager's TOML config")
+    parser.add_argument("--broker", metavar="HOST:PORT", help="override [mqtt] broker")
+    parser.add_argument("--listen", metavar="HOST:PORT", help="override [manager] listen")
+
+
+def _service_config(args: argparse.Namespace) -> manager_config.ManagerConfig | None:
+    listen = args.listen
+
+    def override(cfg: manager_config.ManagerConfig) -> manager_config.ManagerConfig:
+        cfg = cfg.with_listen(listen) if listen else cfg
+        cfg.ssl_context()  # a certificate that cannot be used is a bad config, said now
+        return cfg
+
+    return load_config(manager_config.load, args.config, log=log, broker=args.broker, override=override)
+
+
+def _check(args: argparse.Namespace) -> int:
+    cfg = _service_config(args)
+    if cfg is None:
+        return EXIT_CONFIG
+    try:
+        users = Users.load(cfg.users_file)
+    except ConfigError as exc:
+        return config_refused(log, exc)
+    notes = [] if cfg.ledger.is_file() else [f"no ledger {cfg.ledger} yet (the live view starts from the broker)"]
+    if not users.list():
+        notes.append(f"nobody can log in yet: hallq-manager users add NAME --role manager --users {cfg.users_file}")
+    sys.stdout.write(f"{args.config}: OK — manager {cfg.manager_id} of hall {cfg.hall.id} on {cfg.url}, "
+                     f"{len(users.list())} account(s)\n" + "".join(f"  note: {n}\n" for n in notes))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    cfg = _service_config(args)
+    if cfg is None:
+        return EXIT_CONFIG
+    logsetup.setup(cfg.log_level)
+    try:
+        service.run(cfg)
+    except ConfigError as exc:  # the users file, or the MQTT password file read when connecting
+        return config_refused(log, exc)
+    except OSError as exc:
+        if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES):
+            log.error("cannot listen on %s: %s (another program uses it? change [manager] listen)", cfg.url,
+                      exc.strerror)
+            return EXIT_UNAVAILABLE
+        raise
+    return 0
+
+
 COMMANDS: dict[str, Command] = {
     "report": Command("a report on the hall's work over a day, week, month or range", _report_parser, _report),
     "users": Command("the web service's accounts: add, passwd, remove, list", _users_parser, _users),
+    "run": Command("serve the hall's office: live view, actions, reports (HTTPS)", _service_parser, _run),
+    "check": Command("check the manager's config and say OK or the problem", _service_parser, _check),
 }
 
 

@@ -1,0 +1,255 @@
+"""The manager's shell: MQTT in and out, the ledger read again every few seconds, the live model, and the web
+service, on one asyncio loop.
+
+Wiring: one ``MqttLink`` (client id = username = the manager's id, ``[manager] id``; presence on
+``status/{id}``) subscribed at QoS 1 to the retained ``board``, every counter's retained ``state``, ``calls``,
+every client's retained ``status``, the retained ``notice``, the controller's ``events`` and its own ``reply``
+topic. paho's thread only hands items to the loop (``LoopInbox``). The loop:
+
+* ``_consume``: decodes each message at the boundary and folds it into ``LiveModel``; a ``ManagerReply`` wakes
+  the action waiting for its ``request_id``;
+* ``_read_ledger``: today's journal, read-only in a worker thread, at start and every ``LEDGER_EVERY_S``
+  (``LiveModel.seed``), so a restarted manager knows the day so far;
+* ``_push``: the live view to every page (Server-Sent Events) at once after a change, and every second anyway
+  (the waits and service times grow by themselves);
+* ``_heartbeat``: ``READY=1`` once HTTP listens and the broker is connected, ``WATCHDOG=1`` while the loop runs.
+
+Actions (``act``) publish a ``ManagerCommand`` with a fresh request id and wait up to ``ACTION_TIMEOUT_S`` for
+its reply. One is never queued while the broker is away: a day ended an hour after the click would surprise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import signal
+import time
+import uuid
+from datetime import date, datetime
+from typing import Any, Final
+
+from aiohttp import web
+
+from hallq import systemd, wire
+from hallq.errors import PayloadError
+from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
+from hallq.topics import TopicKind, Topics
+from manager import journal
+from manager.config import ManagerConfig
+from manager.live import LiveModel
+from manager.users import Users
+from manager.web import ActionOutcome, Hub, make_app
+
+log = logging.getLogger(__name__)
+
+ACTION_TIMEOUT_S: Final = 5.0
+LEDGER_EVERY_S: Final = 5.0
+PUSH_EVERY_S: Final = 1.0
+HEARTBEAT_S: Final = 1.0
+
+
+class LoopInbox(queue.Queue[Any]):
+    """The inbox ``MqttLink`` fills from paho's thread: ``put`` hands each item to the event loop's queue."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, target: asyncio.Queue[Any]) -> None:
+        super().__init__()
+        self._loop = loop
+        self._target = target
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop already closed: we are shutting down
+            self._loop.call_soon_threadsafe(self._target.put_nowait, item)
+
+
+class ManagerService:
+    """One manager: ``run(stop)`` serves until ``stop`` is set."""
+
+    def __init__(self, config: ManagerConfig, *, users: Users) -> None:
+        self.config = config
+        self.users = users
+        self.spec = config.hall
+        self.topics = Topics(hall=self.spec.id, base=config.base_topic)
+        self.model = LiveModel(self.spec, controller_id=config.controller.client_id, manager_id=config.manager_id,
+                               offline_alarm_s=config.offline_alarm_s)
+        self.hub = Hub()
+        self.link: MqttLink | None = None
+        self._pending: dict[str, asyncio.Future[wire.ManagerReply]] = {}
+        self._changed = asyncio.Event()
+        self.listening = False
+
+    def now(self) -> datetime:
+        return datetime.now(self.spec.zone)
+
+    def view(self) -> dict[str, Any]:
+        return self.model.view(self.now())
+
+    def health(self) -> dict[str, Any]:
+        connected = self.link is not None and self.link.up.is_set()
+        return {"healthy": connected and self.listening, "broker_connected": connected,
+                "board": self.model.board is not None, "ledger_problem": self.model.ledger_problem,
+                "pages": self.hub.clients}
+
+    def app(self) -> web.Application:
+        return make_app(spec=self.spec, users=self.users, secure_cookies=self.config.tls, view=self.view,
+                        act=self.act, hub=self.hub, ledger=self.config.ledger, health=self.health, now=self.now)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[Any] = asyncio.Queue()
+        topics, manager_id = self.topics, self.config.manager_id
+        self.link = MqttLink(
+            client_id=manager_id, broker=self.config.broker, inbox=LoopInbox(loop, items),
+            subscriptions=[(topics.board(), 1), (topics.all_counter_states(), 1), (topics.calls(), 1),
+                           (topics.all_status(), 1), (topics.notice(), 1), (topics.events(), 1),
+                           (topics.manager_reply(manager_id), 1)],
+            presence_topic=topics.status(manager_id),
+            online_payload=wire.Presence("online", "manager").encode(),
+            offline_payload=wire.Presence("offline", "manager").encode(),
+        )
+        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.listen_host, self.config.listen_port, reuse_address=True,
+                           ssl_context=self.config.ssl_context())
+        await site.start()
+        self.listening = True
+        log.info("manager listening on %s hall=%s ledger=%s", self.config.url, self.spec.id, self.config.ledger)
+        self.link.start()
+        notifier = systemd.ServiceNotifier()
+        tasks = [asyncio.create_task(coro) for coro in
+                 (self._consume(items), self._read_ledger(), self._push(), self._heartbeat(notifier))]
+        try:
+            await stop.wait()
+        finally:
+            notifier.stopping()
+            self.hub.close()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await loop.run_in_executor(None, self.link.stop)
+            await runner.cleanup()
+            log.info("manager stopped")
+
+    # --- actions ----------------------------------------------------------------------------------------------
+
+    async def act(self, command: wire.ManagerCommand) -> ActionOutcome:
+        """Publish ``command`` (its ``request_id`` fresh) and wait for the controller's reply."""
+        link = self.link
+        if link is None or not link.up.is_set():
+            return ActionOutcome.failed("broker_unavailable", "the manager is not connected to the hall's broker; "
+                                                              "nothing was sent")
+        future: asyncio.Future[wire.ManagerReply] = asyncio.get_running_loop().create_future()
+        self._pending[command.request_id] = future
+        try:
+            link.publish(self.topics.manager_command(self.config.manager_id), command.encode())
+            reply = await asyncio.wait_for(future, ACTION_TIMEOUT_S)
+        except TimeoutError:
+            return ActionOutcome.failed("timeout", f"the controller did not answer within {ACTION_TIMEOUT_S:.0f} s; "
+                                                   "look at the live view before trying again")
+        finally:
+            self._pending.pop(command.request_id, None)
+        if reply.error is not None:
+            return ActionOutcome.failed(str(reply.error.code), reply.error.message)
+        return ActionOutcome(ok=True)
+
+    @staticmethod
+    def new_request_id() -> str:
+        return str(uuid.uuid4())
+
+    # --- MQTT in ----------------------------------------------------------------------------------------------
+
+    async def _consume(self, items: asyncio.Queue[Any]) -> None:
+        while True:
+            item = await items.get()
+            if isinstance(item, LinkUp | LinkDown):
+                self.model.on_link(up=isinstance(item, LinkUp))
+            elif isinstance(item, Message):
+                self._message(item)
+            self._changed.set()
+
+    def _message(self, message: Message) -> None:
+        parsed = self.topics.parse(message.topic)
+        if parsed is None:
+            return
+        seen_s = time.monotonic()
+        try:
+            match parsed.kind:
+                case TopicKind.BOARD:
+                    self.model.on_board(wire.Board.decode(message.payload))
+                case TopicKind.COUNTER_STATE:
+                    self.model.on_counter_state(wire.CounterState.decode(message.payload), seen_s=seen_s)
+                case TopicKind.CALLS:
+                    self.model.on_call(wire.Call.decode(message.payload), seen_s=seen_s)
+                case TopicKind.STATUS:
+                    presence = wire.Presence.decode(message.payload) if message.payload else None
+                    self.model.on_presence(parsed.device or "", presence, now=self.now())
+                case TopicKind.NOTICE:
+                    self.model.on_notice(wire.Notice.decode(message.payload) if message.payload else None)
+                case TopicKind.EVENTS:
+                    self.model.on_event(wire.HallEvent.decode(message.payload))
+                case TopicKind.MANAGER_REPLY:
+                    reply = wire.ManagerReply.decode(message.payload)
+                    future = self._pending.get(reply.request_id)
+                    if future is not None and not future.done():
+                        future.set_result(reply)
+                case _:
+                    pass
+        except PayloadError as exc:
+            log.warning("ignored undecodable message topic=%s code=%s: %s", message.topic, exc.code, exc.message)
+
+    # --- the ledger -------------------------------------------------------------------------------------------
+
+    async def _read_ledger(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            day = self.spec.business_day(self.now())
+            seen_s = time.monotonic()
+            try:
+                events = await loop.run_in_executor(None, self._today, day)
+            except journal.JournalError as exc:
+                if self.model.ledger_problem != str(exc):
+                    log.warning("cannot read the ledger (the live view goes on from the broker alone): %s", exc)
+                self.model.ledger_unreadable(str(exc))
+            else:
+                self.model.seed(events, day=day, seen_s=seen_s)
+            self._changed.set()
+            await asyncio.sleep(LEDGER_EVERY_S)
+
+    def _today(self, day: str) -> list[Any]:
+        first = date.fromisoformat(day)
+        return list(journal.read_events(self.config.ledger, first_day=first, last_day=first))
+
+    # --- pages ------------------------------------------------------------------------------------------------
+
+    async def _push(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), PUSH_EVERY_S)
+            self._changed.clear()
+            if self.hub.clients:
+                self.hub.publish("live", self.view())
+
+    # --- systemd ----------------------------------------------------------------------------------------------
+
+    async def _heartbeat(self, notifier: systemd.ServiceNotifier) -> None:
+        watchdog_s = notifier.watchdog_interval_s
+        while True:
+            if self.listening and self.link is not None and self.link.up.is_set():
+                notifier.ready()
+            notifier.beat()
+            await asyncio.sleep(min(HEARTBEAT_S, watchdog_s or HEARTBEAT_S))
+
+
+def run(config: ManagerConfig, stop: asyncio.Event | None = None) -> None:
+    """Run the manager until SIGTERM/SIGINT (or ``stop`` is set)."""
+    users = Users.load(config.users_file)
+
+    async def main() -> None:
+        done = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, done.set)
+        await ManagerService(config, users=users).run(done)
+
+    asyncio.run(main())
