@@ -44,6 +44,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from itertools import chain
+from operator import attrgetter
 from typing import Literal
 
 from hall_controller.engine.events import (
@@ -344,10 +345,10 @@ _MICROSECOND = timedelta(microseconds=1)
 class Cell:
     """The visits of one business day that share service, counter (None: never called), lane and category.
 
-    ``waits`` holds the measured waits (seconds) ordered by (arrival hour, wait); ``hours`` gives, per hour of
-    arrival or call that has any, (hour, arrivals, calls, end of that hour's waits in ``waits``, their sum in
-    microseconds). ``service_times``: sorted. Cells of any days merge by concatenation, so medians and
-    percentiles stay exact."""
+    ``waits`` holds the measured waits (seconds) ordered by (arrival hour, wait); ``hours`` gives, for each hour
+    of arrival or call that has any, five integers in a row: the hour, arrivals, calls, the end of that hour's
+    waits in ``waits``, their sum in microseconds. ``service_times``: sorted. Cells of any days merge by
+    concatenation, so medians and percentiles stay exact."""
 
     day: str
     service: str
@@ -357,7 +358,7 @@ class Cell:
     counts: tuple[int, ...]
     waits: list[float]
     service_times: list[float]
-    hours: list[tuple[int, int, int, int, int]]
+    hours: list[int]
 
 
 @dataclass(slots=True)
@@ -421,7 +422,7 @@ def summarise_span(span: DaySpan, *, spec: HallSpec) -> DaySummary:
             elif visit.outcome == "expired":
                 counts[9] += 1
         timed_waits.sort()
-        hours = []
+        hours: list[int] = []
         end = 0
         for hour in sorted(arrivals.keys() | calls.keys() | {h for h, _, _ in timed_waits}):
             begin = end
@@ -429,7 +430,7 @@ def summarise_span(span: DaySpan, *, spec: HallSpec) -> DaySummary:
                 end += 1
             sum_us = sum(us for _, _, us in timed_waits[begin:end])
             counts[10] += sum_us
-            hours.append((hour, arrivals.get(hour, 0), calls.get(hour, 0), end, sum_us))
+            hours += (hour, arrivals.get(hour, 0), calls.get(hour, 0), end, sum_us)
         service_times.sort()
         cells.append(Cell(day, service, counter, priority, category, tuple(counts),
                           [wait_s for _, wait_s, _ in timed_waits], service_times, hours))
@@ -567,6 +568,11 @@ def summarise(facts: Facts, *, spec: HallSpec, period: Period, filters: Filters 
                           filters=filters, now=now)
 
 
+_COUNTS_OF = attrgetter("counts")
+_WAITS_OF = attrgetter("waits")
+_SERVICE_TIMES_OF = attrgetter("service_times")
+
+
 class _Group:
     """The cells of one row of a report; ``figures`` merges them."""
 
@@ -577,10 +583,9 @@ class _Group:
 
     def figures(self) -> Figures:
         cells = self.cells
-        sums = [sum(column) for column in zip(*(cell.counts for cell in cells), strict=True)] if cells \
-            else [0] * len(COUNTS)
-        waits = list(chain.from_iterable(cell.waits for cell in cells))
-        service_times = list(chain.from_iterable(cell.service_times for cell in cells))
+        sums = [sum(column) for column in zip(*map(_COUNTS_OF, cells), strict=True)] if cells else [0] * len(COUNTS)
+        waits = list(chain.from_iterable(map(_WAITS_OF, cells)))
+        service_times = list(chain.from_iterable(map(_SERVICE_TIMES_OF, cells)))
         outcomes = Outcomes(*sums[:8])
         return Figures(outcomes, _stats(waits, sums[10]), _stats(service_times, sums[11]), sums[8], sums[9])
 
@@ -622,8 +627,10 @@ def summarise_days(summaries: Sequence[DaySummary], *, spec: HallSpec, period: P
                 (by_lane.get(lane_key) or by_lane.setdefault(lane_key, _Group())).cells.append(cell)
             (by_day.get(cell.day) or by_day.setdefault(cell.day, _Group())).cells.append(cell)
             waits = cell.waits
+            cell_hours = cell.hours
             begin = 0
-            for hour, arrived, called, end, sum_us in cell.hours:
+            for index in range(0, len(cell_hours), 5):
+                hour, arrived, called, end, sum_us = cell_hours[index:index + 5]
                 arrivals[hour] += arrived
                 calls[hour] += called
                 if end > begin:

@@ -477,11 +477,11 @@ def test_cli_writes_each_format(hall_run: tuple[Hall, Path], config: Path, tmp_p
     _h, ledger = hall_run
     for fmt in ("text", "csv", "xlsx", "html"):
         out = tmp_path / f"r.{fmt}"
-        assert main(["report", "--config", str(config), "--ledger", str(ledger), "--day", "2026-12-03",
-                     "--format", fmt, "--output", str(out)]) == 0
+        assert main(["report", "--config", str(config), "--ledger", str(ledger), "--cache", str(tmp_path), "--day",
+                     "2026-12-03", "--format", fmt, "--output", str(out)]) == 0
         assert out.stat().st_size > 100
-    assert main(["report", "--config", str(config), "--ledger", str(ledger), "--from", "2026-12-03", "--to",
-                 "2026-12-04", "--service", "B", "--lang", "en"]) == 0
+    assert main(["report", "--config", str(config), "--ledger", str(ledger), "--no-cache", "--from", "2026-12-03",
+                 "--to", "2026-12-04", "--service", "B", "--lang", "en"]) == 0
     assert "By service" in capsys.readouterr().out
 
 

@@ -1,0 +1,173 @@
+"""The report cache: a report through it equals the one made from the ledger alone, for any period, filter and
+ledger (a corrected day too); only closed days are kept; a damaged, foreign or unusable cache never fails a
+report."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from hall_controller.engine.events import IssueTicket
+from hall_controller.ledger import Ledger
+from manager import cache, journal, reports
+from manager.cli import main
+from tests.test_manager_reports import (
+    DAY1,
+    DAY2,
+    GLITCH_DAY,
+    TARGETS,
+    at,
+    check_figures,
+    corrected_script,
+    day1,
+    script,
+    spec,
+)
+
+PERIODS = [reports.day_period(DAY1.isoformat()), reports.day_period(DAY2.isoformat()),
+           reports.range_period(DAY1.isoformat(), DAY2.isoformat()), reports.month_period("2026-12")]
+FILTERS = [reports.Filters(), reports.Filters(service="B"), reports.Filters(counter="3"),
+           reports.Filters(lane="priority"), reports.Filters(lane="regular", service="A"),
+           reports.Filters(category="elderly")]
+NOW = at(DAY2, 23, 0)
+
+
+def uncached(path: Path, period: reports.Period, filters: reports.Filters | None = None) -> reports.Report:
+    events = journal.read_events(path, first_day=period.first, last_day=period.last)
+    return reports.build_report(events, spec=spec(), period=period, filters=filters, now=NOW)
+
+
+def cached(path: Path, cache_dir: Path, period: reports.Period,
+           filters: reports.Filters | None = None) -> reports.Report:
+    return cache.build_report(path, spec=spec(), period=period, filters=filters, now=NOW, cache_dir=cache_dir)
+
+
+def stored(cache_dir: Path) -> list[tuple[int, int, str]]:
+    with sqlite3.connect(cache_dir / cache.CACHE_FILE) as db:
+        return [tuple(row) for row in db.execute("SELECT first, stop, day FROM days ORDER BY first")]
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Path:
+    path = tmp_path / "ledger" / "ledger.sqlite3"
+    path.parent.mkdir()
+    script(path)
+    return path
+
+
+def test_reports_through_the_cache_equal_reports_from_the_ledger(ledger: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    for _ in ("cold", "warm"):
+        for period in PERIODS:
+            for filters in FILTERS:
+                assert cached(ledger, cache_dir, period, filters) == uncached(ledger, period, filters)
+
+
+def test_only_closed_days_are_kept(ledger: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cached(ledger, cache_dir, PERIODS[3])
+    assert [day for _, _, day in stored(cache_dir)] == [DAY1.isoformat()]  # DAY2 is still open
+
+
+def test_today_is_read_from_the_journal_and_kept_once_the_next_day_starts(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    h = script(path)
+    cache_dir = tmp_path / "cache"
+    assert cached(path, cache_dir, PERIODS[1]).totals.outcomes.issued == 2
+    engine_ledger = Ledger(path, hall_id="h")
+    for when, tid in ((at(DAY2, 9, 0), "late"), (at(DAY2.replace(day=5), 8, 0), "next")):
+        decision = h.engine.handle(IssueTicket("d1", f"r-{tid}", "A", False, None, tid), now=when)
+        engine_ledger.append(list(decision.events))
+    engine_ledger.close()
+    assert cached(path, cache_dir, PERIODS[1]).totals.outcomes.issued == 3
+    assert [day for _, _, day in stored(cache_dir)] == [DAY2.isoformat()]  # only the days a report asked for
+    month = reports.month_period("2026-12")
+    assert cached(path, cache_dir, month) == uncached(path, month)
+    assert cached(path, cache_dir, month).totals.outcomes.issued == uncached(path, PERIODS[2]).totals.outcomes.issued + 1
+
+
+def test_a_corrected_day_is_kept_under_its_corrected_label(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    h = corrected_script(path)
+    cache_dir = tmp_path / "cache"
+    everything = reports.range_period(DAY1.isoformat(), GLITCH_DAY.isoformat())
+    for period in (reports.day_period(DAY1.isoformat()), reports.day_period(GLITCH_DAY.isoformat()), everything):
+        for _ in ("cold", "warm"):
+            assert cached(path, cache_dir, period) == uncached(path, period)
+    assert [day for _, _, day in stored(cache_dir)] == [DAY1.isoformat(), DAY1.isoformat()]
+    check_figures(cached(path, cache_dir, reports.day_period(DAY1.isoformat())).totals, day1(h), TARGETS)
+
+
+def test_a_damaged_cache_file_is_rebuilt_with_a_warning(ledger: Path, tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    (cache_dir / cache.CACHE_FILE).write_bytes(b"not a database at all" * 300)
+    with caplog.at_level(logging.WARNING):
+        assert cached(ledger, cache_dir, PERIODS[2]) == uncached(ledger, PERIODS[2])
+    assert "damaged" in caplog.text
+    assert [day for _, _, day in stored(cache_dir)] == [DAY1.isoformat()]
+
+
+def test_a_damaged_day_in_the_cache_is_rebuilt_with_a_warning(ledger: Path, tmp_path: Path,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    cache_dir = tmp_path / "cache"
+    cached(ledger, cache_dir, PERIODS[2])
+    with sqlite3.connect(cache_dir / cache.CACHE_FILE) as db:
+        db.execute("UPDATE days SET samples = x'0102'")
+    with caplog.at_level(logging.WARNING):
+        assert cached(ledger, cache_dir, PERIODS[2]) == uncached(ledger, PERIODS[2])
+    assert "damaged" in caplog.text
+    assert cached(ledger, cache_dir, PERIODS[2]) == uncached(ledger, PERIODS[2])
+    assert [day for _, _, day in stored(cache_dir)] == [DAY1.isoformat()]
+
+
+def test_another_ledger_empties_the_cache(ledger: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cached(ledger, cache_dir, PERIODS[2])
+    other = tmp_path / "other.sqlite3"
+    Ledger(other, hall_id="h").close()  # an empty hall: no day worked
+    assert cached(other, cache_dir, PERIODS[2]).days_worked == ()
+    assert stored(cache_dir) == []
+    copy = tmp_path / "copy.sqlite3"
+    shutil.copyfile(ledger, copy)  # the same journal in another file (a restore): made afresh, same figures
+    assert cached(copy, cache_dir, PERIODS[2]) == uncached(ledger, PERIODS[2])
+
+
+def test_other_target_waits_make_the_days_again(ledger: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cached(ledger, cache_dir, PERIODS[0])
+    hall = spec()
+    stricter = dataclasses.replace(hall, services=tuple(dataclasses.replace(s, target_wait_s=60)
+                                                        for s in hall.services))
+    strict = cache.build_report(ledger, spec=stricter, period=PERIODS[0], now=NOW, cache_dir=cache_dir)
+    events = journal.read_events(ledger, first_day=DAY1, last_day=DAY1)
+    assert strict == reports.build_report(events, spec=stricter, period=PERIODS[0], now=NOW)
+    assert strict.totals.within_target < cached(ledger, cache_dir, PERIODS[0]).totals.within_target
+
+
+def test_an_unusable_cache_directory_only_warns(ledger: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with caplog.at_level(logging.WARNING):
+        assert cached(ledger, blocker / "cache", PERIODS[2]) == uncached(ledger, PERIODS[2])
+    assert "cannot be opened" in caplog.text
+
+
+def test_cli_keeps_its_cache_where_told(ledger: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "hall.toml"
+    source = (Path(__file__).parent / "test_manager_reports.py").read_text(encoding="utf-8")
+    config.write_text(source.split('path.write_text("""', 1)[1].split('"""', 1)[0].replace("STATE_DIR", str(tmp_path)),
+                      encoding="utf-8")
+    base = ["report", "--config", str(config), "--ledger", str(ledger), "--month", "2026-12"]
+    assert main([*base, "--cache", str(tmp_path / "c")]) == 0
+    assert (tmp_path / "c" / cache.CACHE_FILE).is_file()
+    first = capsys.readouterr().out
+    assert main([*base, "--no-cache", "--cache", str(tmp_path / "none")]) == 0
+    assert not (tmp_path / "none").exists()
+    assert capsys.readouterr().out == first
