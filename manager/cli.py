@@ -4,6 +4,7 @@
                          (--day 2026-12-04 | --week 2026-W49 | --month 2026-12 | --from D --to D)
                          [--service S] [--counter C] [--lane regular|priority] [--category X]
                          [--format text|csv|xlsx|html] [--lang vi|en] [--output FILE]
+                         [--cache DIR | --no-cache]
 
     hallq-manager users add NAME --role manager|viewer [--users FILE] [--password-stdin]
     hallq-manager users passwd NAME [--users FILE] [--password-stdin]
@@ -47,6 +48,7 @@ from hall_controller.ledger import LEDGER_FILE
 from hallq import logsetup
 from hallq.cli import config_refused, load_config
 from hallq.errors import EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, EXIT_UNAVAILABLE, ConfigError, InvariantError
+from manager import cache as report_cache
 from manager import config as manager_config
 from manager import journal, reports, service
 from manager.render import render_csv, render_html, render_text, render_xlsx
@@ -87,6 +89,10 @@ def _report_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, default="text", help="default: text")
     parser.add_argument("--lang", choices=("vi", "en"), default="vi", help="labels' language (default vi)")
     parser.add_argument("--output", type=Path, metavar="FILE", help="write here (default: standard output)")
+    parser.add_argument("--cache", type=Path, metavar="DIR", default=report_cache.DEFAULT_CACHE_DIR,
+                        help=f"keep closed days' summaries in DIR/{report_cache.CACHE_FILE} (default: "
+                             f"{report_cache.DEFAULT_CACHE_DIR})")
+    parser.add_argument("--no-cache", action="store_true", help="read every day from the ledger, keep nothing")
 
 
 def _period(args: argparse.Namespace) -> reports.Period:
@@ -125,8 +131,8 @@ def _report(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     now = datetime.now(spec.zone)
     try:
-        events = journal.read_events(ledger, first_day=period.first, last_day=period.last)
-        report = reports.build_report(events, spec=spec, period=period, filters=filters, now=now)
+        report = report_cache.build_report(ledger, spec=spec, period=period, filters=filters, now=now,
+                                           cache_dir=None if args.no_cache else args.cache)
     except (journal.JournalError, InvariantError) as exc:
         log.error("%s", exc)
         return EXIT_DATAERR
