@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install one hallq role on a Raspberry Pi OS Bookworm (or Debian 12) machine, from this source tree.
 #
-#   sudo deploy/install.sh ROLE [--credential FILE] [--ca FILE] [--broker-name NAME]... [--local-audio]
-#                               [--simulated-hardware] [--dry-run] [--root DIR]
+#   sudo deploy/install.sh ROLE [--credential FILE] [--ca FILE] [--broker-name NAME]... [--web-name NAME]...
+#                               [--local-audio] [--simulated-hardware] [--dry-run] [--root DIR]
 #   sudo deploy/install.sh uninstall ROLE [--purge] [--dry-run] [--root DIR]
 #
-#   ROLE           controller | dispenser | counter | display
+#   ROLE           controller | dispenser | counter | display | manager (the office's web service: on the
+#                  controller's Pi, after the controller; its credential and certificate come from there)
 #   uninstall      stop and disable the role's services and remove what the installer put in place; keep its
 #                  config, credentials and (controller) the ledger, and say what was kept
 #   --purge        uninstall only: remove the kept config, credentials and ledger too
@@ -13,6 +14,8 @@
 #                  /etc/hallq/credentials/ROLE.mqtt-password for the unit's LoadCredential=
 #   --ca           the hall's CA certificate (ca.crt from the controller's Pi), installed as /etc/hallq/ca.crt
 #   --broker-name  controller only: a name or address devices dial, for the broker's TLS certificate (repeatable)
+#   --web-name     manager only: a name or address the office's browsers dial, for the manager's HTTPS
+#                  certificate, signed by the hall's CA (repeatable; default: this host's names and loopback)
 #   --local-audio  display only: this Pi plays the announcements ([announce] output = "local"): alsa-utils and
 #                  the unit's drop-in local-audio.conf (the sound devices). Also done, without the option, when
 #                  /etc/hallq/display.toml says output = "local"; otherwise a drop-in left from before is removed
@@ -41,6 +44,7 @@ PURGE=0
 CREDENTIAL=
 CA_FILE=
 BROKER_NAMES=()
+WEB_NAMES=()
 LOCAL_AUDIO=0
 SIMULATED=0
 CHANGES=0
@@ -48,11 +52,11 @@ RESTART=0
 
 say() { printf '[hallq] %s\n' "$*"; }
 die() { printf '[hallq] error: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '3,25p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '3,28p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
-        controller|dispenser|counter|display) [ -z "$ROLE" ] || usage; ROLE=$1 ;;
+        controller|dispenser|counter|display|manager) [ -z "$ROLE" ] || usage; ROLE=$1 ;;
         uninstall) ACTION=uninstall ;;
         --purge) PURGE=1 ;;
         --dry-run) DRY_RUN=1 ;;
@@ -60,6 +64,7 @@ while [ $# -gt 0 ]; do
         --credential) [ $# -ge 2 ] || usage; CREDENTIAL=$2; shift ;;
         --ca) [ $# -ge 2 ] || usage; CA_FILE=$2; shift ;;
         --broker-name) [ $# -ge 2 ] || usage; BROKER_NAMES+=("$2"); shift ;;
+        --web-name) [ $# -ge 2 ] || usage; WEB_NAMES+=("$2"); shift ;;
         --local-audio) LOCAL_AUDIO=1 ;;
         --simulated-hardware) SIMULATED=1 ;;
         -h|--help) usage ;;
@@ -71,11 +76,12 @@ done
 [ -z "$CREDENTIAL" ] || [ -r "$CREDENTIAL" ] || die "cannot read credential file $CREDENTIAL"
 [ -z "$CA_FILE" ] || [ -r "$CA_FILE" ] || die "cannot read CA file $CA_FILE"
 [ ${#BROKER_NAMES[@]} -eq 0 ] || [ "$ROLE" = controller ] || die "--broker-name is for the controller's Pi"
+[ ${#WEB_NAMES[@]} -eq 0 ] || [ "$ROLE" = manager ] || die "--web-name is for the manager"
 [ "$LOCAL_AUDIO" -eq 0 ] || [ "$ROLE" = display ] || die "--local-audio is for a display's Pi"
 [ "$SIMULATED" -eq 0 ] || [ "$ROLE" = dispenser ] || [ "$ROLE" = counter ] \
     || die "--simulated-hardware is for a dispenser or a counter"
 [ "$PURGE" -eq 0 ] || [ "$ACTION" = uninstall ] || die "--purge is for uninstall"
-if [ "$ACTION" = uninstall ] && { [ -n "$CREDENTIAL$CA_FILE" ] || [ ${#BROKER_NAMES[@]} -gt 0 ] \
+if [ "$ACTION" = uninstall ] && { [ -n "$CREDENTIAL$CA_FILE" ] || [ ${#BROKER_NAMES[@]} -gt 0 ] || [ ${#WEB_NAMES[@]} -gt 0 ] \
     || [ "$LOCAL_AUDIO" -eq 1 ] || [ "$SIMULATED" -eq 1 ]; }; then
     die "uninstall takes only --purge, --dry-run and --root"
 fi
@@ -176,6 +182,7 @@ case "$ROLE" in
     dispenser) debs+=(fonts-dejavu-core) ;;
     counter) ;;
     display) debs+=(espeak-ng fonts-dejavu-core cage curl); units+=(hallq-kiosk.service) ;;
+    manager) debs+=(openssl) ;;
 esac
 [ "$LOCAL_AUDIO" -eq 0 ] || debs+=(alsa-utils)  # aplay, the display's [announce] player
 
@@ -218,7 +225,7 @@ install_users() {
 }
 
 source_stamp() {  # a checksum of everything pip would install
-    (cd "$SRC" && find pyproject.toml hallq hall_controller dispenser counter display -type f \
+    (cd "$SRC" && find pyproject.toml hallq hall_controller dispenser counter display manager -type f \
         ! -path '*/__pycache__/*' ! -name '*.pyc' -print0 2>/dev/null | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
 }
 
@@ -298,6 +305,15 @@ install_config() {
         display)
             install_new "$SRC/config/display.example.toml" /etc/hallq/display.toml 0640 hallq
             install_new "$SRC/deploy/kiosk.env" /etc/hallq/kiosk.env 0644
+            ;;
+        manager)
+            install_new "$SRC/config/manager.example.toml" /etc/hallq/manager.toml 0640 hallq
+            # On the controller's Pi provisioning has made the manager's password: use it unless one is given.
+            local provisioned=/etc/hallq/broker/credentials/manager.mqtt-password
+            if [ -z "$CREDENTIAL" ] && [ -e "$ROOT$provisioned" ]; then
+                install_file "$ROOT$provisioned" /etc/hallq/credentials/manager.mqtt-password 0600
+            fi
+            install_file "$SRC/docs/manager.md" "$PREFIX/docs/manager.md" 0644
             ;;
         *)
             install_new "$SRC/config/$ROLE.example.toml" "/etc/hallq/$ROLE.toml" 0640 hallq
@@ -406,6 +422,32 @@ provision_broker() {  # controller: the broker's accounts, ACL and TLS certifica
     install_file /etc/hallq/broker/tls/ca.crt /etc/hallq/ca.crt 0644
 }
 
+manager_certs() {  # manager: its HTTPS certificate, signed by the hall's CA (hallq-controller certs, idempotent)
+    [ "$ROLE" = manager ] || return 0
+    local tls=/etc/hallq/manager/tls ca=/etc/hallq/broker/tls
+    if [ -n "$ROOT" ] || [ "$DRY_RUN" -eq 1 ]; then
+        say "next, on the target: the manager's HTTPS certificate from the hall's CA in $ca (hall_controller certs)"
+        return 0
+    fi
+    [ -e "$ca/ca.key" ] || die "no hall CA in $ca: install the controller on this machine first (deploy/install.sh controller)"
+    ensure_dir /etc/hallq/manager 0755
+    ensure_dir "$tls" 0755
+    # The CA stays where the controller keeps it; certs finds it through these links and issues server.crt here.
+    local file
+    for file in ca.crt ca.key; do
+        [ "$(readlink "$tls/$file" 2>/dev/null)" = "$ca/$file" ] || change "link $tls/$file" ln -sfn "$ca/$file" "$tls/$file"
+    done
+    local names=() name before
+    for name in "${WEB_NAMES[@]}"; do names+=(--name "$name"); done
+    before=$(sha256sum "$tls/server.crt" 2>/dev/null || true)
+    say "the manager's HTTPS certificate"
+    "$PREFIX/venv/bin/python" -m hall_controller certs --out "$tls" --group hallq "${names[@]}"
+    if [ "$(sha256sum "$tls/server.crt")" != "$before" ]; then
+        CHANGES=$((CHANGES + 1))
+        RESTART=1
+    fi
+}
+
 start_units() {
     if [ -n "$ROOT" ] || [ "$DRY_RUN" -eq 1 ]; then
         return 0
@@ -476,7 +518,7 @@ stop_units() {  # stop_units UNIT...: stop (not in --root mode) and disable each
 
 uninstall_role() {
     local stopping=("${units[@]}" "${timers[@]}") unit others=0 kept=() path
-    ! installed_here controller dispenser counter display || others=1
+    ! installed_here controller dispenser counter display manager || others=1
     # The broker served the hall: Debian's package stays, stopped and disabled, without hallq's drop-in.
     [ "$ROLE" != controller ] || stopping+=(mosquitto.service)
     [ "$ROLE" != dispenser ] || [ ! -e "$ROOT/etc/systemd/system/hallq-dispenser-keys.socket" ] \
@@ -502,6 +544,10 @@ uninstall_role() {
             [ "$ROLE" != dispenser ] || remove_path /etc/systemd/system/hallq-dispenser-keys.socket
             [ "$ROLE" != dispenser ] || remove_path /var/cache/hallq-dispenser
             kept+=("/etc/hallq/$ROLE.toml")
+            ;;
+        manager)
+            remove_path "$PREFIX/docs/manager.md"
+            kept+=(/etc/hallq/manager.toml /etc/hallq/manager /var/lib/hallq/manager)
             ;;
         display)
             remove_file /etc/systemd/system/hallq-display.service.d/local-audio.conf
@@ -564,6 +610,7 @@ install_config
 install_units
 enable_units
 provision_broker
+manager_certs
 start_units
 if [ "$CHANGES" -eq 0 ]; then
     say "nothing to change: role $ROLE is installed"
