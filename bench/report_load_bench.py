@@ -1,0 +1,196 @@
+"""Do the manager's reports slow the hall down? Ticket round trips with and without reports running meanwhile.
+
+    .venv/bin/python -m bench.report_load_bench [--rounds 3] [--trips 1000] [--load-s 5]
+
+A real Mosquitto (the hall's provisioned ACL), the real controller on a fresh ledger, 50 dispensers
+(``bench.controller_bench``'s pieces). In each round, three phases in turn (the order rotates from round to
+round): no reports; a report process at the normal CPU priority; the same process at ``nice 10`` (what the
+manager's systemd unit would set with ``Nice=10``). The report process is a process of its own that loops
+through the manager's report API (``manager.cache.build_report``, the path of ``hallq-manager report``): the
+year report over the 500,000-ticket ledger of ``bench.report_bench`` (its cache warm), then today's report on
+the controller's live ledger (the open day, always read from the journal, in a read transaction while the
+controller commits). Each phase measures the sequential round trip of one dispenser (p50, p99) and the
+latency of 50 concurrent dispensers (p50, p99); the figures are the medians over the rounds, and the target
+is a p99 at most 20% above the phase without reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bench import report_bench
+from bench.common import bench_hall_toml, provisioned_broker, summary_ms
+from bench.controller_bench import TOPICS, Controller, Inbox, concurrent_load, links, round_trips
+from hall_controller import config as config_mod
+from manager import cache, reports
+
+PHASES = ("none", "reports", "reports_nice10")
+TARGET_RATIO = 1.2
+
+
+def report_loop(*, year_ledger: Path, year_cache: Path, live_config: Path, live_ledger: Path, live_cache: Path,
+                nice: int, ready: Path) -> int:
+    """The report process: year report, today's report, again, until SIGTERM; prints one JSON line per pair."""
+    if nice:
+        os.nice(nice)
+    stop = False
+
+    def on_term(_signum: int, _frame: object) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_term)
+    year_spec = report_bench.hall()
+    year = reports.range_period("2026-01-01", "2026-12-31")
+    live_spec = config_mod.load(live_config).hall
+    while not stop:
+        started = time.perf_counter()
+        cache.build_report(year_ledger, spec=year_spec, period=year, cache_dir=year_cache)
+        middle = time.perf_counter()
+        now = datetime.now(live_spec.zone)
+        today = reports.day_period(live_spec.business_day(now))
+        if live_ledger.exists():
+            cache.build_report(live_ledger, spec=live_spec, period=today, now=now, cache_dir=live_cache)
+        done = time.perf_counter()
+        print(json.dumps({"year_s": round(middle - started, 3), "day_s": round(done - middle, 4)}), flush=True)
+        ready.touch()
+    return 0
+
+
+class ReportProcess:
+    """``report_loop`` in a child process; ``start`` returns once its first pair of reports is done."""
+
+    def __init__(self, args: list[str], *, log: Path, ready: Path) -> None:
+        self.args = args
+        self.log = log
+        self.ready = ready
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> ReportProcess:
+        self.ready.unlink(missing_ok=True)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "bench.report_load_bench", "--report-loop",
+                                          *self.args], stdout=out)
+        deadline = time.monotonic() + 120
+        while not self.ready.exists():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise SystemExit("the report process did not make its first reports")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def measure(broker: Any, *, trips: int, load_s: float) -> dict[str, Any]:
+    inbox: Inbox = queue.Queue()
+    [b1] = links(broker, ["b1"], TOPICS.dispenser_ticket, inbox)
+    round_trips(inbox, b1, 100)  # warm-up
+    sequential = summary_ms(round_trips(inbox, b1, trips))
+    b1.stop()
+    load = concurrent_load(broker, load_s, 50)
+    return {"round_trip": sequential, "concurrent_50": load}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--trips", type=int, default=1000)
+    parser.add_argument("--load-s", type=float, default=5.0)
+    parser.add_argument("--report-loop", action="store_true", help=argparse.SUPPRESS)
+    args, rest = parser.parse_known_args()
+    if args.report_loop:
+        paths = [Path(text) for text in rest]
+        return report_loop(year_ledger=paths[0], year_cache=paths[1], live_config=paths[2], live_ledger=paths[3],
+                           live_cache=paths[4], nice=int(rest[5]), ready=paths[6])
+
+    year_ledger = report_bench.cached("year-500k", [(report_bench.FIRST_DAY + timedelta(days=i), 1370)
+                                                    for i in range(365)])
+    with tempfile.TemporaryDirectory(prefix="hallq-report-load-") as tmp:
+        work = Path(tmp)
+        year_cache = work / "year-cache"
+        started = time.perf_counter()
+        year = reports.range_period("2026-01-01", "2026-12-31")
+        cache.build_report(year_ledger, spec=report_bench.hall(), period=year, cache_dir=year_cache)
+        print(f"year cache warmed in {time.perf_counter() - started:.1f} s")
+        config = work / "hall.toml"
+        config.write_text(bench_hall_toml(dispensers=50, username="controller"), encoding="utf-8")
+        state = work / "state"
+        live_ledger = state / "ledger.sqlite3"
+        results: dict[str, list[dict[str, Any]]] = {phase: [] for phase in PHASES}
+        loops: dict[str, list[dict[str, float]]] = {phase: [] for phase in PHASES[1:]}
+        with provisioned_broker(work / "broker", config) as broker, Controller(config, broker, state):
+            inbox: Inbox = queue.Queue()
+            [b1] = links(broker, ["b1"], TOPICS.dispenser_ticket, inbox)
+            round_trips(inbox, b1, 50)  # the controller is up and the day started
+            b1.stop()
+            for n in range(args.rounds):
+                order = PHASES[n % 3:] + PHASES[:n % 3]
+                for phase in order:
+                    if phase == "none":
+                        results[phase].append(measure(broker, trips=args.trips, load_s=args.load_s))
+                        continue
+                    log = work / f"reports-{phase}-{n}.jsonl"
+                    loop_args = [str(year_ledger), str(year_cache), str(config), str(live_ledger),
+                                 str(work / "live-cache"), "10" if phase == "reports_nice10" else "0",
+                                 str(work / "ready")]
+                    with ReportProcess(loop_args, log=log, ready=work / "ready"):
+                        results[phase].append(measure(broker, trips=args.trips, load_s=args.load_s))
+                    loops[phase] += [json.loads(line) for line in log.read_text().splitlines()[1:]]
+                print(f"round {n + 1}: " + "  ".join(
+                    f"{phase} p99 {results[phase][-1]['round_trip']['p99_ms']:.2f}/"
+                    f"{results[phase][-1]['concurrent_50']['latency']['p99_ms']:.2f} ms" for phase in PHASES))
+
+    def med(phase: str, pick: str) -> float:
+        """The median over the rounds of one figure of ``phase``."""
+        figures = {"seq_p50": ("round_trip", "p50_ms"), "seq_p99": ("round_trip", "p99_ms"),
+                   "c50_p50": ("latency", "p50_ms"), "c50_p99": ("latency", "p99_ms")}
+        if pick == "tps":
+            return statistics.median(float(r["concurrent_50"]["tickets_per_s"]) for r in results[phase])
+        part, name = figures[pick]
+        return statistics.median(float((r[part] if part == "round_trip" else r["concurrent_50"][part])[name])
+                                 for r in results[phase])
+
+    ok = True
+    print(f"\n{'phase':16} {'seq p50':>9} {'seq p99':>9} {'50-disp p50':>12} {'50-disp p99':>12} {'tickets/s':>10}")
+    for phase in PHASES:
+        print(f"{phase:16} {med(phase, 'seq_p50'):7.2f}ms {med(phase, 'seq_p99'):7.2f}ms "
+              f"{med(phase, 'c50_p50'):10.2f}ms {med(phase, 'c50_p99'):10.2f}ms {med(phase, 'tps'):10.0f}")
+    for phase in PHASES[1:]:
+        seq = med(phase, "seq_p99") / med("none", "seq_p99")
+        c50 = med(phase, "c50_p99") / med("none", "c50_p99")
+        verdict = "ok" if max(seq, c50) <= TARGET_RATIO else "OVER"
+        ok &= phase != "reports_nice10" or verdict == "ok"
+        years = [row["year_s"] for row in loops[phase]]
+        days = [row["day_s"] for row in loops[phase]]
+        print(f"{phase:16} p99 ×{seq:.2f} sequential, ×{c50:.2f} 50 dispensers (target ≤ ×{TARGET_RATIO}) {verdict}; "
+              f"meanwhile {len(years)} year reports (median {statistics.median(years or [0]):.2f} s) and "
+              f"{len(days)} day reports (median {statistics.median(days or [0]) * 1000:.0f} ms)")
+    stamp = date.today().isoformat()
+    out = Path(__file__).parent / "results" / f"report-load-{stamp}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"results": results, "report_loops": loops}, indent=1), encoding="utf-8")
+    print(f"saved {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
