@@ -465,6 +465,7 @@ def _reports_page(request: web.Request, spec: HallSpec, csrf: str) -> str:
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{words["title"]} — {esc(hall_name)}</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/static/manager.css">
 </head>
 <body class="reports">

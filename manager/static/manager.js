@@ -101,6 +101,7 @@ function applyWords() {
   for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
   document.getElementById("lang-toggle").textContent = t("other_lang");
   document.getElementById("reports-link").href = `/reports?lang=${lang}`;
+  fillServices();
   if (lastView) render(lastView);
 }
 
@@ -318,6 +319,18 @@ function wireForms() {
   });
 }
 
+function fillServices() {
+  if (!session) return;
+  const select = document.getElementById("transfer-service");
+  const chosen = select.value;
+  select.replaceChildren(...session.services.map((s) => {
+    const option = el("option", serviceName(s));
+    option.value = s.service;
+    return option;
+  }));
+  if (chosen) select.value = chosen;
+}
+
 async function start() {
   let response;
   try {
@@ -333,12 +346,7 @@ async function start() {
   document.body.dataset.role = session.role;
   document.getElementById("user").textContent = `${session.name} (${session.role})`;
   document.getElementById("logout-csrf").value = session.csrf;
-  const select = document.getElementById("transfer-service");
-  select.replaceChildren(...session.services.map((s) => {
-    const option = el("option", serviceName(s));
-    option.value = s.service;
-    return option;
-  }));
+  fillServices();
   follow();
 }
 
