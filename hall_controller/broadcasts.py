@@ -52,7 +52,8 @@ class Broadcasts:
         for event in events:
             any_event = True
             if isinstance(event, TicketCalled | TicketFinished | TicketTransferred | CounterStatusChanged):
-                self._counters_now.add(event.counter)
+                if event.counter:  # a waiting ticket the manager moved was at no counter
+                    self._counters_now.add(event.counter)
                 self._board_due = now_s
             elif isinstance(event, TicketVoided):
                 self._board_due = now_s

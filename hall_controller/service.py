@@ -205,8 +205,8 @@ class ControllerService:
             log.warning("ledger writable again path=%s; issuing tickets again", self.ledger.path)
             self._storage_ok = True
             news.append(wire.HallEvent(kind="storage_ok", at=now, message="the ledger is writable again"))
-        # The calls first, then the retained states they change, then the replies: a device that has its answer
-        # finds the board and its counter's state already saying so.
+        # The calls and the manager's news first, then the retained states they change, then the replies: whoever
+        # has an answer (or sees a state change) finds the board, the counters' states and the events saying so.
         publish = self.connections.publish
         calls_topic = self.topics.calls()
         for outcome in outcomes:
@@ -215,6 +215,7 @@ class ControllerService:
             for topic, payload in outcome.retained:
                 publish(topic, payload, retain=True)
             news += outcome.hall_events
+        self._tell(news)
         if link_up:
             self.broadcasts.link_up(now_s)
         self.broadcasts.changed(events, now_s)
@@ -222,7 +223,6 @@ class ControllerService:
         for outcome in outcomes:
             if outcome.reply is not None:
                 publish(*outcome.reply)
-        self._tell(news)
         self.connections.ack(m for m, _ in handled)
 
     def _admit(self, message: Message, now: datetime, now_s: float, trusted: bool,

@@ -105,3 +105,13 @@ def test_a_stored_copy_a_device_left_is_reported_to_the_manager(broker: PrivateB
         controller.start()
         event = wire.HallEvent.decode(probe.on(probe.topics.events(), timeout_s=15).payload)
         assert (event.kind, event.code, event.dispenser) == ("refused", "retained", "d2")
+
+
+def test_a_waiting_ticket_moved_by_the_manager_is_called_in_its_new_service(
+        broker: PrivateBroker, controller: ControllerProcess) -> None:
+    with _manager(broker) as probe:
+        ticket = probe.request_ticket("d1", "A").ticket
+        assert ticket is not None
+        assert _act(probe, "transfer_ticket", ticket=ticket.number, service="C").ok
+        reply = probe.command("1", "next", service="C")  # counter 1 serves A, B and C
+        assert reply.ticket is not None and (reply.ticket.number, reply.ticket.service) == (ticket.number, "C")

@@ -240,9 +240,6 @@ def test_voiding_a_waiting_ticket_and_setting_and_clearing_the_notice(
     assert [body for _status, body in asyncio.run(scenario())] == [{"ok": True, "error": None}] * 3
 
 
-@pytest.mark.xfail(strict=True, reason="the controller dies publishing the state of counter '' after a manager's "
-                                       "transfer (hall_controller/engine/core.py emits TicketTransferred with "
-                                       "counter=''); remove this mark once it is fixed")
 def test_transferring_a_waiting_ticket_to_another_service(
         broker: PrivateBroker, hall: ControllerProcess, manager_toml: Path) -> None:
     with Probe(broker, subscriptions=["qms/test-hall/dispenser/d1/ticket"]) as probe:
