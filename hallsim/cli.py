@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
-    say("hallq simulated hall: a broker, the hall controller, two kiosks, six counters and the hall display")
+    say("hallq simulated hall: a broker, the hall controller, two kiosks, six counters, the hall display and "
+        "the office's manager")
     say(zone_line())
     tally = hall.run(args.minutes)
     for line in tally.summary():

@@ -2,7 +2,8 @@
 
 Processes (each bound to this one with ``setpriv --pdeathsig``, so nothing outlives the simulation): a
 private Mosquitto, ``python -m hall_controller``, two ``python -m dispenser --simulate`` (their stdin takes
-one button key per line), ``python -m display``. The clerks are MQTT clients speaking the counter contract.
+one button key per line), ``python -m display`` and ``python -m manager run`` (the office's page, with a demo
+account whose password is made for the run and printed). The clerks are MQTT clients speaking the counter contract.
 Everything a run writes goes to ``var/sim/``: tickets (PNG previews), logs, the ledger, display screenshots.
 """
 
@@ -13,6 +14,7 @@ import logging
 import queue
 import random
 import re
+import secrets
 import shutil
 import statistics
 import threading
@@ -26,12 +28,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from hall_controller import config as controller_config
+from hall_controller.ledger import LEDGER_FILE
 from hall_controller.service import READY_LOG
 from hallq import wire
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import TopicKind, Topics
 from hallsim.crowd import Clerk, Crowd
 from hallsim.history import ledger_is_empty, write_history
+from manager.users import Users
 from testbed.broker import PrivateBroker, free_port, port_open
 from testbed.children import ChildProcess
 from testbed.display import Kiosk
@@ -39,6 +43,7 @@ from testbed.display import Kiosk
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_USER = "lan"
 CONFIG = ROOT / "config" / "sim"
 KIOSKS = ("kiosk-1", "kiosk-2")
 HALL = "sim-hall"
@@ -84,9 +89,11 @@ class SimulatedHall:
     """Runs the hall for ``minutes`` (None: until Ctrl-C) and writes what happens through ``say``."""
 
     def __init__(self, *, work: Path, display_port: int, seed: int, arrival_every_s: float,
-                 say: Callable[[str], None], screenshots: bool) -> None:
+                 say: Callable[[str], None], screenshots: bool, manager_port: int | None = None) -> None:
         self.work = work
         self.display_port = display_port
+        self.manager_port = manager_port or free_port()
+        self.manager_password = secrets.token_urlsafe(9)  # a demo account's, new every run
         self.say = say
         self.screenshots = screenshots
         self.topics = Topics(hall=HALL)
@@ -110,6 +117,10 @@ class SimulatedHall:
         return f"http://127.0.0.1:{self.display_port}/"
 
     @property
+    def manager_url(self) -> str:
+        return f"http://127.0.0.1:{self.manager_port}/"
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
@@ -126,6 +137,8 @@ class SimulatedHall:
             f"--broker {broker}",
             f"  work your own counter: .venv/bin/hallq-counter console --config config/sim/counter-7.toml "
             f"--broker {broker}",
+            f"the hall's office: {self.manager_url}  (log in as {DEMO_USER}, password {self.manager_password}; "
+            f"live view, actions, reports)",
             f"tickets are printed as PNG pictures to {self._rel(self.work / 'tickets')}/; "
             f"logs in {self._rel(self.work / 'logs')}/; Ctrl-C stops",
         ]
@@ -144,7 +157,28 @@ class SimulatedHall:
         roles["display"] = ChildProcess(
             name="display", module="display", log_path=logs / "display.log",
             args=["--config", str(CONFIG / "display.toml"), *broker, "--listen", f"127.0.0.1:{self.display_port}"])
+        roles["manager"] = ChildProcess(
+            name="manager", module="manager", log_path=logs / "manager.log",
+            args=["run", "--config", str(self._manager_config()), *broker,
+                  "--listen", f"127.0.0.1:{self.manager_port}"])
         return roles
+
+    def _manager_config(self) -> Path:
+        """The manager's config for this run: config/sim/manager.toml with this run's ledger, accounts and state,
+        and a demo account (``DEMO_USER``, role manager) with a password made for the run."""
+        folder = self.work / "manager"
+        folder.mkdir(parents=True, exist_ok=True)
+        users = Users.load(folder / "users.json")
+        users.add(DEMO_USER, self.manager_password, "manager", replace=True)
+        text = (CONFIG / "manager.toml").read_text(encoding="utf-8")
+        settings = {"hall_config": CONFIG / "hall.toml", "ledger": self.work / "state" / LEDGER_FILE,
+                    "users_file": folder / "users.json", "state_dir": folder}
+        lines = [line for line in text.splitlines() if line.split("=")[0].strip() not in settings]
+        at = lines.index("[manager]") + 1
+        lines[at:at] = [f'{key} = "{value}"' for key, value in settings.items()]
+        path = folder / "manager.toml"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
 
     def run(self, minutes: float | None) -> Tally:
         (self.work / "logs").mkdir(parents=True, exist_ok=True)
@@ -192,7 +226,7 @@ class SimulatedHall:
         """Until every role is up (True), or a stop was asked for meanwhile (False)."""
         deadline = time.monotonic() + 30
         needs = {"controller": READY_LOG, "kiosk-1": "connected to broker",
-                 "kiosk-2": "connected to broker", "display": "display listening"}
+                 "kiosk-2": "connected to broker", "display": "display listening", "manager": "manager listening"}
         for name, text in needs.items():
             while True:
                 if self._stop.is_set():

@@ -62,6 +62,10 @@ def test_a_short_run_of_the_whole_hall_prints_calls_and_announces(tmp_path: Path
     assert re.search(r"hall running: broker 127\.0\.0\.1:\d+, display http://127\.0\.0\.1:\d+/", out)
     assert "--config config/sim/kiosk-3.toml --broker 127.0.0.1:" in out
     assert "--config config/sim/counter-7.toml --broker 127.0.0.1:" in out
+    assert re.search(r"the hall's office: http://127\.0\.0\.1:\d+/  \(log in as lan, password \S{10,};", out)
+    assert re.search(r"ledger: a week of past business days written for the reports \(\d+ tickets\)", out)
+    manager_log = (work / "logs" / "manager.log").read_text(encoding="utf-8")
+    assert "manager listening on http://127.0.0.1:" in manager_log and "ERROR" not in manager_log
     assert re.search(r"TICKET  [A-Z]+\d{3} ", out)
     assert re.search(r"CALL    [A-Z]+\d{3}.* → Quầy \d", out)
     assert "VOICE   «Mời số" in out
