@@ -93,7 +93,8 @@ class ManagerService:
 
     def app(self) -> web.Application:
         return make_app(spec=self.spec, users=self.users, secure_cookies=self.config.tls, view=self.view,
-                        act=self.act, hub=self.hub, ledger=self.config.ledger, health=self.health, now=self.now)
+                        act=self.act, hub=self.hub, ledger=self.config.ledger, health=self.health, now=self.now,
+                        cache_dir=self.config.state_dir)
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()

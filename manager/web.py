@@ -51,6 +51,7 @@ from hallq.labels import error_label
 from hallq.limits import MAX_NOTICE_LEN, MAX_NUMBER_LEN, has_control, is_token
 from hallq.logsetup import escape_controls
 from manager import auth, journal, reports
+from manager import cache as report_cache
 from manager.render import render_csv, render_html, render_xlsx
 from manager.users import Users
 
@@ -154,9 +155,11 @@ def _json_error(status: int, code: str, message: str) -> web.Response:
 
 def make_app(*, spec: HallSpec, users: Users, secure_cookies: bool, view: Callable[[], dict[str, Any]],
              act: Callable[[wire.ManagerCommand], Awaitable[ActionOutcome]], hub: Hub, ledger: Path,
-             health: Callable[[], dict[str, Any]], now: Callable[[], datetime]) -> web.Application:
+             health: Callable[[], dict[str, Any]], now: Callable[[], datetime],
+             cache_dir: Path | None = None) -> web.Application:
     """The aiohttp application. ``view()`` is the live view now; ``act(command)`` sends an action and waits for
-    its outcome; ``ledger`` is read for reports; ``now()`` the hall's wall clock."""
+    its outcome; ``ledger`` is read for reports, through the closed days' cache in ``cache_dir`` (None: no
+    cache); ``now()`` the hall's wall clock."""
     app = web.Application(client_max_size=64 * 1024)
     auth.setup(app, users=users, secure_cookies=secure_cookies)
     viewer, manager = auth.require("viewer"), auth.require("manager")
@@ -265,7 +268,8 @@ def make_app(*, spec: HallSpec, users: Users, secure_cookies: bool, view: Callab
         except reports.ReportError as exc:
             return web.Response(status=400, text=str(exc) + "\n", content_type="text/plain", charset="utf-8")
         try:
-            data = await asyncio.get_running_loop().run_in_executor(None, query.render, spec, ledger, now(), fmt)
+            data = await asyncio.get_running_loop().run_in_executor(None, query.render, spec, ledger, now(), fmt,
+                                                                    cache_dir)
         except journal.JournalError as exc:
             return web.Response(status=503, text=f"{exc}\n", content_type="text/plain", charset="utf-8")
         name = f"hallq-{spec.id}-{query.period.label}"
@@ -389,10 +393,11 @@ class ReportQuery:
         lang = query.get("lang", "vi")
         return ReportQuery(period=period, filters=filters, lang=lang if lang in ("vi", "en") else "vi")
 
-    def render(self, spec: HallSpec, ledger: Path, now: datetime, fmt: str) -> bytes:
-        """The report as ``fmt`` (html, csv, xlsx); reads the ledger (run it in a worker thread)."""
-        events = journal.read_events(ledger, first_day=self.period.first, last_day=self.period.last)
-        report = reports.build_report(events, spec=spec, period=self.period, filters=self.filters, now=now)
+    def render(self, spec: HallSpec, ledger: Path, now: datetime, fmt: str, cache_dir: Path | None) -> bytes:
+        """The report as ``fmt`` (html, csv, xlsx); reads the ledger through the closed days' cache in
+        ``cache_dir`` (run it in a worker thread)."""
+        report = report_cache.build_report(ledger, spec=spec, period=self.period, filters=self.filters, now=now,
+                                           cache_dir=cache_dir)
         match fmt:
             case "html":
                 return render_html(report, self.lang).encode("utf-8")
