@@ -504,12 +504,25 @@ remove_path() {  # remove_path TARGET: delete a file, or a directory with everyt
 }
 
 stop_units() {  # stop_units UNIT...: stop (not in --root mode) and disable each
-    local args=() unit
+    local args=() unit state
     [ -z "$ROOT" ] || args+=("--root=$ROOT")
     for unit in "$@"; do
-        if [ -z "$ROOT" ] && systemctl is-active --quiet "$unit" 2>/dev/null; then
-            change "stop $unit" systemctl stop "$unit"
-        fi
+        # Stopped means inactive: a unit still starting (waiting for its broker) or waiting out RestartSec after a
+        # crash is "activating", which is-active does not count as active, and would go on (or start again)
+        # without its unit file. A failed unit stays listed (systemctl --failed) until its failure is forgotten.
+        state=inactive
+        [ -n "$ROOT" ] || state=$(systemctl show -p ActiveState --value "$unit" 2>/dev/null || true)
+        case "$state" in
+            inactive|"") ;;
+            failed) change "forget the failed state of $unit" systemctl reset-failed "$unit" ;;
+            *)
+                change "stop $unit" systemctl stop "$unit"
+                # A process that ends badly on SIGTERM (or is killed after TimeoutStopSec) leaves it failed.
+                if [ "$DRY_RUN" -eq 0 ] && [ "$(systemctl show -p ActiveState --value "$unit" 2>/dev/null)" = failed ]; then
+                    systemctl reset-failed "$unit"
+                fi
+                ;;
+        esac
         if [ "$(systemctl "${args[@]}" is-enabled "$unit" 2>/dev/null || true)" = enabled ]; then
             change "disable $unit" systemctl "${args[@]}" --quiet disable "$unit"
         fi
