@@ -1,6 +1,7 @@
 """The manager's local accounts: a users file of names, roles and scrypt password hashes.
 
-The file (default ``/var/lib/hallq/manager/users.json``, mode 0600, owned by the service's user) is JSON::
+The file (default ``/var/lib/hallq/manager/users.json``, mode 0600, owned by the service's user: written by root,
+it takes the owner of its folder) is JSON::
 
     {"version": 1,
      "users": {"lan": {"role": "manager",
@@ -238,6 +239,11 @@ class Users:
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
         try:
             os.fchmod(fd, FILE_MODE)  # O_CREAT's mode is only used for a new file, and the umask trims it
+            if os.geteuid() == 0:
+                # Written by root (sudo hallq-manager users add): the file belongs to whoever owns its folder (the
+                # service's user, hallq), or the service could not read the accounts it was given.
+                folder = self.path.parent.stat()
+                os.fchown(fd, folder.st_uid, folder.st_gid)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()

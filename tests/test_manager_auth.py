@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import stat
 import time
@@ -585,3 +586,14 @@ def test_users_command_names_a_damaged_file(users_file: Path, monkeypatch: pytes
     users_file.write_text("{", encoding="utf-8")
     assert run_cli(monkeypatch, ["users", "list", "--users", str(users_file)]) == 78
     assert str(users_file) in caplog.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file to another user")
+def test_a_users_file_written_by_root_belongs_to_the_owner_of_its_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "manager"
+    folder.mkdir()
+    os.chown(folder, 65534, 65534)  # nobody: as /var/lib/hallq/manager belongs to hallq
+    users = Users.load(folder / "users.json")
+    users.add("lan", "mật khẩu đủ dài", "manager")
+    info = (folder / "users.json").stat()
+    assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (65534, 65534, 0o600)
