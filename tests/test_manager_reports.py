@@ -22,7 +22,16 @@ from hall_controller.engine.events import ActAtCounter, DayCorrected, Event, Iss
 from hall_controller.ledger import Ledger
 from manager import journal, reports
 from manager.cli import main
-from manager.render import render_csv, render_csv_table, render_html, render_text, render_xlsx
+from manager.render import (
+    csv_dialect,
+    render_csv,
+    render_csv_table,
+    render_html,
+    render_text,
+    render_xlsx,
+    report_tables,
+)
+from manager.render.html import bar_chart
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 DAY1 = date(2026, 12, 3)
@@ -395,13 +404,59 @@ def test_csv_has_a_bom_and_reads_back(hall_run: tuple[Hall, Path]) -> None:
     r = report(path, reports.day_period("2026-12-03"))
     data = render_csv(r)
     assert data.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig")), csv_dialect("vi")))
     assert rows[0] == ["Tổng hợp"]
-    one = list(csv.reader(io.StringIO(render_csv_table(r, "services", "en").decode("utf-8-sig"))))
+    one = list(csv.reader(io.StringIO(render_csv_table(r, "services", "en").decode("utf-8-sig")), csv_dialect("en")))
     assert one[0][:3] == ["Service", "Name", "Target wait (min)"]
     assert [row[0] for row in one[1:]] == ["A", "B"]
     issued = one[0].index("Tickets issued")
     assert [int(row[issued]) for row in one[1:]] == [row.figures.outcomes.issued for row in r.services]
+
+
+def test_vietnamese_csv_is_for_excel_in_vietnam_and_english_csv_for_excel_in_english(
+        hall_run: tuple[Hall, Path]) -> None:
+    """vi: ";" between fields and decimal commas (Excel's vi-VN regional settings); en: "," and decimal points."""
+    _h, path = hall_run
+    r = report(path, reports.day_period("2026-12-03"))
+    vi = render_csv_table(r, "services", "vi").decode("utf-8-sig")
+    en = render_csv_table(r, "services", "en").decode("utf-8-sig")
+    assert vi.splitlines()[0].startswith("Dịch vụ;Tên;Mục tiêu chờ (phút);")
+    assert en.splitlines()[0].startswith("Service,Name,Target wait (min),")
+    vi_rows = list(csv.reader(io.StringIO(vi), csv_dialect("vi")))
+    en_rows = list(csv.reader(io.StringIO(en), csv_dialect("en")))
+    column = en_rows[0].index("Wait mean (min)")
+    for vi_row, en_row, row in zip(vi_rows[1:], en_rows[1:], r.services, strict=True):
+        assert len(vi_row) == len(en_row) == len(en_rows[0])
+        mean = row.figures.wait.mean_s
+        if mean is None:
+            assert vi_row[column] == en_row[column] == ""
+        else:
+            assert float(en_row[column]) == round(mean / 60, 1)
+            assert vi_row[column] == en_row[column].replace(".", ",") and "." not in vi_row[column]
+    assert any("," in row[column] for row in vi_rows[1:]), vi_rows  # the fixture has waits of fractional minutes
+    assert render_csv(r, "en").startswith(b"\xef\xbb\xbf")
+
+
+def test_a_chart_with_nothing_to_show_says_so() -> None:
+    assert "không có dữ liệu" in bar_chart(["07", "08"], [[0, 0], [0, 0]], title="t", empty="không có dữ liệu")
+    assert "no data" in bar_chart([], [], title="t")
+    zero = bar_chart(["07"], [[0.0]], title="t", empty="no data", zero="every value is 0")
+    assert "every value is 0" in zero and "<rect class=\"bar" not in zero
+    assert "every value is 0" not in bar_chart(["07"], [[None]], title="t", zero="every value is 0")
+    assert "<rect class=\"bar1\"" in bar_chart(["07"], [[2]], title="t")
+
+
+def test_the_report_says_when_it_was_made_in_the_halls_time_and_its_open_tickets_are_not_a_counter_state(
+        hall_run: tuple[Hall, Path]) -> None:
+    _h, path = hall_run
+    r = report(path, reports.day_period("2026-12-03"))
+    made = r.generated_at
+    assert made is not None
+    summary = {row[0]: row[1] for row in next(t for t in report_tables(r, "vi") if t.name == "summary").rows}
+    assert summary["Lập lúc"] == made.strftime("%d/%m/%Y %H:%M")
+    assert made.strftime("%d/%m/%Y %H:%M") in render_html(r)
+    assert "Chưa xong" in summary and "Đang mở" not in summary
+    assert "Still open" in {row[0] for row in next(t for t in report_tables(r, "en") if t.name == "summary").rows}
 
 
 def test_xlsx_holds_a_sheet_per_table_with_the_figures(hall_run: tuple[Hall, Path]) -> None:
@@ -424,6 +479,7 @@ def test_html_is_self_contained_with_svg_charts_in_either_language(hall_run: tup
     r = report(path, reports.day_period("2026-12-03"))
     page = render_html(r)
     assert page.count("<svg") == 3
+    assert page.count('class="swatch bar') == 2  # the two-series chart's legend says which colour is which
     assert "<script" not in page and "http" not in page and "@media print" in page
     assert "Theo dịch vụ" in page and 'lang="vi"' in page
     assert "By service" in render_html(r, "en")

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from manager.render.tables import Cell, Lang, Table, filter_text, labels, minutes, percent, report_tables
+from manager.render.tables import Cell, Lang, Table, filter_text, labels, made_at, minutes, percent, report_tables
 from manager.reports import Report
 
 CHART_WIDTH = 640
-CHART_HEIGHT = 180
+CHART_HEIGHT = 200
 _CSS = """
 body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10.5pt; color: #111; margin: 1.5em; }
 h1 { font-size: 16pt; margin: 0 0 .2em; } h2 { font-size: 12pt; margin: 1.2em 0 .4em; }
@@ -25,17 +25,25 @@ table { border-collapse: collapse; margin: .3em 0; }
 th, td { border: 1px solid #bbb; padding: .15em .4em; text-align: right; }
 th:first-child, td:first-child, th:nth-child(2), td:nth-child(2) { text-align: left; }
 th { background: #eee; font-weight: 600; }
-svg text { font-family: inherit; font-size: 10px; fill: #222; }
+svg text { font-family: inherit; font-size: 11px; fill: #222; }
+svg text.empty { font-size: 14px; fill: #666; }
 .bar1 { fill: #2b6cb0; } .bar2 { fill: #dd8a2a; } .axis { stroke: #555; stroke-width: 1; }
-.legend span { display: inline-block; width: .8em; height: .8em; margin: 0 .3em 0 1em; vertical-align: middle; }
+.swatch.bar1 { background: #2b6cb0; } .swatch.bar2 { background: #dd8a2a; }
+.frame { fill: none; stroke: #ccc; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(36em, 1fr)); gap: 0 2em; }
+.chart h2 { margin-top: .8em; } .chart svg { display: block; width: 100%; height: auto; max-width: 60em; }
+.legend { margin: 0 0 .2em; } .legend span + span { margin-left: 1.2em; }
+.swatch { display: inline-block; width: .9em; height: .9em; margin-right: .35em; vertical-align: -.1em;
+          border: 1px solid #555; -webkit-print-color-adjust: exact; print-color-adjust: exact; }
 @page { size: A4; margin: 12mm; }
-@media print { body { margin: 0; font-size: 9pt; } h2 { break-after: avoid; } table, svg { break-inside: avoid; } }
+@media print { body { margin: 0; font-size: 9pt; } h2 { break-after: avoid; } table, .chart { break-inside: avoid; } }
 """
 _WORDS = {
     "vi": {"arrivals_calls": "Phiếu cấp và lượt gọi theo giờ", "waits": "Thời gian chờ trung bình theo giờ đến (phút)",
-           "per_counter": "Lượt đã phục vụ theo quầy"},
+           "per_counter": "Lượt đã phục vụ theo quầy", "no_data": "không có dữ liệu",
+           "all_zero": "mọi giá trị đều bằng 0"},
     "en": {"arrivals_calls": "Tickets issued and calls by hour", "waits": "Mean wait by hour of arrival (minutes)",
-           "per_counter": "Visits served per counter"},
+           "per_counter": "Visits served per counter", "no_data": "no data", "all_zero": "every value is 0"},
 }
 
 
@@ -54,8 +62,10 @@ def render_html(report: Report, lang: Lang = "vi") -> str:
     hours = [row for row in report.hours if row.arrivals or row.calls] or list(report.hours)
     first, last = hours[0].hour, hours[-1].hour
     shown = [row for row in report.hours if first <= row.hour <= last]
-    generated = (f" · {escape(t['generated'])} {escape(report.generated_at.isoformat(timespec='minutes'))}"
+    generated = (f" · {escape(t['generated'])} {escape(made_at(report.generated_at, lang))}"
                  if report.generated_at else "")
+    hour_labels = [f"{row.hour:02d}" for row in shown]
+    no_data = words["no_data"]
     parts = [
         f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n',
         f"<title>{escape(t['title'])} — {escape(hall)} — {escape(report.period.label)}</title>\n",
@@ -65,18 +75,16 @@ def render_html(report: Report, lang: Lang = "vi") -> str:
         f"{len(report.days_worked)} · {escape(t['filters'])}: {escape(filter_text(report, lang))}{generated}</div>\n",
         '<div class="kpis">' + "".join(f'<div class="kpi">{escape(name)}<b>{_text(value)}</b></div>'
                                        for name, value in kpis) + "</div>\n",
-        f"<h2>{escape(words['arrivals_calls'])}</h2>\n",
-        f'<div class="legend"><span class="bar1"></span>{escape(t["arrivals"])}'
-        f'<span class="bar2"></span>{escape(t["calls"])}</div>\n',
-        bar_chart([f"{row.hour:02d}" for row in shown], [[row.arrivals for row in shown],
-                                                         [row.calls for row in shown]],
-                  title=words["arrivals_calls"]),
-        f"<h2>{escape(words['waits'])}</h2>\n",
-        bar_chart([f"{row.hour:02d}" for row in shown], [[minutes(row.wait.mean_s) or 0 for row in shown]],
-                  title=words["waits"]),
-        f"<h2>{escape(words['per_counter'])}</h2>\n",
-        bar_chart([row.counter for row in report.counters],
-                  [[row.figures.outcomes.served for row in report.counters]], title=words["per_counter"]),
+        '<div class="charts">\n',
+        _chart(words["arrivals_calls"], [t["arrivals"], t["calls"]],
+               bar_chart(hour_labels, [[row.arrivals for row in shown], [row.calls for row in shown]],
+                         title=words["arrivals_calls"], empty=no_data)),
+        _chart(words["waits"], [], bar_chart(hour_labels, [[minutes(row.wait.mean_s) for row in shown]],
+                                             title=words["waits"], empty=no_data, zero=words["all_zero"])),
+        _chart(words["per_counter"], [], bar_chart([row.counter for row in report.counters],
+                                                   [[row.figures.outcomes.served for row in report.counters]],
+                                                   title=words["per_counter"], empty=no_data)),
+        "</div>\n",
     ]
     for name in ("services", "counters", "lanes"):
         parts += [f"<h2>{escape(tables[name].title)}</h2>\n", html_table(tables[name])]
@@ -84,6 +92,16 @@ def render_html(report: Report, lang: Lang = "vi") -> str:
         parts += [f"<h2>{escape(tables['days'].title)}</h2>\n", html_table(tables["days"])]
     parts.append("</body>\n</html>\n")
     return "".join(parts)
+
+
+def _chart(title: str, series: Sequence[str], svg: str) -> str:
+    """A chart under its title, with a legend naming each series by its colour when there are several."""
+    legend = ""
+    if series:
+        legend = '<div class="legend">' + "".join(
+            f'<span><i class="swatch bar{i % 2 + 1}"></i>{escape(name)}</span>'
+            for i, name in enumerate(series)) + "</div>\n"
+    return f'<div class="chart">\n<h2>{escape(title)}</h2>\n{legend}{svg}</div>\n'
 
 
 def _text(value: Cell) -> str:
@@ -100,22 +118,33 @@ def html_table(table: Table) -> str:
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
 
 
-def bar_chart(labels_: Sequence[str], series: Sequence[Sequence[float]], *, title: str,
-              width: int = CHART_WIDTH, height: int = CHART_HEIGHT) -> str:
+def bar_chart(labels_: Sequence[str], series: Sequence[Sequence[float | None]], *, title: str,
+              empty: str = "no data", zero: str | None = None, width: int = CHART_WIDTH,
+              height: int = CHART_HEIGHT) -> str:
     """Grouped bars: one group per label, one bar per series (at most two colours), values printed above
-    the bars, a baseline. An inline ``<svg>`` element."""
-    left, bottom, top = 8, 18, 14
+    the bars, a baseline. An inline ``<svg>`` element, as wide as its box (its ``viewBox`` is ``width`` ×
+    ``height``); a value None is no bar. Nothing to draw: a frame saying ``empty`` (no label, no value, or every
+    value 0 and no ``zero``) or ``zero`` (every value 0)."""
+    left, bottom, top = 8, 20, 16
     groups = max(1, len(labels_))
-    peak = max((v for values in series for v in values), default=0) or 1
+    present = [v for values in series for v in values if v is not None]
+    peak = max(present, default=0)
+    out = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+           f'aria-label="{escape(title)}">']
+    if not labels_ or not peak:
+        if labels_ and present and zero is not None:
+            empty = zero
+        out.append(f'<rect class="frame" x="0.5" y="0.5" width="{width - 1}" height="{height - 1}"/>'
+                   f'<text class="empty" x="{width / 2:.0f}" y="{height / 2:.0f}" text-anchor="middle" '
+                   f'dominant-baseline="middle">{escape(empty)}</text></svg>\n')
+        return "".join(out)
     slot = (width - 2 * left) / groups
     bar = slot * 0.8 / max(1, len(series))
     plot = height - bottom - top
-    out = [f'<svg width="{width}" height="{height}" '
-           f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">']
     for g, label in enumerate(labels_):
         x0 = left + g * slot + slot * 0.1
         for s, values in enumerate(series):
-            value = values[g]
+            value = values[g] or 0
             h = plot * value / peak
             x = x0 + s * bar
             y = top + plot - h

@@ -5,6 +5,7 @@ English. Durations are minutes with one decimal, shares are percent with one dec
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from manager.reports import DurationStats, Figures, Report
 
@@ -21,7 +22,7 @@ LABELS: dict[str, dict[str, str]] = {
         "hour": "Giờ", "day": "Ngày", "target_min": "Mục tiêu chờ (phút)",
         "issued": "Số phiếu cấp", "transferred_in": "Chuyển đến", "visits": "Lượt", "served": "Đã phục vụ",
         "no_show": "Vắng mặt", "transferred": "Chuyển đi", "voided": "Hủy", "expired": "Hết hạn",
-        "open": "Đang mở",
+        "open": "Chưa xong",
         "wait_mean": "Chờ TB (phút)", "wait_median": "Chờ trung vị (phút)", "wait_p90": "Chờ P90 (phút)",
         "wait_max": "Chờ tối đa (phút)", "within_target": "Gọi trong mục tiêu (%)",
         "service_mean": "Phục vụ TB (phút)", "service_median": "Phục vụ trung vị (phút)",
@@ -50,6 +51,7 @@ LABELS: dict[str, dict[str, str]] = {
     },
 }
 LANGS = tuple(LABELS)
+MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 FIGURE_KEYS = ("issued", "transferred_in", "visits", "served", "no_show", "transferred", "voided", "expired", "open",
                "wait_mean", "wait_median", "wait_p90", "wait_max", "within_target", "service_mean",
                "service_median", "service_p90", "service_max")
@@ -78,6 +80,14 @@ def minutes(seconds: float | None) -> float | None:
 
 def hours(seconds: float) -> float:
     return round(seconds / 3600, 2)
+
+
+def made_at(moment: datetime, lang: Lang) -> str:
+    """When a report was made, as people read it, in the hall's time (``moment`` is the hall's wall clock):
+    "05/12/2026 07:05" in Vietnamese, "5 Dec 2026 07:05" in English."""
+    if lang == "vi":
+        return moment.strftime("%d/%m/%Y %H:%M")
+    return f"{moment.day} {MONTHS_EN[moment.month - 1]} {moment.year} {moment:%H:%M}"
 
 
 def percent(share: float | None) -> float | None:
@@ -116,7 +126,7 @@ def report_tables(report: Report, lang: Lang = "vi") -> list[Table]:
         (t["filters"], filter_text(report, lang)),
     ]
     if report.generated_at is not None:
-        summary_rows.append((t["generated"], report.generated_at.isoformat(timespec="seconds")))
+        summary_rows.append((t["generated"], made_at(report.generated_at, lang)))
     summary_rows += list(zip((t[key] for key in FIGURE_KEYS), figure_cells(report.totals), strict=True))
     return [
         Table("summary", t["summary"], (t["figure"], t["value"]), tuple(summary_rows)),
