@@ -19,6 +19,7 @@ from playwright.sync_api import Dialog
 
 from hallq import wire
 from hallq.topics import Topics
+from manager.render import csv_dialect
 from testbed.broker import PrivateBroker, free_port
 from testbed.display import Kiosk, chromium_path
 from testbed.manager import ManagerProcess, add_user, manager_toml
@@ -150,6 +151,10 @@ def test_pausing_counter_2_from_the_page_changes_the_controllers_state(
                             "'#counters button[data-counter=\"2\"][data-verb=\"pause\"]').disabled")
     browser.tab.remove_listener("dialog", confirm)
     assert asked == []  # pausing is undone with one click: the page does not ask
+    # The controller's event, in the page's language, naming the user once.
+    browser.wait_for("() => document.querySelector('#events li[data-kind=\"manager_action\"]') !== null")
+    assert browser.evaluate("() => document.querySelector('#events li[data-kind=\"manager_action\"] .what')"
+                            ".textContent") == "lan tạm dừng Quầy 2"
 
 
 def test_the_days_csv_export_reads_back_with_its_bom_and_vietnamese_text(
@@ -171,11 +176,12 @@ def test_the_days_csv_export_reads_back_with_its_bom_and_vietnamese_text(
     assert download.suggested_filename.startswith(f"hallq-{HALL_ID}-")
     data = Path(download.path()).read_bytes()
     assert data.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    # The page is in Vietnamese: the file is for Excel under Vietnamese regional settings (";", decimal commas).
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), csv_dialect("vi")))
     cells = {cell for row in rows for cell in row}
-    assert any("Hộ tịch" in cell for cell in cells), rows[:20]
-    assert any("Đất đai - Xây dựng" in cell for cell in cells), rows[:20]
-    assert rows[0] and rows[0][0], rows[:3]
+    assert "Hộ tịch" in cells, rows[:20]
+    assert "Đất đai - Xây dựng" in cells, rows[:20]
+    assert rows[0] == ["Tổng hợp"], rows[:3]
 
 
 def test_a_viewer_sees_the_hall_without_any_action(browser: Kiosk, manager: ManagerProcess, tmp_path: Path) -> None:
@@ -219,6 +225,7 @@ def test_screenshots_of_the_live_view_and_the_reports_page(
         browser.evaluate("() => window.scrollTo(0, 0)")  # the clicks above scrolled to the forms
         browser.tab.wait_for_timeout(200)  # one layout after the resize; nothing to wait on
         browser.screenshot(SCREENSHOTS / f"manager-live-{width}x{height}.png")
+        browser.tab.screenshot(path=str(SCREENSHOTS / f"manager-live-{width}x{height}-full.png"), full_page=True)
     browser.tab.click("#reports-link")
     browser.tab.click(".report-form button[type=submit]")
     browser.tab.wait_for_selector("iframe.report")
@@ -228,3 +235,6 @@ def test_screenshots_of_the_live_view_and_the_reports_page(
         browser.tab.set_viewport_size({"width": width, "height": height})
         browser.tab.wait_for_timeout(200)
         browser.screenshot(SCREENSHOTS / f"manager-reports-{width}x{height}.png")
+    # The printable report on its own, whole, at the wide screen's width.
+    browser.tab.goto(str(browser.evaluate("() => document.querySelector('iframe.report').src")))
+    browser.tab.screenshot(path=str(SCREENSHOTS / "manager-report-1920-full.png"), full_page=True)

@@ -30,6 +30,23 @@ const WORDS = {
     ticket_voided: "Huỷ số", print_failed: "In lỗi", storage_fault: "Lỗi lưu trữ", storage_ok: "Lưu trữ bình thường",
     clock_untrusted: "Đồng hồ chưa tin cậy", clock_trusted: "Đồng hồ tin cậy", refused_kind: "Từ chối",
     manager_action: "Quản lý", day_started: "Bắt đầu ngày", day_ended: "Kết thúc ngày", recalls: "gọi lại",
+    ev_open_counter: "{u} mở {c}", ev_pause_counter: "{u} tạm dừng {c}", ev_close_counter: "{u} đóng {c}",
+    ev_void_ticket: "{u} huỷ số {n}", ev_transfer_ticket: "{u} chuyển số {n} sang dịch vụ {s}",
+    ev_transfer_ticket_bare: "{u} chuyển số {n} sang dịch vụ khác",
+    ev_end_day: "{u} kết thúc ngày làm việc; các số đang chờ hết hiệu lực",
+    ev_show_notice: "{u} hiển thị thông báo “{x}”", ev_show_notice_bare: "{u} hiển thị thông báo",
+    ev_clear_notice: "{u} xoá thông báo",
+    ev_print_failed: "{d} không in được số {n} ({r}); số này bị huỷ",
+    ev_rate_limited: "{d} gửi quá nhiều tin; các tin bị bỏ qua",
+    ev_retained: "{d} gửi tin lưu lại (retained) trên hệ thống; đã xoá, cần sửa cài đặt MQTT của thiết bị này",
+    ev_storage_fault: "Không ghi được sổ dữ liệu: tạm ngừng cấp số mới và đổi trạng thái quầy",
+    ev_storage_ok: "Ghi được sổ dữ liệu trở lại",
+    ev_clock_untrusted: "Đồng hồ hệ thống chưa tin cậy: tạm ngừng cấp số và gọi số cho đến khi chỉnh giờ",
+    ev_clock_trusted: "Đồng hồ hệ thống tin cậy trở lại: cấp số và gọi số tiếp tục",
+    ev_day_started: "Bắt đầu ngày làm việc {day}", ev_day_ended: "{u} kết thúc ngày làm việc {day}",
+    ev_expired: "{k} số đã hết hiệu lực", ev_ticket_voided: "Số {n} bị huỷ", ev_counter: "Quầy {c}",
+    reason_paper_out: "hết giấy", reason_cover_open: "nắp máy in mở", reason_offline: "máy in mất kết nối",
+    reason_timeout: "máy in không trả lời", reason_error: "lỗi máy in",
   },
   en: {
     reports: "Reports", logout: "Log out", other_lang: "Tiếng Việt", alarms: "Alarms", notice: "Notice on the screens",
@@ -56,6 +73,23 @@ const WORDS = {
     ticket_voided: "Voided", print_failed: "Print failed", storage_fault: "Storage fault", storage_ok: "Storage OK",
     clock_untrusted: "Clock untrusted", clock_trusted: "Clock trusted", refused_kind: "Refused",
     manager_action: "Manager", day_started: "Day started", day_ended: "Day ended", recalls: "recalls",
+    ev_open_counter: "{u} opened {c}", ev_pause_counter: "{u} paused {c}", ev_close_counter: "{u} closed {c}",
+    ev_void_ticket: "{u} voided {n}", ev_transfer_ticket: "{u} moved {n} to service {s}",
+    ev_transfer_ticket_bare: "{u} moved {n} to another service",
+    ev_end_day: "{u} ended the business day; the waiting tickets expired",
+    ev_show_notice: "{u} showed the notice “{x}”", ev_show_notice_bare: "{u} showed a notice",
+    ev_clear_notice: "{u} cleared the notice",
+    ev_print_failed: "{d} could not print {n} ({r}); the ticket is void",
+    ev_rate_limited: "{d} sends too many messages; they are dropped",
+    ev_retained: "{d} sent a retained message; it was cleared: fix that device's MQTT settings",
+    ev_storage_fault: "The ledger cannot be written: new tickets and counter changes are refused",
+    ev_storage_ok: "The ledger is writable again",
+    ev_clock_untrusted: "The hall's clock is not trusted: tickets and calls are refused until it is set",
+    ev_clock_trusted: "The hall's clock is trusted again: tickets and calls resume",
+    ev_day_started: "Business day {day} started", ev_day_ended: "{u} ended business day {day}",
+    ev_expired: "{k} tickets expired", ev_ticket_voided: "{n} voided", ev_counter: "Counter {c}",
+    reason_paper_out: "out of paper", reason_cover_open: "cover open", reason_offline: "printer offline",
+    reason_timeout: "printer not answering", reason_error: "printer error",
   },
 };
 
@@ -120,9 +154,14 @@ function showOutcome(ok, text) {
   showOutcome.timer = window.setTimeout(() => { box.hidden = true; }, ok ? 5000 : 15000);
 }
 
+let busy = false;  // an action is in flight: every button waits for its answer
+
 async function act(path, body, what) {
-  const buttons = document.querySelectorAll("button");
+  // Only the buttons enabled now are held and given back: a counter's button for its current state stays off.
+  const buttons = [...document.querySelectorAll("button")].filter((b) => !b.disabled);
   buttons.forEach((b) => { b.disabled = true; });
+  busy = true;
+  document.body.classList.add("busy");
   try {
     const response = await fetch(path, {
       method: "POST", credentials: "same-origin",
@@ -140,7 +179,10 @@ async function act(path, body, what) {
     showOutcome(false, `${what}: ${t("failed")} — ${err}`);
     return false;
   } finally {
+    busy = false;
+    document.body.classList.remove("busy");
     buttons.forEach((b) => { b.disabled = false; });
+    if (lastView) renderCounters(lastView);  // the counters' buttons as their states now say
   }
 }
 
@@ -193,7 +235,12 @@ function counterButton(row, verb) {
   button.type = "button";
   button.dataset.counter = row.counter;
   button.dataset.verb = verb;
-  button.disabled = row.status === { open: "open", pause: "paused", close: "closed" }[verb];
+  const current = row.status === { open: "open", pause: "paused", close: "closed" }[verb];
+  button.disabled = current || busy;
+  if (current) {
+    button.classList.add("current");
+    button.title = t(row.status);
+  }
   button.addEventListener("click", () => {
     if (verb === "close" && !window.confirm(t("confirm_close", { c: row.name }))) return;
     act(`/api/counter/${encodeURIComponent(row.counter)}/${verb}`, {}, `${row.name}: ${t(`do_${verb}`)}`);
@@ -249,13 +296,74 @@ function renderDevices(view) {
   }
 }
 
+const EVENT_KINDS = new Set(["ticket_voided", "print_failed", "storage_fault", "storage_ok", "clock_untrusted",
+  "clock_trusted", "refused", "manager_action", "day_started", "day_ended"]);
+const MANAGER_ACTIONS = new Set(["open_counter", "pause_counter", "close_counter", "void_ticket", "transfer_ticket",
+  "end_day", "show_notice", "clear_notice"]);
+
+function counterName(view, id) {
+  const row = view.counters.find((c) => c.counter === id);
+  return row ? row.name : t("ev_counter", { c: id });
+}
+
+function deviceName(view, event) {
+  if (event.counter) return counterName(view, event.counter);
+  const row = view.devices.find((d) => d.client === event.dispenser);
+  return row && row.name ? row.name : event.dispenser || "?";
+}
+
+// What happened, in the page's language, from the event's fields; null when the page does not know the kind
+// (the controller's own words are shown then). The controller's message carries a few details its fields do not
+// (the transfer's service, the notice's text, the business day): read when there, left out when not.
+function eventText(view, event) {
+  const message = event.message || "";
+  const u = event.user || "?";
+  const n = event.number || "?";
+  switch (event.kind) {
+    case "manager_action": {
+      if (!MANAGER_ACTIONS.has(event.code)) return null;
+      if (event.code === "transfer_ticket") {
+        const to = /to service (\S+)$/.exec(message);
+        return to ? t("ev_transfer_ticket", { u, n, s: to[1] }) : t("ev_transfer_ticket_bare", { u, n });
+      }
+      if (event.code === "show_notice") {
+        const text = /\u201c(.*)\u201d/.exec(message);
+        return text ? t("ev_show_notice", { u, x: text[1] }) : t("ev_show_notice_bare", { u });
+      }
+      return t(`ev_${event.code}`, { u, n, c: counterName(view, event.counter || "?") });
+    }
+    case "print_failed": {
+      const reason = WORDS.vi[`reason_${event.code}`] ? t(`reason_${event.code}`) : event.code || "?";
+      return t("ev_print_failed", { d: deviceName(view, event), n, r: reason });
+    }
+    case "refused":
+      return event.code === "rate_limited" || event.code === "retained" ? t(`ev_${event.code}`, { d: deviceName(view, event) }) : null;
+    case "day_started":
+    case "day_ended": {
+      const day = /\d{4}-\d\d-\d\d/.exec(message);
+      const expired = /(\d+) (?:open|waiting) tickets expired/.exec(message);
+      let text = t(`ev_${event.kind}`, { u, day: day ? day[0] : "" }).replace(/ +$/, "").replace(/  +/, " ");
+      if (expired && expired[1] !== "0") text += `; ${t("ev_expired", { k: expired[1] })}`;
+      return text;
+    }
+    case "ticket_voided":
+      return t("ev_ticket_voided", { n }) + (event.user ? ` — ${event.user}` : "");
+    default:
+      return EVENT_KINDS.has(event.kind) ? t(`ev_${event.kind}`) : null;
+  }
+}
+
 function renderEvents(view) {
   const list = document.getElementById("events");
   list.replaceChildren();
   for (const event of view.events) {
     const li = el("li");
-    li.append(el("time", clock(event.at)), el("span", t(event.kind === "refused" ? "refused_kind" : event.kind), "kind"),
-      el("span", event.message + (event.user ? ` — ${event.user}` : "")));
+    li.dataset.kind = event.kind;
+    const known = EVENT_KINDS.has(event.kind);
+    const text = eventText(view, event);
+    li.append(el("time", clock(event.at)), el("span", known ? t(event.kind === "refused" ? "refused_kind" : event.kind) : event.kind, "kind"),
+      el("span", text ?? (event.message + (event.user && !event.message.includes(event.user) ? ` — ${event.user}` : "")), "what"));
+    if (text !== null && event.message) li.title = event.message;  // the controller's own words, on hover
     list.append(li);
   }
 }
