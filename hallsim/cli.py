@@ -59,4 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"look at a ticket: {tally.tickets[-1]}")
     if tally.screenshot is not None:
         say(f"the display at the end: {tally.screenshot}")
+    if tally.office_screenshot is not None:
+        say(f"the office's live view at the end: {tally.office_screenshot}")
     return 0

@@ -67,6 +67,7 @@ class Tally:
     voice_lags_s: list[float] = field(default_factory=list)
     not_said: Counter[str] = field(default_factory=Counter)
     screenshot: Path | None = None
+    office_screenshot: Path | None = None
 
     def summary(self) -> list[str]:
         """The closing lines: what the hall did, and how well the voice kept up with the screen."""
@@ -202,6 +203,8 @@ class SimulatedHall:
                 self._shooter.join()
             if self.screenshots:
                 self._screenshot()
+                if port_open(self.manager_port):
+                    self._office_screenshot()
             for role in reversed(list(self.roles.values())):
                 role.stop()
             self.broker.stop()
@@ -358,6 +361,24 @@ class SimulatedHall:
             return
         self.tally.screenshot = path
         self.say(f"SCREEN  the display right now: {self._rel(path)}")
+
+    def _office_screenshot(self) -> None:
+        """The manager's live view as the office sees it (logged in with the demo account), 1366×768."""
+        path = self.work / "manager.png"
+        try:
+            with Kiosk(width=1366, height=768) as kiosk:
+                kiosk.open(self.manager_url)  # the login page first
+                kiosk.tab.fill("input[name=name]", DEMO_USER)
+                kiosk.tab.fill("input[name=password]", self.manager_password)
+                kiosk.tab.click("button[type=submit]")
+                kiosk.wait_for("() => document.querySelectorAll('#counters tbody tr').length > 0 "
+                               "&& document.getElementById('link').dataset.state === 'up'", timeout_s=10)
+                kiosk.screenshot(path)
+        except Exception as exc:  # a screenshot is a courtesy; the hall goes on without it
+            log.warning("manager screenshot failed: %s", exc)
+            return
+        self.tally.office_screenshot = path
+        self.say(f"SCREEN  the office's live view: {self._rel(path)}")
 
 
 def default_port() -> int:
