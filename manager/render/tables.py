@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from manager.reports import DurationStats, Figures, Report
 
@@ -138,10 +139,27 @@ def report_tables(report: Report, lang: Lang = "vi") -> list[Table]:
               tuple((row.counter, row.name, hours(row.open_s), hours(row.paused_s), hours(row.closed_s),
                      *figure_cells(row.figures)) for row in report.counters)),
         Table("lanes", t["lanes"], (t["lane"], t["category"], *figure_headers),
-              tuple((t[row.lane], row.category, *figure_cells(row.figures)) for row in report.lanes)),
+              tuple((t[row.lane], category_name(row.category, lang), *figure_cells(row.figures))
+                    for row in report.lanes)),
         Table("hours", t["hours"], (t["hour"], t["arrivals"], t["calls"], t["wait_mean"], t["wait_median"],
                                     t["wait_p90"], t["wait_max"]),
               tuple((f"{row.hour:02d}:00", row.arrivals, row.calls, *_stat_cells(row.wait)) for row in report.hours)),
         Table("days", t["days"], (t["day"], *figure_headers),
               tuple((row.day, *figure_cells(row.figures)) for row in report.days)),
     ]
+
+
+# Priority categories (hallq.wire.PRIORITY_CATEGORIES) as a report names them; an unknown one as it is.
+CATEGORY_NAMES: Final = {
+    "vi": {"elderly": "Người cao tuổi", "disability": "Người khuyết tật", "pregnant": "Phụ nữ mang thai",
+           "child": "Trẻ em", "other": "Khác"},
+    "en": {"elderly": "Elderly", "disability": "Disabled", "pregnant": "Pregnant", "child": "Child",
+           "other": "Other"},
+}
+
+
+def category_name(category: str | None, lang: str) -> str:
+    """The category's name in ``lang``; "-" for none (a regular ticket)."""
+    if category is None or category in ("", "-"):
+        return "-"
+    return CATEGORY_NAMES.get(lang, CATEGORY_NAMES["vi"]).get(category, category)

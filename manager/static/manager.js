@@ -265,13 +265,24 @@ function renderCounters(view) {
   }
 }
 
+// Priority categories (hallq.wire.PRIORITY_CATEGORIES) in the page's language; an unknown one as it is.
+const CATEGORY_NAMES = {
+  vi: {elderly: "người cao tuổi", disability: "người khuyết tật", pregnant: "phụ nữ mang thai", child: "trẻ em",
+       other: "khác"},
+  en: {elderly: "elderly", disability: "disabled", pregnant: "pregnant", child: "child", other: "other"},
+};
+
+function categoryName(category) {
+  return (CATEGORY_NAMES[lang] || CATEGORY_NAMES.vi)[category] || category;
+}
+
 function renderServices(view) {
   const body = document.querySelector("#services tbody");
   body.replaceChildren();
   for (const row of view.services) {
     const tr = el("tr", null, row.alarm ? "alarm" : "");
     tr.dataset.service = row.service;
-    const categories = Object.entries(row.categories).map(([k, v]) => `${k} ${v}`).join(", ") || "—";
+    const categories = Object.entries(row.categories).map(([k, v]) => `${categoryName(k)} ${v}`).join(", ") || "—";
     const oldest = row.oldest_number ? `${duration(row.oldest_wait_s)} (${row.oldest_number})` : "—";
     const estimate = row.estimated_wait_s === null ? t("no_estimate") : duration(row.estimated_wait_s);
     tr.append(el("td", serviceName(row)), el("td", row.regular, "num"), el("td", row.priority, "num"),
