@@ -38,10 +38,11 @@ from display.announcer import SKIP_REASONS, Announcer, Part, PendingCall, Segmen
 from display.audio import AnnouncementMaker, AudioError, Clip, pcm_duration_s
 from display.config import DisplayConfig
 from display.core import DisplayCore, read_notice
-from display.web import AudioStore, Hub, make_app
+from display.web import CLIENT_BACKLOG, AudioStore, make_app
 from hallq import systemd, wire
 from hallq.errors import PayloadError
 from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
+from hallq.sse import Hub
 from hallq.topics import TopicKind, Topics
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class DisplayService:
         self.core = DisplayCore(languages=config.languages, recent_count=config.recent_calls,
                                 time_zone=config.time_zone,
                                 max_call_age_s=announce.max_call_age_s, announce=announce.enabled)
-        self.hub = Hub()
+        self.hub = Hub(backlog=CLIENT_BACKLOG)
         self.audio = AudioStore()
         settings = announce.voice_settings()
         self.maker = AnnouncementMaker(settings)

@@ -16,7 +16,6 @@ or broker needs nothing from the person in front of the TV. aiohttp sets TCP_NOD
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from aiohttp import web
+
+from hallq.sse import Hub, sse
 
 log = logging.getLogger(__name__)
 
@@ -33,48 +34,6 @@ KEEPALIVE_S: Final = 15.0
 CLIENT_BACKLOG: Final = 200
 
 
-def sse(event: str, data: Any) -> bytes:
-    """One Server-Sent Event; JSON data on a single line (JSON never contains a raw newline)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {event}\ndata: {text}\n\n".encode()
-
-
-class Hub:
-    """Fans events out to every connected page. ``publish`` never blocks: a page that cannot keep up
-    (``CLIENT_BACKLOG`` events behind) is disconnected and reconnects with a fresh screen."""
-
-    def __init__(self) -> None:
-        self._clients: set[asyncio.Queue[bytes | None]] = set()
-
-    @property
-    def clients(self) -> int:
-        return len(self._clients)
-
-    def subscribe(self) -> asyncio.Queue[bytes | None]:
-        client: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=CLIENT_BACKLOG)
-        self._clients.add(client)
-        return client
-
-    def unsubscribe(self, client: asyncio.Queue[bytes | None]) -> None:
-        self._clients.discard(client)
-
-    def publish(self, event: str, data: Any) -> None:
-        payload = sse(event, data)
-        for client in list(self._clients):
-            try:
-                client.put_nowait(payload)
-            except asyncio.QueueFull:
-                log.warning("page too slow to follow; disconnecting it (it reconnects by itself)")
-                self._clients.discard(client)
-                client.get_nowait()
-                client.put_nowait(None)
-
-    def close(self) -> None:
-        for client in list(self._clients):
-            while not client.empty():
-                client.get_nowait()
-            client.put_nowait(None)
-        self._clients.clear()
 
 
 class AudioStore:

@@ -35,12 +35,13 @@ from aiohttp import web
 from hallq import systemd, wire
 from hallq.errors import PayloadError
 from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
+from hallq.sse import Hub
 from hallq.topics import TopicKind, Topics
 from manager import journal
 from manager.config import ManagerConfig
 from manager.live import LiveModel
 from manager.users import Users
-from manager.web import ActionOutcome, Hub, make_app
+from manager.web import CLIENT_BACKLOG, ActionOutcome, make_app
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class ManagerService:
         self.topics = Topics(hall=self.spec.id, base=config.base_topic)
         self.model = LiveModel(self.spec, controller_id=config.controller.client_id, manager_id=config.manager_id,
                                offline_alarm_s=config.offline_alarm_s)
-        self.hub = Hub()
+        self.hub = Hub(backlog=CLIENT_BACKLOG)
         self.link: MqttLink | None = None
         self._pending: dict[str, asyncio.Future[wire.ManagerReply]] = {}
         self._changed = asyncio.Event()

@@ -50,6 +50,7 @@ from hallq.errors import InvariantError
 from hallq.labels import error_label
 from hallq.limits import MAX_NOTICE_LEN, MAX_NUMBER_LEN, has_control, is_token
 from hallq.logsetup import escape_controls
+from hallq.sse import Hub, sse
 from manager import auth, journal, reports
 from manager import cache as report_cache
 from manager.render import render_csv, render_html, render_xlsx
@@ -101,48 +102,6 @@ class ActionOutcome:
                                        "message": self.message}}
 
 
-class Hub:
-    """Fans events out to every connected page. ``publish`` never blocks: a page that cannot keep up
-    (``CLIENT_BACKLOG`` events behind) is disconnected and reconnects with a fresh view."""
-
-    def __init__(self) -> None:
-        self._clients: set[asyncio.Queue[bytes | None]] = set()
-
-    @property
-    def clients(self) -> int:
-        return len(self._clients)
-
-    def subscribe(self) -> asyncio.Queue[bytes | None]:
-        client: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=CLIENT_BACKLOG)
-        self._clients.add(client)
-        return client
-
-    def unsubscribe(self, client: asyncio.Queue[bytes | None]) -> None:
-        self._clients.discard(client)
-
-    def publish(self, event: str, data: Any) -> None:
-        payload = sse(event, data)
-        for client in list(self._clients):
-            try:
-                client.put_nowait(payload)
-            except asyncio.QueueFull:
-                log.warning("page too slow to follow; disconnecting it (it reconnects by itself)")
-                self._clients.discard(client)
-                client.get_nowait()
-                client.put_nowait(None)
-
-    def close(self) -> None:
-        for client in list(self._clients):
-            while not client.empty():
-                client.get_nowait()
-            client.put_nowait(None)
-        self._clients.clear()
-
-
-def sse(event: str, data: Any) -> bytes:
-    """One Server-Sent Event; JSON data on a single line (JSON never contains a raw newline)."""
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {event}\ndata: {text}\n\n".encode()
 
 
 class BadRequest(Exception):
