@@ -24,7 +24,7 @@ from tests.support import ROOT
 
 UNITS_DIR = ROOT / "systemd"
 ROLE_UNITS = ["hallq-controller.service", "hallq-dispenser.service", "hallq-counter.service",
-              "hallq-display.service"]
+              "hallq-display.service", "hallq-manager.service"]
 # A drop-in is named by its path: it is checked together with the unit it extends.
 LOCAL_AUDIO = "hallq-display.service.d/local-audio.conf"
 ALL_UNITS = [*ROLE_UNITS, "hallq-kiosk.service", "mosquitto.service", LOCAL_AUDIO]
