@@ -29,20 +29,25 @@ is skipped, with a warning: a report never fails because of its cache.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
 import sqlite3
+import threading
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
+from hall_controller.engine.events import Event
 from hall_controller.engine.spec import HallSpec
 from hallq.errors import InvariantError
 from manager import journal, reports
+from manager.budget import CpuBudget
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,10 @@ CACHE_FILE = "report-cache.sqlite3"
 DEFAULT_CACHE_DIR = Path("/var/lib/hallq/manager")
 FORMAT = "1"
 BUSY_TIMEOUT_MS = 5000
+# With a CPU budget: a checkpoint every so many events, and the journal read in batches that small, so that a
+# report never runs for more than about 10 ms of CPU between two checkpoints (decoding is ~4 µs an event).
+PACED_EVENTS = 2048
+PACED_BATCH_ROWS = 2048
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS days (
@@ -70,38 +79,132 @@ class CacheDamaged(Exception):
 
 
 def build_report(ledger: Path, *, spec: HallSpec, period: reports.Period, filters: reports.Filters | None = None,
-                 now: datetime | None = None, cache_dir: Path | None = DEFAULT_CACHE_DIR) -> reports.Report:
+                 now: datetime | None = None, cache_dir: Path | None = DEFAULT_CACHE_DIR,
+                 budget: CpuBudget | None = None, memo: ReportMemo | None = None) -> reports.Report:
     """The report of ``period`` from the ledger at ``ledger`` (read-only), through the cache in ``cache_dir``
-    (None: no cache). ``now`` as in ``reports.build_report``. Raises ``reports.ReportError`` for filters the
-    hall does not have, ``journal.JournalError`` for a ledger that cannot be read, ``InvariantError`` for one
-    whose records are broken."""
-    (filters or reports.Filters()).check(spec)
-    summaries = day_summaries(ledger, spec=spec, first_day=period.first, last_day=period.last, cache_dir=cache_dir)
-    return reports.summarise_days(summaries, spec=spec, period=period, filters=filters, now=now)
+    (None: no cache). ``now`` as in ``reports.build_report``. ``budget``: the CPU budget the work keeps to
+    (``manager.budget``; None: none). ``memo``: finished reports of closed days, kept in memory (see
+    ``ReportMemo``). Raises ``reports.ReportError`` for filters the hall does not have, ``journal.JournalError``
+    for a ledger that cannot be read, ``InvariantError`` for one whose records are broken."""
+    filters = filters or reports.Filters()
+    filters.check(spec)
+    pace = budget.checkpoint if budget is not None else None
+    key: tuple[object, ...] | None = None
+
+    def remember(segments: Sequence[journal.Segment], first_row: tuple[int, str, str, str] | None) -> bool:
+        """Whether the memo has this report already (``key`` is set when it may keep it)."""
+        nonlocal key
+        if memo is None or now is None or not memo.may_keep(segments, period=period, today=spec.business_day(now)):
+            return False
+        stat = ledger.stat()
+        key = (stat.st_dev, stat.st_ino, first_row, period, filters,
+               tuple((s.first, s.stop, s.day) for s in segments))
+        return key in memo
+
+    summaries = day_summaries(ledger, spec=spec, first_day=period.first, last_day=period.last, cache_dir=cache_dir,
+                              pace=pace, skip=remember)
+    if summaries is None and key is not None and memo is not None:
+        kept = memo.get(key)
+        if kept is not None:
+            return dataclasses.replace(kept, generated_at=now)
+        summaries = day_summaries(ledger, spec=spec, first_day=period.first, last_day=period.last,
+                                  cache_dir=cache_dir, pace=pace)
+    assert summaries is not None  # without a memo hit day_summaries always summarises
+    report = reports.summarise_days(summaries, spec=spec, period=period, filters=filters, now=now, pace=pace)
+    if key is not None and memo is not None:
+        memo.put(key, report)
+    return report
+
+
+class ReportMemo:
+    """Finished reports whose days are all closed and before today, in memory (at most ``size``, the least
+    recently used goes first): asked again, such a report costs a look at the ledger's day index.
+
+    Such a report cannot change while its key holds: the key has the ledger file's identity and first row, the
+    period, the filters and each of the period's segments (first, stop, day). A closed segment never changes;
+    the open one (today) is not in the period, and were it relabelled into it (``DayCorrected``), its (first,
+    stop) would join the period's segments and change the key. The counters' time is cut at ``now`` only within
+    today, so only ``generated_at`` differs, and is set anew. One memo serves one ``HallSpec`` (one manager
+    process). Thread-safe."""
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._kept: OrderedDict[tuple[object, ...], reports.Report] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def may_keep(segments: Sequence[journal.Segment], *, period: reports.Period, today: str) -> bool:
+        """Whether a report of ``segments`` (the period's) may be kept: the period ends before ``today`` and
+        every segment is closed."""
+        return period.last.isoformat() < today and all(s.stop is not None for s in segments)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._kept)
+
+    def __contains__(self, key: tuple[object, ...]) -> bool:
+        with self._lock:
+            return key in self._kept
+
+    def get(self, key: tuple[object, ...]) -> reports.Report | None:
+        with self._lock:
+            report = self._kept.get(key)
+            if report is not None:
+                self._kept.move_to_end(key)
+            return report
+
+    def put(self, key: tuple[object, ...], report: reports.Report) -> None:
+        with self._lock:
+            self._kept[key] = report
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
 
 
 def day_summaries(ledger: Path, *, spec: HallSpec, first_day: date, last_day: date,
-                  cache_dir: Path | None = DEFAULT_CACHE_DIR) -> list[reports.DaySummary]:
+                  cache_dir: Path | None = DEFAULT_CACHE_DIR, pace: Callable[[], None] | None = None,
+                  skip: Callable[[Sequence[journal.Segment], tuple[int, str, str, str] | None], bool] | None = None,
+                  ) -> list[reports.DaySummary] | None:
     """The summaries of business days ``first_day``..``last_day``, in journal order (see the module
-    docstring)."""
+    docstring). ``pace`` is called between pieces of the work (a batch of events, a day). ``skip(segments,
+    first_row)``, given the period's segments and the journal's first row, may say there is no need: then None."""
+    checkpoint = pace or _no_pause
     with journal.open_journal(ledger) as ledger_journal:
-        cache = _open_cache(cache_dir, ledger=ledger, first_row=ledger_journal.first_row(), spec=spec)
+        first_row = ledger_journal.first_row()
+        cache = _open_cache(cache_dir, ledger=ledger, first_row=first_row, spec=spec)
         with closing(cache) if cache is not None else _nothing():
             known = cache.known() if cache is not None else {}
             segments = journal.in_range(ledger_journal.segments(first_day=first_day, known=known),
                                         first_day=first_day, last_day=last_day)
+            if skip is not None and skip(segments, first_row):
+                return None
             closed_known = [s.first for s in segments if s.stop is not None and known.get(s.first) == (s.stop, s.day)]
-            found = cache.load(closed_known) if cache is not None else {}
+            found = cache.load(closed_known, pace=checkpoint) if cache is not None else {}
             missing = [s for s in segments if s.first not in found]
-            spans = [span for span in reports.collect(ledger_journal.events(missing), spec=spec).spans
+            events = ledger_journal.events(missing, batch_rows=PACED_BATCH_ROWS if pace else journal.BATCH_ROWS)
+            spans = [span for span in reports.collect(_paced(events, checkpoint) if pace else events, spec=spec).spans
                      if span.log is not None]
             if len(spans) != len(missing):
                 raise InvariantError(f"ledger {ledger}: {len(missing)} business days read, {len(spans)} found")
-            made = {segment.first: reports.summarise_span(span, spec=spec)
-                    for segment, span in zip(missing, spans, strict=True)}
+            made = {}
+            for segment, span in zip(missing, spans, strict=True):
+                checkpoint()
+                made[segment.first] = reports.summarise_span(span, spec=spec)
             if cache is not None:
                 cache.store([(s, made[s.first]) for s in missing if s.stop is not None])
     return [found.get(s.first) or made[s.first] for s in segments]
+
+
+def _paced(events: Iterable[Event], checkpoint: Callable[[], None]) -> Iterator[Event]:
+    """``events``, with ``checkpoint()`` every ``PACED_EVENTS`` of them."""
+    for index, event in enumerate(events):
+        if not index % PACED_EVENTS:
+            checkpoint()
+        yield event
+
+
+def _no_pause() -> None:
+    pass
 
 
 @contextmanager
@@ -132,9 +235,9 @@ class ReportCache:
             self._failed(exc)
             return {}
 
-    def load(self, firsts: Sequence[int]) -> dict[int, reports.DaySummary]:
+    def load(self, firsts: Sequence[int], *, pace: Callable[[], None] | None = None) -> dict[int, reports.DaySummary]:
         """The stored summaries of the segments starting at ``firsts``; a damaged one makes the cache start
-        afresh (and none is returned)."""
+        afresh (and none is returned). ``pace`` is called before each day's."""
         if self._db is None or not firsts:
             return {}
         found: dict[int, reports.DaySummary] = {}
@@ -143,6 +246,8 @@ class ReportCache:
             for row in self._db.execute("SELECT first, day, log, cells, samples, last_at FROM days "
                                         "WHERE first BETWEEN ? AND ?", (min(firsts), max(firsts))):
                 if row[0] in wanted:
+                    if pace is not None:
+                        pace()
                     found[int(row[0])] = _decode(*row[1:])
         except (sqlite3.Error, CacheDamaged, ValueError, TypeError, KeyError, IndexError) as exc:
             self._failed(exc)

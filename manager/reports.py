@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from itertools import chain
@@ -591,9 +591,17 @@ class _Group:
 
 
 def summarise_days(summaries: Sequence[DaySummary], *, spec: HallSpec, period: Period,
-                   filters: Filters | None = None, now: datetime | None = None) -> Report:
+                   filters: Filters | None = None, now: datetime | None = None,
+                   pace: Callable[[], None] | None = None) -> Report:
     """The report of ``period`` over day summaries (in journal order; other days are ignored). ``now``: as in
-    ``build_report`` (default: the last summary's last event)."""
+    ``build_report`` (default: the last summary's last event). ``pace`` is called between pieces of the work (a
+    day's cells, a row's figures): where the caller may pause (``manager.budget.CpuBudget.checkpoint``)."""
+    checkpoint = pace or _no_pause
+
+    def figures(group: _Group | None) -> Figures:
+        checkpoint()
+        return (group or _Group()).figures()
+
     filters = filters or Filters()
     filters.check(spec)
     until = now or next((s.last_at for s in reversed(summaries) if s.last_at is not None), None)
@@ -609,6 +617,7 @@ def summarise_days(summaries: Sequence[DaySummary], *, spec: HallSpec, period: P
     hour_sums = [0] * 24
     service, counter, lane, category = filters.service, filters.counter, filters.lane, filters.category
     for summary in summaries:
+        checkpoint()
         for cell in summary.cells:
             if not (first_day <= cell.day <= last_day
                     and (service is None or cell.service == service)
@@ -646,7 +655,7 @@ def summarise_days(summaries: Sequence[DaySummary], *, spec: HallSpec, period: P
         known: ServiceSpec | None = spec.service_by_id.get(sid)
         services.append(ServiceRow(sid, known.name_vi if known else sid, known.name_en if known else sid,
                                    targets.get(sid, DEFAULT_TARGET_WAIT_S),
-                                   by_service.get(sid, _Group()).figures()))
+                                   figures(by_service.get(sid))))
 
     counter_ids = _ordered([c.id for c in spec.counters], by_counter)
     if filters.counter is not None:
@@ -661,21 +670,28 @@ def summarise_days(summaries: Sequence[DaySummary], *, spec: HallSpec, period: P
         status_s = _status_seconds(cid, worked, spec=spec, until=until)
         counter_spec = spec.counter_by_id.get(cid)
         counters.append(CounterRow(cid, counter_spec.name if counter_spec else cid,
-                                   by_counter.get(cid, _Group()).figures(),
+                                   figures(by_counter.get(cid)),
                                    status_s["open"], status_s["paused"], status_s["closed"]))
 
-    lanes = [LaneRow(lane_name, None, by_lane.get((lane_name == "priority", None), _Group()).figures())
+    lanes = [LaneRow(lane_name, None, figures(by_lane.get((lane_name == "priority", None))))
              for lane_name in LANES if filters.lane in (None, lane_name)]
-    lanes += [LaneRow("priority", key[1] or None, by_lane[key].figures())
+    lanes += [LaneRow("priority", key[1] or None, figures(by_lane[key]))
               for key in sorted((k for k in by_lane if k[1] is not None), key=lambda k: k[1] or "")]
+    checkpoint()
     hours = tuple(HourRow(h, arrivals[h], calls[h], _stats(hour_waits[h], hour_sums[h])) for h in range(24))
 
-    days = tuple(DayRow(day, by_day[day].figures()) for day in sorted(by_day))
+    days = tuple(DayRow(day, figures(by_day[day])) for day in sorted(by_day))
+    totals_figures = figures(totals)
+    checkpoint()
     return Report(
         hall_id=spec.id, hall_name_vi=spec.name_vi, hall_name_en=spec.name_en, period=period, filters=filters,
-        generated_at=now, days_worked=tuple(log.day for log in worked), totals=totals.figures(),
+        generated_at=now, days_worked=tuple(log.day for log in worked), totals=totals_figures,
         services=tuple(services), counters=tuple(counters), lanes=tuple(lanes), hours=hours, days=days,
     )
+
+
+def _no_pause() -> None:
+    pass
 
 
 def duration_stats(samples: Sequence[float]) -> DurationStats:

@@ -1,0 +1,144 @@
+"""How a report yields: the CPU budget's pauses (clocks passed in), the report thread's priority, the memo of
+closed periods' reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from manager import budget, cache, reports
+from tests.test_manager_cache import NOW, cached, ledger, uncached  # noqa: F401 - ledger is a fixture
+from tests.test_manager_reports import DAY1, DAY2, spec
+
+
+class Clocks:
+    """A wall clock and a thread's CPU clock that the test moves; ``sleep`` moves the wall clock only."""
+
+    def __init__(self) -> None:
+        self.wall_s = 100.0
+        self.cpu_s = 7.0
+        self.slept: list[float] = []
+
+    def work(self, cpu_s: float) -> None:
+        self.wall_s += cpu_s
+        self.cpu_s += cpu_s
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.wall_s += seconds
+
+    def budget(self, share: float, free_cpu_s: float = 0.05) -> budget.CpuBudget:
+        return budget.CpuBudget(share, free_cpu_s=free_cpu_s, clock=lambda: self.wall_s,
+                                cpu_clock=lambda: self.cpu_s, sleep=self.sleep)
+
+
+def test_no_pause_within_the_free_allowance() -> None:
+    assert budget.pause_s(cpu_s=0.05, wall_s=0.05, share=0.25, free_cpu_s=0.05) == 0
+
+
+def test_past_the_allowance_the_pause_keeps_the_share() -> None:
+    # 0.15 s of CPU: 0.05 free, then 0.1 at a quarter of a core needs 0.4 s of wall time.
+    assert budget.pause_s(cpu_s=0.15, wall_s=0.15, share=0.25, free_cpu_s=0.05) == pytest.approx(0.3)
+
+
+def test_wall_time_without_cpu_counts_towards_the_share() -> None:
+    assert budget.pause_s(cpu_s=0.15, wall_s=0.5, share=0.25, free_cpu_s=0.05) == 0
+
+
+def test_a_share_of_one_never_pauses() -> None:
+    assert budget.pause_s(cpu_s=10, wall_s=0, share=1) == 0
+
+
+@pytest.mark.parametrize("share", [0, -0.5, 1.5])
+def test_a_share_outside_one_core_is_refused(share: float) -> None:
+    with pytest.raises(ValueError, match="CPU share"):
+        budget.check_share(share)
+
+
+def test_a_report_at_a_quarter_of_a_core_takes_four_times_its_cpu() -> None:
+    clocks = Clocks()
+    paced = clocks.budget(0.25)
+    for _ in range(100):
+        clocks.work(0.01)
+        paced.checkpoint()
+    assert clocks.wall_s - 100 == pytest.approx(0.05 + 0.95 / 0.25)
+    assert paced.slept_s == pytest.approx(sum(clocks.slept))
+
+
+def test_a_short_report_never_sleeps() -> None:
+    clocks = Clocks()
+    paced = clocks.budget(0.25)
+    for _ in range(4):
+        clocks.work(0.01)
+        paced.checkpoint()
+    assert clocks.slept == []
+
+
+def test_the_report_thread_runs_idle_at_nice_19_and_the_others_keep_theirs() -> None:
+    if not hasattr(os, "SCHED_IDLE"):
+        pytest.skip("SCHED_IDLE is Linux's")
+    seen: dict[str, object] = {}
+
+    def report_thread() -> None:
+        seen["lowered"] = budget.lower_this_thread()
+        seen["policy"] = os.sched_getscheduler(0)
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+    thread = threading.Thread(target=report_thread)
+    thread.start()
+    thread.join()
+    assert seen == {"lowered": True, "policy": os.SCHED_IDLE, "nice": budget.NICE_LOWEST}
+    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, threading.get_native_id())) == before
+
+
+def test_a_report_within_a_budget_equals_one_without(ledger: Path, tmp_path: Path) -> None:  # noqa: F811
+    period = reports.range_period(DAY1.isoformat(), DAY2.isoformat())
+    paced = budget.CpuBudget(0.5, free_cpu_s=0)
+    report = cache.build_report(ledger, spec=spec(), period=period, now=NOW, cache_dir=tmp_path / "c",
+                                budget=paced)
+    assert report == uncached(ledger, period)
+
+
+def test_a_closed_period_is_remembered_and_generated_anew(ledger: Path, tmp_path: Path) -> None:  # noqa: F811
+    memo = cache.ReportMemo()
+    period = reports.day_period(DAY1.isoformat())
+    first = cache.build_report(ledger, spec=spec(), period=period, now=NOW, cache_dir=tmp_path / "c", memo=memo)
+    later = NOW.replace(minute=30)
+    second = cache.build_report(ledger, spec=spec(), period=period, now=later, cache_dir=tmp_path / "c", memo=memo)
+    assert second == dataclasses.replace(first, generated_at=later)
+    assert second.totals is first.totals  # the same report, not made again
+    assert len(memo) == 1
+
+
+def test_a_period_with_today_is_never_remembered(ledger: Path, tmp_path: Path) -> None:  # noqa: F811
+    memo = cache.ReportMemo()
+    for period in (reports.day_period(DAY2.isoformat()), reports.month_period("2026-12")):
+        cache.build_report(ledger, spec=spec(), period=period, now=NOW, cache_dir=tmp_path / "c", memo=memo)
+    assert len(memo) == 0
+
+
+def test_the_memo_keeps_the_most_recently_used(ledger: Path) -> None:  # noqa: F811
+    memo = cache.ReportMemo(size=2)
+    report = uncached(ledger, reports.day_period(DAY1.isoformat()))
+    for key in ("a", "b"):
+        memo.put((key,), report)
+    assert memo.get(("a",)) is report
+    memo.put(("c",), report)
+    assert ("b",) not in memo
+    assert ("a",) in memo
+    assert ("c",) in memo
+
+
+def test_filtered_reports_are_remembered_apart(ledger: Path, tmp_path: Path) -> None:  # noqa: F811
+    memo = cache.ReportMemo()
+    period = reports.day_period(DAY1.isoformat())
+    for filters in (reports.Filters(), reports.Filters(service="B")):
+        report = cache.build_report(ledger, spec=spec(), period=period, filters=filters, now=NOW,
+                                    cache_dir=tmp_path / "c", memo=memo)
+        assert report == cached(ledger, tmp_path / "c", period, filters)
+    assert len(memo) == 2
