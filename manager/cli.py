@@ -4,7 +4,7 @@
                          (--day 2026-12-04 | --week 2026-W49 | --month 2026-12 | --from D --to D)
                          [--service S] [--counter C] [--lane regular|priority] [--category X]
                          [--format text|csv|xlsx|html] [--lang vi|en] [--output FILE]
-                         [--cache DIR | --no-cache]
+                         [--cache DIR | --no-cache] [--cpu-share 0.25]
 
     hallq-manager users add NAME --role manager|viewer [--users FILE] [--password-stdin]
     hallq-manager users passwd NAME [--users FILE] [--password-stdin]
@@ -48,9 +48,9 @@ from hall_controller.ledger import LEDGER_FILE
 from hallq import logsetup
 from hallq.cli import config_refused, load_config
 from hallq.errors import EXIT_CANTCREAT, EXIT_CONFIG, EXIT_DATAERR, EXIT_UNAVAILABLE, ConfigError, InvariantError
+from manager import budget, journal, reports, service
 from manager import cache as report_cache
 from manager import config as manager_config
-from manager import journal, reports, service
 from manager.render import render_csv, render_html, render_text, render_xlsx
 from manager.users import ROLES, UserError, Users, check_name, check_password
 
@@ -93,6 +93,16 @@ def _report_parser(parser: argparse.ArgumentParser) -> None:
                         help=f"keep closed days' summaries in DIR/{report_cache.CACHE_FILE} (default: "
                              f"{report_cache.DEFAULT_CACHE_DIR})")
     parser.add_argument("--no-cache", action="store_true", help="read every day from the ledger, keep nothing")
+    parser.add_argument("--cpu-share", type=_cpu_share, default=budget.DEFAULT_CPU_SHARE, metavar="SHARE",
+                        help="use at most this share of one core, at the lowest CPU priority, so that the hall "
+                             f"comes first (default {budget.DEFAULT_CPU_SHARE}; 1: full speed)")
+
+
+def _cpu_share(text: str) -> float:
+    try:
+        return budget.check_share(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _period(args: argparse.Namespace) -> reports.Period:
@@ -131,8 +141,10 @@ def _report(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     now = datetime.now(spec.zone)
     try:
-        report = report_cache.build_report(ledger, spec=spec, period=period, filters=filters, now=now,
-                                           cache_dir=None if args.no_cache else args.cache)
+        with budget.low_priority():
+            report = report_cache.build_report(ledger, spec=spec, period=period, filters=filters, now=now,
+                                               cache_dir=None if args.no_cache else args.cache,
+                                               budget=budget.CpuBudget(args.cpu_share))
     except (journal.JournalError, InvariantError) as exc:
         log.error("%s", exc)
         return EXIT_DATAERR

@@ -31,6 +31,7 @@ Report queries: ``period`` = ``day`` (``day=YYYY-MM-DD``), ``week`` (``week=YYYY
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import json
 import logging
@@ -51,7 +52,7 @@ from hallq.labels import error_label
 from hallq.limits import MAX_NOTICE_LEN, MAX_NUMBER_LEN, has_control, is_token
 from hallq.logsetup import escape_controls
 from hallq.sse import Hub, sse
-from manager import auth, journal, reports
+from manager import auth, budget, journal, reports
 from manager import cache as report_cache
 from manager.render import render_csv, render_html, render_xlsx
 from manager.users import Users
@@ -115,11 +116,19 @@ def _json_error(status: int, code: str, message: str) -> web.Response:
 def make_app(*, spec: HallSpec, users: Users, secure_cookies: bool, view: Callable[[], dict[str, Any]],
              act: Callable[[wire.ManagerCommand], Awaitable[ActionOutcome]], hub: Hub, ledger: Path,
              health: Callable[[], dict[str, Any]], now: Callable[[], datetime],
-             cache_dir: Path | None = None) -> web.Application:
+             cache_dir: Path | None = None, report_cpu_share: float = budget.DEFAULT_CPU_SHARE) -> web.Application:
     """The aiohttp application. ``view()`` is the live view now; ``act(command)`` sends an action and waits for
     its outcome; ``ledger`` is read for reports, through the closed days' cache in ``cache_dir`` (None: no
-    cache); ``now()`` the hall's wall clock."""
+    cache); ``now()`` the hall's wall clock. Reports are made on threads of their own at the lowest CPU
+    priority, each within ``report_cpu_share`` of one core (``manager.budget``)."""
     app = web.Application(client_max_size=64 * 1024)
+    report_threads = budget.report_executor(workers=REPORT_THREADS)
+    memo = report_cache.ReportMemo()
+
+    async def stop_report_threads(_app: web.Application) -> None:
+        report_threads.shutdown(wait=False, cancel_futures=True)
+
+    app.on_cleanup.append(stop_report_threads)
     auth.setup(app, users=users, secure_cookies=secure_cookies)
     viewer, manager = auth.require("viewer"), auth.require("manager")
 
@@ -227,8 +236,9 @@ def make_app(*, spec: HallSpec, users: Users, secure_cookies: bool, view: Callab
         except reports.ReportError as exc:
             return web.Response(status=400, text=str(exc) + "\n", content_type="text/plain", charset="utf-8")
         try:
-            data = await asyncio.get_running_loop().run_in_executor(None, query.render, spec, ledger, now(), fmt,
-                                                                    cache_dir)
+            data = await asyncio.get_running_loop().run_in_executor(
+                report_threads, functools.partial(query.render, spec, ledger, now(), fmt, cache_dir,
+                                                  cpu_share=report_cpu_share, memo=memo))
         except journal.JournalError as exc:
             return web.Response(status=503, text=f"{exc}\n", content_type="text/plain", charset="utf-8")
         name = f"hallq-{spec.id}-{query.period.label}"
@@ -311,6 +321,8 @@ def _notice_text(body: Mapping[str, Any], key: str, *, required: bool) -> str | 
 # --- reports ------------------------------------------------------------------------------------------------------
 
 PERIODS: Final = ("day", "week", "month", "range")
+# Two reports at once at most (a day asked for while a year is being made need not wait for it).
+REPORT_THREADS: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,11 +364,13 @@ class ReportQuery:
         lang = query.get("lang", "vi")
         return ReportQuery(period=period, filters=filters, lang=lang if lang in ("vi", "en") else "vi")
 
-    def render(self, spec: HallSpec, ledger: Path, now: datetime, fmt: str, cache_dir: Path | None) -> bytes:
+    def render(self, spec: HallSpec, ledger: Path, now: datetime, fmt: str, cache_dir: Path | None, *,
+               cpu_share: float = 1.0, memo: report_cache.ReportMemo | None = None) -> bytes:
         """The report as ``fmt`` (html, csv, xlsx); reads the ledger through the closed days' cache in
-        ``cache_dir`` (run it in a worker thread)."""
+        ``cache_dir``, within ``cpu_share`` of one core (1: no budget), keeping closed periods' reports in
+        ``memo`` (run it in a worker thread: ``manager.budget.report_executor``)."""
         report = report_cache.build_report(ledger, spec=spec, period=self.period, filters=self.filters, now=now,
-                                           cache_dir=cache_dir)
+                                           cache_dir=cache_dir, budget=budget.CpuBudget(cpu_share), memo=memo)
         match fmt:
             case "html":
                 return render_html(report, self.lang).encode("utf-8")
