@@ -28,8 +28,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -107,28 +106,6 @@ def lower_this_thread(*, idle: bool = True) -> bool:
         log.debug("cannot put the report thread at SCHED_IDLE: %s", exc)
         done = False
     return done
-
-
-@contextmanager
-def low_priority() -> Iterator[None]:
-    """The calling thread at the lowest priority (``lower_this_thread``) while the block runs, then back where it
-    was when that is allowed (it needs ``CAP_SYS_NICE``; otherwise the thread stays low, with a debug log)."""
-    tid = threading.get_native_id()
-    try:
-        nice = os.getpriority(os.PRIO_PROCESS, tid)
-        policy = os.sched_getscheduler(0)
-    except (OSError, AttributeError):
-        yield
-        return
-    lower_this_thread()
-    try:
-        yield
-    finally:
-        try:
-            os.sched_setscheduler(0, policy, os.sched_param(0))
-            os.setpriority(os.PRIO_PROCESS, tid, nice)
-        except OSError as exc:
-            log.debug("the report thread stays at the lowest priority: %s", exc)
 
 
 def report_executor(*, workers: int = 1) -> concurrent.futures.ThreadPoolExecutor:

@@ -141,10 +141,11 @@ def _report(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     now = datetime.now(spec.zone)
     try:
-        with budget.low_priority():
-            report = report_cache.build_report(ledger, spec=spec, period=period, filters=filters, now=now,
-                                               cache_dir=None if args.no_cache else args.cache,
-                                               budget=budget.CpuBudget(args.cpu_share))
+        with budget.report_executor() as report_thread:
+            report = report_thread.submit(
+                lambda: report_cache.build_report(ledger, spec=spec, period=period, filters=filters, now=now,
+                                                  cache_dir=None if args.no_cache else args.cache,
+                                                  budget=budget.CpuBudget(args.cpu_share))).result()
     except (journal.JournalError, InvariantError) as exc:
         log.error("%s", exc)
         return EXIT_DATAERR

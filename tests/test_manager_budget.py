@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from manager import budget, cache, reports
+from manager.cli import main
 from tests.test_manager_cache import NOW, cached, ledger, uncached  # noqa: F401 - ledger is a fixture
 from tests.test_manager_reports import DAY1, DAY2, spec
 
@@ -142,3 +143,18 @@ def test_filtered_reports_are_remembered_apart(ledger: Path, tmp_path: Path) -> 
                                     cache_dir=tmp_path / "c", memo=memo)
         assert report == cached(ledger, tmp_path / "c", period, filters)
     assert len(memo) == 2
+
+
+def test_cli_refuses_a_cpu_share_outside_one_core(ledger: Path, tmp_path: Path,  # noqa: F811
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "hall.toml"
+    source = (Path(__file__).parent / "test_manager_reports.py").read_text(encoding="utf-8")
+    config.write_text(source.split('path.write_text("""', 1)[1].split('"""', 1)[0].replace("STATE_DIR", str(tmp_path)),
+                      encoding="utf-8")
+    base = ["report", "--config", str(config), "--ledger", str(ledger), "--day", DAY1.isoformat(), "--no-cache"]
+    with pytest.raises(SystemExit) as refused:
+        main([*base, "--cpu-share", "0"])
+    assert refused.value.code == 2
+    assert "CPU share" in capsys.readouterr().err
+    assert main([*base, "--cpu-share", "0.1"]) == 0
+    assert main([*base, "--cpu-share", "1"]) == 0
