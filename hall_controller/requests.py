@@ -174,6 +174,7 @@ class Requests:
                  f" service={command.service}" if command.service else "")
         outcome.hall_events.append(wire.HallEvent(kind="manager_action", at=now, user=command.user, code=command.action,
                                                   counter=command.counter, number=command.ticket,
+                                                  service=command.service, text=command.text_vi,
                                                   message=_action_text(command)))
         if decision.notice_changed:
             notice = decision.notice

@@ -235,7 +235,8 @@ class ControllerService:
             role, device = self.admission.device_key(verdict.parsed)
             news.append(wire.HallEvent(kind="refused", at=now, code="retained", message=f"ignored a retained message "
                                        f"from {role} {device} and cleared it: fix that device's MQTT settings",
-                                       **_device_field(role, device)))
+                                       counter=_named(role, "counter", device),
+                                       dispenser=_named(role, "dispenser", device)))
         if verdict.pause_until_s is None:
             return None
         dropped = self.intake.pause(message.source, verdict.pause_until_s)
@@ -248,7 +249,8 @@ class ControllerService:
         role, device = self.admission.device_key(verdict.parsed)  # at most one a second per device, as its replies
         news.append(wire.HallEvent(kind="refused", at=now, code=wire.ErrorCode.RATE_LIMITED,
                                    message=f"{role} {device} sends more than the controller accepts; its messages "
-                                           "are dropped", **_device_field(role, device)))
+                                           "are dropped", counter=_named(role, "counter", device),
+                                   dispenser=_named(role, "dispenser", device)))
         return self.requests.refused(verdict.parsed, message.payload, RATE_LIMITED)
 
     def _publish_due(self, now: datetime) -> None:
@@ -269,13 +271,14 @@ class ControllerService:
                 expired = sum(1 for e in events if isinstance(e, TicketExpired) and e.reason == "day_started")
                 log.warning("business day %s started at %s; %d open tickets of the day before expired, numbering "
                             "starts again", event.day, event.at.isoformat(timespec="seconds"), expired)
-                news.append(wire.HallEvent(kind="day_started", at=now, message=f"business day {event.day} started; "
-                                                                               f"{expired} open tickets expired"))
+                news.append(wire.HallEvent(kind="day_started", at=now, day=event.day, count=expired,
+                                           message=f"business day {event.day} started; {expired} open tickets "
+                                                   "expired"))
             elif isinstance(event, DayEnded):
                 expired = sum(1 for e in events if isinstance(e, TicketExpired) and e.reason == "day_ended")
                 log.warning("business day %s ended early by user=%s; %d waiting tickets expired, no ticket is issued "
                             "until the next business day", event.day, event.user, expired)
-                news.append(wire.HallEvent(kind="day_ended", at=now, user=event.user,
+                news.append(wire.HallEvent(kind="day_ended", at=now, user=event.user, day=event.day, count=expired,
                                            message=f"{event.user} ended business day {event.day}; {expired} waiting "
                                                    "tickets expired"))
             elif isinstance(event, DayCorrected):
@@ -325,9 +328,9 @@ class ControllerService:
                 self.connections.publish(*outcome.reply)
 
 
-def _device_field(role: str, device: str) -> dict[str, str]:
-    """The ``HallEvent`` field naming the device: ``dispenser`` or ``counter``."""
-    return {"counter": device} if role == "counter" else {"dispenser": device} if role == "dispenser" else {}
+def _named(role: str, field: str, device: str) -> str | None:
+    """``device`` for the ``HallEvent`` field of its role (``counter`` or ``dispenser``), None for the other."""
+    return device if role == field else None
 
 
 class ReplayMismatch(Exception):

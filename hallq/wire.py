@@ -775,8 +775,10 @@ class Notice:
 class HallEvent:
     """controller → manager, on ``events`` (not retained): something the hall's manager should see, as it happens.
 
-    ``kind`` says what; ``message`` says it for people; the other fields name what it concerns when they apply.
-    A kind this version does not know is read as it is.
+    ``kind`` says what; ``message`` says it for people (in English, for the log and for readers that do not know
+    the kind); the other fields name what it concerns when they apply, so that a page can say it in its own
+    language: ``service`` (a transfer's target), ``day`` (the business day started or ended), ``count`` (the
+    tickets that expired with it), ``text`` (a notice's words). A kind this version does not know is read as it is.
     """
 
     kind: str
@@ -787,11 +789,16 @@ class HallEvent:
     dispenser: str | None = None
     code: str | None = None
     user: str | None = None
+    service: str | None = None
+    day: str | None = None
+    count: int | None = None
+    text: str | None = None
 
     def encode(self) -> bytes:
         return encode({"v": VERSION, "kind": self.kind, "at": iso(self.at), "message": self.message,
                        "number": self.number, "counter": self.counter, "dispenser": self.dispenser, "code": self.code,
-                       "user": self.user})
+                       "user": self.user, "service": self.service, "day": self.day, "count": self.count,
+                       "text": self.text})
 
     @staticmethod
     def decode(raw: bytes | str) -> HallEvent:
@@ -802,4 +809,8 @@ class HallEvent:
                          counter=f.opt_text("counter", max_len=MAX_ID_LEN),
                          dispenser=f.opt_text("dispenser", max_len=MAX_ID_LEN),
                          code=f.opt_text("code", max_len=MAX_ERROR_CODE_LEN),
-                         user=f.opt_text("user", max_len=MAX_USER_LEN))
+                         user=f.opt_text("user", max_len=MAX_USER_LEN),
+                         service=f.opt_text("service", max_len=MAX_ID_LEN),
+                         day=f.opt_text("day", max_len=MAX_DAY_LEN),
+                         count=f.integer("count") if f.obj.get("count") is not None else None,
+                         text=f.opt_text("text", max_len=MAX_NOTICE_LEN))

@@ -435,4 +435,5 @@ def _seconds(now: datetime, since: datetime) -> int:
 
 def _event_obj(event: wire.HallEvent) -> dict[str, Any]:
     return {"kind": event.kind, "at": wire.iso(event.at), "message": event.message, "number": event.number,
-            "counter": event.counter, "dispenser": event.dispenser, "code": event.code, "user": event.user}
+            "counter": event.counter, "dispenser": event.dispenser, "code": event.code, "user": event.user,
+            "service": event.service, "day": event.day, "count": event.count, "text": event.text}

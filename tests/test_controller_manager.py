@@ -79,9 +79,10 @@ def test_ending_the_day_refuses_tickets_until_the_next_day(broker: PrivateBroker
         assert _act(probe, "end_day").ok
         refused = probe.request_ticket("d1", "A")
         assert refused.error is not None and refused.error.code == wire.ErrorCode.DAY_ENDED
-        kinds = set()
-        while "day_ended" not in kinds:
-            kinds.add(wire.HallEvent.decode(probe.on(probe.topics.events()).payload).kind)
+        ended = None
+        while ended is None or ended.kind != "day_ended":
+            ended = wire.HallEvent.decode(probe.on(probe.topics.events()).payload)
+        assert (ended.user, ended.count) == ("lan", 1) and ended.day is not None
     assert waiting.ticket is not None
     expired = [e for e in _journal(controller.state_dir) if e.kind == "ticket_expired"]
     assert [e.reason for e in expired] == ["day_ended"]  # type: ignore[attr-defined]
@@ -113,5 +114,7 @@ def test_a_waiting_ticket_moved_by_the_manager_is_called_in_its_new_service(
         ticket = probe.request_ticket("d1", "A").ticket
         assert ticket is not None
         assert _act(probe, "transfer_ticket", ticket=ticket.number, service="C").ok
+        moved = wire.HallEvent.decode(probe.on(probe.topics.events()).payload)
+        assert (moved.code, moved.number, moved.service) == ("transfer_ticket", ticket.number, "C")
         reply = probe.command("1", "next", service="C")  # counter 1 serves A, B and C
         assert reply.ticket is not None and (reply.ticket.number, reply.ticket.service) == (ticket.number, "C")

@@ -324,8 +324,8 @@ function deviceName(view, event) {
 }
 
 // What happened, in the page's language, from the event's fields; null when the page does not know the kind
-// (the controller's own words are shown then). The controller's message carries a few details its fields do not
-// (the transfer's service, the notice's text, the business day): read when there, left out when not.
+// (the controller's own words are shown then). An older controller's events lack some fields (the transfer's
+// service, the notice's text, the business day, the expired count): then they are read from its message.
 function eventText(view, event) {
   const message = event.message || "";
   const u = event.user || "?";
@@ -334,12 +334,12 @@ function eventText(view, event) {
     case "manager_action": {
       if (!MANAGER_ACTIONS.has(event.code)) return null;
       if (event.code === "transfer_ticket") {
-        const to = /to service (\S+)$/.exec(message);
-        return to ? t("ev_transfer_ticket", { u, n, s: to[1] }) : t("ev_transfer_ticket_bare", { u, n });
+        const to = event.service || (/to service (\S+)$/.exec(message) || [])[1];
+        return to ? t("ev_transfer_ticket", { u, n, s: to }) : t("ev_transfer_ticket_bare", { u, n });
       }
       if (event.code === "show_notice") {
-        const text = /\u201c(.*)\u201d/.exec(message);
-        return text ? t("ev_show_notice", { u, x: text[1] }) : t("ev_show_notice_bare", { u });
+        const text = event.text || (/\u201c(.*)\u201d/.exec(message) || [])[1];
+        return text ? t("ev_show_notice", { u, x: text }) : t("ev_show_notice_bare", { u });
       }
       return t(`ev_${event.code}`, { u, n, c: counterName(view, event.counter || "?") });
     }
@@ -351,10 +351,10 @@ function eventText(view, event) {
       return event.code === "rate_limited" || event.code === "retained" ? t(`ev_${event.code}`, { d: deviceName(view, event) }) : null;
     case "day_started":
     case "day_ended": {
-      const day = /\d{4}-\d\d-\d\d/.exec(message);
-      const expired = /(\d+) (?:open|waiting) tickets expired/.exec(message);
-      let text = t(`ev_${event.kind}`, { u, day: day ? day[0] : "" }).replace(/ +$/, "").replace(/  +/, " ");
-      if (expired && expired[1] !== "0") text += `; ${t("ev_expired", { k: expired[1] })}`;
+      const day = event.day || (/\d{4}-\d\d-\d\d/.exec(message) || [""])[0];
+      const expired = event.count ?? Number((/(\d+) (?:open|waiting) tickets expired/.exec(message) || [0, 0])[1]);
+      let text = t(`ev_${event.kind}`, { u, day }).replace(/ +$/, "").replace(/  +/, " ");
+      if (expired) text += `; ${t("ev_expired", { k: expired })}`;
       return text;
     }
     case "ticket_voided":
