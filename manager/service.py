@@ -10,6 +10,9 @@ topic. paho's thread only hands items to the loop (``LoopInbox``). The loop:
   the action waiting for its ``request_id``;
 * ``_read_ledger``: today's journal, read-only in a worker thread, at start and every ``LEDGER_EVERY_S``
   (``LiveModel.seed``), so a restarted manager knows the day so far;
+* ``_warm_reports``: the closed business days summarised into the report cache, in the background on a report
+  thread (lowest priority, within the reports' CPU share), soon after start and then every ``WARM_EVERY_S``, so
+  that a manager's first year report reads a warm cache instead of the whole journal;
 * ``_push``: the live view to every page (Server-Sent Events) at once after a change, and every second anyway
   (the waits and service times grow by themselves);
 * ``_heartbeat``: ``READY=1`` once HTTP listens and the broker is connected, ``WATCHDOG=1`` while the loop runs.
@@ -22,12 +25,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import queue
 import signal
 import time
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 
 from aiohttp import web
@@ -37,7 +41,8 @@ from hallq.errors import PayloadError
 from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
 from hallq.sse import Hub
 from hallq.topics import TopicKind, Topics
-from manager import journal
+from manager import budget, journal
+from manager import cache as report_cache
 from manager.config import ManagerConfig
 from manager.live import LiveModel
 from manager.users import Users
@@ -49,6 +54,9 @@ ACTION_TIMEOUT_S: Final = 5.0
 LEDGER_EVERY_S: Final = 5.0
 PUSH_EVERY_S: Final = 1.0
 HEARTBEAT_S: Final = 1.0
+# The report cache is warmed this long after start (the hall's own start comes first), then every hour.
+WARM_AFTER_S: Final = 20.0
+WARM_EVERY_S: Final = 3600.0
 
 
 class LoopInbox(queue.Queue[Any]):
@@ -120,7 +128,8 @@ class ManagerService:
         self.link.start()
         notifier = systemd.ServiceNotifier()
         tasks = [asyncio.create_task(coro) for coro in
-                 (self._consume(items), self._read_ledger(), self._push(), self._heartbeat(notifier))]
+                 (self._consume(items), self._read_ledger(), self._push(), self._heartbeat(notifier),
+                  self._warm_reports())]
         try:
             await stop.wait()
         finally:
@@ -132,6 +141,28 @@ class ManagerService:
             await loop.run_in_executor(None, self.link.stop)
             await runner.cleanup()
             log.info("manager stopped")
+
+    async def _warm_reports(self) -> None:
+        """Summarise every closed business day into the report cache (see the module doc). A failure is logged
+        and tried again next time; reports still work without the cache."""
+        loop = asyncio.get_running_loop()
+        threads = budget.report_executor()
+        try:
+            await asyncio.sleep(WARM_AFTER_S)
+            while True:
+                started = time.monotonic()
+                yesterday = self.now().date() - timedelta(days=1)
+                try:
+                    await loop.run_in_executor(threads, functools.partial(
+                        report_cache.day_summaries, self.config.ledger, spec=self.spec, first_day=date(2000, 1, 1),
+                        last_day=yesterday, cache_dir=self.config.state_dir, pace=budget.CpuBudget().checkpoint))
+                    log.info("report cache warm up to %s in %.1f s", yesterday.isoformat(),
+                             time.monotonic() - started)
+                except Exception as exc:
+                    log.warning("could not warm the report cache (%s); reports read the journal meanwhile", exc)
+                await asyncio.sleep(WARM_EVERY_S)
+        finally:
+            threads.shutdown(wait=False, cancel_futures=True)
 
     # --- actions ----------------------------------------------------------------------------------------------
 

@@ -4,8 +4,10 @@ HTTP client that logs in like a browser (login form, session cookie, CSRF token)
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -16,8 +18,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from hall_controller import config as hall_config_mod
 from hallq import wire
+from hallsim.history import write_history
+from manager import cache
 from manager import config as manager_config
+from manager import service as manager_service
 from manager.service import ManagerService
 from manager.users import Users
 from testbed.broker import PrivateBroker, free_port
@@ -314,3 +320,29 @@ def test_reports_show_inline_and_export_csv_and_xlsx(
     assert xlsx[0] == 200 and xlsx[2].startswith(b"PK")
     assert bad[0] == 400
     assert day
+
+
+def test_the_closed_days_are_summarised_into_the_report_cache_in_the_background(
+        broker: PrivateBroker, hall_config: Path, manager_toml: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    controller = hall_config_mod.load(hall_config)
+    (tmp_path / "state").mkdir()
+    write_history(dataclasses.replace(controller, state_dir=tmp_path / "state"), days=3, tickets_per_day=60)
+    monkeypatch.setattr(manager_service, "WARM_AFTER_S", 0.0)
+    caplog.set_level("INFO", logger="manager.service")
+
+    async def scenario() -> None:
+        async with running(manager_toml):
+            deadline = time.monotonic() + 20
+            while not any("report cache warm up to" in r.getMessage() for r in caplog.records):
+                assert time.monotonic() < deadline, [r.getMessage() for r in caplog.records]
+                await asyncio.sleep(0.05)
+
+    asyncio.run(scenario())
+    # Every closed day is in the cache (today is not: it is still open).
+    db = sqlite3.connect(f"file:{tmp_path / 'manager' / cache.CACHE_FILE}?mode=ro", uri=True)
+    try:
+        cached = {row[0] for row in db.execute("SELECT day FROM days")}
+    finally:
+        db.close()
+    assert len(cached) >= 2  # three past days, less a Sunday
