@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import queue
 import signal
 import subprocess
 import tempfile
@@ -41,7 +40,7 @@ from display.core import DisplayCore, read_notice
 from display.web import CLIENT_BACKLOG, AudioStore, make_app
 from hallq import systemd, wire
 from hallq.errors import PayloadError
-from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
+from hallq.mqtt import LinkDown, LinkUp, LoopInbox, Message, MqttLink
 from hallq.sse import Hub
 from hallq.topics import TopicKind, Topics
 
@@ -68,21 +67,6 @@ class CallSpeech:
             return self.second or b""
         return self.lead if part.form == "lead" else self.busy_lead if part.form == "busy_lead" else self.busy_more
 
-
-class LoopInbox(queue.Queue[Any]):
-    """The inbox ``MqttLink`` fills from paho's thread: ``put`` hands each item to the event loop's queue.
-
-    A subclass rather than a forwarding thread: one hop less between the broker and the page.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, target: asyncio.Queue[Any]) -> None:
-        super().__init__()
-        self._loop = loop
-        self._target = target
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop already closed: we are shutting down
-            self._loop.call_soon_threadsafe(self._target.put_nowait, item)
 
 
 class LocalPlayer:

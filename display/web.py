@@ -15,7 +15,6 @@ or broker needs nothing from the person in front of the TV. aiohttp sets TCP_NOD
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from hallq import webstream
 from hallq.sse import Hub, sse
 
 log = logging.getLogger(__name__)
@@ -62,25 +62,8 @@ def make_app(*, hub: Hub, screen: Callable[[], dict[str, Any]], audio: AudioStor
         return web.FileResponse(STATIC_DIR / "counter.html", headers={"Cache-Control": "no-cache"})
 
     async def events(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
-                                               "Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-        await response.prepare(request)
-        client = hub.subscribe()
-        try:
-            await response.write(b"retry: 1000\n\n" + sse("screen", screen()))
-            while True:
-                try:
-                    payload = await asyncio.wait_for(client.get(), KEEPALIVE_S)
-                except TimeoutError:
-                    payload = b": keepalive\n\n"
-                if payload is None:
-                    break
-                await response.write(payload)
-        except ConnectionResetError:
-            log.debug("page went away")
-        finally:
-            hub.unsubscribe(client)
-        return response
+        return await webstream.stream(request, hub, sse("screen", screen()), cache_control="no-cache",
+                                      keepalive_s=KEEPALIVE_S)
 
     async def audio_file(request: web.Request) -> web.Response:
         data = audio.get(request.match_info["audio_id"])

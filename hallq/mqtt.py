@@ -28,6 +28,8 @@ that thread.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -471,6 +473,21 @@ _SESSION_TAKEN_OVER = 142  # MQTT 5 DISCONNECT reason "Session taken over"
 # A connection lost this soon after another process's presence showed on our own presence topic was taken over:
 # the other, pushed off by our connecting, reconnects after paho's first delay (1 s) and pushes us off in turn.
 TAKEN_OVER_WINDOW_S = 5.0
+
+
+class LoopInbox(queue.Queue[Any]):
+    """An inbox for a process that runs an asyncio event loop (the display, the manager): ``put``, called from
+    paho's thread, hands each item to ``target`` on the loop. A subclass rather than a forwarding thread: one hop
+    less between the broker and the page."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, target: asyncio.Queue[Any]) -> None:
+        super().__init__()
+        self._loop = loop
+        self._target = target
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop already closed: we are shutting down
+            self._loop.call_soon_threadsafe(self._target.put_nowait, item)
 
 
 def stop_all(links: Sequence[MqttLink]) -> None:

@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import queue
 import signal
 import time
 import uuid
@@ -38,7 +37,7 @@ from aiohttp import web
 
 from hallq import systemd, wire
 from hallq.errors import PayloadError
-from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
+from hallq.mqtt import LinkDown, LinkUp, LoopInbox, Message, MqttLink
 from hallq.sse import Hub
 from hallq.topics import TopicKind, Topics
 from manager import budget, journal
@@ -58,18 +57,6 @@ HEARTBEAT_S: Final = 1.0
 WARM_AFTER_S: Final = 20.0
 WARM_EVERY_S: Final = 3600.0
 
-
-class LoopInbox(queue.Queue[Any]):
-    """The inbox ``MqttLink`` fills from paho's thread: ``put`` hands each item to the event loop's queue."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, target: asyncio.Queue[Any]) -> None:
-        super().__init__()
-        self._loop = loop
-        self._target = target
-
-    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop already closed: we are shutting down
-            self._loop.call_soon_threadsafe(self._target.put_nowait, item)
 
 
 class ManagerService:

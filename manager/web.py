@@ -46,7 +46,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from hall_controller.engine.spec import HallSpec
-from hallq import wire
+from hallq import webstream, wire
 from hallq.errors import InvariantError
 from hallq.labels import error_label
 from hallq.limits import MAX_NOTICE_LEN, MAX_NUMBER_LEN, has_control, is_token
@@ -149,25 +149,8 @@ def make_app(*, spec: HallSpec, users: Users, secure_cookies: bool, view: Callab
         return web.json_response(view(), headers={"Cache-Control": "no-store"}, dumps=_dumps)
 
     async def events(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
-                                               "Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-        await response.prepare(request)
-        client = hub.subscribe()
-        try:
-            await response.write(b"retry: 1000\n\n" + sse("live", view()))
-            while True:
-                try:
-                    payload = await asyncio.wait_for(client.get(), KEEPALIVE_S)
-                except TimeoutError:
-                    payload = b": keepalive\n\n"
-                if payload is None:
-                    break
-                await response.write(payload)
-        except ConnectionResetError:
-            log.debug("page went away")
-        finally:
-            hub.unsubscribe(client)
-        return response
+        return await webstream.stream(request, hub, sse("live", view()), cache_control="no-store",
+                                      keepalive_s=KEEPALIVE_S)
 
     async def action(request: web.Request, *, action: wire.ManagerAction, target: str, **fields: str | None) -> \
             web.Response:
