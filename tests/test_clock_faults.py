@@ -47,8 +47,8 @@ class Hall:
         staging.replace(self.drill)
 
     def restart(self) -> None:
+        """The same process object stopped and started again: the test's ``with`` still stops it at the end."""
         self.process.stop()
-        self.process = self._process()
         self.process.start()
 
     def wait_for_log(self, text: str, *, timeout_s: float = 5.0) -> None:
@@ -73,8 +73,7 @@ def _until(probe: Probe, ask: object, *, timeout_s: float = 5.0) -> None:
 def test_a_step_back_mid_service_keeps_estimates_valid_for_the_kiosk(broker: PrivateBroker, tmp_path: Path,
                                                                      probe: Probe) -> None:
     hall = Hall(broker, tmp_path, trust="always")
-    with hall.process:
-        hall.process.start()
+    with hall.process:  # starts it, and stops it at the end
         probe.request_ticket("d1", "A")
         probe.request_ticket("d1", "A")
         assert probe.command("3", "next").ticket is not None
@@ -92,8 +91,7 @@ def test_a_boot_with_yesterdays_clock_issues_and_calls_nothing_until_time_syncs(
     hall = Hall(broker, tmp_path, trust="synchronised")
     yesterday = -timedelta(hours=30)  # the business day before today's, whatever the hour now
     hall.set_clock(offset=yesterday, synchronised=True)
-    with hall.process:
-        hall.process.start()
+    with hall.process:  # starts it, and stops it at the end
         assert [probe.request_ticket("d1", "A").ticket.number for _ in range(3)] == ["A001", "A002", "A003"]  # type: ignore[union-attr]
         # Power cut; the Pi boots the next morning with the time it saved, and no network time yet.
         hall.set_clock(offset=yesterday + timedelta(minutes=5), synchronised=False)
@@ -114,8 +112,7 @@ def test_a_boot_with_yesterdays_clock_issues_and_calls_nothing_until_time_syncs(
 
 def test_a_1970_boot_is_behind_the_ledger_and_waits(broker: PrivateBroker, tmp_path: Path, probe: Probe) -> None:
     hall = Hall(broker, tmp_path, trust="always")  # even a hall that trusts its clock: the ledger proves it wrong
-    with hall.process:
-        hall.process.start()
+    with hall.process:  # starts it, and stops it at the end
         probe.request_ticket("d1", "A")
         hall.set_clock(offset=datetime(1970, 1, 1, tzinfo=ZONE) - datetime.now(ZONE), synchronised=False)
         hall.restart()
@@ -131,8 +128,7 @@ def test_a_step_across_the_day_start_that_nothing_vouches_for_is_ignored_and_exp
                                                                    probe: Probe) -> None:
     hall = Hall(broker, tmp_path, trust="always")
     hall.set_clock(offset=timedelta(0), synchronised=False)
-    with hall.process:
-        hall.process.start()
+    with hall.process:  # starts it, and stops it at the end
         probe.request_ticket("d1", "A")
         probe.request_ticket("d1", "A")
         serving = probe.command("3", "next").ticket
@@ -147,8 +143,7 @@ def test_a_year_ahead_typo_corrected_leaves_the_business_day_alone_after_a_resta
         broker: PrivateBroker, tmp_path: Path, probe: Probe) -> None:
     hall = Hall(broker, tmp_path, trust="always")
     hall.set_clock(offset=timedelta(0), synchronised=False)
-    with hall.process:
-        hall.process.start()
+    with hall.process:  # starts it, and stops it at the end
         probe.request_ticket("d1", "A")
         hall.set_clock(offset=timedelta(days=365), synchronised=False)
         hall.wait_for_log("nothing vouches for it")
@@ -164,8 +159,7 @@ def test_an_operator_confirms_the_clock_where_no_network_time_comes(broker: Priv
                                                                     probe: Probe) -> None:
     hall = Hall(broker, tmp_path, trust="synchronised")
     hall.set_clock(offset=timedelta(0), synchronised=False)
-    with hall.process:
-        hall.process.start()
+    with hall.process:  # starts it, and stops it at the end
         refused = probe.request_ticket("d1", "A")
         assert refused.error is not None and refused.error.code == "clock_unsynchronised"
         done = subprocess.run([sys.executable, "-m", "hall_controller", "clock", "confirm", "--config",
@@ -182,8 +176,7 @@ def test_a_restart_in_the_same_boot_keeps_a_trusted_clock(broker: PrivateBroker,
     """A crash, the watchdog or an upgrade restarts the controller: a hall without network time (or hours
     after its last synchronisation) must not stop issuing until somebody confirms the clock again."""
     hall = Hall(broker, tmp_path, trust="synchronised")
-    with hall.process:
-        hall.process.start()
+    with hall.process:  # starts it, and stops it at the end
         assert probe.request_ticket("d1", "A").ticket is not None
         hall.set_clock(offset=timedelta(0), synchronised=False)  # the kernel forgets it was synchronised
         hall.restart()
