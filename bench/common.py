@@ -9,10 +9,15 @@ import statistics
 import subprocess
 import sys
 import time
+import uuid
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from hall_controller.config import load as config_load
+from hall_controller.engine import Engine
+from hall_controller.engine.events import Event, IssueTicket
+from hall_controller.ledger import Ledger
 from hall_controller.provision import acl_text, devices_of
 from hallq.topics import Topics
 from testbed.broker import PrivateBroker
@@ -95,3 +100,23 @@ def provisioned_broker(workdir: Path, config: Path) -> PrivateBroker:
     acl.write_text(acl_text(Topics(hall=cfg.hall.id, base=cfg.base_topic), devices_of(cfg, displays=[])),
                    encoding="utf-8")
     return PrivateBroker(workdir, extra_lines=(f"acl_file {acl}",))
+
+
+def write_waiting_ledger(config: Path, path: Path, tickets: int) -> Engine:
+    """A ledger at ``path`` with ``tickets`` tickets waiting (dispensers b1..b50, services A-D, one in seven
+    priority), written through the real engine and ledger; returns the engine that wrote it."""
+    cfg = config_load(config)
+    engine = Engine(cfg.hall)
+    ledger = Ledger(path, hall_id=cfg.hall.id)
+    now = datetime.now(cfg.hall.zone) - timedelta(seconds=tickets // 100 + 60)
+    batch: list[Event] = []
+    for i in range(tickets):
+        decision = engine.handle(IssueTicket(f"b{i % 50 + 1}", f"pre{i}", "ABCD"[i % 4], i % 7 == 0, None,
+                                             uuid.uuid4().hex), now=now + timedelta(milliseconds=10 * i))
+        batch.extend(decision.events)
+        if len(batch) >= 5000:
+            ledger.append(batch)
+            batch.clear()
+    ledger.append(batch)
+    ledger.close()
+    return engine

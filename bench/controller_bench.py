@@ -42,17 +42,15 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench.common import bench_hall_toml, provisioned_broker, report, summary_ms
+from bench.common import bench_hall_toml, provisioned_broker, report, summary_ms, write_waiting_ledger
 from bench.flood import cpu_s
 from hall_controller import config as config_mod
-from hall_controller.engine import Engine
-from hall_controller.engine.events import ActAtCounter, Event, IssueTicket
-from hall_controller.ledger import Ledger
+from hall_controller.engine.events import ActAtCounter
 from hallq import wire
 from hallq.errors import PayloadError
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
@@ -308,19 +306,7 @@ def next_to_call(broker: PrivateBroker, count: int) -> tuple[list[float], list[f
 def prefill(config: Path, state_dir: Path, waiting: int) -> float:
     """Write a ledger with ``waiting`` tickets waiting, through the real engine and ledger; engine µs per next."""
     cfg = config_mod.load(config)
-    engine = Engine(cfg.hall)
-    ledger = Ledger(state_dir / "ledger.sqlite3", hall_id=cfg.hall.id)
-    now = datetime.now(cfg.hall.zone) - timedelta(seconds=waiting // 100 + 60)
-    batch: list[Event] = []
-    for i in range(waiting):
-        decision = engine.handle(IssueTicket(f"b{i % 50 + 1}", f"pre{i}", "ABCD"[i % 4], i % 7 == 0, None,
-                                             uuid.uuid4().hex), now=now + timedelta(milliseconds=10 * i))
-        batch.extend(decision.events)
-        if len(batch) >= 5000:
-            ledger.append(batch)
-            batch.clear()
-    ledger.append(batch)
-    ledger.close()
+    engine = write_waiting_ledger(config, state_dir / "ledger.sqlite3", waiting)
     # The engine's own cost of `next` at this queue size (no I/O): the best of three rounds' medians of 16
     # presses each (fewer presses in all than the smallest queue, so that every press really calls someone),
     # after a full collection, as the controller itself does after restoring (gc.freeze).

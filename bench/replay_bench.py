@@ -17,33 +17,13 @@ import sqlite3
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 
-from bench.common import bench_hall_toml, report
+from bench.common import bench_hall_toml, report, write_waiting_ledger
 from hall_controller import config as config_mod
 from hall_controller.engine import Engine
-from hall_controller.engine.events import Event, IssueTicket
 from hall_controller.ledger import Ledger
-
-
-def write_ledger(config: Path, path: Path, tickets: int) -> None:
-    cfg = config_mod.load(config)
-    engine = Engine(cfg.hall)
-    ledger = Ledger(path, hall_id=cfg.hall.id)
-    now = datetime.now(cfg.hall.zone) - timedelta(seconds=tickets // 100 + 60)
-    batch: list[Event] = []
-    for i in range(tickets):
-        decision = engine.handle(IssueTicket(f"b{i % 50 + 1}", f"pre{i}", "ABCD"[i % 4], i % 7 == 0, None,
-                                             uuid.uuid4().hex), now=now + timedelta(milliseconds=10 * i))
-        batch.extend(decision.events)
-        if len(batch) >= 5000:
-            ledger.append(batch)
-            batch.clear()
-    ledger.append(batch)
-    ledger.close()
 
 
 def timed(run: Callable[[], object], repeat: int) -> list[float]:
@@ -65,7 +45,7 @@ def main() -> int:
         config = Path(tmp) / "hall.toml"
         config.write_text(bench_hall_toml(dispensers=50), encoding="utf-8")
         path = Path(tmp) / "ledger.sqlite3"
-        write_ledger(config, path, args.tickets)
+        write_waiting_ledger(config, path, args.tickets)
         spec = config_mod.load(config).hall
         ledger = Ledger(path, hall_id=spec.id)
         events = ledger.count_events()
