@@ -275,8 +275,11 @@ class DisplayService:
                     await self._start(plan.segment)
                 continue
             wake_at = self.voice.next_wakeup_s(now)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that arrives as the
+            # event is set, and the announcer would then outlive the service's stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), None if wake_at is None else max(0.0, wake_at - now))
+                async with asyncio.timeout(None if wake_at is None else max(0.0, wake_at - now)):
+                    await self._wake.wait()
 
     async def _start(self, segment: Segment) -> None:
         loop = asyncio.get_running_loop()

@@ -28,8 +28,11 @@ async def stream(request: web.Request, hub: Hub, first: bytes, *, cache_control:
     try:
         await response.write(b"retry: 1000\n\n" + first)
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that arrives as the
+            # awaited item does, and the handler would then never end.
             try:
-                payload = await asyncio.wait_for(client.get(), keepalive_s)
+                async with asyncio.timeout(keepalive_s):
+                    payload = await client.get()
             except TimeoutError:
                 payload = b": keepalive\n\n"
             if payload is None:

@@ -163,7 +163,8 @@ class ManagerService:
         self._pending[command.request_id] = future
         try:
             link.publish(self.topics.manager_command(self.config.manager_id), command.encode())
-            reply = await asyncio.wait_for(future, ACTION_TIMEOUT_S)
+            async with asyncio.timeout(ACTION_TIMEOUT_S):
+                reply = await future
         except TimeoutError:
             return ActionOutcome.failed("timeout", f"the controller did not answer within {ACTION_TIMEOUT_S:.0f} s; "
                                                    "look at the live view before trying again")
@@ -244,8 +245,11 @@ class ManagerService:
 
     async def _push(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a cancellation that arrives as the
+            # event is set, and this task would then outlive the service's stop (seen under load).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), PUSH_EVERY_S)
+                async with asyncio.timeout(PUSH_EVERY_S):
+                    await self._changed.wait()
             self._changed.clear()
             if self.hub.clients:
                 self.hub.publish("live", self.view())
