@@ -435,7 +435,12 @@ def _not_restarted(hall: Hall, unit: str, status: int) -> None:
 
     # systemd decides at the exit whether to start the unit again: one it will restart waits out RestartSec as
     # "activating (auto-restart)", never "failed". So "failed" already says that no new start is coming.
-    state = wait_for(f"{unit} failed", failed, timeout_s=30)
+    try:
+        # 60 s: the unit is first stopped, then started; all five at once on a loaded 2-core CI machine.
+        state = wait_for(f"{unit} failed", failed, timeout_s=60)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; now {hall.state(unit)}; its journal ends:\n"
+                             + "\n".join(hall.guest.journal(unit).splitlines()[-30:])) from None
     assert state["ExecMainStatus"] == str(status), state
     assert state["SubState"] == "failed", state
 
