@@ -34,6 +34,8 @@ ERROR_LABELS: Final[dict[ErrorCode, str]] = {
     ErrorCode.DAILY_CAP_REACHED: "Đã hết số trong ngày (the day's tickets are all issued)",
     ErrorCode.NUMBERS_EXHAUSTED: "Đã dùng hết dãy số (every number is in use)",
     ErrorCode.DAY_ENDED: "Ngày làm việc đã kết thúc sớm, hẹn quý khách ngày mai (the day was ended early)",
+    ErrorCode.CARD_LIMIT: "Thẻ này đã lấy đủ số trong ngày (this card has taken its tickets for today)",
+    ErrorCode.NO_PROFILE: "Số này không kèm thẻ công dân, không có hồ sơ (no card was read for this ticket)",
 }
 
 

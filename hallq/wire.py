@@ -16,12 +16,14 @@ sent, within their length (tolerant: a display must not go blank over a characte
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Final, Literal, cast, get_args
 
+from hallq.cards import CARD_KINDS, MAX_SCAN_LEN, CardKind
 from hallq.errors import PayloadError
 from hallq.limits import (
     MAX_ACTION_LEN,
@@ -48,7 +50,7 @@ MAX_PAYLOAD_BYTES: Final = 16 * 1024
 
 PRIORITY_CATEGORIES: Final = ("elderly", "disability", "pregnant", "child", "other")
 CounterAction = Literal[
-    "next", "recall", "complete", "no_show", "transfer", "call", "open", "pause", "close"
+    "next", "recall", "complete", "no_show", "transfer", "call", "open", "pause", "close", "profile"
 ]
 CounterStatus = Literal["open", "paused", "closed"]
 PrinterState = Literal["ok", "paper_low", "paper_out", "offline"]
@@ -91,6 +93,8 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"                          # the counter no longer serves what the command's "serving" says
     CLOCK_UNSYNCHRONISED = "clock_unsynchronised"  # the clock is not trusted yet: nothing is issued or called
     DAY_ENDED = "day_ended"                        # the business day was ended early: no ticket until the next one
+    CARD_LIMIT = "card_limit"                      # the citizen's card has taken its tickets for today
+    NO_PROFILE = "no_profile"                      # "profile": the counter's ticket came with no card read
 
 
 ERROR_CODES: Final = tuple(code.value for code in ErrorCode)
@@ -271,10 +275,14 @@ class TicketRequest:
     service: str
     priority: bool = False
     category: str | None = None
+    card: CardScan | None = None
 
     def encode(self) -> bytes:
-        return encode({"v": VERSION, "request_id": self.request_id, "service": self.service,
-                       "priority": self.priority, "category": self.category})
+        obj: dict[str, Any] = {"v": VERSION, "request_id": self.request_id, "service": self.service,
+                               "priority": self.priority, "category": self.category}
+        if self.card is not None:
+            obj["card"] = {"kind": self.card.kind, "code": self.card.code}
+        return encode(obj)
 
     @staticmethod
     def decode(raw: bytes | str) -> TicketRequest:
@@ -285,8 +293,26 @@ class TicketRequest:
             category = "other"
         if not priority:
             category = None
+        card_fields = f.opt_sub("card")
+        card = None
+        if card_fields is not None:
+            card = CardScan(kind=cast(CardKind, card_fields.choice("kind", CARD_KINDS)),
+                            code=card_fields.text("code", max_len=MAX_SCAN_LEN))
         return TicketRequest(request_id=f.request_id(), service=f.ident("service"),
-                             priority=priority, category=category)
+                             priority=priority, category=category, card=card)
+
+
+@dataclass(frozen=True, slots=True)
+class CardScan:
+    """A card the citizen scanned before pressing (``TicketRequest.card``): its ``kind`` (``cccd`` or ``hall``)
+    and its ``code`` exactly as the scanner read it. Personal data: it travels only on the dispenser's own
+    request topic, which the broker lets no one but the controller read (see ``hallq.cards``)."""
+
+    kind: CardKind
+    code: str
+
+    def __repr__(self) -> str:  # never print a citizen's data into a log or a traceback
+        return f"CardScan(kind={self.kind!r}, code=<{len(self.code)} characters>)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,11 +327,16 @@ class TicketInfo:
     issued_at: datetime
     ahead: int
     estimated_wait_s: int
+    card: bool = False  # a card was read with the request and the ticket is linked to its profile
 
     def to_obj(self) -> dict[str, Any]:
-        return {"id": self.id, "number": self.number, "service": self.service, "priority": self.priority,
-                "category": self.category, "issued_at": iso(self.issued_at), "ahead": self.ahead,
-                "estimated_wait_s": self.estimated_wait_s}
+        obj: dict[str, Any] = {
+            "id": self.id, "number": self.number, "service": self.service, "priority": self.priority,
+            "category": self.category, "issued_at": iso(self.issued_at), "ahead": self.ahead,
+            "estimated_wait_s": self.estimated_wait_s}
+        if self.card:
+            obj["card"] = True
+        return obj
 
     @staticmethod
     def read(f: _Fields) -> TicketInfo:
@@ -317,6 +348,7 @@ class TicketInfo:
             # Tolerant: an estimate is advice for the citizen, never a reason to leave a ticket unprinted; one
             # below zero (a controller whose clock stepped back, before hallq checked its samples) reads as 0.
             estimated_wait_s=max(0, f.integer("estimated_wait_s", minimum=-(2**53))),
+            card=f.boolean("card", default=False),
         )
 
 
@@ -395,12 +427,15 @@ class CounterCommand:
     ticket: str | None = None
     service: str | None = None
     serving: str | None = None
+    profile: ProfileEdit | None = None
 
     def encode(self) -> bytes:
         obj: dict[str, Any] = {"v": VERSION, "request_id": self.request_id, "action": self.action,
                                "ticket": self.ticket, "service": self.service}
         if self.serving is not None:
             obj["serving"] = self.serving
+        if self.profile is not None:
+            obj["profile"] = self.profile.to_obj()
         return encode(obj)
 
     @staticmethod
@@ -411,15 +446,124 @@ class CounterCommand:
         serving = f.obj.get("serving")
         if serving is not None and serving != "":
             serving = f.token("serving", max_len=MAX_TICKET_ID_LEN)
+        profile_fields = f.opt_sub("profile")
         command = CounterCommand(request_id=f.request_id(), action=action,
                                  ticket=f.opt_token("ticket", max_len=MAX_NUMBER_LEN), service=f.opt_ident("service"),
-                                 serving=serving)
+                                 serving=serving,
+                                 profile=None if profile_fields is None else ProfileEdit.read(profile_fields))
+        if action == "profile" and command.profile is None:
+            raise PayloadError(ErrorCode.BAD_REQUEST, "counter command: 'profile' needs field 'profile'")
         if action == "call" and command.ticket is None:
             raise PayloadError(ErrorCode.BAD_REQUEST,
                                "counter command: 'call' needs field 'ticket' (a number like A015)")
         if action == "transfer" and command.service is None:
             raise PayloadError(ErrorCode.BAD_REQUEST, "counter command: 'transfer' needs field 'service'")
         return command
+
+
+MAX_PHONE_LEN: Final = 20
+MAX_NOTES_LEN: Final = 500
+MAX_HALL_CARD_LEN: Final = 64
+_PHONE = re.compile(r"\+?[0-9][0-9 .-]{5,19}")
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileEdit:
+    """What a clerk completes or corrects in the profile of the citizen the counter is serving (``profile``
+    command): a field left None is left as it is; ``""`` clears it. ``hall_card`` registers a hall-issued card's
+    code to the profile."""
+
+    phone: str | None = None
+    notes: str | None = None
+    hall_card: str | None = None
+
+    def to_obj(self) -> dict[str, Any]:
+        return {name: value for name, value in (("phone", self.phone), ("notes", self.notes),
+                                                ("hall_card", self.hall_card)) if value is not None}
+
+    def __repr__(self) -> str:
+        return f"ProfileEdit(fields={sorted(self.to_obj())})"
+
+    @staticmethod
+    def read(f: _Fields) -> ProfileEdit:
+        def field(name: str, max_len: int) -> str | None:
+            value = f.obj.get(name)
+            if value is None or value == "":
+                return value
+            text = f.text(name, max_len=max_len)
+            if has_control(text.replace("\n", " ")):
+                raise f._bad(name, "text without control characters")
+            return text
+
+        phone = field("phone", MAX_PHONE_LEN)
+        if phone and not _PHONE.fullmatch(phone):
+            raise f._bad("phone", "a phone number: digits, spaces, dots or dashes, optionally after a +")
+        hall_card = field("hall_card", MAX_HALL_CARD_LEN)
+        return ProfileEdit(phone=phone, notes=field("notes", MAX_NOTES_LEN), hall_card=hall_card)
+
+
+@dataclass(frozen=True, slots=True)
+class Visit:
+    """One earlier visit of a citizen, as the counter shows it: the business day, the service, the outcome
+    (``served``, ``no_show``, ``voided``, ``expired``, ``transferred``, or ``waiting`` while it is open)."""
+
+    day: str
+    service: str
+    outcome: str
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"day": self.day, "service": self.service, "outcome": self.outcome}
+
+    @staticmethod
+    def read(f: _Fields) -> Visit:
+        return Visit(day=f.text("day", max_len=MAX_DAY_LEN), service=f.ident("service"),
+                     outcome=f.text("outcome", max_len=MAX_ACTION_LEN))
+
+
+@dataclass(frozen=True, slots=True)
+class CitizenProfile:
+    """Who the counter is calling (``CounterReply.profile``): personal data, sent only to the counter that
+    called the ticket, on its own reply topic. Each field the hall's config does not keep is None.
+
+    ``ref`` is the profile's short reference (what logs and the audit name); ``first_visit`` is true while the
+    citizen has no earlier visit (the clerk completes the registration); ``visits`` are the latest first."""
+
+    ref: str
+    ticket: str
+    first_visit: bool
+    name: str | None = None
+    id_number: str | None = None
+    birth_date: str | None = None
+    age: int | None = None
+    sex: str | None = None
+    address: str | None = None
+    phone: str | None = None
+    notes: str | None = None
+    hall_card: bool = False
+    visits: tuple[Visit, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"CitizenProfile(ref={self.ref!r}, ticket={self.ticket!r})"
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"ref": self.ref, "ticket": self.ticket, "first_visit": self.first_visit, "name": self.name,
+                "id_number": self.id_number, "birth_date": self.birth_date, "age": self.age, "sex": self.sex,
+                "address": self.address, "phone": self.phone, "notes": self.notes, "hall_card": self.hall_card,
+                "visits": [visit.to_obj() for visit in self.visits]}
+
+    @staticmethod
+    def read(f: _Fields) -> CitizenProfile:
+        age = f.obj.get("age")
+        return CitizenProfile(
+            ref=f.token("ref", max_len=MAX_TICKET_ID_LEN), ticket=f.token("ticket", max_len=MAX_TICKET_ID_LEN),
+            first_visit=f.boolean("first_visit", default=False),
+            name=f.opt_text("name", max_len=MAX_NAME_LEN), id_number=f.opt_text("id_number", max_len=12),
+            birth_date=f.opt_text("birth_date", max_len=MAX_DAY_LEN),
+            age=None if age is None else f.integer("age", maximum=200), sex=f.opt_text("sex", max_len=8),
+            address=f.opt_text("address", max_len=MAX_NAME_LEN + 100), phone=f.opt_text("phone", max_len=MAX_PHONE_LEN),
+            notes=f.opt_text("notes", max_len=MAX_NOTES_LEN), hall_card=f.boolean("hall_card", default=False),
+            visits=tuple(Visit.read(v) for v in (f.subs("visits") if f.obj.get("visits") is not None else [])),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,6 +598,7 @@ class CounterReply:
     status: str | None = None
     ticket: ServingTicket | None = None
     error: ErrorInfo | None = None
+    profile: CitizenProfile | None = None  # only to the counter that called a ticket linked to a card
 
     @property
     def ok(self) -> bool:
@@ -468,6 +613,8 @@ class CounterReply:
                                "status": self.status, "ticket": None if self.ticket is None else self.ticket.to_obj()}
         if self.error is not None:
             obj["error"] = _error_obj(self.error)
+        if self.profile is not None:
+            obj["profile"] = self.profile.to_obj()
         return encode(obj)
 
     @staticmethod
@@ -481,6 +628,7 @@ class CounterReply:
             status=f.opt_choice("status", COUNTER_STATUSES),
             ticket=None if ticket_fields is None else ServingTicket.read(ticket_fields),
             error=None if ok else (_read_error(f) or ErrorInfo(ErrorCode.BAD_REQUEST, "refused without a reason")),
+            profile=None if (profile := f.opt_sub("profile")) is None else CitizenProfile.read(profile),
         )
 
 
