@@ -58,6 +58,9 @@ class CitizenCard:
     address: str
     issued_on: date
 
+    def __repr__(self) -> str:  # never print a citizen's data into a log or a traceback
+        return "CitizenCard(<personal data>)"
+
     def age_on(self, day: date) -> int:
         return age_on(self.birth_date, day)
 
