@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -53,6 +54,7 @@ from hallq.errors import (
     ConfigError,
     HallqError,
     InvariantError,
+    ProfileError,
 )
 
 log = logging.getLogger("hall_controller")
@@ -70,6 +72,7 @@ COMMANDS = {
     "restore": "put a backup in place of the ledger; only while the controller is stopped",
     "clock": "the hall's clock: status (is it synchronised? what does the ledger say?), or confirm (you vouch "
              "for it)",
+    "profiles": "citizens' profiles: new-key, erase one citizen's profile, purge unused ones, read the audit",
 }
 
 
@@ -318,8 +321,87 @@ def _last_record(ledger_path: Path) -> datetime | None:
     return None if row is None else datetime.fromisoformat(row[0])
 
 
+def _profiles(arguments: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog=f"{PROG} profiles", description=COMMANDS["profiles"],
+                                     epilog="See docs/privacy.md. Names no citizen's data on the screen but the "
+                                            "reference of the profile it erased.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    key = sub.add_parser("new-key", help="write a new key for the profiles (once, at installation)")
+    key.add_argument("--out", type=Path, required=True, help="the key file to write (never overwritten)")
+    for name, text in (("erase", "erase one citizen's profile on request"),
+                       ("purge", "delete the profiles unused longer than [cards] retain_days now"),
+                       ("audit", "print the record of profile views and changes, latest first")):
+        action = sub.add_parser(name, help=text)
+        action.add_argument("--config", required=True, type=Path, help="the hall's TOML config file")
+        action.add_argument("--state-dir", type=Path, help="override [controller] state_dir")
+        if name == "erase":
+            who = action.add_mutually_exclusive_group(required=True)
+            who.add_argument("--id-number", help="the citizen's 12-digit CCCD number")
+            who.add_argument("--ref", help="the profile's reference (as the audit shows it)")
+        if name == "audit":
+            action.add_argument("--limit", type=_count, default=200, help="at most this many lines (default 200)")
+    args = parser.parse_args(arguments)
+    logsetup.setup("INFO")
+    if args.action == "new-key":
+        from hall_controller.profiles import new_key_text  # noqa: PLC0415
+
+        try:
+            with open(args.out, "x", encoding="ascii") as handle:
+                os.fchmod(handle.fileno(), 0o600)
+                handle.write(new_key_text())
+        except FileExistsError:
+            log.error("%s exists: a key is never overwritten (the profiles sealed with it would be lost)", args.out)
+            return EXIT_CANTCREAT
+        except OSError as exc:
+            log.error("cannot write %s: %s", args.out, exc)
+            return EXIT_CANTCREAT
+        sys.stdout.write(f"wrote a new profiles key to {args.out} (mode 0600); keep a copy with the backups' keys\n")
+        return 0
+    cfg = _load(args)
+    if cfg is None:
+        return EXIT_CONFIG
+    if cfg.cards is None:
+        log.error("%s has no [cards] table: this hall keeps no profiles", args.config)
+        return EXIT_CONFIG
+    from hall_controller import profiles  # noqa: PLC0415
+
+    path = cfg.state_dir / profiles.FILE_NAME
+    if args.action == "audit":
+        try:
+            rows = profiles.audit(path, limit=args.limit)
+        except ProfileError as exc:
+            log.error("%s", exc.message)
+            return EXIT_IOERR
+        for row in rows:
+            where = f"counter {row.counter} ticket {row.number}" if row.counter else "-"
+            sys.stdout.write(f"{row.at}  {row.what:<7}  profile {row.ref[:8]}  {where}\n")
+        return 0
+    try:
+        store = profiles.ProfileStore(path, profiles.load_key(cfg.cards.key_file), keep=cfg.cards.keep)
+    except ProfileError as exc:
+        log.error("%s", exc.message)
+        return EXIT_CONFIG
+    now = datetime.now(cfg.hall.zone)
+    try:
+        if args.action == "purge":
+            count = store.purge(now=now, retain_days=cfg.cards.retain_days)
+            sys.stdout.write(f"deleted {count} profile(s) unused for {cfg.cards.retain_days} days; "
+                             f"{store.count()} remain\n")
+            return 0
+        erased = store.erase(ref=args.ref, id_number=args.id_number, now=now)
+    finally:
+        store.close()
+    if erased is None:
+        sys.stdout.write("no such profile: nothing was erased\n")
+        return 1
+    sys.stdout.write(f"erased profile {erased[:8]} (its card numbers, visits and data); the audit keeps that it "
+                     "was erased\n")
+    return 0
+
+
 _HANDLERS: dict[str, Callable[[list[str]], int]] = {
     "provision": _provision, "certs": _certs, "backup": _backup, "restore": _restore, "clock": _clock,
+    "profiles": _profiles,
 }
 
 
@@ -349,8 +431,21 @@ def _run(arguments: list[str]) -> int:
 
             time_source = DrillTime(cfg.hall.zone, args.clock_drill)
             log.warning("clock drill: the wall clock is read through %s", args.clock_drill)
-        service = ControllerService(cfg, ledger=ledger, time_source=time_source)
+        citizens = None
+        if cfg.cards is not None:
+            from hall_controller import profiles  # noqa: PLC0415 - cryptography only where cards are read
+            from hall_controller.citizens import CitizenDesk  # noqa: PLC0415
+
+            store = profiles.ProfileStore(cfg.state_dir / profiles.FILE_NAME, profiles.load_key(cfg.cards.key_file),
+                                          keep=cfg.cards.keep)
+            citizens = CitizenDesk(store, cfg.cards, cfg.hall)
+            log.info("citizens' cards read: %d profile(s) in %s, kept %d days unused", store.count(), store.path,
+                     cfg.cards.retain_days)
+        service = ControllerService(cfg, ledger=ledger, time_source=time_source, citizens=citizens)
         service.start()
+    except ProfileError as exc:
+        log.error("%s", exc.message)
+        return EXIT_CONFIG
     except LedgerCorrupt as exc:
         log.error("%s. Refusing to start: move the file aside only if you accept losing today's numbering, "
                   "or restore it from a backup", exc)

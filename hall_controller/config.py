@@ -14,12 +14,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from pathlib import Path
-from typing import Literal, cast
+from typing import Final, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hall_controller.engine.numbering import number_text
 from hall_controller.engine.spec import CallPolicy, CounterSpec, DispenserSpec, HallSpec, ServiceSpec, TransferPosition
 from hall_controller.limits import Limits
+from hallq import cards
 from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt, refuse_duplicates
 from hallq.limits import MAX_NUMBER_VALUE, MAX_PREFIX_LEN, MAX_TICKET_ID_LEN
 from hallq.mqtt import BrokerSettings
@@ -66,6 +67,9 @@ class ControllerConfig:
     # The hall manager's id (``[manager] id``): its commands are received on a connection of their own. None: the
     # hall has no manager service.
     manager_id: str | None = None
+    # The citizen's card (``[cards]``): None when the hall keeps no profiles (a scanned card is then ignored and the
+    # ticket is an ordinary one).
+    cards: CardsConfig | None = None
 
     def intakes(self) -> list[Intake]:
         """The receiving connections, in a stable order: each dispenser, each counter, the manager, ``others``."""
@@ -129,10 +133,57 @@ def load(path: Path) -> ControllerConfig:
     manager = root.table("manager")
     manager_id = manager.ident("id", "manager") if has_manager else None
     manager.done()
+    cards = _cards(root.table("cards")) if root.has("cards") else None
+    if cards is not None and cards.daily_limit is not None:
+        hall = dataclasses.replace(hall, card_daily_limit=cards.daily_limit)
+    elif cards is None:
+        for table, service in zip(service_tables, services, strict=True):
+            if service.card_daily_limit is not None:
+                raise table.error("card_daily_limit", "needs a [cards] table: without it the hall reads no cards")
     root.done()
     return ControllerConfig(hall=hall, broker=broker, base_topic=base_topic, client_id=client_id,
                             state_dir=state_dir, log_level=log_level, source=path, limits=limits,
-                            trust_clock=trust_clock, manager_id=manager_id)
+                            trust_clock=trust_clock, manager_id=manager_id, cards=cards)
+
+
+# What a profile may keep of a CCCD; by default what the counter needs to serve the citizen (data minimisation).
+CARD_FIELDS: Final = ("name", "id_number", "birth_date", "address", "sex", "old_id_number", "issued_on")
+DEFAULT_KEEP: Final = ("name", "id_number", "birth_date", "address")
+
+
+@dataclass(frozen=True, slots=True)
+class CardsConfig:
+    """``[cards]``: the citizen's card. ``elderly_age``: a citizen this old or older is served in the priority
+    lane (category ``elderly``); 0: never by age. ``daily_limit``: tickets a day per card in all services (None:
+    no limit; a service's ``card_daily_limit`` limits it alone). ``keep``: the card's fields a profile keeps.
+    ``retain_days``: a profile unused this long is deleted. ``hall_card_prefix``: the hall's own cards' prefix
+    (None: the hall issues none). ``key_file``: the profiles' key when not given as the systemd credential
+    ``profile-key`` (development and the simulated hall)."""
+
+    elderly_age: int = 60
+    daily_limit: int | None = None
+    keep: tuple[str, ...] = DEFAULT_KEEP
+    retain_days: int = 365
+    hall_card_prefix: str | None = None
+    key_file: Path | None = None
+
+
+def _cards(t: Table) -> CardsConfig:
+    keep = t.text_list("keep", list(DEFAULT_KEEP))
+    for name in keep:
+        if name not in CARD_FIELDS:
+            raise t.error("keep", f"unknown field {name!r} (known: {', '.join(CARD_FIELDS)})")
+    prefix = t.opt_text("hall_card_prefix")
+    if prefix is not None and (problem := cards.hall_prefix_problem(prefix)) is not None:
+        raise t.error("hall_card_prefix", problem)
+    key_file = t.opt_text("key_file")
+    config = CardsConfig(elderly_age=t.integer("elderly_age", 60, minimum=0, maximum=120),
+                         daily_limit=t.opt_integer("daily_limit", minimum=1, maximum=100),
+                         keep=tuple(dict.fromkeys(keep)),
+                         retain_days=t.integer("retain_days", 365, minimum=1, maximum=3650),
+                         hall_card_prefix=prefix, key_file=None if key_file is None else Path(key_file))
+    t.done()
+    return config
 
 
 def _limits(t: Table) -> Limits:
@@ -164,10 +215,11 @@ def _service(t: Table) -> ServiceSpec:
         raise t.error("last_number", f"must be greater than first_number ({first})")
     hours = tuple(_hours(t, text) for text in t.text_list("hours", []))
     daily_cap = t.opt_integer("daily_cap", minimum=1)
+    card_daily_limit = t.opt_integer("card_daily_limit", minimum=1, maximum=100)
     spec = ServiceSpec(
         id=t.ident("id"), name_vi=t.name("name_vi"), name_en=t.name("name_en"), prefix=prefix,
         first_number=first, last_number=last, wrap=t.boolean("wrap", True), priority_prefix=priority_prefix,
-        hours=hours, daily_cap=daily_cap,
+        hours=hours, daily_cap=daily_cap, card_daily_limit=card_daily_limit,
         transfer_position=cast(TransferPosition, t.choice("transfer_position", ("front", "original"), "front")),
         target_wait_s=t.integer("target_wait_min", 20, minimum=1, maximum=24 * 60) * 60,
     )

@@ -23,7 +23,8 @@ every ``counter/+/state`` and every ``status/+``) is readable by every device; e
 device is readable only by that device (and the controller); each device publishes only its own topics and
 its own presence, displays publish nothing, and the controller reads and writes the whole hall (which also lets
 it clear a retained message a device left on its own topic: the ACL cannot forbid the retain flag; see
-``service.py``). A technician's read-only ``monitor`` account reads the whole hall for troubleshooting. Topic
+``service.py``). A technician's read-only ``monitor`` account reads the whole hall for troubleshooting, except
+the topics that may carry a citizen's personal data (requests, counters' commands and replies). Topic
 strings come from ``hallq.topics.Topics`` only.
 
 Outputs, in ``--out``: ``passwd`` (Mosquitto's hashed password file, PBKDF2-SHA512 ``$7$`` lines as
@@ -121,8 +122,13 @@ def _rules(topics: Topics, device: Device, known: Sequence[Device] = ()) -> list
     public = [("read", topics.calls()), ("read", topics.board()), ("read", topics.all_counter_states()),
               ("read", topics.all_status()), ("read", topics.notice())]
     own_presence = ("write", topics.status(device.username))
-    if device.role in ("controller", "monitor"):
-        return [("readwrite" if device.role == "controller" else "read", topics.all_topics())]
+    if device.role == "controller":
+        return [("readwrite", topics.all_topics())]
+    if device.role == "monitor":
+        # Everything but what may carry a citizen's personal data: a card scanned with a request, a profile in a
+        # counter's reply, a clerk's profile edit in a command (docs/privacy.md). Mosquitto checks deny first.
+        return [("read", topics.all_topics()), ("deny", topics.all_dispenser_requests()),
+                ("deny", topics.all_counter_replies()), ("deny", topics.all_counter_commands())]
     if device.role == "intake":
         kind, _sep, device_id = device.topic_id.partition(":")
         if kind == "dispenser":

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from hall_controller.admission import Admission
 from hall_controller.engine import Decision, Engine
@@ -24,6 +25,9 @@ from hallq import wire
 from hallq.errors import PayloadError
 from hallq.limits import MAX_ACTION_LEN, MAX_REQUEST_ID_LEN
 from hallq.topics import ParsedTopic, TopicKind, Topics
+
+if TYPE_CHECKING:  # the card reader (cryptography) is imported only by halls that read cards
+    from hall_controller.citizens import CitizenDesk
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +50,16 @@ class Outcome:
     calls: list[bytes] = field(default_factory=list)
     retained: list[Publish] = field(default_factory=list)
     hall_events: list[wire.HallEvent] = field(default_factory=list)
+    after_store: list[Callable[[], None]] = field(default_factory=list)  # once the batch is stored
 
 
 class Requests:
     """Decides devices' messages with ``engine`` (replaced after a restore: assign ``engine``)."""
 
     def __init__(self, engine: Engine, topics: Topics, admission: Admission, *, new_id: Callable[[], str],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], citizens: CitizenDesk | None = None) -> None:
         self.engine = engine
+        self.citizens = citizens
         self._topics = topics
         self._admission = admission
         self._new_id = new_id
@@ -100,10 +106,18 @@ class Requests:
             self._log_refusal(parsed, logging.WARNING, "refused ticket request dispenser=%s code=%s: %s", dispenser,
                               exc.code, exc.message)
             return self.refused(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
+        priority, category, seen = request.priority, request.category, None
+        if request.card is not None:
+            if self.citizens is None:
+                log.info("card from dispenser=%s ignored: this hall keeps no profiles ([cards])", dispenser)
+            else:
+                seen = self.citizens.scan(request.card, dispenser=dispenser, now=now)
+                if seen is not None and self.citizens.elderly(seen, now=now) and not priority:
+                    priority, category = True, "elderly"
         decision = self.engine.handle(IssueTicket(dispenser=dispenser, request_id=request.request_id,
-                                                  service=request.service, priority=request.priority,
-                                                  category=request.category, ticket_id=self._new_id()), now=now,
-                                      trusted=trusted)
+                                                  service=request.service, priority=priority, category=category,
+                                                  ticket_id=self._new_id(), card=None if seen is None else seen.ref),
+                                      now=now, trusted=trusted)
         storage = (topic, wire.TicketReply(request_id=request.request_id, error=STORAGE_UNAVAILABLE).encode())
         if decision.refusal is not None:
             self._log_refusal(parsed, logging.WARNING, "refused ticket request dispenser=%s request=%s service=%s "
@@ -121,7 +135,10 @@ class Requests:
             log.info("issued ticket=%s service=%s priority=%s dispenser=%s ahead=%d wait_s=%d", ticket.number,
                      ticket.service, ticket.priority, dispenser, ticket.ahead, ticket.estimated_wait_s)
         reply = wire.TicketReply(request_id=request.request_id, ticket=ticket)
-        return Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+        outcome = Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+        if seen is not None and not decision.duplicate and (citizens := self.citizens) is not None:
+            outcome.after_store.append(lambda: citizens.link(ticket.id, seen, service=ticket.service, now=now))
+        return outcome
 
     def _print_report(self, parsed: ParsedTopic, payload: bytes, now: datetime, trusted: bool) -> Outcome | None:
         dispenser = parsed.device or ""
@@ -190,6 +207,8 @@ class Requests:
             self._log_refusal(parsed, logging.WARNING, "refused counter command counter=%s code=%s: %s", counter,
                               exc.code, exc.message)
             return self.refused(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
+        if command.action == "profile":
+            return self._profile(counter, command, now)
         decision = self.engine.handle(ActAtCounter(counter=counter, request_id=command.request_id,
                                                    action=command.action, ticket=command.ticket,
                                                    service=command.service, serving=command.serving), now=now,
@@ -208,10 +227,28 @@ class Requests:
         for event, made in zip((e for e in decision.events if isinstance(e, TicketCalled)), calls, strict=True):
             log.info("%s ticket=%s counter=%s seq=%d", "recalled" if event.recall else "called", made.number,
                      counter, event.seq)
+        profile = None
+        if command.action in ("next", "call", "recall") and decision.serving is not None and self.citizens:
+            profile = self.citizens.for_call(counter, decision.serving, now=now)
         reply = wire.CounterReply(request_id=command.request_id, action=command.action, status=decision.status,
-                                  ticket=decision.serving)
+                                  ticket=decision.serving, profile=profile)
         return Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage,
                        calls=[c.encode() for c in calls])
+
+    def _profile(self, counter: str, command: wire.CounterCommand, now: datetime) -> Outcome:
+        """A clerk completes the profile last shown at ``counter``; the engine is not involved (nothing of it
+        goes to the journal). The reply carries the counter's status and ticket as they are."""
+        state = self.engine.counter_state(counter, now) if counter in self.engine.spec.counter_by_id else None
+        status, serving = (None, None) if state is None else (state.status, state.ticket)
+        profile: wire.CitizenProfile | None = None
+        error: wire.ErrorInfo | None
+        if command.profile is None or self.citizens is None:
+            error = wire.ErrorInfo(wire.ErrorCode.NO_PROFILE, "this hall keeps no profiles ([cards])")
+        else:
+            profile, error = self.citizens.edit(counter, command.profile, now=now)
+        reply = wire.CounterReply(request_id=command.request_id, action=command.action, status=status, ticket=serving,
+                                  error=error, profile=profile)
+        return Outcome(Decision(), reply=(self._topics.counter_reply(counter), reply.encode()))
 
 
 def _action_text(command: wire.ManagerCommand) -> str:

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from hall_controller.admission import Act, Admission
 from hall_controller.broadcasts import Broadcasts
@@ -48,6 +49,9 @@ from hallq.topics import Topics
 
 __all__ = ["READY_LOG", "ControllerService", "ReplayMismatch"]
 
+if TYPE_CHECKING:  # the card reader (cryptography) is imported only by halls that read cards
+    from hall_controller.citizens import CitizenDesk
+
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 500
@@ -59,7 +63,7 @@ class ControllerService:
     """Runs one hall: ``run()`` blocks until ``stop()`` is called (or SIGTERM via the CLI)."""
 
     def __init__(self, config: ControllerConfig, *, ledger: Ledger, time_source: TimeSource | None = None,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex, citizens: CitizenDesk | None = None) -> None:
         self.config = config
         self.spec = config.hall
         self.ledger = ledger
@@ -76,7 +80,9 @@ class ControllerService:
         self.connections = Connections(config, topics, self.intake, receive_maximum=inbox_messages)
         self.admission = Admission(self.spec, topics, config.limits, others_name=self.connections.others_name,
                                    connections=connections, manager_id=config.manager_id)
-        self.requests = Requests(self.engine, topics, self.admission, new_id=new_id, clock=time.monotonic)
+        self.citizens = citizens
+        self.requests = Requests(self.engine, topics, self.admission, new_id=new_id, clock=time.monotonic,
+                                 citizens=citizens)
         self.broadcasts = Broadcasts([c.id for c in self.spec.counters])
         self._storage_log: Throttle[str] = Throttle(window_s=STORAGE_LOG_WINDOW_S, burst=1)
         self._storage_ok = True
@@ -127,6 +133,8 @@ class ControllerService:
             notifier.stopping()
             self.connections.stop()
             self.ledger.close()
+            if self.citizens is not None:
+                self.citizens.store.close()
             log.info("controller stopped")
 
     def _wait_s(self, next_tick: float) -> float:
@@ -200,6 +208,11 @@ class ControllerService:
                                  or o.on_storage_failure is not None)
             return
         self.time.stored()
+        for outcome in outcomes:
+            for hook in outcome.after_store:
+                hook()
+        if self.citizens is not None:
+            self.citizens.stored(events, now=now, now_s=now_s)
         news += self._log_days(events, now)
         if events and not self._storage_ok:  # an empty batch wrote nothing, so it proves nothing
             log.warning("ledger writable again path=%s; issuing tickets again", self.ledger.path)

@@ -51,3 +51,12 @@ EXIT_UNAVAILABLE = 69  # a device the role needs (printer, GPIO, sound) is not t
 EXIT_SOFTWARE = 70  # an internal failure (e.g. the TLS tools)
 EXIT_CANTCREAT = 73  # an output file cannot be written
 EXIT_IOERR = 74  # the ledger's storage cannot be used
+
+
+class ProfileError(HallqError):
+    """Citizens' profiles cannot be used: no key, a wrong key, an unreadable database (the controller's
+    ``hall_controller/profiles.py``). ``message`` says what to do."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -105,23 +105,26 @@ class Probe:
         return self.expect(lambda m: m.topic == topic, timeout_s=timeout_s)
 
     def request_ticket(self, dispenser: str, service: str, *, priority: bool = False, category: str | None = None,
-                       request_id: str | None = None, timeout_s: float = 5.0) -> wire.TicketReply:
+                       request_id: str | None = None, timeout_s: float = 5.0,
+                       card: wire.CardScan | None = None) -> wire.TicketReply:
         """Ask for a ticket as ``dispenser`` (the probe must subscribe to its ticket topic) and wait for the reply."""
         rid = request_id or uuid.uuid4().hex
         self.publish(self.topics.dispenser_request(dispenser),
-                     wire.TicketRequest(request_id=rid, service=service, priority=priority, category=category).encode())
+                     wire.TicketRequest(request_id=rid, service=service, priority=priority, category=category,
+                                        card=card).encode())
         topic = self.topics.dispenser_ticket(dispenser)
         message = self.expect(lambda m: m.topic == topic and wire.TicketReply.decode(m.payload).request_id == rid,
                               timeout_s=timeout_s)
         return wire.TicketReply.decode(message.payload)
 
     def command(self, counter: str, action: str, *, ticket: str | None = None, service: str | None = None,
-                request_id: str | None = None, timeout_s: float = 5.0) -> wire.CounterReply:
+                request_id: str | None = None, timeout_s: float = 5.0,
+                profile: wire.ProfileEdit | None = None) -> wire.CounterReply:
         """Send a counter command (the probe must subscribe to the counter's reply topic) and wait for the reply."""
         rid = request_id or uuid.uuid4().hex
         self.publish(self.topics.counter_command(counter),
                      wire.CounterCommand(request_id=rid, action=action, ticket=ticket,  # type: ignore[arg-type]
-                                         service=service).encode())
+                                         service=service, profile=profile).encode())
         topic = self.topics.counter_reply(counter)
         message = self.expect(lambda m: m.topic == topic and wire.CounterReply.decode(m.payload).request_id == rid,
                               timeout_s=timeout_s)

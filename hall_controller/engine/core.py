@@ -156,6 +156,7 @@ class Ticket:
     generation: int = 0
     since_s: float = 0.0  # waiting since (epoch s), never before an earlier-issued ticket's: the guard's clock
     called_epoch: int = 0  # clock steps seen when called: a service across a step gives no sample
+    card: str | None = None  # the profile reference of the card read with the request
 
 
 @dataclass(slots=True)
@@ -188,6 +189,7 @@ class _DayState:
 
     last_value: dict[str, int] = field(default_factory=dict)
     issued: dict[str, int] = field(default_factory=dict)
+    by_card: dict[str, dict[str, int]] = field(default_factory=dict)  # card reference -> service -> tickets
     by_number: dict[str, str] = field(default_factory=dict)
     requests: dict[tuple[str, str], str] = field(default_factory=dict)
     commands: dict[tuple[str, str], CommandAccepted] = field(default_factory=dict)
@@ -336,6 +338,8 @@ class Engine:
         if service.daily_cap is not None and issued >= service.daily_cap:
             return _refuse(ErrorCode.DAILY_CAP_REACHED,
                            f"service {service.id} has issued its {service.daily_cap} tickets today")
+        if cmd.card is not None and (refusal := self._card_limit(cmd.card, service)) is not None:
+            return refusal
         value = numbering.next_value(service, priority=cmd.priority, last_value=self.today.last_value,
                                      in_use=self.today.by_number)
         if value is None:
@@ -347,11 +351,24 @@ class Engine:
                 service=service.id, number=numbering.number_text(service, value, priority=cmd.priority),
                 sequence=numbering.sequence_key(service, priority=cmd.priority), value=value, priority=cmd.priority,
                 category=cmd.category if cmd.priority else None, order=self._next_order, ahead=ahead,
-                estimated_wait_s=self.estimate_wait_s(service.id, ahead),
+                estimated_wait_s=self.estimate_wait_s(service.id, ahead), card=cmd.card,
             ),
             emitted,
         )
         return Decision(ticket_id=cmd.ticket_id)
+
+    def _card_limit(self, card: str, service: ServiceSpec) -> Decision | None:
+        """The refusal when the citizen's card has taken its tickets today: for ``service`` (its
+        ``card_daily_limit``) or in all (the hall's). A ticket voided because it could not be printed does not
+        count; one the citizen left (voided "left") or that was served does."""
+        taken = self.today.by_card.get(card, {})
+        if service.card_daily_limit is not None and taken.get(service.id, 0) >= service.card_daily_limit:
+            return _refuse(ErrorCode.CARD_LIMIT, f"this card has taken its {service.card_daily_limit} ticket(s) of "
+                                                 f"service {service.id} today")
+        limit = self.spec.card_daily_limit
+        if limit is not None and sum(taken.values()) >= limit:
+            return _refuse(ErrorCode.CARD_LIMIT, f"this card has taken its {limit} ticket(s) today")
+        return None
 
     def _report_print(self, cmd: ReportPrint, now: datetime, emitted: list[Event]) -> Decision:
         if cmd.dispenser not in self.spec.dispenser_by_id:
@@ -617,6 +634,8 @@ class Engine:
                     if event.reason in PRINT_FAILURE_REASONS:
                         # Never printed, never called: its place under the daily cap goes back (its number does not).
                         self.today.issued[ticket.origin_service] -= 1
+                        if ticket.card is not None:
+                            self.today.by_card[ticket.card][ticket.origin_service] -= 1
                 self._release(ticket)
             case TicketPrinted():
                 self.tickets[event.ticket_id].printed_at = event.at
@@ -659,6 +678,13 @@ class Engine:
         today = self.today
         today.last_value[event.sequence] = event.value
         today.issued[service] = today.issued.get(service, 0) + 1
+        card = event.card
+        if card is not None:
+            self.tickets[tid].card = card
+            taken = today.by_card.get(card)
+            if taken is None:
+                taken = today.by_card[card] = {}
+            taken[service] = taken.get(service, 0) + 1
         today.by_number[event.number] = tid
         today.requests[(event.dispenser, event.request_id)] = tid
         if event.order >= self._next_order:
@@ -777,6 +803,7 @@ class Engine:
             sorted((c.spec.id, c.status, c.ticket_id, c.regular_streak) for c in self.counters.values()),
             sorted((key, lane.count) for key, lane in self.lanes.items()),
             sorted(self.today.last_value.items()), sorted(self.today.issued.items()),
+            sorted((card, sorted(taken.items())) for card, taken in self.today.by_card.items()),
             sorted(self.today.by_number.items()), sorted(self.today.requests.items()),
             sorted(self.today.commands), self.call_seq, list(self.recent_calls),
             sorted((s, list(v)) for s, v in self.service_times.items()), self._next_order, self._front_order,

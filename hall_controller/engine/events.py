@@ -38,6 +38,7 @@ class IssueTicket:
     priority: bool
     category: str | None
     ticket_id: str
+    card: str | None = None  # the reference of the citizen's profile whose card was read (never personal data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,7 @@ class TicketIssued(Event):
     order: int
     ahead: int
     estimated_wait_s: int
+    card: str | None = None
 
 
 @dataclass(slots=True)

@@ -34,6 +34,7 @@ class ServiceSpec:
     priority_prefix: str = ""
     hours: tuple[tuple[time, time], ...] = ()
     daily_cap: int | None = None
+    card_daily_limit: int | None = None  # tickets of this service a day per citizen's card (None: no limit)
     transfer_position: TransferPosition = "front"
     target_wait_s: int = 20 * 60
 
@@ -85,6 +86,7 @@ class HallSpec:
     default_service_time_s: int = 300
     service_time_samples: int = 20
     recent_calls: int = 10
+    card_daily_limit: int | None = None  # tickets a day per citizen's card, all services together (None: no limit)
     service_by_id: dict[str, ServiceSpec] = field(init=False, compare=False, repr=False)
     counter_by_id: dict[str, CounterSpec] = field(init=False, compare=False, repr=False)
     dispenser_by_id: dict[str, DispenserSpec] = field(init=False, compare=False, repr=False)
