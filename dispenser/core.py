@@ -31,29 +31,68 @@ A press goes through three phases::
 * If the printer is not ready when the ticket arrives, nothing is printed and the ticket is reported
   failed with the printer's reason; the controller voids it.
 
+A citizen's card (only on a dispenser with a scanner, ``CardRules``) rides along with the next press::
+
+    (no card) --CardScanned (good)--> HELD --accepted Press within hold_s--> in the request, until answered
+                                        |  --CardScanned (good)--> HELD (the new card replaces it)
+                                        |  --CardScanned (bad) / CardUnreadable--> HELD (error beeps only)
+                                        +--hold_s without an accepted press--> (no card)
+
+* A scan is parsed here with ``hallq.cards.parse``: a good one lights the card LED and beeps once, a bad
+  one (a URL, random text, a damaged or foreign code, bytes that are not UTF-8) beeps three times and is
+  ignored. Neither ever blocks an ordinary ticket: a press without a held card asks as before.
+* The card goes out with the request (``TicketRequest.card``, the scanned text) and is forgotten once the
+  request is answered, refused or abandoned; the press's lane is the button's (the controller may make it
+  ``elderly`` by the card's age).
+* ``today`` comes with the scan from the shell: the hall's date when its clock is trusted, None when it is
+  not (a Pi before NTP may be months behind). Then the card's own issue date stands in for today, because a
+  genuine card was issued on or before today: the card is read by its shape and self-consistency and the
+  controller, which issues nothing on untrusted time, works out the age.
+* A ``card_limit`` refusal is made plain: its own beeps, and a refusal slip when the printer is ready
+  (``PrintSlip``; PRINTING until ``SlipPrinted``, so presses made meanwhile are ignored like during a ticket).
+
 Every transition lives in ``_TRANSITIONS``; an event the table does not allow in the current phase is a
-bug in the shell and raises ``InvariantError`` without changing the state.
+bug in the shell and raises ``InvariantError`` without changing the state. Only the card's hold runs out
+on every event (``_expire_card``): it is a deadline, like the request's, but not tied to a phase.
 """
 
 from __future__ import annotations
 
 import enum
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Final, Literal
 
+from hallq.cards import MAX_SCAN_LEN, CardError, CardKind, CitizenCard, parse
 from hallq.errors import InvariantError
-from hallq.wire import PrinterState, PrintReport, TicketInfo, TicketReply, TicketRequest
+from hallq.wire import CardScan, ErrorCode, PrinterState, PrintReport, TicketInfo, TicketReply, TicketRequest
 from hallq.wire import PrintFailureReason as FailureReason
 
 FaultLight = Literal["off", "on", "blink"]
-BeepPattern = Literal["accepted", "refused", "failed"]
+BeepPattern = Literal["accepted", "refused", "failed", "card_read", "card_bad", "card_limit"]
 IgnoreReason = Literal[
     "busy", "rate_limited", "broker_unreachable", "controller_offline", "printer_not_ready",
 ]
 
 PRINTABLE: Final = ("ok", "paper_low")
+
+
+def _issue_date(text: str) -> date | None:
+    """A CCCD code's issue date (its seventh field), if it is a real date: the latest day the card proves
+    has come. None for anything else (``parse`` then says what is wrong)."""
+    fields = text.split("|")
+    if len(fields) < 7:
+        return None
+    issued = fields[6].strip()
+    if len(issued) != 8 or not issued.isdigit():
+        return None
+    try:
+        return date(int(issued[4:]), int(issued[2:4]), int(issued[:2]))
+    except ValueError:
+        return None
 
 
 def failure_reason(state: PrinterState | None, detail: str) -> FailureReason:
@@ -90,6 +129,15 @@ class Timing:
     request_timeout_s: float = 1.0
     request_attempts: int = 3
     min_interval_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class CardRules:
+    """How a dispenser with a card scanner treats scans: a good card is held ``hold_s`` seconds for the next
+    press; ``hall_prefix`` is the prefix of the hall's own cards (None: the hall issues none)."""
+
+    hold_s: float = 20.0
+    hall_prefix: str | None = None
 
 
 # --- events in --------------------------------------------------------------------------------------------
@@ -155,8 +203,34 @@ class Tick:
     """Time passed; lets the machine act on a deadline."""
 
 
+@dataclass(frozen=True, slots=True)
+class CardScanned:
+    """The scanner read ``text`` (one line, its line break removed) at monotonic time ``at``. ``today`` is the
+    hall's date when the shell trusts its clock, None when it does not."""
+
+    text: str
+    at: float
+    today: date | None
+
+    def __repr__(self) -> str:  # the text is personal data: never in a log or a traceback
+        return f"CardScanned(<{len(self.text)} characters>, at={self.at}, today={self.today})"
+
+
+@dataclass(frozen=True, slots=True)
+class CardUnreadable:
+    """The scanner sent something that is no text at all (not UTF-8, or too long); ``problem`` says which."""
+
+    problem: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SlipPrinted:
+    """The shell finished (or gave up) printing the refusal slip."""
+
+
 Event = (Press | ReplyReceived | ReplyUnreadable | PrinterChanged | PrintFinished | LinkChanged | ControllerPresence
-         | Tick)
+         | Tick | CardScanned | CardUnreadable | SlipPrinted)
 
 
 # --- actions and notices out --------------------------------------------------------------------------------
@@ -192,6 +266,16 @@ class ShowIndicators:
     ready: bool
     busy: bool
     fault: FaultLight
+    card: bool = False  # a card is held for the next press, or its request is being answered
+
+
+@dataclass(frozen=True, slots=True)
+class PrintSlip:
+    """Print the refusal slip for ``code`` (e.g. ``card_limit``) asked for at ``button``, then feed back
+    ``SlipPrinted``."""
+
+    code: str
+    button: ButtonSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +327,33 @@ class StaleReply:
     request_id: str
 
 
-Action = SendRequest | PrintTicket | SendReport | ShowIndicators | PublishPrinterState | Beep
-Notice = PressIgnored | RequestAbandoned | TicketRefused | StaleReply
+@dataclass(frozen=True, slots=True)
+class CardRead:
+    """Notice: a good card was read and is held for the next press (``replaced``: instead of another one).
+    Only its kind and its length, never its content."""
+
+    kind: CardKind
+    length: int
+    replaced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CardRejected:
+    """Notice: a scan that is no card this hall reads; ``reason`` is ``CardError``'s, which holds no data."""
+
+    reason: str
+    kept: bool  # a card read before is still held
+
+
+@dataclass(frozen=True, slots=True)
+class CardForgotten:
+    """Notice: the held card's ``hold_s`` ran out without an accepted press."""
+
+    kind: CardKind
+
+
+Action = SendRequest | PrintTicket | PrintSlip | SendReport | ShowIndicators | PublishPrinterState | Beep
+Notice = PressIgnored | RequestAbandoned | TicketRefused | StaleReply | CardRead | CardRejected | CardForgotten
 Output = Action | Notice
 
 
@@ -263,6 +372,16 @@ class _InFlight:
     attempts: int
     deadline: float
     ticket: TicketInfo | None = None
+    slip: str | None = None  # the refusal whose slip is being printed
+
+
+@dataclass(frozen=True, slots=True)
+class _HeldCard:
+    """A good scan waiting for a press: what goes in the request, and until when (monotonic) it waits."""
+
+    scan: CardScan
+    scanned_at: float
+    until: float
 
 
 @dataclass(slots=True)
@@ -293,9 +412,12 @@ class Dispenser:
     ``next_deadline()`` tells the shell when to feed ``Tick`` at the latest.
     """
 
-    def __init__(self, buttons: Sequence[ButtonSpec], *, timing: Timing = Timing()) -> None:
+    def __init__(self, buttons: Sequence[ButtonSpec], *, timing: Timing = Timing(),
+                 cards: CardRules | None = None) -> None:
         if timing.request_attempts < 1 or timing.request_timeout_s <= 0 or timing.min_interval_s < 0:
             raise ValueError(f"invalid timing {timing}")
+        if cards is not None and cards.hold_s <= 0:
+            raise ValueError(f"invalid card rules {cards}")
         self.buttons = {b.key: b for b in buttons}
         if len(self.buttons) != len(buttons):
             raise ValueError("button keys must be unique")
@@ -303,12 +425,17 @@ class Dispenser:
         self.phase = Phase.IDLE
         self.in_flight: _InFlight | None = None
         self.conditions = _Conditions()
+        self.cards = cards
+        self.held: _HeldCard | None = None
         self._memory = _Memory()
 
     # --- queries ---------------------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        return None if self.in_flight is None or self.phase is not Phase.REQUESTING else self.in_flight.deadline
+        due = [self.held.until] if self.held is not None else []
+        if self.in_flight is not None and self.phase is Phase.REQUESTING:
+            due.append(self.in_flight.deadline)
+        return min(due, default=None)
 
     def refusal(self) -> IgnoreReason | None:
         """Why a press would be refused right now for a fault (``None``: it would be tried)."""
@@ -330,7 +457,8 @@ class Dispenser:
         elif c.printer == "paper_low":
             fault = "blink"
         busy = self.phase is not Phase.IDLE
-        return ShowIndicators(ready=not busy and fault != "on", busy=busy, fault=fault)
+        card = self.held is not None or (self.in_flight is not None and self.in_flight.request.card is not None)
+        return ShowIndicators(ready=not busy and fault != "on", busy=busy, fault=fault, card=card)
 
     # --- the one entry point ---------------------------------------------------------------------------------
 
@@ -340,6 +468,7 @@ class Dispenser:
         if handler is None:
             raise InvariantError(f"cannot handle {type(event).__name__} while {self.phase.value}")
         out = handler(self, event, now)
+        out.extend(self._expire_card(now))
         out.extend(self._refresh_outputs())
         return out
 
@@ -359,8 +488,13 @@ class Dispenser:
         if refusal is not None:
             return [PressIgnored(button.key, refusal), Beep("refused")]
         self._memory.last_accepted_at[button.key] = event.at
+        card = None
+        held = self.held
+        if held is not None and held.scanned_at <= event.at < held.until:
+            card = held.scan
+            self.held = None
         request = TicketRequest(request_id=event.request_id, service=button.service, priority=button.priority,
-                                category=button.category if button.priority else None)
+                                category=button.category if button.priority else None, card=card)
         self.in_flight = _InFlight(button=button, request=request, attempts=1,
                                    deadline=now + self.timing.request_timeout_s)
         self.phase = Phase.REQUESTING
@@ -388,10 +522,19 @@ class Dispenser:
         self._memory.answered.append(reply.request_id)
         self.conditions.controller_unresponsive = False
         if reply.ticket is None:
-            self._to_idle(now)
             code = reply.error.code if reply.error is not None else "bad_request"
             message = reply.error.message if reply.error is not None else ""
-            return [TicketRefused(flight.request.request_id, flight.button.key, code, message), Beep("refused")]
+            refused = TicketRefused(flight.request.request_id, flight.button.key, code, message)
+            if code == ErrorCode.CARD_LIMIT:
+                # A citizen who scanned and pressed and got nothing must be told why, not left guessing.
+                if self.conditions.printer in PRINTABLE:
+                    flight.slip = code
+                    self.phase = Phase.PRINTING
+                    return [refused, Beep("card_limit"), PrintSlip(code, flight.button)]
+                self._to_idle(now)
+                return [refused, Beep("card_limit")]
+            self._to_idle(now)
+            return [refused, Beep("refused")]
         if self.conditions.printer not in PRINTABLE:
             self._to_idle(now)
             reason = failure_reason(self.conditions.printer, self.conditions.printer_detail)
@@ -442,7 +585,7 @@ class Dispenser:
         assert isinstance(event, PrintFinished)
         flight = self._flight()
         ticket = flight.ticket
-        if ticket is None or ticket.id != event.ticket_id:
+        if flight.slip is not None or ticket is None or ticket.id != event.ticket_id:
             raise InvariantError(f"cannot finish printing {event.ticket_id}: printing "
                                  f"{ticket.id if ticket else 'nothing'}")
         self._to_idle(now)
@@ -477,6 +620,37 @@ class Dispenser:
             self.conditions.controller_unresponsive = False
         return []
 
+    def _slip_printed(self, _event: Event, now: float) -> list[Output]:
+        flight = self._flight()
+        if flight.slip is None:
+            raise InvariantError(f"cannot finish a refusal slip: printing ticket "
+                                 f"{flight.ticket.id if flight.ticket else 'nothing'}")
+        self._to_idle(now)
+        return []
+
+    def _scan(self, event: Event, _now: float) -> list[Output]:
+        assert isinstance(event, CardScanned)
+        rules = self._card_rules()
+        today = event.today if event.today is not None else _issue_date(event.text)
+        try:
+            card = parse(event.text, today=today or date.min, hall_prefix=rules.hall_prefix)
+        except CardError as exc:
+            return [CardRejected(str(exc), kept=self.held is not None), Beep("card_bad")]
+        # Surrounding blanks mean nothing to the parser; the text otherwise goes out as read, in the
+        # composed form only if the scanner's decomposed marks make it longer than the contract's limit.
+        code = event.text.strip()
+        if len(code) > MAX_SCAN_LEN:
+            code = unicodedata.normalize("NFC", code)
+        kind: CardKind = "cccd" if isinstance(card, CitizenCard) else "hall"
+        replaced = self.held is not None
+        self.held = _HeldCard(CardScan(kind=kind, code=code), scanned_at=event.at, until=event.at + rules.hold_s)
+        return [CardRead(kind, len(code), replaced=replaced), Beep("card_read")]
+
+    def _scan_unreadable(self, event: Event, _now: float) -> list[Output]:
+        assert isinstance(event, CardUnreadable)
+        self._card_rules()
+        return [CardRejected(event.problem, kept=self.held is not None), Beep("card_bad")]
+
     def _nothing(self, _event: Event, _now: float) -> list[Output]:
         return []
 
@@ -486,6 +660,18 @@ class Dispenser:
         if self.in_flight is None:
             raise InvariantError(f"no press in progress while {self.phase.value}")
         return self.in_flight
+
+    def _card_rules(self) -> CardRules:
+        if self.cards is None:
+            raise InvariantError("cannot read a card: this dispenser has no card scanner")
+        return self.cards
+
+    def _expire_card(self, now: float) -> list[Output]:
+        held = self.held
+        if held is None or now < held.until:
+            return []
+        self.held = None
+        return [CardForgotten(held.scan.kind)]
 
     def _to_idle(self, now: float) -> None:
         self.phase = Phase.IDLE
@@ -519,6 +705,9 @@ _TRANSITIONS: Final[dict[tuple[Phase, type], _Handler]] = {
     (Phase.PRINTING, ReplyReceived): Dispenser._reply_elsewhere,
     (Phase.PRINTING, Tick): Dispenser._nothing,
     (Phase.PRINTING, PrintFinished): Dispenser._print_finished,
+    (Phase.PRINTING, SlipPrinted): Dispenser._slip_printed,
+    **{(phase, CardScanned): Dispenser._scan for phase in Phase},
+    **{(phase, CardUnreadable): Dispenser._scan_unreadable for phase in Phase},
     **{(phase, ReplyUnreadable): Dispenser._unreadable for phase in Phase},
     **{(phase, PrinterChanged): Dispenser._printer for phase in Phase},
     **{(phase, LinkChanged): Dispenser._link for phase in Phase},

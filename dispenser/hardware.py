@@ -2,8 +2,8 @@
 
 Wiring (BCM numbers, as in the config): each button connects its GPIO to ground (the internal pull-up holds
 it high; pressing pulls it low). Each LED connects its GPIO through a resistor (~330 Ω) to the LED's anode,
-the cathode to ground. An optional active buzzer connects like an LED (through a transistor if it draws
-more than a few mA).
+the cathode to ground; so does the optional "card read" LED of a kiosk with a card scanner. An optional
+active buzzer connects like an LED (through a transistor if it draws more than a few mA).
 
 Threads: gpiozero calls ``when_pressed`` on its own thread (on mock pins, inside ``drive_low()``). The
 callback only puts a ``ButtonPressed`` with the monotonic time of the press on the inbox; the service
@@ -30,11 +30,15 @@ log = logging.getLogger(__name__)
 
 PIN_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")
 
-# Buzzer patterns: (on_s, off_s, count). Short for "got it", long for "no ticket".
+# Buzzer patterns: (on_s, off_s, count). Short for "got it", long for "no ticket". A card: one chirp when
+# read, three quick ones for a code this hall cannot read, three long ones when the card has had its tickets.
 _BEEPS: dict[BeepPattern, tuple[float, float, int]] = {
     "accepted": (0.08, 0.05, 1),
     "refused": (0.15, 0.1, 2),
     "failed": (0.6, 0.05, 1),
+    "card_read": (0.05, 0.05, 1),
+    "card_bad": (0.07, 0.07, 3),
+    "card_limit": (0.4, 0.2, 3),
 }
 
 
@@ -63,6 +67,7 @@ class LedWiring:
     fault: int | None = None
     buzzer: int | None = None
     active_high: bool = True
+    card: int | None = None  # the "card read" LED ([scanner] card_led_pin)
 
 
 def make_pin_factory(name: str | None) -> Any:
@@ -112,7 +117,7 @@ class ButtonPanel:
 
 
 class Indicators:
-    """The ready, busy and fault LEDs and the buzzer; any of them may be absent (pin None)."""
+    """The ready, busy, fault and card LEDs and the buzzer; any of them may be absent (pin None)."""
 
     def __init__(self, wiring: LedWiring, *, pin_factory: Any) -> None:
         self._devices: list[Any] = []
@@ -120,6 +125,7 @@ class Indicators:
             self.ready = self._led(wiring.ready, wiring.active_high, pin_factory)
             self.busy = self._led(wiring.busy, wiring.active_high, pin_factory)
             self.fault = self._led(wiring.fault, wiring.active_high, pin_factory)
+            self.card = self._led(wiring.card, wiring.active_high, pin_factory)
             self.buzzer: Any = None
             if wiring.buzzer is not None:
                 self.buzzer = Buzzer(wiring.buzzer, active_high=wiring.active_high, pin_factory=pin_factory)
@@ -139,6 +145,7 @@ class Indicators:
     def show(self, view: ShowIndicators) -> None:
         _set(self.ready, view.ready)
         _set(self.busy, view.busy)
+        _set(self.card, view.card)
         if self.fault is not None and view.fault != self._fault_mode:
             if view.fault == "blink":
                 self.fault.blink(on_time=0.5, off_time=0.5, background=True)
