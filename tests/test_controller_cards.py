@@ -15,8 +15,9 @@ import pytest
 
 from hall_controller import profiles
 from hallq import wire
-from hallq.cards import parse
-from tests.support import HALL_CONFIG, ROOT, ControllerProcess, PrivateBroker, Probe
+from hallq.cards import CitizenCard, parse
+from testbed.broker import PrivateBroker
+from tests.support import HALL_CONFIG, ROOT, ControllerProcess, Probe
 
 ELDER = "001050012345|123456789|Nguyễn Văn An|01011950|Nam|Số 1 Tràng Tiền, Hoàn Kiếm, Hà Nội|15082021"
 YOUNG = "079195001234||Trần Thị Bích|15031995|Nữ|12 Lê Lợi, Quận 1, TP Hồ Chí Minh|01022022"
@@ -48,6 +49,12 @@ def probe(broker: PrivateBroker, hall: ControllerProcess) -> Iterator[Probe]:
         yield p
 
 
+def citizen(code: str, today: datetime) -> CitizenCard:
+    card = parse(code, today=today.date())
+    assert isinstance(card, CitizenCard)
+    return card
+
+
 def cccd(code: str) -> wire.CardScan:
     return wire.CardScan("cccd", code)
 
@@ -73,7 +80,7 @@ def test_age_priority_daily_limits_profile_registration_and_a_hall_card(
     assert profile is not None and profile.ticket == elder.ticket.id
     assert (profile.name, profile.id_number, profile.birth_date) == ("Nguyễn Văn An", "001050012345", "1950-01-01")
     today = datetime.now(ZONE).date()
-    assert profile.age == parse(ELDER, today=today).age_on(today)
+    assert profile.age == citizen(ELDER, datetime.now(ZONE)).age_on(today)
     assert profile.address == "Số 1 Tràng Tiền, Hoàn Kiếm, Hà Nội" and profile.sex is None  # not kept
     assert profile.first_visit and profile.visits == ()
 
@@ -128,8 +135,8 @@ def test_erasure_on_request_and_retention(tmp_path: Path) -> None:
     store = profiles.ProfileStore(state / profiles.FILE_NAME, key, keep=("name", "birth_date"))
     long_ago = datetime(2025, 1, 2, 9, 0, tzinfo=ZONE)
     today = datetime.now(ZONE)
-    old = store.citizen(parse(YOUNG, today=today.date()), now=long_ago)  # not seen for almost two years
-    kept = store.citizen(parse(ELDER, today=today.date()), now=today)
+    old = store.citizen(citizen(YOUNG, today), now=long_ago)  # not seen for almost two years
+    kept = store.citizen(citizen(ELDER, today), now=today)
     store.link("t1", kept.ref, day=today.date().isoformat(), service="A")
     assert store.count() == 2
     store.close()
@@ -143,7 +150,7 @@ def test_erasure_on_request_and_retention(tmp_path: Path) -> None:
     store = profiles.ProfileStore(state / profiles.FILE_NAME, key, keep=("name",))
     assert store.count() == 0 and store.ref_of("t1") is None
     # Scanned again, a citizen starts afresh: nothing of the erased profile comes back.
-    fresh = store.citizen(parse(ELDER, today=today.date()), now=today)
+    fresh = store.citizen(citizen(ELDER, today), now=today)
     assert fresh.new and fresh.ref != kept.ref
     store.close()
     audit = run_cli("audit", "--config", str(config), "--state-dir", str(state))
@@ -176,14 +183,14 @@ def test_an_old_profile_is_found_again_and_its_card_fields_refreshed(tmp_path: P
     store = profiles.ProfileStore(tmp_path / "p.sqlite3", profiles.load_key(tmp_path / "k"),
                                   keep=("name", "address"))
     today = datetime.now(ZONE)
-    first = store.citizen(parse(ELDER, today=today.date()), now=today - timedelta(days=30))
+    first = store.citizen(citizen(ELDER, today), now=today - timedelta(days=30))
     moved = ELDER.replace("Số 1 Tràng Tiền, Hoàn Kiếm, Hà Nội", "Số 9 Hàng Bài, Hoàn Kiếm, Hà Nội")
-    second = store.citizen(parse(moved, today=today.date()), now=today)
+    second = store.citizen(citizen(moved, today), now=today)
     assert (first.new, second.new, second.ref) == (True, False, first.ref)
     shown = store.show(first.ref, ticket_id="t9", counter="5", number="A009", today=today.date(), now=today)
     assert shown is not None and shown.address == "Số 9 Hàng Bài, Hoàn Kiếm, Hà Nội" and shown.birth_date is None
     assert store.edit(first.ref, phone=None, notes=None, hall_card="TTHCC-AAAA1") is None
-    other = store.citizen(parse(YOUNG, today=today.date()), now=today)
+    other = store.citizen(citizen(YOUNG, today), now=today)
     assert store.edit(other.ref, phone=None, notes=None, hall_card="TTHCC-AAAA1") == \
         "this hall card is registered to another citizen"
     store.close()
