@@ -24,6 +24,18 @@ controller answers a repeated id with the original outcome and does not run it t
 So two presses of one key across a lost or late reply never call two citizens, unless the second comes more
 than ``late_grace_s`` after the late answer was shown.
 
+The citizen's profile. When the counter calls a ticket linked to a citizen's card, the reply carries the
+citizen's profile (personal data, sent to this counter only). The view shows it (``view.profile``) while the
+counter serves that ticket and, after ``complete``, until the next call, so the clerk can finish the
+registration with ``profile`` commands (``Press("profile", profile=ProfileEdit(...), profile_of=ticket id)``,
+whose replies bring the profile back, updated). It is dropped as soon as anything else is on the desk: another
+ticket called (by any console of this counter), the ticket answered by ``no_show`` or ``transfer``, the counter
+paused or closed, the session taken over, or ``profile_keep_s`` after the counter stopped serving its ticket
+(a clerk who walked away does not leave a citizen's data on screen). A lost broker link keeps it: the citizen
+is still at the desk. An edit names the ticket whose profile the clerk saw (``profile_of``) and is refused at
+the desk when the screen shows another one by then, so that words typed for one citizen never land in the
+next one's profile. A core made with ``keep_profiles=False`` (the keypad, which has no screen) never holds one.
+
 Another console or keypad may act on the same counter. Every command therefore says what this counter showed
 as being served when the key was pressed (``serving``: the ticket's id, ``""`` for none; a re-send keeps the
 original's), and the controller refuses with ``conflict`` a command whose ``serving`` is no longer true, so a
@@ -43,15 +55,18 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
+from hallq.errors import PayloadError
 from hallq.labels import error_label
 from hallq.wire import (
     Board,
     BoardService,
+    CitizenProfile,
     CounterAction,
     CounterCommand,
     CounterReply,
     CounterState,
     CounterStatus,
+    ProfileEdit,
     ServingTicket,
     WaitingCount,
 )
@@ -71,21 +86,32 @@ def taken_over_text(counter: str) -> str:
 # long enough for a clerk who pressed again on the "no answer" beep, short enough that a deliberate press
 # after reading the answer is a new command.
 LATE_GRACE_S: Final = 10.0
+# How long a profile stays on screen once its ticket is no longer served (after ``complete``), counted from the
+# last profile reply: enough to type a phone number and notes, or scan a hall card; not a whole lunch break.
+PROFILE_KEEP_S: Final = 300.0
+NO_PROFILE_SHOWN = ("Không có hồ sơ công dân nào trên màn hình, chưa gửi gì (no citizen's profile on screen: the "
+                    "ticket came without a card; nothing was sent)")
+PROFILE_CHANGED = ("Hồ sơ trên màn hình đã đổi sang công dân khác, chưa gửi gì (the profile on screen is another "
+                   "citizen's now; nothing was sent)")
 
 ACTION_NAMES: Final[dict[str, str]] = {
     "next": "Gọi số tiếp (next)", "recall": "Gọi lại (recall)", "complete": "Hoàn thành (complete)",
     "no_show": "Vắng mặt (no-show)", "transfer": "Chuyển dịch vụ (transfer)", "call": "Gọi số (call)",
     "open": "Mở quầy (open)", "pause": "Tạm dừng (pause)", "close": "Đóng quầy (close)",
+    "profile": "Hồ sơ công dân (profile)",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Press:
-    """A clerk's action: ``ticket`` for ``call`` (a number like A015), ``service`` for ``transfer``."""
+    """A clerk's action: ``ticket`` for ``call`` (a number like A015), ``service`` for ``transfer``; for
+    ``profile``, the edit and ``profile_of``, the ticket id of the profile the clerk edited (``profile.ticket``)."""
 
     action: CounterAction
     ticket: str | None = None
     service: str | None = None
+    profile: ProfileEdit | None = None
+    profile_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +145,19 @@ class CounterView:
     pending: CounterAction | None
     notice: Notice | None
     taken_over: bool = False
+    # The citizen's profile (personal data) and the number of the ticket it came with; see the module docstring.
+    profile: CitizenProfile | None = None
+    profile_number: str | None = None
 
     @property
     def serving(self) -> bool:
         """True while a ticket is being served: the keypad's serving LED."""
         return self.ticket is not None
+
+    @property
+    def profile_served(self) -> bool:
+        """True while the counter still serves the ticket the profile came with (False: served, registering)."""
+        return self.profile is not None and self.ticket is not None and self.ticket.id == self.profile.ticket
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +181,17 @@ class CounterCore:
     """One counter's state and its single command in flight. Not thread-safe: one thread drives it."""
 
     def __init__(self, *, counter: str, debounce_s: float = 0.3, reply_timeout_s: float = 5.0,
-                 late_grace_s: float = LATE_GRACE_S) -> None:
+                 late_grace_s: float = LATE_GRACE_S, keep_profiles: bool = True,
+                 profile_keep_s: float = PROFILE_KEEP_S) -> None:
         self._view = CounterView(counter=counter, name=counter, status=None, ticket=None, waiting=(), services=(),
                                  hall_services=(), connected=False, pending=None, notice=None)
         self.debounce_s = debounce_s
         self.reply_timeout_s = reply_timeout_s
         self.late_grace_s = late_grace_s
+        self.keep_profiles = keep_profiles
+        self.profile_keep_s = profile_keep_s
+        # When the profile's ticket was first seen no longer served (by ``tick``); None while it is served.
+        self._profile_left_s: float | None = None
         self._in_flight: _InFlight | None = None
         # Commands given up on, by press (at most one per key: a re-send takes its entry out).
         self._given_up: dict[Press, _GivenUp] = {}
@@ -189,6 +228,11 @@ class CounterCore:
         if press.action == "transfer" and not press.service:
             self._set(notice=Notice("error", "Hãy chọn dịch vụ (choose a service)"))
             return None
+        if press.action == "profile":
+            refusal = self._profile_refusal(press)
+            if refusal is not None:
+                self._set(notice=Notice("error", refusal))
+                return None
         seen = self._view.ticket
         ticket_before = seen.number if seen is not None else None
         serving = seen.id if seen is not None else CounterCommand.SERVING_NOTHING
@@ -201,7 +245,24 @@ class CounterCore:
                                     serving=serving)
         self._set(pending=press.action, notice=Notice("info", f"{ACTION_NAMES[press.action]}…"))
         return CounterCommand(request_id=request_id, action=press.action, ticket=press.ticket, service=press.service,
-                              serving=serving)
+                              serving=serving, profile=press.profile)
+
+    def _profile_refusal(self, press: Press) -> str | None:
+        shown = self._view.profile
+        if shown is None:
+            return NO_PROFILE_SHOWN
+        if press.profile_of != shown.ticket:
+            return PROFILE_CHANGED
+        if press.profile is None or not press.profile.to_obj():
+            return "Hãy nhập nội dung cần lưu (type what to save)"
+        # The contract's own reader checks the edit here, so that a phone number the controller would refuse is
+        # refused at the desk, with the same words, before anything is sent.
+        probe = CounterCommand(request_id="check", action="profile", profile=press.profile)
+        try:
+            CounterCommand.decode(probe.encode())
+        except PayloadError as exc:
+            return f"{error_label(exc.code)}: {exc.message}"
+        return None
 
     def on_reply(self, reply: CounterReply, *, now_s: float) -> Feedback | None:
         """Take the controller's reply; the feedback of our command (in flight or answered late), else ``None``."""
@@ -219,10 +280,12 @@ class CounterCore:
             self._given_up.clear()
             notice = self._outcome(flight, reply, late=False)
             self._set(**changes, pending=None, notice=notice)
+            self._settle_profile(reply)
             return Feedback(ok=reply.ok, notice=notice)
         late = next((g for g in self._given_up.values() if g.flight.request_id == reply.request_id), None)
         if late is None or late.answered_s is not None:
             self._set(**changes)  # someone else's command, or a repeat of an answer already shown
+            self._settle_profile(reply)
             return None
         if reply.ok:
             self._given_up[late.flight.press] = replace(late, answered_s=now_s)
@@ -230,7 +293,31 @@ class CounterCore:
             del self._given_up[late.flight.press]
         notice = self._outcome(late.flight, reply, late=True)
         self._set(**changes, notice=notice)
+        self._settle_profile(reply)
         return Feedback(ok=reply.ok, notice=notice)
+
+    def _settle_profile(self, reply: CounterReply | None) -> None:
+        """Take the reply's profile if it belongs to what the counter shows now; drop the one shown once the
+        desk has moved on (another ticket, a no-show or transfer, a paused or closed counter)."""
+        view = self._view
+        profile, number = view.profile, view.profile_number
+        resting = view.status in ("paused", "closed")
+        incoming = reply.profile if reply is not None and self.keep_profiles else None
+        if incoming is not None and not resting and (view.ticket is None or view.ticket.id == incoming.ticket):
+            if view.ticket is not None:
+                number = view.ticket.number
+            elif profile is None or profile.ticket != incoming.ticket:
+                number = None
+            profile = incoming
+            self._profile_left_s = None  # an edit's answer: the clerk is at it, the time on screen starts again
+        if profile is not None and (
+            resting
+            or (view.ticket is not None and view.ticket.id != profile.ticket)
+            or (reply is not None and reply.ok and reply.action in ("no_show", "transfer"))
+        ):
+            profile = number = None
+        if (profile, number) != (view.profile, view.profile_number):
+            self._set(profile=profile, profile_number=number)
 
     @staticmethod
     def _outcome(flight: _InFlight, reply: CounterReply, *, late: bool) -> Notice:
@@ -248,6 +335,7 @@ class CounterCore:
             return
         self._set(name=state.name, status=state.status, ticket=state.ticket, waiting=state.waiting,
                   services=state.services)
+        self._settle_profile(None)
 
     def on_board(self, board: Board) -> None:
         """The hall board: only its list of services is used (transfer targets and their names)."""
@@ -260,14 +348,17 @@ class CounterCore:
             # An answer to a command in flight would go to the other client now: nothing more will settle it here.
             self._in_flight = None
             self._given_up.clear()
-            self._set(taken_over=True, pending=None, notice=Notice("error", taken_over_text(self._view.counter)))
+            self._set(taken_over=True, pending=None, notice=Notice("error", taken_over_text(self._view.counter)),
+                      profile=None, profile_number=None)
         elif not up:
             self._set(notice=Notice("error", "Mất kết nối tới máy chủ, đang kết nối lại (broker lost; reconnecting)"))
         elif self._view.notice is not None and self._view.notice.text.startswith("Mất kết nối"):
             self._set(notice=Notice("info", "Đã kết nối lại (connected again)"))
 
     def tick(self, *, now_s: float) -> Feedback | None:
-        """Give up on a command unanswered for ``reply_timeout_s``; its feedback, else ``None``."""
+        """Give up on a command unanswered for ``reply_timeout_s``; its feedback, else ``None``. Also hides a
+        profile whose ticket has not been served for ``profile_keep_s``."""
+        self._expire_profile(now_s)
         flight = self._in_flight
         if flight is None or now_s - flight.sent_s < self.reply_timeout_s:
             return None
@@ -276,6 +367,21 @@ class CounterCore:
         notice = Notice("error", f"{ACTION_NAMES[flight.press.action]}: {NO_ANSWER}")
         self._set(pending=None, notice=notice)
         return Feedback(ok=False, notice=notice)
+
+    def _expire_profile(self, now_s: float) -> None:
+        view = self._view
+        if view.profile is None or view.profile_served:
+            self._profile_left_s = None
+            return
+        if self._profile_left_s is None:
+            self._profile_left_s = now_s
+            return
+        if now_s - self._profile_left_s >= self.profile_keep_s:
+            self._profile_left_s = None
+            minutes = round(self.profile_keep_s / 60)
+            self._set(profile=None, profile_number=None,
+                      notice=Notice("info", f"Đã ẩn hồ sơ công dân sau {minutes} phút (the citizen's profile was "
+                                            f"hidden after {minutes} minutes)"))
 
 
 def _success_text(flight: _InFlight, ticket: ServingTicket | None) -> str:
@@ -298,4 +404,24 @@ def _success_text(flight: _InFlight, ticket: ServingTicket | None) -> str:
             return "Quầy tạm dừng (counter paused)"
         case "close":
             return "Quầy đã đóng (counter closed)"
+        case "profile" if flight.press.profile is not None:
+            return _profile_saved_text(flight.press.profile)
     return ACTION_NAMES[flight.press.action]
+
+
+_EDIT_WORDS: Final = {"phone": ("số điện thoại", "phone"), "notes": ("ghi chú", "notes"),
+                      "hall_card": ("thẻ của trung tâm", "hall card")}
+
+
+def _profile_saved_text(edit: ProfileEdit) -> str:
+    """What a saved edit did, by field name only: the values are on the profile panel, not in a notice."""
+    vi, en = [], []
+    for name, value in edit.to_obj().items():
+        words_vi, words_en = _EDIT_WORDS[name]
+        if name == "hall_card":
+            vi.append(f"đã xoá {words_vi}" if value == "" else f"đã đăng ký {words_vi}")
+            en.append(f"{words_en} removed" if value == "" else f"{words_en} registered")
+        else:
+            vi.append(f"đã xoá {words_vi}" if value == "" else f"đã lưu {words_vi}")
+            en.append(f"{words_en} cleared" if value == "" else f"{words_en} saved")
+    return f"Hồ sơ: {', '.join(vi)} ({', '.join(en)})"
