@@ -301,6 +301,14 @@ install_config() {
             install_new "$SRC/deploy/displays.example.toml" /etc/hallq/displays.toml 0644
             ensure_dir /etc/hallq/broker 0755
             install_file "$SRC/config/mosquitto/hallq.conf" /etc/hallq/broker/hallq.conf 0644
+            # The key of the citizens' profiles (docs/privacy.md), the unit's credential profile-key: made once and
+            # never replaced (profiles sealed with a key cannot be read with another).
+            if [ ! -e "$ROOT/etc/hallq/credentials/profile.key" ]; then
+                # shellcheck disable=SC2016  # the inner sh expands its own positional arguments
+                change "create the profiles' key /etc/hallq/credentials/profile.key" sh -c \
+                    'umask 077 && { head -c 32 /dev/urandom | od -An -v -tx1 | tr -d " \n"; echo; } > "$1"' \
+                    _ "$ROOT/etc/hallq/credentials/profile.key"
+            fi
             ;;
         display)
             install_new "$SRC/config/display.example.toml" /etc/hallq/display.toml 0640 hallq
@@ -549,7 +557,8 @@ uninstall_role() {
             remove_file /etc/systemd/system/mosquitto.service.d/hallq.conf
             remove_path /etc/hallq/broker/hallq.conf
             remove_path "$PREFIX/docs/operations.md"
-            kept+=(/etc/hallq/hall.toml /etc/hallq/displays.toml /etc/hallq/broker /var/lib/hallq)
+            kept+=(/etc/hallq/hall.toml /etc/hallq/displays.toml /etc/hallq/broker /var/lib/hallq
+                   /etc/hallq/credentials/profile.key)
             ;;
         dispenser|counter)
             installed_here dispenser counter || remove_path /etc/udev/rules.d/60-hallq.rules

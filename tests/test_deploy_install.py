@@ -219,7 +219,8 @@ def test_local_audio_is_refused_for_other_roles() -> None:
 # --- uninstall ---------------------------------------------------------------------------------------------------
 
 KEPT = {
-    "controller": ["etc/hallq/hall.toml", "etc/hallq/displays.toml", "etc/hallq/broker/passwd", "var/lib/hallq/ledger.sqlite3"],
+    "controller": ["etc/hallq/hall.toml", "etc/hallq/displays.toml", "etc/hallq/broker/passwd", "var/lib/hallq/ledger.sqlite3",
+                   "etc/hallq/credentials/profile.key"],
     "dispenser": ["etc/hallq/dispenser.toml"],
     "counter": ["etc/hallq/counter.toml"],
     "display": ["etc/hallq/display.toml", "etc/hallq/kiosk.env"],

@@ -114,7 +114,11 @@ def test_role_units_report_readiness_ping_the_watchdog_and_load_their_own_creden
     assert (service["Type"], service["NotifyAccess"]) == ("notify", "main")
     assert service["WatchdogSec"] and service["Restart"] == "always"
     assert "78" in service["RestartPreventExitStatus"].split()
-    assert service["LoadCredential"] == f"mqtt-password:/etc/hallq/credentials/{role}.mqtt-password"
+    credentials = [line.split("=", 1)[1] for line in (UNITS_DIR / unit).read_text(encoding="utf-8").splitlines()
+                   if line.startswith("LoadCredential=")]
+    # Its own broker password; the controller also the key of the citizens' profiles.
+    assert credentials == [f"mqtt-password:/etc/hallq/credentials/{role}.mqtt-password"] + (
+        ["profile-key:/etc/hallq/credentials/profile.key"] if role == "controller" else [])
     assert (service["User"], service["ProtectSystem"], service["NoNewPrivileges"]) == ("hallq", "strict", "yes")
 
 
