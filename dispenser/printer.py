@@ -173,7 +173,7 @@ class TicketJobs:
         self.renderer = renderer
         self.frame = job_frame(profile, renderer.width)
         self._heads: dict[str, bytes] = {}
-        self._tail = raster(renderer.footer()) + self.frame.end
+        self._tails = {card: raster(renderer.footer(card=card)) + self.frame.end for card in (False, True)}
 
     def prepare(self, button: ButtonSpec) -> None:
         """Draw and encode the button's fixed parts now (at start), and warm the renderer up."""
@@ -188,8 +188,9 @@ class TicketJobs:
         return head
 
     def rest(self, ticket: TicketInfo) -> bytes:
-        """The rest of ``ticket``'s job: its body's raster, then the footer's and the feed-and-cut."""
-        return raster(self.renderer.body(ticket)) + self._tail
+        """The rest of ``ticket``'s job: its body's raster, then the footer's (with the privacy notice for a ticket
+        linked to a card) and the feed-and-cut."""
+        return raster(self.renderer.body(ticket)) + self._tails[ticket.card]
 
     def pieces(self, ticket: TicketInfo, button: ButtonSpec) -> Iterator[bytes]:
         """The job in two pieces for ``TicketPrinter.send``: the head at once, then the rest, drawn while the head
@@ -206,6 +207,10 @@ class TicketJobs:
     def job(self, ticket: TicketInfo, button: ButtonSpec) -> bytes:
         """The whole job in one piece (``print-test``, tests)."""
         return self.head(button) + self.rest(ticket)
+
+    def slip(self, code: str) -> bytes:
+        """The job of a refusal slip (``TicketRenderer.slip``): no number, nothing the controller issued."""
+        return self.frame.start + raster(self.renderer.slip(code)) + self.frame.end
 
 
 @dataclass(frozen=True, slots=True)

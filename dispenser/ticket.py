@@ -7,10 +7,12 @@ of the actual text, because stacked marks (``Ệ``, ``Ộ``) rise above the asce
 
 ``TicketRenderer`` draws for one paper width (384 dots on 58 mm paper, 576 on 80 mm) in three strips, top
 to bottom: the ``header`` (logo, hall name, the button's service name, "your number"), drawn once per button
-and reused; the ``body``, the only part the controller's reply decides (the number, priority mark, people
-ahead and wait, QR code, issue time); and the ``footer``, drawn once. ``render`` stacks the three: the
-whole ticket as printed. ``dispenser.printer.TicketJobs`` keeps the header and footer encoded for the
-printer, so after the reply only the body is drawn.
+and reused; the ``body``, the only part the controller's reply decides (the number, priority mark, the
+"card read" mark, people ahead and wait, QR code, issue time); and the ``footer``, drawn once (twice: a
+ticket linked to a citizen's card ends with the privacy notice). ``render`` stacks the three: the whole
+ticket as printed. ``slip`` draws the refusal slip of a card that has had its tickets for the day.
+No personal data is ever drawn: a card ticket only says that a card was read. ``dispenser.printer.TicketJobs``
+keeps the header and footers encoded for the printer, so after the reply only the body is drawn.
 """
 
 from __future__ import annotations
@@ -55,6 +57,18 @@ CATEGORY_VI: Final = {"elderly": "Người cao tuổi", "disability": "Người 
                       "child": "Trẻ em", "other": ""}
 CATEGORY_EN: Final = {"elderly": "Elderly", "disability": "Disability", "pregnant": "Pregnant", "child": "Child",
                       "other": ""}
+CARD_MARK: Final = ("Đã đọc thẻ", "Card read")
+# The notice of Decree 13/2023/NĐ-CP on personal data: what was collected, why, and who keeps it. Short, so
+# that it is read (three lines on 80 mm paper); the hall's full notice is posted in the hall. Vietnamese only:
+# a CCCD is a Vietnamese citizen's card.
+PRIVACY_VI: Final = ("Trung tâm lưu số CCCD, họ tên, ngày sinh, giới tính, địa chỉ để quầy phục vụ bạn không cần "
+                     "khai lại (Nghị định 13/2023/NĐ-CP).")
+# What a refusal slip says, by the refusal's code: (title, reason, what to do), each in Vietnamese and English.
+SLIP_TEXT: Final = {
+    "card_limit": (("KHÔNG CẤP SỐ", "NO TICKET"),
+                   ("Thẻ này đã lấy đủ số hôm nay.", "This card has had its tickets for today."),
+                   ("Vui lòng hỏi quầy hướng dẫn.", "Please ask at the information desk.")),
+}
 
 
 def nfc(text: str) -> str:
@@ -130,6 +144,7 @@ class TicketRenderer:
         self.size_text = size(28, 22)
         self.size_small = size(24, 20)
         self.size_mark = size(36, 28)
+        self.size_notice = size(20, 18)
         self.number_max_height = size(220, 150)
         self._static: dict[str, Image.Image] = {}
         self._logo_block: Image.Image | None = None
@@ -138,14 +153,17 @@ class TicketRenderer:
     # --- public ------------------------------------------------------------------------------------------
 
     def render(self, ticket: TicketInfo, button: ButtonSpec) -> Image.Image:
-        """The whole ticket as printed: ``header(button)``, ``body(ticket)`` and ``footer()``, stacked."""
-        return _stack([self.header(button), self.body(ticket), self.footer()], self.width)
+        """The whole ticket as printed: ``header(button)``, ``body(ticket)`` and ``footer(card=ticket.card)``."""
+        return _stack([self.header(button), self.body(ticket), self.footer(card=ticket.card)], self.width)
 
     def body(self, ticket: TicketInfo) -> Image.Image:
-        """What the controller's reply decides: the number, priority mark, people ahead and wait, QR code, time."""
+        """What the controller's reply decides: the number, priority and card marks, people ahead and wait, QR
+        code, time."""
         blocks = [self._number(ticket.number)]
         if ticket.priority:
             blocks += [self._spacer(4), self._priority_mark(ticket.category), self._spacer(8)]
+        if ticket.card:
+            blocks += [self._spacer(4 if ticket.priority else 0), self._card_mark(), self._spacer(8)]
         blocks.append(self._wait(ticket))
         if self.layout.qr:
             blocks.append(self._qr(self.qr_content(ticket)))
@@ -191,12 +209,36 @@ class TicketRenderer:
         self._static[button.key] = header
         return header
 
-    def footer(self) -> Image.Image:
-        """The rule and footer text (a blank dot row without a footer): drawn once, then reused."""
-        cached = self._static.get("")  # button keys are never empty
+    def footer(self, *, card: bool = False) -> Image.Image:
+        """The rule and footer text (a blank dot row without a footer), and for a ticket linked to a card the
+        privacy notice below them: each drawn once, then reused."""
+        name = "card" if card else ""  # button keys are one letter or digit, never these
+        cached = self._static.get(name)
         if cached is None:
             blocks = [self._rule(), self._lines([self.layout.footer], bold=False, size=self.size_small)]
-            cached = self._static[""] = _stack(blocks if self.layout.footer else [self._spacer(1)], self.width)
+            if not self.layout.footer:
+                blocks = [self._spacer(1)]
+            if card:
+                blocks += [self._rule() if not self.layout.footer else self._spacer(10), self._privacy()]
+            cached = self._static[name] = _stack(blocks, self.width)
+        return cached
+
+    def slip(self, code: str) -> Image.Image:
+        """The refusal slip for ``code`` (a key of ``SLIP_TEXT``): the hall, "no ticket", why and what to do."""
+        name = f"slip:{code}"
+        cached = self._static.get(name)
+        if cached is None:
+            title, reason, advice = SLIP_TEXT[code]
+            english = self.layout.english
+
+            def say(pair: tuple[str, str]) -> list[str]:
+                return [pair[0]] + ([pair[1]] if english else [])
+
+            blocks = [self._lines([self.layout.hall_name], bold=True, size=self.size_hall), self._rule(),
+                      self._lines(say(title), bold=True, size=self.size_service), self._spacer(8),
+                      self._lines(say(reason), bold=False, size=self.size_text), self._spacer(6),
+                      self._lines(say(advice), bold=False, size=self.size_small), self._spacer(12)]
+            cached = self._static[name] = _stack(blocks, self.width)
         return cached
 
     # --- blocks --------------------------------------------------------------------------------------------
@@ -254,6 +296,23 @@ class TicketRenderer:
         framed.paste(inner.crop((self.margin + 4, 0, self.width - self.margin - 4, inner.height)),
                      (self.margin + 4, 6))
         return framed
+
+    def _card_mark(self) -> Image.Image:
+        """"Card read" in a thin frame: plain to see, lighter than the priority mark."""
+        text = " · ".join(CARD_MARK) if self.layout.english else CARD_MARK[0]
+        pad = 12
+        inner = self._lines([text], bold=True, size=self.size_small, wrap_dots=self.inner - 2 * pad)
+        ink = max(_ink_width(_font(self.layout.font_bold, self.size_small), line)
+                  for line in wrap(nfc(text), _font(self.layout.font_bold, self.size_small), self.inner - 2 * pad))
+        half = min(self.inner, round(ink) + 2 * pad) // 2
+        framed = Image.new("1", (self.width, inner.height + 8), 1)
+        framed.paste(inner, (0, 4))
+        ImageDraw.Draw(framed).rectangle((self.width // 2 - half, 0, self.width // 2 + half, framed.height - 1),
+                                         outline=0, width=2)
+        return framed
+
+    def _privacy(self) -> Image.Image:
+        return self._lines([PRIVACY_VI], bold=False, size=self.size_notice)
 
     def _wait(self, ticket: TicketInfo) -> Image.Image:
         english = self.layout.english
