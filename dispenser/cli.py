@@ -75,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         p = cfg.printer
         sys.stdout.write(f"{args.config}: OK — dispenser {cfg.id} of hall {cfg.hall}: {len(cfg.buttons)} buttons, "
-                         f"{p.type} printer, {p.paper_width_mm} mm paper ({p.width_dots} dots), profile {p.profile}\n")
+                         f"{p.type} printer, {p.paper_width_mm} mm paper ({p.width_dots} dots), profile {p.profile}"
+                         + (f", card scanner {cfg.scanner.device}" if cfg.scanner is not None else "") + "\n")
         return 0
     logsetup.setup(args.log_level or cfg.log_level)
     if args.command == "print-test":
@@ -119,9 +120,10 @@ def _print_test(cfg: DispenserConfig, preview: Path | None, *, now: datetime) ->
 def _run(cfg: DispenserConfig, *, simulate: bool, keep_printer: bool = False) -> int:
     from dispenser.printer import PreviewPrinter  # noqa: PLC0415 - imports python-escpos
     from dispenser.service import DispenserService, make_printer  # noqa: PLC0415 - imports python-escpos
-    from dispenser.simulate import KeyboardFeeder, help_text  # noqa: PLC0415 - imports python-escpos
+    from dispenser.simulate import KeyboardFeeder, ScannerPty, help_text  # noqa: PLC0415 - imports python-escpos
 
     factory: Any
+    scanner_pty: ScannerPty | None = None
     try:
         if simulate:
             from gpiozero.pins.mock import MockFactory  # noqa: PLC0415 - only the simulation needs it
@@ -129,6 +131,10 @@ def _run(cfg: DispenserConfig, *, simulate: bool, keep_printer: bool = False) ->
             factory = MockFactory()
             if not keep_printer:
                 cfg = cfg.with_preview(None)
+            if cfg.scanner is not None:
+                # The real serial adapter reads a pseudo-terminal that "scan" lines write into.
+                scanner_pty = ScannerPty()
+                cfg = replace(cfg, scanner=replace(cfg.scanner, device=scanner_pty.path))
         else:
             factory = make_pin_factory(cfg.pin_factory)
         printer = make_printer(cfg.printer)
@@ -157,12 +163,20 @@ def _run(cfg: DispenserConfig, *, simulate: bool, keep_printer: bool = False) ->
         mock.drive_low()
         mock.drive_high()
 
+    scanning = scanner_pty is not None
     feeder = KeyboardFeeder(stream=sys.stdin, pins=pins, press_pin=press, inbox=service.inbox, on_end=service.stop,
-                            help_message=help_text(cfg.buttons))
-    sys.stderr.write(help_text(cfg.buttons) + "\n")
+                            help_message=help_text(cfg.buttons, scanner=scanning),
+                            scan=None if scanner_pty is None else scanner_pty.scan)
+    sys.stderr.write(help_text(cfg.buttons, scanner=scanning) + "\n")
     if isinstance(printer, PreviewPrinter):
         log.info("simulated printer writes previews to %s", printer.directory.resolve())
-    with feeder.terminal_mode():
-        feeder.start()
-        service.run()
+    if scanner_pty is not None:
+        log.info("simulated card scanner on %s", scanner_pty.path)
+    try:
+        with feeder.terminal_mode():
+            feeder.start()
+            service.run()
+    finally:
+        if scanner_pty is not None:
+            scanner_pty.close()
     return 0

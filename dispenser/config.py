@@ -15,10 +15,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from PIL import Image, UnidentifiedImageError
 
-from dispenser.core import ButtonSpec, Timing
+from dispenser.core import ButtonSpec, CardRules, Timing
 from dispenser.hardware import PIN_FACTORIES, ButtonWiring, LedWiring
 from dispenser.printer import profile_names, profile_width_dots
+from dispenser.scanner import BAUDRATES
 from dispenser.ticket import DEFAULT_BOLD_FONT, DEFAULT_FONT, PAPER_DOTS, QR_FIELDS, TicketLayout, nfc
+from hallq.cards import hall_prefix_problem
 from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt, refuse_duplicates
 from hallq.errors import ConfigError
 from hallq.mqtt import BrokerSettings
@@ -57,6 +59,15 @@ class PrinterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ScannerConfig:
+    """The card scanner (``[scanner]``): its serial device, its speed, and how a card is treated."""
+
+    device: str
+    baudrate: int
+    rules: CardRules
+
+
+@dataclass(frozen=True, slots=True)
 class DispenserConfig:
     id: str
     hall: str
@@ -73,6 +84,7 @@ class DispenserConfig:
     printer: PrinterConfig
     layout: TicketLayout
     source: Path
+    scanner: ScannerConfig | None = None  # None: no card scanner, the kiosk works by its buttons alone
 
     def with_preview(self, directory: Path | None) -> DispenserConfig:
         """The same dispenser printing to the preview printer (``--simulate``), in ``directory`` if given."""
@@ -114,6 +126,10 @@ def load(path: Path) -> DispenserConfig:
                      fault=_opt_pin(gpio, "fault_led"), buzzer=_opt_pin(gpio, "buzzer"),
                      active_high=gpio.boolean("active_high", True))
     gpio.done()
+    scanner = None
+    if root.has("scanner"):
+        scanner, card_led = _scanner(root.table("scanner"))
+        leds = replace(leds, card=card_led)
 
     buttons, wiring, pin_keys = _buttons(root)
     _pins_distinct(root, wiring, pin_keys, leds)
@@ -123,7 +139,22 @@ def load(path: Path) -> DispenserConfig:
     return DispenserConfig(id=dispenser_id, hall=hall, controller_id=controller_id, time_zone=time_zone,
                            base_topic=base_topic, broker=broker, log_level=log_level, timing=timing, buttons=buttons,
                            wiring=wiring, leds=leds, pin_factory=factory or None, printer=printer, layout=layout,
-                           source=path)
+                           source=path, scanner=scanner)
+
+
+def _scanner(t: Table) -> tuple[ScannerConfig, int | None]:
+    """The scanner's settings and the pin of its "card read" LED (None: not fitted)."""
+    device = t.text("device")
+    baud = t.integer("baudrate", 9600)
+    if baud not in BAUDRATES:
+        raise t.error("baudrate", f"must be {', '.join(map(str, BAUDRATES[:-1]))} or {BAUDRATES[-1]}, got {baud}")
+    hold_s = t.number("hold_s", 20.0, minimum=5, maximum=120)
+    card_led = _opt_pin(t, "card_led_pin")
+    prefix = t.opt_text("hall_card_prefix")
+    if prefix is not None and (problem := hall_prefix_problem(prefix)) is not None:
+        raise t.error("hall_card_prefix", f"{problem}, got {prefix!r}")
+    t.done()
+    return ScannerConfig(device=device, baudrate=baud, rules=CardRules(hold_s=hold_s, hall_prefix=prefix)), card_led
 
 
 def _opt_pin(table: Table, name: str) -> int | None:
@@ -162,6 +193,8 @@ def _pins_distinct(root: Table, wiring: tuple[ButtonWiring, ...], pin_keys: tupl
     named += [(f"gpio.{name}", pin) for name, pin in (("ready_led", leds.ready), ("busy_led", leds.busy),
                                                       ("fault_led", leds.fault), ("buzzer", leds.buzzer))
               if pin is not None]
+    if leds.card is not None:
+        named.append(("scanner.card_led_pin", leds.card))
     for key, pin in named:
         if pin in used:
             raise ConfigError(root.path, key, f"GPIO{pin} is already used by {used[pin]}")

@@ -1,11 +1,12 @@
-"""The dispenser's shell: buttons, broker and printer in; the core's decisions executed.
+"""The dispenser's shell: buttons, card scanner, broker and printer in; the core's decisions executed.
 
-Theory of operation: gpiozero's and paho's threads only put items on one inbox (``ButtonPressed``,
-``Message``, ``LinkUp``/``LinkDown``). The service thread takes them one by one, turns each into a core
-event (decoding wire payloads at the boundary, giving each press a fresh request id), feeds it to the core
-with the monotonic time, and executes what the core decides: publish, render and print, report, set the
-LEDs, publish the printer's state. Printing happens on this thread, so presses that arrive meanwhile wait
-in the inbox and the core, which knows when each press happened, ignores those made during the ticket.
+Theory of operation: gpiozero's, paho's and the card scanner's threads only put items on one inbox
+(``ButtonPressed``, ``Message``, ``LinkUp``/``LinkDown``, ``ScanRead``). The service thread takes them one
+by one, turns each into a core event (decoding wire payloads at the boundary, giving each press a fresh
+request id), feeds it to the core with the monotonic time, and executes what the core decides: publish,
+render and print, report, set the LEDs, publish the printer's state. Printing happens on this thread, so
+presses that arrive meanwhile wait in the inbox and the core, which knows when each press happened, ignores
+those made during the ticket.
 A ticket's head (reset and the button's header, encoded at start) is written to the printer as soon as the
 reply is in, and the rest is drawn while it travels (``dispenser.printer.TicketJobs``).
 
@@ -15,6 +16,9 @@ accepted on was stale), but not while a reply is awaited: a read blocks this thr
 systemd hears ``READY=1``
 once the broker is connected and the printer has been opened, and ``WATCHDOG=1`` from this loop while
 it keeps up with its inbox.
+
+A card scan goes to the core with the hall's date when the clock is trusted (``dispenser.clock``). Logs
+name a card by its kind and length only: never its text, which is personal data.
 """
 
 from __future__ import annotations
@@ -30,10 +34,12 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Final
 
 from dispenser import core
+from dispenser.clock import trusted_today
 from dispenser.config import DispenserConfig, PrinterConfig
 from dispenser.hardware import ButtonPanel, ButtonPressed, Indicators
 from dispenser.printer import (
@@ -47,6 +53,7 @@ from dispenser.printer import (
     TicketPrinter,
     UsbPrinter,
 )
+from dispenser.scanner import CardScanner, ScanRead
 from dispenser.ticket import TicketRenderer
 from hallq import systemd, wire
 from hallq.errors import PayloadError
@@ -93,7 +100,9 @@ class SimulatePrinter:
 class Outcome:
     """What became of one press (or of a late reply), kept for the operator's tools and tests.
 
-    ``kind``: ``printed``, ``print_failed``, ``refused``, ``abandoned`` or ``ignored``.
+    ``kind``: ``printed``, ``print_failed``, ``refused``, ``abandoned`` or ``ignored``; for a card scan
+    ``card_read``, ``card_rejected`` (``detail``: why) or ``card_forgotten``; ``slip_printed`` or
+    ``slip_failed`` for a refusal slip (``detail``: the refusal's code).
     """
 
     kind: str
@@ -128,19 +137,28 @@ class DispenserService:
 
     def __init__(self, config: DispenserConfig, *, printer: TicketPrinter, pin_factory: Any,
                  clock: Callable[[], float] = time.monotonic,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex, announce_leds: bool = False) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex, announce_leds: bool = False,
+                 today: Callable[[], date | None] | None = None) -> None:
         self.config = config
         self.printer = printer
         self.clock = clock
         self.new_id = new_id
         self.announce_leds = announce_leds
+        self.today = today or (lambda: trusted_today(config.zone))
         self.topics = Topics(hall=config.hall, base=config.base_topic)
-        self.core = core.Dispenser(config.buttons, timing=config.timing)
+        scanner = config.scanner
+        self.core = core.Dispenser(config.buttons, timing=config.timing,
+                                   cards=None if scanner is None else scanner.rules)
         self.jobs = TicketJobs(TicketRenderer(config.layout, width_dots=config.printer.width_dots),
                                profile=config.printer.profile)
         for button in config.buttons:
             self.jobs.prepare(button)
         self.inbox: queue.Queue[Any] = queue.Queue()
+        self.scanner = None
+        if scanner is not None:
+            self.jobs.slip("card_limit")  # drawn now, not while a refused citizen waits
+            self.scanner = CardScanner(device=scanner.device, baudrate=scanner.baudrate, inbox=self.inbox,
+                                       clock=clock)
         self.indicators = Indicators(config.leds, pin_factory=pin_factory)
         self.panel = ButtonPanel(config.wiring, pin_factory=pin_factory, inbox=self.inbox, clock=clock)
         self._ticket_topic = self.topics.dispenser_ticket(config.id)
@@ -207,6 +225,8 @@ class DispenserService:
         gc.collect()
         gc.freeze()
         self.link.start()
+        if self.scanner is not None:
+            self.scanner.start()
         notifier = systemd.ServiceNotifier()
         try:
             while not self._stopping.is_set():
@@ -225,6 +245,8 @@ class DispenserService:
             notifier.stopping()
             self.ready.clear()
             self.link.stop()
+            if self.scanner is not None:
+                self.scanner.close()
             self.panel.close()
             self.indicators.close()
             self.printer.close()
@@ -253,6 +275,10 @@ class DispenserService:
         match item:
             case ButtonPressed(key=key, at=at):
                 self._feed(core.Press(key=key, at=at, request_id=self.new_id()))
+            case ScanRead(text=str() as text, at=at):
+                self._feed(core.CardScanned(text=text, at=at, today=self.today()))
+            case ScanRead(at=at, problem=problem):
+                self._feed(core.CardUnreadable(problem=problem, at=at))
             case Message():
                 self._message(item)
             case LinkUp():
@@ -355,6 +381,8 @@ class DispenserService:
                 self.link.publish(self.topics.dispenser_request(cid), request.encode(), qos=1)
             case core.PrintTicket(ticket=ticket, button=button):
                 return self._print(ticket, button)
+            case core.PrintSlip(code=code, button=button):
+                return self._print_slip(code, button)
             case core.SendReport(report=report, number=number):
                 self.link.publish(self.topics.dispenser_printed(cid), report.encode(), qos=1)
                 if not report.ok:
@@ -366,8 +394,9 @@ class DispenserService:
                     self.ready.set()
                 else:
                     self.ready.clear()
-                log.log(logging.INFO if self.announce_leds else logging.DEBUG, "leds ready=%s busy=%s fault=%s",
-                        _on(output.ready), _on(output.busy), output.fault)
+                log.log(logging.INFO if self.announce_leds else logging.DEBUG, "leds ready=%s busy=%s fault=%s%s",
+                        _on(output.ready), _on(output.busy), output.fault,
+                        "" if self.scanner is None else f" card={_on(output.card)}")
             case core.PublishPrinterState(state=state, detail=detail):
                 self.link.set_presence(self._presence(PrinterStatus(state, detail)))
             case core.Beep(pattern=pattern):
@@ -385,6 +414,17 @@ class DispenserService:
                 self._record(Outcome("refused", key=key, detail=code))
             case core.StaleReply(request_id=rid):
                 log.debug("reply for no request in progress request=%s", rid)
+            case core.CardRead(kind=kind, length=length, replaced=replaced):
+                log.info("card read: %s chars=%d%s; held for the next press", kind, length,
+                         " (replaces the one read before)" if replaced else "")
+                self._record(Outcome("card_read", detail=kind))
+            case core.CardRejected(reason=reason, kept=kept):
+                log.info("bad scan ignored: %s%s", reason, "; the card read before is kept" if kept else "")
+                self._record(Outcome("card_rejected", detail=reason))
+            case core.CardForgotten(kind=kind):
+                log.info("card forgotten: %s, no press within %.0f s", kind,
+                         self.core.cards.hold_s if self.core.cards else 0)
+                self._record(Outcome("card_forgotten", detail=kind))
         return None
 
     def _print(self, ticket: wire.TicketInfo, button: core.ButtonSpec) -> core.Event:
@@ -410,12 +450,28 @@ class DispenserService:
             return self._print_failed(ticket, button, "error", str(exc))
         self._next_poll = self.clock()
         head_at, job_at = progress.written_at[0], progress.written_at[-1]
-        log.info("printed ticket=%s service=%s key=%s priority=%s ahead=%d bytes=%d head_ms=%.1f rest_ms=%.1f%s",
-                 ticket.number, ticket.service, button.key, ticket.priority, ticket.ahead, progress.size,
+        log.info("printed ticket=%s service=%s key=%s priority=%s%s ahead=%d bytes=%d head_ms=%.1f rest_ms=%.1f%s",
+                 ticket.number, ticket.service, button.key, ticket.priority, " card=yes" if ticket.card else "",
+                 ticket.ahead, progress.size,
                  (head_at - started) * 1000, (job_at - head_at) * 1000,
                  f" preview={preview}" if preview is not None else "")
         self._record(Outcome("printed", key=button.key, number=ticket.number, ticket_id=ticket.id, preview=preview))
         return core.PrintFinished(ticket_id=ticket.id, ok=True)
+
+    def _print_slip(self, code: str, button: core.ButtonSpec) -> core.Event:
+        try:
+            preview = self.printer.send(self.jobs.slip(code), name=f"slip-{code}-{self.new_id()[:8]}")
+        except PrinterError as exc:
+            self._next_poll = self.clock()
+            log.error("could not print the refusal slip code=%s key=%s reason=%s: %s", code, button.key, exc.reason,
+                      exc)
+            self._record(Outcome("slip_failed", key=button.key, detail=code))
+            return core.SlipPrinted()
+        self._next_poll = self.clock()
+        log.info("printed refusal slip code=%s key=%s%s", code, button.key,
+                 f" preview={preview}" if preview is not None else "")
+        self._record(Outcome("slip_printed", key=button.key, detail=code, preview=preview))
+        return core.SlipPrinted()
 
     def _print_failed(self, ticket: wire.TicketInfo, button: core.ButtonSpec, reason: str, detail: str) -> core.Event:
         log.error("could not print ticket=%s key=%s reason=%s: %s", ticket.number, button.key, reason, detail)

@@ -8,6 +8,11 @@ button panel enqueues the press like on a Pi.
 Besides the buttons' keys (letters and digits), these simulate the printer: ``!`` or ``paper_out``,
 ``~`` or ``paper_low``, ``#`` or ``offline``, ``%`` or ``cover_open``, ``=`` or ``paper_ok`` (paper
 reloaded, printer fine). ``?`` or ``help`` lists the keys. End of input (Ctrl-D) stops the dispenser.
+
+A kiosk with a ``[scanner]`` gets a simulated scanner: a pseudo-terminal pair (``ScannerPty``) whose slave
+side the real serial adapter reads in place of the configured device. The line ``scan TEXT`` (on a
+terminal: ``@``, the text, Enter) writes TEXT's UTF-8 bytes and a CR LF into the other side, as a scanner
+in USB CDC mode would. Nothing here logs the text.
 """
 
 from __future__ import annotations
@@ -41,14 +46,38 @@ PRINTER_WORDS: Final[Mapping[str, str]] = {
 }
 
 
-def help_text(buttons: tuple[ButtonSpec, ...]) -> str:
+SCAN_WORD: Final = "scan"
+SCAN_KEY: Final = "@"
+
+
+def help_text(buttons: tuple[ButtonSpec, ...], *, scanner: bool = False) -> str:
     lines = ["Simulated kiosk. Buttons:"]
     for b in buttons:
         lane = f"priority ({b.category})" if b.priority else "regular"
         lines.append(f"  {b.key}  {b.label_vi} — service {b.service}, {lane}")
     lines.append("Printer: ! paper out, ~ paper low, # offline, % cover open, = paper reloaded.  "
                  "? help, Ctrl-D or Ctrl-C to stop.")
+    if scanner:
+        lines.append("Card scanner: @ then the code and Enter (from a pipe: a line 'scan CODE'), then a button.")
     return "\n".join(lines)
+
+
+class ScannerPty:
+    """A pseudo-terminal pair standing in for a USB CDC scanner: ``path`` is the device to read, ``scan(text)``
+    sends a code as the scanner would (UTF-8, CR LF)."""
+
+    def __init__(self) -> None:
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)  # a serial line: no echo, no line editing, CR passed as it is
+        self.path = os.ttyname(self._slave)
+
+    def scan(self, text: str) -> None:
+        os.write(self._master, text.encode("utf-8") + b"\r\n")
+
+    def close(self) -> None:
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 class KeyboardFeeder:
@@ -59,8 +88,10 @@ class KeyboardFeeder:
     """
 
     def __init__(self, *, stream: TextIO, pins: Mapping[str, int], press_pin: Callable[[int], None],
-                 inbox: queue.Queue[Any], on_end: Callable[[], None], help_message: str) -> None:
+                 inbox: queue.Queue[Any], on_end: Callable[[], None], help_message: str,
+                 scan: Callable[[str], None] | None = None) -> None:
         self.stream = stream
+        self.scan = scan
         self.pins = dict(pins)
         self.press_pin = press_pin
         self.inbox = inbox
@@ -75,7 +106,12 @@ class KeyboardFeeder:
         """Act on one key or line; False if it means nothing."""
         token = token.strip()
         token = PRINTER_WORDS.get(token, token)
-        if token in self.pins:
+        if token == SCAN_WORD or token.startswith(SCAN_WORD + " "):
+            if self.scan is None:
+                log.warning("scan ignored: this kiosk has no [scanner] in its config")
+                return False
+            self.scan(token[len(SCAN_WORD):].strip())
+        elif token in self.pins:
             self.press_pin(self.pins[token])
         elif token in PRINTER_KEYS:
             self.inbox.put(SimulatePrinter(PRINTER_KEYS[token]))
@@ -98,11 +134,35 @@ class KeyboardFeeder:
             yield from self.stream
             return
         fd = self.stream.fileno()
+        pending = b""
+        line: list[str] | None = None  # a scan being typed after SCAN_KEY
         while True:
-            char = os.read(fd, 1).decode("utf-8", errors="replace")
-            if char in ("", "\x04"):  # end of input, Ctrl-D
+            byte = os.read(fd, 1)
+            if byte in (b"", b"\x04"):  # end of input, Ctrl-D
                 return
-            yield char
+            pending += byte
+            try:
+                char = pending.decode("utf-8")
+            except UnicodeDecodeError:
+                if len(pending) < 4:
+                    continue  # the rest of a letter like "ễ" is on its way
+                char = "\ufffd"
+            pending = b""
+            if line is None and char == SCAN_KEY and self.scan is not None:
+                line = []
+                sys.stderr.write("scan> ")
+                sys.stderr.flush()
+            elif line is not None:
+                if char in "\r\n":
+                    sys.stderr.write("\n")
+                    yield f"{SCAN_WORD} {''.join(line)}"
+                    line = None
+                else:
+                    line.append(char)
+                    sys.stderr.write(char)
+                    sys.stderr.flush()
+            else:
+                yield char
 
     def terminal_mode(self) -> contextlib.AbstractContextManager[None]:
         """Single-key mode for a terminal, for as long as the dispenser runs (restored on any exit).
