@@ -8,6 +8,10 @@ that does not decode is logged and dropped, the core only sees typed values. A l
 client took over (one account used by two processes) stops connecting, rather than take it back and fight: the
 core then says why, the keypad flashes its LED fast, and only a restart connects again.
 
+A reply may carry the citizen's profile (personal data): the console's core keeps it for its screen, the
+keypad's (``keep_profiles=False``) drops it on arrival. No log line here holds any of it: a reply names its
+profile only by ``hallq.cards.reference_text``, a profile command only by the names of the fields it sets.
+
 ``KeypadService.run()`` is the keypad's one thread: it takes key presses (from gpiozero's thread) and MQTT
 items (from paho's thread) off one inbox, drives the core, and mirrors its view on the LED and buzzer. It
 sends ``READY=1`` once connected, and ``WATCHDOG=1`` from this loop only while it keeps up with its inbox: a
@@ -33,6 +37,7 @@ from counter.config import CounterConfig
 from counter.core import CounterCore, CounterView, Feedback, Press
 from counter.keypad import Keypad, KeyPress
 from hallq import systemd, wire
+from hallq.cards import reference_text
 from hallq.errors import PayloadError
 from hallq.mqtt import LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import TopicKind, Topics
@@ -49,12 +54,12 @@ class CounterLink:
     """The counter's contract: typed commands out, replies/state/board in, all through one core."""
 
     def __init__(self, config: CounterConfig, *, inbox: queue.Queue[Any], debounce_s: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic,
+                 keep_profiles: bool = True, clock: Callable[[], float] = time.monotonic,
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
         self.config = config
         self.topics = Topics(hall=config.hall, base=config.base_topic)
         self.core = CounterCore(counter=config.counter, debounce_s=debounce_s,
-                                reply_timeout_s=config.reply_timeout_s)
+                                reply_timeout_s=config.reply_timeout_s, keep_profiles=keep_profiles)
         self.clock = clock
         self.new_id = new_id
         process = f"counter {config.counter}, {socket.gethostname()} pid {os.getpid()}"
@@ -84,8 +89,10 @@ class CounterLink:
         command = self.core.press(press, now_s=self.clock(), request_id=self.new_id())
         if command is None:
             return False
-        log.info("sent command counter=%s action=%s request=%s ticket=%s service=%s", self.config.counter,
-                 command.action, command.request_id, command.ticket or "-", command.service or "-")
+        # A profile edit is named by its fields only: their values are personal data.
+        fields = ",".join(sorted(command.profile.to_obj())) if command.profile is not None else "-"
+        log.info("sent command counter=%s action=%s request=%s ticket=%s service=%s fields=%s", self.config.counter,
+                 command.action, command.request_id, command.ticket or "-", command.service or "-", fields)
         self.link.publish(self.topics.counter_command(self.config.counter), command.encode())
         return True
 
@@ -113,8 +120,9 @@ class CounterLink:
                 feedback = self.core.on_reply(reply, now_s=self.clock())
                 if feedback is not None:
                     log.log(logging.INFO if feedback.ok else logging.WARNING,
-                            "reply counter=%s action=%s ok=%s ticket=%s code=%s", self.config.counter, reply.action,
-                            reply.ok, reply.ticket.number if reply.ticket else "-", reply.error_code or "-")
+                            "reply counter=%s action=%s ok=%s ticket=%s code=%s profile=%s", self.config.counter,
+                            reply.action, reply.ok, reply.ticket.number if reply.ticket else "-",
+                            reply.error_code or "-", reference_text(reply.profile.ref) if reply.profile else "-")
                 return feedback
             if parsed.kind is TopicKind.COUNTER_STATE:
                 self.core.on_state(wire.CounterState.decode(item.payload))
@@ -141,7 +149,9 @@ class KeypadService:
         # The pins first: KeypadError on a machine without usable GPIO, before anything else is set up.
         self.keypad = Keypad(config.keypad, pin_factory=pin_factory, inbox=self.inbox)
         try:
-            self.counter = CounterLink(config, inbox=self.inbox, debounce_s=config.keypad.debounce_s)
+            # No screen, so no profile: the keypad's core drops every one on arrival.
+            self.counter = CounterLink(config, inbox=self.inbox, debounce_s=config.keypad.debounce_s,
+                                       keep_profiles=False)
         except BaseException:
             self.keypad.close()
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import signal
@@ -28,7 +29,7 @@ from hallq.topics import Topics
 from testbed.broker import PrivateBroker
 from tests.support import FIXTURES, HALL_ID, ControllerProcess, Probe
 
-NEXT, RECALL, LED, BUZZER = 17, 27, 24, 25
+NEXT, RECALL, COMPLETE, LED, BUZZER = 17, 27, 22, 24, 25
 TOPICS = Topics(hall=HALL_ID)
 
 
@@ -88,6 +89,33 @@ def test_pressing_next_calls_a_ticket_and_lights_the_serving_led(
     assert (call.number, call.counter) == (issued.number, "1")
     assert _until(lambda: bool(factory.pin(LED).state)), "serving LED did not light"
     assert service.counter.view.ticket is not None and service.counter.view.ticket.number == issued.number
+
+
+def test_the_keypad_ignores_a_citizens_profile_and_keeps_working(
+    broker: PrivateBroker, keypad: tuple[KeypadService, MockFactory], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply carrying a profile (as the controller sends for a ticket linked to a card) changes nothing at a
+    keypad: it keeps no profile, logs none of it, and its keys go on working."""
+    service, factory = keypad
+    caplog.set_level(logging.DEBUG)
+    with Probe(broker, subscriptions=[TOPICS.dispenser_ticket("d1"), TOPICS.counter_reply("1")]) as probe:
+        assert probe.request_ticket("d1", "A").ticket is not None
+        _press(factory, NEXT)
+        ticket = wire.CounterReply.decode(probe.on(TOPICS.counter_reply("1")).payload).ticket
+        assert ticket is not None
+        profile = wire.CitizenProfile(ref="p7f3a9c2e41b", ticket=ticket.id, first_visit=False, name="Nguyễn Văn An",
+                                      id_number="001050012345", address="Số 1 Tràng Tiền, Hoàn Kiếm, Hà Nội")
+        recalled = replace(ticket, recalls=1)  # as a recall from another desk of this counter would answer
+        probe.publish(TOPICS.counter_reply("1"), wire.CounterReply(
+            request_id="elsewhere", action="recall", status="open", ticket=recalled, profile=profile).encode())
+        assert _until(lambda: service.counter.view.ticket == recalled), "the reply was not taken"
+        assert service.counter.view.profile is None
+        assert factory.pin(LED).state, "serving LED is not lit"
+        _press(factory, COMPLETE)
+        assert _until(lambda: not factory.pin(LED).state), "complete did not put the serving LED out"
+    notice = service.counter.view.notice
+    assert notice is not None and notice.text == f"Đã hoàn thành số {ticket.number} (completed {ticket.number})"
+    assert not any(personal in caplog.text for personal in ("Nguyễn", "001050012345", "Tràng Tiền"))
 
 
 def test_refused_next_beeps_and_leaves_the_led_off(keypad: tuple[KeypadService, MockFactory]) -> None:
