@@ -2,7 +2,9 @@
 
 One key per action (see ``counter.screen``); the screen repaints after every key and every message from the
 broker, and at least every ``REFRESH_S``. paho's thread only fills the inbox; this loop owns the core.
-Controller refusals are shown on the notice line in plain words; nothing here raises on a refusal.
+Controller refusals are shown on the notice line in plain words; nothing here raises on a refusal. Keys are
+read as characters (``get_wch``), so that Vietnamese typed into a profile's notes arrives as letters, not as
+the bytes of their UTF-8. The citizen's profile is drawn on the screen and never logged.
 
 A held key must not become a stream of commands: the controller answers in about a millisecond, so "one
 command in flight" alone would let each auto-repeat of ``n`` complete the citizen just called and call (and
@@ -32,6 +34,7 @@ REFRESH_S = 0.05
 DEBOUNCE_S = 0.8
 _NAMED_KEYS = {27: "escape", 10: "enter", 13: "enter", curses.KEY_ENTER: "enter", 127: "backspace", 8: "backspace",
                curses.KEY_BACKSPACE: "backspace"}
+_NO_KEY = ""  # what a function key without a meaning here (arrows, F1...) or an unnamed control character is
 
 
 def run_console(config: CounterConfig) -> None:
@@ -73,10 +76,9 @@ class _Console:
                 self._draw()
                 if self.counter.view.connected:
                     notifier.ready()
-                code = self.screen.getch()
-                if code in (-1, curses.KEY_RESIZE):
+                key = self._read_key()
+                if key is None:
                     continue
-                key = _NAMED_KEYS.get(code) or (chr(code) if 0 <= code < 0x110000 else "")
                 result = self.input.key(key, self.counter.view)
                 if result == QUIT:
                     return
@@ -84,6 +86,21 @@ class _Console:
                     curses.flushinp()  # keys typed ahead were meant for the screen before this command
         finally:
             self.counter.stop()
+
+    def _read_key(self) -> str | None:
+        """The next key, named as ``counter.screen`` expects; ``None`` when none came within the refresh."""
+        try:
+            got: int | str = self.screen.get_wch()
+        except curses.error:  # no key within the timeout
+            return None
+        if got == curses.KEY_RESIZE:
+            return None
+        code = got if isinstance(got, int) else ord(got) if len(got) == 1 else -1
+        if code in _NAMED_KEYS:
+            return _NAMED_KEYS[code]
+        if isinstance(got, int) or not got.isprintable():
+            return _NO_KEY
+        return got
 
     def _drain(self) -> None:
         while True:
@@ -96,7 +113,8 @@ class _Console:
 
     def _draw(self) -> None:
         height, width = self.screen.getmaxyx()
-        lines: list[Line] = render(self.counter.view, prompt=self.input.prompt(self.counter.view), width=width)
+        view = self.counter.view
+        lines: list[Line] = render(view, prompt=self.input.prompt(view, width=width), width=width, height=height)
         self.screen.erase()
         for row, line in enumerate(lines[:height]):
             # curses refuses the bottom-right cell of a tiny window; the rest of the screen is still worth drawing

@@ -142,3 +142,38 @@ def _all_on(probe: Probe, topic: str, *, settle_s: float) -> list[Message]:
         except AssertionError:  # nothing more within settle_s
             break
     return found
+
+
+def test_a_citizens_profile_is_shown_and_notes_typed_in_vietnamese_are_sent(broker: PrivateBroker, console: Terminal,
+                                                                             tmp_path: Path) -> None:
+    """The controller's reply to a call carries the citizen's profile (here published by the test, as the controller
+    does for a ticket linked to a card); the clerk types notes with Vietnamese letters, as UTF-8 from the terminal."""
+    topics = Topics(hall=HALL_ID)
+    command_topic, reply_topic = topics.counter_command("1"), topics.counter_reply("1")
+    with Probe(broker, subscriptions=[topics.dispenser_ticket("d1"), command_topic, reply_topic]) as probe:
+        assert probe.request_ticket("d1", "A").ticket is not None
+        console.wait_for("A Hộ tịch: 1")
+        console.press("n")
+        console.wait_for("Đang phục vụ (serving): A001")
+        probe.on(command_topic)
+        ticket = wire.CounterReply.decode(probe.on(reply_topic).payload).ticket
+        assert ticket is not None
+        profile = wire.CitizenProfile(ref="p7f3a9c2e41b", ticket=ticket.id, first_visit=True, name="Nguyễn Văn An",
+                                      id_number="001050012345", birth_date="1950-01-01", age=76, sex="Nam",
+                                      address="Số 1 Tràng Tiền, Hoàn Kiếm, Hà Nội")
+        probe.publish(reply_topic, wire.CounterReply(request_id="recall-elsewhere", action="recall", status="open",
+                                                     ticket=ticket, profile=profile).encode())
+        console.wait_for("Công dân (citizen) · số A001: Nguyễn Văn An")
+        screen = console.wait_for("Lần đầu đến — hãy hoàn thiện hồ sơ (first visit: complete the profile)")
+        assert "CCCD 001050012345 · Nam · 76 tuổi (age) · sinh (born) 01/01/1950" in screen
+        console.press("m")
+        console.wait_for("Ghi chú (notes)  [Enter] lưu (save)")
+        console.press("Cần xe lăn")
+        console.wait_for("> Cần xe lăn_")
+        console.press("\r")
+        command = wire.CounterCommand.decode(probe.on(command_topic, timeout_s=5).payload)
+    assert (command.action, command.serving) == ("profile", ticket.id)
+    assert command.profile == wire.ProfileEdit(notes="Cần xe lăn")
+    log = (tmp_path / "console.log").read_text(encoding="utf-8")
+    assert "action=profile" in log and "fields=notes" in log
+    assert not any(personal in log for personal in ("Nguyễn", "001050012345", "1950", "Tràng Tiền", "xe lăn"))
