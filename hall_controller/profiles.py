@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from hall_controller.audit import AuditRow, read
 from hallq.cards import CitizenCard, age_on, reference_text
 from hallq.errors import ProfileError
 from hallq.wire import CitizenProfile, Visit
@@ -101,16 +102,6 @@ class Seen:
     ref: str
     new: bool
     birth_date: date | None
-
-
-@dataclass(frozen=True, slots=True)
-class AuditRow:
-    at: str
-    ref: str
-    counter: str
-    ticket_id: str
-    number: str
-    what: str
 
 
 class ProfileStore:
@@ -309,19 +300,9 @@ class ProfileStore:
         return _Transaction(self._db)
 
 
-def audit(path: Path, *, since: datetime | None = None, limit: int = 1000) -> list[AuditRow]:
-    """The audit of profile views, latest first (read-only; no key needed: it holds no personal data)."""
-    if not path.exists():
-        return []
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = db.execute("SELECT at, ref, counter, ticket_id, number, what FROM views WHERE at >= ? "
-                          "ORDER BY id DESC LIMIT ?", ("" if since is None else since.isoformat(), limit)).fetchall()
-    except sqlite3.Error as exc:
-        raise ProfileError(f"cannot read the audit in {path}: {exc}") from None
-    finally:
-        db.close()
-    return [AuditRow(*row) for row in rows]
+def audit(path: Path, *, limit: int = 1000) -> list[AuditRow]:
+    """The audit (``hall_controller.audit``), latest first."""
+    return read(path, limit=limit)
 
 
 class _Refused(Exception):

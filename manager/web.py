@@ -15,6 +15,7 @@ Routes (every one behind login, ``manager.auth``; ``viewer`` sees, ``manager`` a
     POST /api/ticket/{number}/transfer  {"service": "B"}                        manager role
     POST /api/day/end                                                           manager role
     POST /api/notice  {"text_vi": "...", "text_en": "..."}, POST /api/notice/clear   manager role
+    GET  /audit                     the audit of citizens' profiles shown or changed (no personal data)  manager role
     GET  /healthz                   JSON: broker, board, ledger (no login: for monitoring from this machine)
     GET  /static/...                the page's CSS and JavaScript (no login: nothing in them is the hall's)
 
@@ -45,9 +46,10 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from hall_controller import audit
 from hall_controller.engine.spec import HallSpec
 from hallq import webstream, wire
-from hallq.errors import InvariantError
+from hallq.errors import InvariantError, ProfileError
 from hallq.labels import error_label
 from hallq.limits import MAX_NOTICE_LEN, MAX_NUMBER_LEN, has_control, is_token
 from hallq.logsetup import escape_controls
@@ -209,6 +211,17 @@ def make_app(*, spec: HallSpec, users: Users, secure_cookies: bool, view: Callab
     async def clear_notice(request: web.Request) -> web.Response:
         return await action(request, action="clear_notice", target="notice")
 
+    async def audit_page(request: web.Request) -> web.Response:
+        path = ledger.parent / PROFILES_FILE
+        try:
+            rows = await asyncio.get_running_loop().run_in_executor(None, functools.partial(audit.read, path,
+                                                                                            limit=AUDIT_LINES))
+            problem = None
+        except ProfileError as exc:
+            rows, problem = [], exc.message
+        return web.Response(text=_audit_page(request, spec, rows, problem), content_type="text/html",
+                            charset="utf-8", headers=PAGE_HEADERS)
+
     async def reports_page(request: web.Request) -> web.Response:
         return web.Response(text=_reports_page(request, spec, auth.csrf_token(request)), content_type="text/html",
                             charset="utf-8", headers=PAGE_HEADERS)
@@ -264,6 +277,7 @@ def make_app(*, spec: HallSpec, users: Users, secure_cookies: bool, view: Callab
     app.router.add_post("/api/day/end", manager(end_day))
     app.router.add_post("/api/notice", manager(show_notice))
     app.router.add_post("/api/notice/clear", manager(clear_notice))
+    app.router.add_get("/audit", manager(audit_page))
     app.router.add_get("/healthz", healthz)
     app.router.add_static("/static/", STATIC_DIR)
     return app
@@ -375,6 +389,64 @@ _REPORT_WORDS: Final = {
            "show": "Show report", "csv": "Download CSV", "xlsx": "Download XLSX", "lang": "Tiếng Việt",
            "logout": "Log out", "print": "Print"},
 }
+
+
+AUDIT_LINES: Final = 500
+PROFILES_FILE: Final = "profiles.sqlite3"  # beside the ledger (hall_controller.profiles.FILE_NAME)
+_AUDIT_WORDS: Final = {
+    "vi": {"title": "Nhật ký xem hồ sơ công dân", "live": "Trực tiếp", "reports": "Báo cáo", "lang": "English",
+           "at": "Thời điểm", "what": "Việc", "ref": "Hồ sơ", "counter": "Quầy", "ticket": "Số", "none":
+           "Chưa có hồ sơ nào được xem.", "shown": "xem", "edited": "sửa", "erased": "xóa theo yêu cầu",
+           "purged": "tự xóa (lâu không dùng)",
+           "intro": "Mỗi lần một quầy xem hoặc sửa hồ sơ công dân, và mỗi lần hồ sơ bị xóa, đều được ghi lại ở đây. "
+                    "Trang này không chứa dữ liệu cá nhân: hồ sơ chỉ được ghi bằng mã tham chiếu."},
+    "en": {"title": "Audit of citizens' profiles", "live": "Live", "reports": "Reports", "lang": "Tiếng Việt",
+           "at": "When", "what": "What", "ref": "Profile", "counter": "Counter", "ticket": "Ticket", "none":
+           "No profile has been viewed yet.", "shown": "shown", "edited": "changed", "erased": "erased on request",
+           "purged": "deleted (unused)",
+           "intro": "Every time a counter was shown or changed a citizen's profile, and every time one was deleted. "
+                    "No personal data here: a profile is named by its reference only."},
+}
+
+
+def _audit_page(request: web.Request, spec: HallSpec, rows: list[audit.AuditRow], problem: str | None) -> str:
+    """The audit of profile views (manager role): the latest ``AUDIT_LINES``, latest first."""
+    lang = request.query.get("lang", "vi") if request.query.get("lang") in ("vi", "en") else "vi"
+    words = _AUDIT_WORDS[lang]
+    esc = html.escape
+    names = {c.id: c.name for c in spec.counters}
+    lines = "".join(
+        f"<tr><td>{esc(datetime.fromisoformat(row.at).astimezone(spec.zone).strftime('%Y-%m-%d %H:%M:%S'))}</td>"
+        f"<td>{esc(words.get(row.what, row.what))}</td><td><code>{esc(row.ref[:8])}</code></td>"
+        f"<td>{esc(names.get(row.counter, row.counter))}</td><td>{esc(row.number)}</td></tr>" for row in rows)
+    body = (f'<p class="problem" role="alert">{esc(problem)}</p>' if problem else
+            f"<table><thead><tr><th>{words['at']}</th><th>{words['what']}</th><th>{words['ref']}</th>"
+            f"<th>{words['counter']}</th><th>{words['ticket']}</th></tr></thead><tbody>{lines}</tbody></table>"
+            if rows else f"<p>{words['none']}</p>")
+    other = "en" if lang == "vi" else "vi"
+    hall_name = spec.name_vi if lang == "vi" else spec.name_en
+    return f"""<!doctype html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{words["title"]} — {esc(hall_name)}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/manager.css">
+</head>
+<body class="reports">
+<header class="top">
+<h1>{words["title"]} <small>{esc(hall_name)}</small></h1>
+<nav><a href="/?lang={lang}">{words["live"]}</a> <a href="/reports?lang={lang}">{words["reports"]}</a>
+<a href="/audit?lang={other}">{words["lang"]}</a></nav>
+</header>
+<main>
+<p>{words["intro"]}</p>
+{body}
+</main>
+</body>
+</html>
+"""
 
 
 def _reports_page(request: web.Request, spec: HallSpec, csrf: str) -> str:

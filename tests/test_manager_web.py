@@ -351,3 +351,33 @@ def test_the_closed_days_are_summarised_into_the_report_cache_in_the_background(
     finally:
         db.close()
     assert len(cached) >= 2  # three past days, less a Sunday
+
+
+def test_the_manager_reads_the_audit_of_profiles_and_a_viewer_cannot(
+        broker: PrivateBroker, hall: ControllerProcess, manager_toml: Path, tmp_path: Path) -> None:
+    from datetime import date, datetime  # noqa: PLC0415
+
+    from hall_controller import profiles  # noqa: PLC0415
+    from hallq.cards import CitizenCard, parse  # noqa: PLC0415
+
+    key = tmp_path / "profile.key"
+    key.write_text(profiles.new_key_text(), encoding="ascii")
+    store = profiles.ProfileStore(tmp_path / "state" / profiles.FILE_NAME, profiles.load_key(key), keep=("name",))
+    card = parse("001050012345||Nguyễn Văn An|01011950|Nam|Hà Nội|15082021", today=date(2026, 12, 5))
+    assert isinstance(card, CitizenCard)
+    at = datetime.fromisoformat("2026-12-05T09:15:00+07:00")
+    seen = store.citizen(card, now=at)
+    store.show(seen.ref, ticket_id="t1", counter="3", number="A007", today=at.date(), now=at)
+    store.close()
+
+    async def scenario() -> tuple[int, str, int]:
+        async with running(manager_toml) as (_service, base):
+            async with logged_in(base, "lan") as office, office.http.get(base + "/audit") as response:
+                page = (response.status, await response.text())
+            async with logged_in(base, "minh") as viewer, viewer.http.get(base + "/audit") as response:
+                return page[0], page[1], response.status
+
+    status, page, viewer_status = asyncio.run(asyncio.wait_for(scenario(), 30))
+    assert status == 200 and viewer_status == 403
+    assert "Quầy 3" in page and "A007" in page and seen.ref[:8] in page and "09:15:00" in page and ">xem<" in page
+    assert "Nguy" not in page and "001050012345" not in page

@@ -5,7 +5,7 @@
 
 const WORDS = {
   vi: {
-    reports: "Báo cáo", logout: "Đăng xuất", other_lang: "English", alarms: "Cảnh báo", notice: "Thông báo trên màn hình",
+    reports: "Báo cáo", audit: "Nhật ký hồ sơ", logout: "Đăng xuất", other_lang: "English", alarms: "Cảnh báo", notice: "Thông báo trên màn hình",
     notice_vi: "Tiếng Việt", notice_en: "English", show_notice: "Hiển thị", clear_notice: "Xoá thông báo",
     no_notice: "Không có thông báo", counters: "Quầy", counter: "Quầy", status: "Trạng thái", serving: "Đang phục vụ",
     for: "Thời gian", served_today: "Đã phục vụ hôm nay", median_service: "Thời gian phục vụ (trung vị)",
@@ -49,7 +49,7 @@ const WORDS = {
     reason_timeout: "máy in không trả lời", reason_error: "lỗi máy in",
   },
   en: {
-    reports: "Reports", logout: "Log out", other_lang: "Tiếng Việt", alarms: "Alarms", notice: "Notice on the screens",
+    reports: "Reports", audit: "Profiles' audit", logout: "Log out", other_lang: "Tiếng Việt", alarms: "Alarms", notice: "Notice on the screens",
     notice_vi: "Vietnamese", notice_en: "English", show_notice: "Show", clear_notice: "Clear the notice",
     no_notice: "No notice", counters: "Counters", counter: "Counter", status: "Status", serving: "Serving",
     for: "For", served_today: "Served today", median_service: "Service time (median)", actions: "Actions",
@@ -135,6 +135,7 @@ function applyWords() {
   for (const node of document.querySelectorAll("[data-t]")) node.textContent = t(node.dataset.t);
   document.getElementById("lang-toggle").textContent = t("other_lang");
   document.getElementById("reports-link").href = `/reports?lang=${lang}`;
+  document.getElementById("audit-link").href = `/audit?lang=${lang}`;
   fillServices();
   if (lastView) render(lastView);
 }
@@ -463,6 +464,7 @@ async function start() {
   if (!response.ok) { setLink("page"); window.setTimeout(start, 2000); return; }
   session = await response.json();
   document.body.dataset.role = session.role;
+  document.getElementById("audit-link").hidden = session.role !== "manager";
   document.getElementById("user").textContent = `${session.name} (${session.role})`;
   document.getElementById("logout-csrf").value = session.csrf;
   fillServices();
