@@ -68,6 +68,9 @@ class RestoreResult:
     previous: Path | None  # the directory the replaced ledger was moved into; None if there was no ledger
 
 
+PROFILES_FILE = "profiles.sqlite3"  # hall_controller.profiles.FILE_NAME, without its cryptography
+
+
 def backup_name(hall_id: str, at: datetime) -> str:
     """``ledger-HALL-YYYYMMDDTHHMMSS+ZZZZ.sqlite3``, ``at`` (timezone-aware) as it is written."""
     return f"ledger-{hall_id}-{at.strftime(_STAMP)}.sqlite3"
@@ -115,6 +118,12 @@ def take(ledger_path: Path, *, hall_id: str, to: Path | None = None, keep: int =
         except LedgerCorrupt as exc:
             raise LedgerCorrupt(f"{exc}: the ledger itself is damaged; no backup was written") from None
         _install(partial, target)
+    profiles = ledger_path.parent / PROFILES_FILE
+    if profiles.is_file():
+        # The citizens' profiles go with it, as they are: sealed (they need the key, which is not backed up here).
+        with _partial(profiles_backup(target)) as partial:
+            ledger.copy(profiles, partial, name=f"profiles {profiles}")
+            _install(partial, profiles_backup(target))
     removed = rotate(directory, hall_id=hall_id, keep=rotate_keep, newest=target) if rotate_keep else []
     return BackupResult(path=target, size_bytes=target.stat().st_size, summary=summary, keep=rotate_keep,
                         removed=tuple(removed))
@@ -133,11 +142,22 @@ def rotate(directory: Path, *, hall_id: str, keep: int, newest: Path) -> list[Pa
     for _, _, path in dated[max(keep - 1, 0):]:
         try:
             path.unlink()
+            profiles_backup(path).unlink(missing_ok=True)
         except OSError as exc:
             log.warning("cannot remove old backup path=%s: %s", path, exc.strerror)
             continue
         removed.append(path)
     return removed
+
+
+def profiles_backup(ledger_backup: Path) -> Path:
+    """Where the citizens' profiles of the ledger backup ``ledger_backup`` are kept: beside it, ``profiles-…``
+    for ``ledger-…`` (a file named by hand: ``….profiles``). A restore never puts them back by itself: a profile
+    erased since the backup must stay erased (docs/privacy.md)."""
+    name = ledger_backup.name
+    if name.startswith("ledger-"):
+        return ledger_backup.with_name("profiles-" + name.removeprefix("ledger-"))
+    return ledger_backup.with_name(name + ".profiles")
 
 
 def restore(ledger_path: Path, *, spec: HallSpec, source: Path, now: datetime) -> RestoreResult:

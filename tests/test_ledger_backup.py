@@ -450,3 +450,36 @@ def test_inspect_refuses_what_the_controller_would_refuse(tmp_path: Path) -> Non
     assert inspect(ledger, hall_id=HALL_ID).tickets == 5
     with pytest.raises(LedgerCorrupt, match="belongs to hall 'test-hall', not 'elsewhere'"):
         inspect(ledger, hall_id="elsewhere")
+
+
+def test_the_citizens_profiles_go_into_each_backup_sealed_and_leave_with_it(tmp_path: Path) -> None:
+    from hall_controller import profiles  # noqa: PLC0415
+    from hallq.cards import CitizenCard, parse  # noqa: PLC0415
+
+    state = tmp_path / "state"
+    _ledger_of(state)
+    key = profiles.new_key_text()
+    store = profiles.ProfileStore(state / profiles.FILE_NAME, bytes.fromhex(key), keep=("name", "id_number"))
+    card = parse("001050012345||Nguyễn Văn An|01011950|Nam|Hà Nội|15082021", today=datetime(2026, 12, 5).date())
+    assert isinstance(card, CitizenCard)
+    seen = store.citizen(card, now=datetime(2026, 12, 5, 9, 0, tzinfo=ZONE))
+    store.close()
+    first = _written(_backup(state, "--keep", "1"))
+    copy = backup.profiles_backup(first)
+    assert copy.name == first.name.replace("ledger-", "profiles-", 1) and copy.is_file()
+    data = copy.read_bytes()
+    assert b"Nguy" not in data and b"001050012345" not in data  # sealed, as in the hall
+    reopened = profiles.ProfileStore(copy, bytes.fromhex(key))  # whole, and readable with the hall's key
+    assert reopened.ref_of("nothing") is None and reopened.count() == 1
+    assert reopened.show(seen.ref, ticket_id="t", counter="1", number="A1", today=datetime(2026, 12, 5).date(),
+                         now=datetime(2026, 12, 5, 9, 1, tzinfo=ZONE)) is not None
+    reopened.close()
+    first_time = backup.backup_time(first.name, hall_id=HALL_ID)
+    assert first_time is not None
+    os.utime(first, (first_time.timestamp(),) * 2)
+    shutil.move(first, first.with_name(backup.backup_name(HALL_ID, datetime(2020, 1, 1, tzinfo=ZONE))))
+    shutil.move(copy, backup.profiles_backup(first.with_name(backup.backup_name(HALL_ID, datetime(2020, 1, 1,
+                                                                                                   tzinfo=ZONE)))))
+    second = _written(_backup(state, "--keep", "1"))  # keeps one: the older backup goes, its profiles with it
+    assert sorted(p.name for p in second.parent.iterdir()) == sorted([second.name,
+                                                                      backup.profiles_backup(second).name])
