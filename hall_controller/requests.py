@@ -242,7 +242,11 @@ class Requests:
         status, serving = (None, None) if state is None else (state.status, state.ticket)
         profile: wire.CitizenProfile | None = None
         error: wire.ErrorInfo | None
-        if command.profile is None or self.citizens is None:
+        current = "" if serving is None else serving.id
+        if command.serving is not None and command.serving not in (current, "" if serving is None else serving.number):
+            error = wire.ErrorInfo(wire.ErrorCode.CONFLICT, f"counter {counter} is serving "
+                                   f"{serving.number if serving else 'nothing'} now: another console acted; refresh")
+        elif command.profile is None or self.citizens is None:
             error = wire.ErrorInfo(wire.ErrorCode.NO_PROFILE, "this hall keeps no profiles ([cards])")
         else:
             profile, error = self.citizens.edit(counter, command.profile, now=now)

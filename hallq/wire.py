@@ -543,7 +543,7 @@ class CitizenProfile:
     visits: tuple[Visit, ...] = ()
 
     def __repr__(self) -> str:
-        return f"CitizenProfile(ref={self.ref!r}, ticket={self.ticket!r})"
+        return f"CitizenProfile(ref={self.ref[:8]!r}, ticket={self.ticket!r})"
 
     def to_obj(self) -> dict[str, Any]:
         return {"ref": self.ref, "ticket": self.ticket, "first_visit": self.first_visit, "name": self.name,

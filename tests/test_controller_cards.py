@@ -90,6 +90,13 @@ def test_age_priority_daily_limits_profile_registration_and_a_hall_card(
     assert edited.ok and edited.profile is not None
     assert (edited.profile.phone, edited.profile.notes, edited.profile.hall_card) == \
         ("0912 345 678", "cần hỗ trợ đi lại", True)
+    # A console that still believes it serves another ticket changes nothing (another desk acted meanwhile).
+    stale = wire.CounterCommand(request_id="stale-1", action="profile", serving="0" * 32,
+                                profile=wire.ProfileEdit(notes="wrong citizen"))
+    probe.publish(probe.topics.counter_command("1"), stale.encode())
+    answer = probe.expect(lambda m: m.topic == probe.topics.counter_reply("1")
+                          and wire.CounterReply.decode(m.payload).request_id == "stale-1")
+    assert wire.CounterReply.decode(answer.payload).error_code == wire.ErrorCode.CONFLICT
     refused = probe.command("2", "profile", profile=wire.ProfileEdit(phone="0900 000 000"))
     assert refused.error_code == wire.ErrorCode.NO_PROFILE  # counter 2 called no card: it may change nothing
 
