@@ -4,14 +4,17 @@ checked against a recomputation from the script's own list of tickets."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
+import random
 import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -20,6 +23,7 @@ import pytest
 from hall_controller.engine import CounterSpec, DispenserSpec, Engine, HallSpec, ServiceSpec
 from hall_controller.engine.events import ActAtCounter, DayCorrected, Event, IssueTicket, ReportPrint, Tick
 from hall_controller.ledger import Ledger
+from hallq.errors import InvariantError
 from manager import journal, reports
 from manager.cli import main
 from manager.render import (
@@ -629,3 +633,60 @@ def test_counter_time_of_a_corrected_day_is_one_timeline(tmp_path: Path) -> None
     rows = {row.counter: row for row in report(path, reports.day_period(DAY1.isoformat())).counters}
     # Counter 3 serves A only (07:30-11:30, 13:00-17:00) and was open all day: the glitch adds no hour.
     assert (rows["3"].open_s, rows["3"].paused_s, rows["3"].closed_s) == (8 * 3600, 0, 0)
+
+
+# --- month summaries ---------------------------------------------------------------------------------------------
+
+
+def test_a_month_summary_makes_the_same_report_as_its_days(hall_run: tuple[Hall, Path]) -> None:
+    _h, path = hall_run
+    month = reports.month_period("2026-12")
+    facts = reports.collect(events_of(path, month.first, month.last), spec=spec())
+    day_1, day_2 = (reports.summarise_span(span, spec=spec()) for span in facts.spans)
+    merged = reports.merge_days([day_1])
+    assert merged is not None
+    assert merged.month == "2026-12"
+    now = at(DAY2, 23, 0)
+    pairs: list[tuple[list[reports.DaySummary | reports.MonthSummary], list[reports.DaySummary]]] = [
+        ([merged, day_2], [day_1, day_2]), ([merged], [day_1])]
+    for summaries, days in pairs:
+        assert reports.summarise_days(summaries, spec=spec(), period=month, now=now) == reports.summarise_days(
+            days, spec=spec(), period=month, now=now)
+
+
+def test_a_month_summary_stands_only_for_its_days_unfiltered(hall_run: tuple[Hall, Path]) -> None:
+    _h, path = hall_run
+    month = reports.month_period("2026-12")
+    day_1, day_2 = (reports.summarise_span(span, spec=spec())
+                    for span in reports.collect(events_of(path, month.first, month.last), spec=spec()).spans)
+    merged = reports.merge_days([day_1])
+    assert merged is not None
+    with pytest.raises(InvariantError):
+        reports.summarise_days([merged], spec=spec(), period=month, filters=reports.Filters(service="A"))
+    with pytest.raises(InvariantError):
+        reports.summarise_days([merged], spec=spec(), period=reports.day_period(DAY2.isoformat()))
+    with pytest.raises(InvariantError):
+        reports.summarise_days([merged, day_1], spec=spec(), period=month)
+    assert reports.merge_days([]) is None
+    other_month = dataclasses.replace(day_2, day="2027-01-01")
+    assert reports.merge_days([day_1, other_month]) is None  # two months
+    assert reports.merge_days([other_month]) is None  # its cells are of another day
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_order_statistics_over_sorted_runs_equal_those_of_all_their_samples(seed: int) -> None:
+    rng = random.Random(seed)
+    runs: list[list[float]] = []
+    for _ in range(rng.choice([1, 2, 3, 12, 40])):
+        size = rng.choice([0, 1, 2, 7, 300])
+        coarse = rng.random() < 0.5  # many equal samples, or hardly any
+        runs.append(sorted(float(rng.randint(0, 60)) if coarse else rng.uniform(0, 3600) for _ in range(size)))
+    everything = sorted(chain.from_iterable(runs))
+    stats = reports._runs_stats(runs, sum_us=0)
+    assert stats.count == len(everything)
+    if not everything:
+        assert stats.median_s is None
+        return
+    assert (stats.median_s, stats.p90_s, stats.max_s) == (middle(everything), nearest_rank(everything, 0.9),
+                                                          everything[-1])
+    assert [reports._kth(runs, k) for k in range(len(everything))] == everything
