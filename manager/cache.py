@@ -10,21 +10,36 @@ before the ``DayStarted``), and a ``DayCorrected`` only ever relabels the segmen
 So the summary of a closed segment, stored under its first seq with its end and its (corrected) day, is
 good for ever; the open segment (today) is always summarised from the journal.
 
+A calendar month's closed segments, once all of them are closed days of the ledger, are also merged into one
+``reports.MonthSummary`` (each row of a report without filters, samples sorted; each day's figures), stored
+under the month with the list of its segments (first, stop, day). It stands for its days in a report without
+filters whose period holds all the month's closed segments, exactly those it was made of, and no other segment
+of one of its days (today relabelled into one of them). When another day of the month closes, the list differs
+and the month is merged again from its days.
+
 ``build_report(ledger, spec=..., period=..., filters=..., now=..., cache_dir=...)``:
 
 1. opens the ledger read-only, as of one commit, and lists its segments (the ``DayStarted`` index, plus the
    ``DayCorrected`` rows of the segments the cache does not know yet);
-2. loads the summaries of the period's closed segments from the cache, reads the other segments of the period
-   from the journal, summarises them and stores the closed ones;
+2. without filters, loads the month summaries that fit the period; then loads the summaries of the period's
+   other closed segments from the cache (with filters, only the cells they pass), reads the remaining segments
+   of the period from the journal, summarises them and stores the closed ones; without filters, merges and
+   stores the months whose closed days are all there and have no (fitting) month summary yet;
 3. merges the summaries into the report (``reports.summarise_days``; filters apply to cells, so a filtered
-   report comes from the cache too).
+   report comes from the cached days too).
+
+``day_summaries`` (the manager's background warm-up) does steps 1 and 2 for day summaries, and merges and stores
+the months as well, so that the first year report finds them.
 
 The cache is ``report-cache.sqlite3`` in ``cache_dir`` (the manager's state directory). It belongs to one
 ledger: its ``meta`` holds the ledger file's device and inode and a digest of the journal's first row; a
 different ledger (a restored or replaced file), another cache format or other summary inputs (the hall's zone,
-the services' target waits: ``reports.summary_inputs``) empties it. A damaged cache file is deleted and
-rebuilt, with a warning; a cache that cannot be used at all (an unwritable directory, a lock held too long)
-is skipped, with a warning: a report never fails because of its cache.
+the services' target waits: ``reports.summary_inputs``) empties it. A month row also carries a digest of that
+``meta`` (and of its own layout, ``MONTHS_FORMAT``) and is used only under the same one: a version of the manager
+that knew no months empties the days but leaves the months. A damaged cache file is deleted and rebuilt, with a
+warning; a cache that cannot be used at all (an unwritable directory, a lock held too long) is skipped, with a
+warning: a report never fails because of its cache. Size: a year of 500,000 tickets is about 26 MB of days and
+28 MB of months.
 """
 
 from __future__ import annotations
@@ -70,7 +85,18 @@ CREATE TABLE IF NOT EXISTS days (
     samples BLOB NOT NULL,
     last_at TEXT
 );
+CREATE TABLE IF NOT EXISTS months (
+    month    TEXT PRIMARY KEY,
+    owner    TEXT NOT NULL,
+    segments TEXT NOT NULL,
+    head     TEXT NOT NULL,
+    numbers  BLOB NOT NULL,
+    samples  BLOB NOT NULL
+);
 """
+# A month row is the meta's (ledger, inputs, format) and of this layout: a cache emptied by a version that knew no
+# months keeps them, and they must not be taken for the new ledger's.
+MONTHS_FORMAT = "1"
 _DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 
 
@@ -101,15 +127,17 @@ def build_report(ledger: Path, *, spec: HallSpec, period: reports.Period, filter
                tuple((s.first, s.stop, s.day) for s in segments))
         return key in memo
 
-    summaries = day_summaries(ledger, spec=spec, first_day=period.first, last_day=period.last, cache_dir=cache_dir,
-                              pace=pace, skip=remember)
+    months = filters == reports.Filters()
+    only = None if months else filters
+    summaries = _summaries(ledger, spec=spec, first_day=period.first, last_day=period.last, cache_dir=cache_dir,
+                           pace=pace, skip=remember, months=months, merge=months, only=only)
     if summaries is None and key is not None and memo is not None:
         kept = memo.get(key)
         if kept is not None:
             return dataclasses.replace(kept, generated_at=now)
-        summaries = day_summaries(ledger, spec=spec, first_day=period.first, last_day=period.last,
-                                  cache_dir=cache_dir, pace=pace)
-    assert summaries is not None  # without a memo hit day_summaries always summarises
+        summaries = _summaries(ledger, spec=spec, first_day=period.first, last_day=period.last,
+                               cache_dir=cache_dir, pace=pace, months=months, merge=months, only=only)
+    assert summaries is not None  # without a memo hit _summaries always summarises
     report = reports.summarise_days(summaries, spec=spec, period=period, filters=filters, now=now, pace=pace)
     if key is not None and memo is not None:
         memo.put(key, report)
@@ -166,21 +194,51 @@ def day_summaries(ledger: Path, *, spec: HallSpec, first_day: date, last_day: da
                   skip: Callable[[Sequence[journal.Segment], tuple[int, str, str, str] | None], bool] | None = None,
                   ) -> list[reports.DaySummary] | None:
     """The summaries of business days ``first_day``..``last_day``, in journal order (see the module
-    docstring). ``pace`` is called between pieces of the work (a batch of events, a day). ``skip(segments,
-    first_row)``, given the period's segments and the journal's first row, may say there is no need: then None."""
+    docstring); the month summaries of the months whose closed days they all are are made and kept too. ``pace``
+    is called between pieces of the work (a batch of events, a day). ``skip(segments, first_row)``, given the
+    period's segments and the journal's first row, may say there is no need: then None."""
+    summaries = _summaries(ledger, spec=spec, first_day=first_day, last_day=last_day, cache_dir=cache_dir,
+                           pace=pace, skip=skip, months=False, merge=True)
+    return None if summaries is None else [s for s in summaries if isinstance(s, reports.DaySummary)]
+
+
+Summaries = list[reports.DaySummary | reports.MonthSummary]
+SegmentKey = tuple[int, int, str]  # (first, stop, day) of a closed segment
+
+
+def _summaries(ledger: Path, *, spec: HallSpec, first_day: date, last_day: date, cache_dir: Path | None,
+               pace: Callable[[], None] | None, months: bool, merge: bool, only: reports.Filters | None = None,
+               skip: Callable[[Sequence[journal.Segment], tuple[int, str, str, str] | None], bool] | None = None,
+               ) -> Summaries | None:
+    """``day_summaries``; with ``months``, a month summary stands for its days wherever one fits; with ``merge``,
+    the month summaries missing are made and kept (see the module docstring). ``only``: the days loaded from the
+    cache keep only the cells these filters pass (a report with them needs no other)."""
+    if only is not None and merge:
+        raise InvariantError("a month is merged from whole days")
     checkpoint = pace or _no_pause
     with journal.open_journal(ledger) as ledger_journal:
         first_row = ledger_journal.first_row()
         cache = _open_cache(cache_dir, ledger=ledger, first_row=first_row, spec=spec)
         with closing(cache) if cache is not None else _nothing():
             known = cache.known() if cache is not None else {}
-            segments = journal.in_range(ledger_journal.segments(first_day=first_day, known=known),
-                                        first_day=first_day, last_day=last_day)
+            every = ledger_journal.segments(first_day=first_day, known=known)
+            segments = journal.in_range(every, first_day=first_day, last_day=last_day)
             if skip is not None and skip(segments, first_row):
                 return None
-            closed_known = [s.first for s in segments if s.stop is not None and known.get(s.first) == (s.stop, s.day)]
-            found = cache.load(closed_known, pace=checkpoint) if cache is not None else {}
-            missing = [s for s in segments if s.first not in found]
+            # A month summary is of all the month's closed days: it stands for the period's days of a month when
+            # they are all of them (and no other segment of the period is of one of its days).
+            complete = _closed_by_month(every)
+            wanted = {month: keys for month, keys in _closed_by_month(segments).items()
+                      if complete.get(month) == keys}
+            stored = cache.months() if cache is not None and (months or merge) and wanted else {}
+            usable = [month for month, keys in wanted.items() if months and stored.get(month) == keys
+                      and _apart(keys, segments)]
+            merged = cache.load_months(usable, pace=checkpoint) if cache is not None and usable else {}
+            covered = {first for month in merged for first, _, _ in wanted[month]}
+            closed_known = [s.first for s in segments if s.stop is not None and s.first not in covered
+                            and known.get(s.first) == (s.stop, s.day)]
+            found = cache.load(closed_known, pace=checkpoint, only=only) if cache is not None else {}
+            missing = [s for s in segments if s.first not in found and s.first not in covered]
             events = ledger_journal.events(missing, batch_rows=PACED_BATCH_ROWS if pace else journal.BATCH_ROWS)
             spans = [span for span in reports.collect(_paced(events, checkpoint) if pace else events, spec=spec).spans
                      if span.log is not None]
@@ -192,7 +250,52 @@ def day_summaries(ledger: Path, *, spec: HallSpec, first_day: date, last_day: da
                 made[segment.first] = reports.summarise_span(span, spec=spec)
             if cache is not None:
                 cache.store([(s, made[s.first]) for s in missing if s.stop is not None])
-    return [found.get(s.first) or made[s.first] for s in segments]
+            if cache is not None and merge:
+                for month, keys in wanted.items():
+                    if month in merged or stored.get(month) == keys:
+                        continue
+                    month_summary = reports.merge_days([found.get(first) or made[first] for first, _, _ in keys],
+                                                       pace=checkpoint)
+                    if month_summary is not None:
+                        cache.store_month(month_summary, keys)
+                        if months and _apart(keys, segments):
+                            merged[month] = month_summary
+                            covered.update(first for first, _, _ in keys)
+    summaries: Summaries = []
+    last_of = {keys[-1][0]: month for month, keys in wanted.items() if month in merged}
+    for segment in segments:
+        if segment.first in last_of:
+            summaries.append(merged[last_of[segment.first]])
+        elif segment.first not in covered:
+            summaries.append(found.get(segment.first) or made[segment.first])
+    if covered and not _cells_apart(summaries):
+        # A day summary with cells of a month summary's days (never made by the engine): the days, then.
+        return _summaries(ledger, spec=spec, first_day=first_day, last_day=last_day, cache_dir=cache_dir, pace=pace,
+                          months=False, merge=False, only=only)
+    return summaries
+
+
+def _closed_by_month(segments: Sequence[journal.Segment]) -> dict[str, tuple[SegmentKey, ...]]:
+    """The closed segments of ``segments`` by their day's month, in journal order."""
+    by_month: dict[str, list[SegmentKey]] = {}
+    for segment in segments:
+        if segment.stop is not None:
+            by_month.setdefault(segment.day[:7], []).append((segment.first, segment.stop, segment.day))
+    return {month: tuple(keys) for month, keys in by_month.items()}
+
+
+def _apart(keys: tuple[SegmentKey, ...], segments: Sequence[journal.Segment]) -> bool:
+    """Whether no segment of ``segments`` but the month's ``keys`` is of one of their days (today corrected into
+    one of them, say): only then may the month summary stand for its days."""
+    firsts = {first for first, _, _ in keys}
+    days = {day for _, _, day in keys}
+    return not any(s.day in days for s in segments if s.first not in firsts)
+
+
+def _cells_apart(summaries: Summaries) -> bool:
+    """Whether no day summary has a cell of a month summary's day."""
+    month_days = {log.day for s in summaries if isinstance(s, reports.MonthSummary) for log in s.logs}
+    return not any(cell.day in month_days for s in summaries if isinstance(s, reports.DaySummary) for cell in s.cells)
 
 
 def _paced(events: Iterable[Event], checkpoint: Callable[[], None]) -> Iterator[Event]:
@@ -215,9 +318,10 @@ def _nothing() -> Iterator[None]:
 class ReportCache:
     """The cache file, open; every method survives a damaged or unusable file (a warning, then as if empty)."""
 
-    def __init__(self, path: Path, db: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, db: sqlite3.Connection, *, owner: str = "") -> None:
         self.path = path
         self._db: sqlite3.Connection | None = db
+        self.owner = owner  # what the month rows of this cache's ledger and inputs carry
 
     def close(self) -> None:
         if self._db is not None:
@@ -235,9 +339,11 @@ class ReportCache:
             self._failed(exc)
             return {}
 
-    def load(self, firsts: Sequence[int], *, pace: Callable[[], None] | None = None) -> dict[int, reports.DaySummary]:
+    def load(self, firsts: Sequence[int], *, pace: Callable[[], None] | None = None,
+             only: reports.Filters | None = None) -> dict[int, reports.DaySummary]:
         """The stored summaries of the segments starting at ``firsts``; a damaged one makes the cache start
-        afresh (and none is returned). ``pace`` is called before each day's."""
+        afresh (and none is returned). ``pace`` is called before each day's. ``only``: each keeps only the cells
+        these filters pass."""
         if self._db is None or not firsts:
             return {}
         found: dict[int, reports.DaySummary] = {}
@@ -248,7 +354,7 @@ class ReportCache:
                 if row[0] in wanted:
                     if pace is not None:
                         pace()
-                    found[int(row[0])] = _decode(*row[1:])
+                    found[int(row[0])] = _decode(*row[1:], only=only)
         except (sqlite3.Error, CacheDamaged, ValueError, TypeError, KeyError, IndexError) as exc:
             self._failed(exc)
             return {}
@@ -264,6 +370,48 @@ class ReportCache:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("INSERT OR REPLACE INTO days VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
             self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._failed(exc)
+
+    def months(self) -> dict[str, tuple[SegmentKey, ...]]:
+        """{month: its segments (first, stop, day)} of every stored month summary."""
+        if self._db is None:
+            return {}
+        try:
+            return {str(month): tuple((int(first), int(stop), str(day)) for first, stop, day in json.loads(keys))
+                    for month, keys in self._db.execute("SELECT month, segments FROM months WHERE owner = ?",
+                                                        (self.owner,))}
+        except (sqlite3.Error, ValueError, TypeError) as exc:
+            self._failed(exc)
+            return {}
+
+    def load_months(self, months: Sequence[str], *, pace: Callable[[], None] | None = None,
+                    ) -> dict[str, reports.MonthSummary]:
+        """The stored summaries of ``months``; a damaged one makes the cache start afresh (and none is returned).
+        ``pace`` is called before each month's."""
+        if self._db is None or not months:
+            return {}
+        found: dict[str, reports.MonthSummary] = {}
+        try:
+            for month in months:
+                if pace is not None:
+                    pace()
+                row = self._db.execute("SELECT head, numbers, samples FROM months WHERE month = ? AND owner = ?",
+                                       (month, self.owner)).fetchone()
+                if row is not None:  # None: gone since ``months`` (another ledger's report emptied the cache)
+                    found[month] = _decode_month(month, *row)
+        except (sqlite3.Error, CacheDamaged, ValueError, TypeError, KeyError, IndexError) as exc:
+            self._failed(exc)
+            return {}
+        return found
+
+    def store_month(self, summary: reports.MonthSummary, segments: Sequence[SegmentKey]) -> None:
+        """Keep the summary of a month's closed days, made of ``segments`` (journal order)."""
+        if self._db is None:
+            return
+        try:
+            self._db.execute("INSERT OR REPLACE INTO months VALUES (?, ?, ?, ?, ?, ?)",
+                             (summary.month, self.owner, json.dumps(segments), *_encode_month(summary)))
         except sqlite3.Error as exc:
             self._failed(exc)
 
@@ -310,10 +458,12 @@ def _open_cache(cache_dir: Path | None, *, ledger: Path, first_row: tuple[int, s
                              "it starts afresh", path)
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("DELETE FROM days")
+                db.execute("DELETE FROM months")
                 db.execute("DELETE FROM meta")
                 db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(expected.items()))
                 db.execute("COMMIT")
-            return ReportCache(path, db)
+            owner = hashlib.sha256(json.dumps([MONTHS_FORMAT, expected], sort_keys=True).encode()).hexdigest()
+            return ReportCache(path, db, owner=owner)
         except sqlite3.Error as exc:
             db.close()
             if getattr(exc, "sqlite_errorname", "") in _DAMAGED and attempt == 1:
@@ -341,10 +491,7 @@ def _delete(path: Path) -> None:
 def _encode(summary: reports.DaySummary) -> tuple[str, str, bytes, str | None]:
     """(log JSON, cells JSON, samples, last event's time): the cells' keys in JSON, their integers (counts,
     sample lengths, hours) then every sample as arrays of 64-bit integers and doubles, in one blob."""
-    day_log = summary.log
-    log_json = json.dumps(None if day_log is None else {
-        "day": day_log.day, "started_at": day_log.started_at.isoformat(), "status_at_start": day_log.status_at_start,
-        "changes": [[at.isoformat(), counter, status] for at, counter, status in day_log.changes]})
+    log_json = json.dumps(None if summary.log is None else _log_json(summary.log))
     numbers = array("q")
     samples = array("d")
     keys = []
@@ -362,18 +509,28 @@ def _encode(summary: reports.DaySummary) -> tuple[str, str, bytes, str | None]:
             last_at)
 
 
-def _decode(day: str, log_json: str, keys_json: str, blob: bytes, last_at: str | None) -> reports.DaySummary:
+def _log_json(day_log: reports.DayLog) -> dict[str, object]:
+    return {"day": day_log.day, "started_at": day_log.started_at.isoformat(),
+            "status_at_start": day_log.status_at_start,
+            "changes": [[at.isoformat(), counter, status] for at, counter, status in day_log.changes]}
+
+
+def _log_of(raw_log: Mapping[str, object]) -> reports.DayLog:
+    changes = raw_log["changes"]
+    status = raw_log["status_at_start"]
+    started = raw_log["started_at"]
+    if not isinstance(changes, list) or not isinstance(status, dict) or not isinstance(started, str):
+        raise CacheDamaged("a day's counters' log is malformed")
+    return reports.DayLog(str(raw_log["day"]), datetime.fromisoformat(started),
+                          {str(k): str(v) for k, v in status.items()},
+                          [(datetime.fromisoformat(at), str(c), str(s)) for at, c, s in changes])
+
+
+def _decode(day: str, log_json: str, keys_json: str, blob: bytes, last_at: str | None, *,
+            only: reports.Filters | None = None) -> reports.DaySummary:
+    """The day summary of a row; ``only``: with only the cells these filters pass."""
     raw_log: Mapping[str, object] | None = json.loads(log_json)
-    day_log = None
-    if raw_log is not None:
-        changes = raw_log["changes"]
-        status = raw_log["status_at_start"]
-        started = raw_log["started_at"]
-        if not isinstance(changes, list) or not isinstance(status, dict) or not isinstance(started, str):
-            raise CacheDamaged("a day's counters' log is malformed")
-        day_log = reports.DayLog(str(raw_log["day"]), datetime.fromisoformat(started),
-                                 {str(k): str(v) for k, v in status.items()},
-                                 [(datetime.fromisoformat(at), str(c), str(s)) for at, c, s in changes])
+    day_log = None if raw_log is None else _log_of(raw_log)
     head = array("q")
     head.frombytes(blob[:8])
     numbers_end = 8 + 8 * head[0]
@@ -382,22 +539,111 @@ def _decode(day: str, log_json: str, keys_json: str, blob: bytes, last_at: str |
     ints = numbers.tolist()
     samples = array("d")
     samples.frombytes(blob[numbers_end:])
-    values = samples.tolist()
     width = len(reports.COUNTS)
-    cells = []
-    at_int = at_wait = 0
-    spans = []
-    for c_day, service, counter, priority, category in json.loads(keys_json):
+    keys = json.loads(keys_json)
+    places = []  # each cell's (first integer, waits, service times, hour integers)
+    at_int = all_waits = all_services = 0
+    for _ in keys:
         n_waits, n_services, n_hours = ints[at_int + width:at_int + width + 3]
-        hours_at = at_int + width + 3
-        cells.append(reports.Cell(c_day, service, counter, priority, category, tuple(ints[at_int:at_int + width]),
-                                  values[at_wait:at_wait + n_waits], [], ints[hours_at:hours_at + n_hours]))
-        spans.append(n_services)
-        at_int = hours_at + n_hours
-        at_wait += n_waits
-    if at_int != len(ints) or at_wait + sum(spans) != len(values):
+        places.append((at_int, n_waits, n_services, n_hours))
+        at_int += width + 3 + n_hours
+        all_waits += n_waits
+        all_services += n_services
+    if at_int != len(ints) or all_waits + all_services != len(samples):
         raise CacheDamaged("a day's cells do not add up")
-    for cell, n_services in zip(cells, spans, strict=True):
-        cell.service_times = values[at_wait:at_wait + n_services]
-        at_wait += n_services
+    # All of a day's samples as one list, sliced, is fastest when most are kept; a few cells' slices are fewer.
+    values = samples.tolist() if only is None else None
+    cells = []
+    at_wait, at_service = 0, all_waits
+    for (c_day, service, counter, priority, category), (at, n_waits, n_services, n_hours) in zip(
+            keys, places, strict=True):
+        if only is None or only.admits(service, counter, priority, category):
+            hours_at = at + width + 3
+            waits, service_times = (
+                (values[at_wait:at_wait + n_waits], values[at_service:at_service + n_services]) if values is not None
+                else (samples[at_wait:at_wait + n_waits].tolist(),
+                      samples[at_service:at_service + n_services].tolist()))
+            cells.append(reports.Cell(c_day, service, counter, priority, category, tuple(ints[at:at + width]),
+                                      waits, service_times, ints[hours_at:hours_at + n_hours]))
+        at_wait += n_waits
+        at_service += n_services
     return reports.DaySummary(day, day_log, cells, None if last_at is None else datetime.fromisoformat(last_at))
+
+
+# --- a month summary as a row: keys, logs and days in JSON, integers and samples as arrays --------------------------
+
+
+def _encode_month(summary: reports.MonthSummary) -> tuple[str, bytes, bytes]:
+    """(head JSON, integers, samples): the head names the rows and days and holds the logs; the integers are, per
+    row, its counts and its samples' lengths, per hour its arrivals, calls, waits' length and sum, per day its
+    counts (outcomes, within target, base, samples); the samples are the rows' waits and service times, the
+    hours' waits, then per day its mean, median, 90th percentile and maximum wait and service time."""
+    numbers = array("q")
+    samples = array("d")
+    for part in summary.rows.values():
+        numbers.extend(part.counts)
+        numbers.extend((len(part.waits), len(part.service_times)))
+        samples.extend(part.waits)
+        samples.extend(part.service_times)
+    for hour in summary.hours:
+        numbers.extend((hour.arrivals, hour.calls, len(hour.waits), hour.sum_us))
+        samples.extend(hour.waits)
+    for figures in summary.day_figures.values():
+        o = figures.outcomes
+        numbers.extend((o.issued, o.transferred_in, o.served, o.no_show, o.transferred, o.voided, o.expired, o.open,
+                        figures.within_target, figures.target_base, figures.wait.count, figures.service_time.count))
+        for stats in (figures.wait, figures.service_time):
+            samples.extend((stats.mean_s or 0.0, stats.median_s or 0.0, stats.p90_s or 0.0, stats.max_s or 0.0))
+    head = {"rows": list(summary.rows), "days": list(summary.day_figures),
+            "logs": [_log_json(log) for log in summary.logs],
+            "last_at": summary.last_at.isoformat() if summary.last_at is not None else None}
+    return json.dumps(head, separators=(",", ":")), numbers.tobytes(), samples.tobytes()
+
+
+def _decode_month(month: str, head_json: str, numbers_blob: bytes, samples_blob: bytes) -> reports.MonthSummary:
+    head = json.loads(head_json)
+    ints = array("q")
+    ints.frombytes(numbers_blob)
+    samples = memoryview(samples_blob)
+    at_int = at_sample = 0
+
+    def take(count: int) -> array[float]:
+        nonlocal at_sample
+        if count < 0 or 8 * (at_sample + count) > len(samples):
+            raise CacheDamaged(f"the month summary of {month} does not add up")
+        taken = array("d")
+        taken.frombytes(samples[8 * at_sample:8 * (at_sample + count)])
+        at_sample += count
+        return taken
+
+    width = len(reports.COUNTS)
+    rows: dict[reports.RowKey, reports.Part] = {}
+    for kind, name in head["rows"]:
+        counts = tuple(ints[at_int:at_int + width])
+        n_waits, n_services = ints[at_int + width:at_int + width + 2]
+        at_int += width + 2
+        rows[(str(kind), str(name))] = reports.Part(counts, take(n_waits), take(n_services))
+    hours = []
+    for _ in range(24):
+        arrivals, calls, n_waits, sum_us = ints[at_int:at_int + 4]
+        at_int += 4
+        hours.append(reports.HourPart(arrivals, calls, take(n_waits), sum_us))
+    day_figures = {}
+    for day in head["days"]:
+        numbers = ints[at_int:at_int + 12]
+        at_int += 12
+        wait, service = take(4), take(4)
+        day_figures[str(day)] = reports.Figures(reports.Outcomes(*numbers[:8]), _duration(numbers[10], wait),
+                                                _duration(numbers[11], service), numbers[8], numbers[9])
+    if at_int != len(ints) or 8 * at_sample != len(samples):
+        raise CacheDamaged(f"the month summary of {month} does not add up")
+    last_at = head["last_at"]
+    return reports.MonthSummary(month, rows, hours, day_figures, [_log_of(raw) for raw in head["logs"]],
+                                None if last_at is None else datetime.fromisoformat(last_at))
+
+
+def _duration(count: int, stats: Sequence[float]) -> reports.DurationStats:
+    if not count:
+        return reports.DurationStats(0, None, None, None, None)
+    mean_s, median_s, p90_s, max_s = stats
+    return reports.DurationStats(count, mean_s, median_s, p90_s, max_s)

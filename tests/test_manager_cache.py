@@ -5,14 +5,17 @@ report."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import shutil
 import sqlite3
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
-from hall_controller.engine.events import IssueTicket
+from bench import report_bench
+from hall_controller.engine.events import IssueTicket, Tick
 from hall_controller.ledger import Ledger
 from manager import cache, journal, reports
 from manager.cli import main
@@ -21,6 +24,7 @@ from tests.test_manager_reports import (
     DAY2,
     GLITCH_DAY,
     TARGETS,
+    Hall,
     at,
     check_figures,
     corrected_script,
@@ -50,6 +54,13 @@ def cached(path: Path, cache_dir: Path, period: reports.Period,
 def stored(cache_dir: Path) -> list[tuple[int, int, str]]:
     with sqlite3.connect(cache_dir / cache.CACHE_FILE) as db:
         return [tuple(row) for row in db.execute("SELECT first, stop, day FROM days ORDER BY first")]
+
+
+def stored_months(cache_dir: Path) -> dict[str, list[str]]:
+    """{month: the days its summary stands for}."""
+    with sqlite3.connect(cache_dir / cache.CACHE_FILE) as db:
+        return {month: [day for _, _, day in json.loads(keys)]
+                for month, keys in db.execute("SELECT month, segments FROM months ORDER BY month")}
 
 
 @pytest.fixture
@@ -117,13 +128,14 @@ def test_a_damaged_cache_file_is_rebuilt_with_a_warning(ledger: Path, tmp_path: 
 def test_a_damaged_day_in_the_cache_is_rebuilt_with_a_warning(ledger: Path, tmp_path: Path,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     cache_dir = tmp_path / "cache"
-    cached(ledger, cache_dir, PERIODS[2])
+    by_service = FILTERS[1]  # a filtered report reads the days (an unfiltered one their month's summary)
+    cached(ledger, cache_dir, PERIODS[2], by_service)
     with sqlite3.connect(cache_dir / cache.CACHE_FILE) as db:
         db.execute("UPDATE days SET samples = x'0102'")
     with caplog.at_level(logging.WARNING):
-        assert cached(ledger, cache_dir, PERIODS[2]) == uncached(ledger, PERIODS[2])
+        assert cached(ledger, cache_dir, PERIODS[2], by_service) == uncached(ledger, PERIODS[2], by_service)
     assert "damaged" in caplog.text
-    assert cached(ledger, cache_dir, PERIODS[2]) == uncached(ledger, PERIODS[2])
+    assert cached(ledger, cache_dir, PERIODS[2], by_service) == uncached(ledger, PERIODS[2], by_service)
     assert [day for _, _, day in stored(cache_dir)] == [DAY1.isoformat()]
 
 
@@ -134,6 +146,7 @@ def test_another_ledger_empties_the_cache(ledger: Path, tmp_path: Path) -> None:
     Ledger(other, hall_id="h").close()  # an empty hall: no day worked
     assert cached(other, cache_dir, PERIODS[2]).days_worked == ()
     assert stored(cache_dir) == []
+    assert stored_months(cache_dir) == {}
     copy = tmp_path / "copy.sqlite3"
     shutil.copyfile(ledger, copy)  # the same journal in another file (a restore): made afresh, same figures
     assert cached(copy, cache_dir, PERIODS[2]) == uncached(ledger, PERIODS[2])
@@ -171,3 +184,103 @@ def test_cli_keeps_its_cache_where_told(ledger: Path, tmp_path: Path, capsys: py
     assert main([*base, "--no-cache", "--cache", str(tmp_path / "none")]) == 0
     assert not (tmp_path / "none").exists()
     assert capsys.readouterr().out == first
+
+
+# --- month summaries -----------------------------------------------------------------------------------------------
+
+
+def test_a_report_without_filters_keeps_the_closed_days_of_each_month_merged(ledger: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cached(ledger, cache_dir, PERIODS[3], FILTERS[1])
+    assert stored_months(cache_dir) == {}  # a filtered report reads days and merges none
+    cached(ledger, cache_dir, PERIODS[3])
+    assert stored_months(cache_dir) == {"2026-12": [DAY1.isoformat()]}  # DAY2 is still open
+    assert cached(ledger, cache_dir, PERIODS[3]) == uncached(ledger, PERIODS[3])
+
+
+def test_a_month_summary_is_made_again_once_another_day_of_its_month_closes(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    h = script(path)
+    cache_dir = tmp_path / "cache"
+    month = reports.month_period("2026-12")
+    cached(path, cache_dir, month)
+    assert stored_months(cache_dir) == {"2026-12": [DAY1.isoformat()]}
+    engine_ledger = Ledger(path, hall_id="h")
+    decision = h.engine.handle(IssueTicket("d1", "r-next", "A", False, None, "next"), now=at(DAY2.replace(day=5), 8, 0))
+    engine_ledger.append(list(decision.events))  # a new business day: DAY2 closes
+    engine_ledger.close()
+    assert cached(path, cache_dir, month) == uncached(path, month)
+    assert stored_months(cache_dir) == {"2026-12": [DAY1.isoformat(), DAY2.isoformat()]}
+    assert cached(path, cache_dir, month) == uncached(path, month)
+
+
+def test_today_corrected_into_a_day_of_a_merged_month_is_reported_from_the_days(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    cache_dir = tmp_path / "cache"
+    month = reports.month_period("2026-12")
+    h = Hall(path)
+    a = h.issue(at(DAY1, 8, 0), "B")
+    h.call(at(DAY1, 8, 5), "1", a)
+    h.finish(at(DAY1, 8, 9), "1", a)
+    g = h.issue(at(GLITCH_DAY, 10, 0), "B")  # a clock glitch: a new business day, DAY1 closes
+    cached(path, cache_dir, month)
+    assert stored_months(cache_dir) == {"2026-12": [DAY1.isoformat()]}
+    decision = h.engine.handle(Tick(confirmed=True), now=at(DAY1, 10, 5))
+    h.ledger.append(list(decision.events))  # today is DAY1 again, beside DAY1's closed segment
+    h.call(at(DAY1, 10, 6), "2", g)
+    h.finish(at(DAY1, 10, 16), "2", g)
+    h.ledger.close()
+    assert cached(path, cache_dir, month) == uncached(path, month)
+    assert cached(path, cache_dir, month).totals.outcomes.served == 2
+
+
+def test_a_damaged_month_summary_is_rebuilt_with_a_warning(ledger: Path, tmp_path: Path,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    cache_dir = tmp_path / "cache"
+    cached(ledger, cache_dir, PERIODS[3])
+    with sqlite3.connect(cache_dir / cache.CACHE_FILE) as db:
+        db.execute("UPDATE months SET samples = x'0102'")
+    with caplog.at_level(logging.WARNING):
+        assert cached(ledger, cache_dir, PERIODS[3]) == uncached(ledger, PERIODS[3])
+    assert "damaged" in caplog.text
+    assert cached(ledger, cache_dir, PERIODS[3]) == uncached(ledger, PERIODS[3])
+    assert stored_months(cache_dir) == {"2026-12": [DAY1.isoformat()]}
+
+
+def test_month_summaries_left_from_another_ledger_are_never_used(ledger: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    cached(ledger, cache_dir, PERIODS[3])
+    with sqlite3.connect(cache_dir / cache.CACHE_FILE) as db:
+        # As a version that knew no months leaves them when another ledger empties its cache.
+        db.execute("UPDATE months SET owner = 'another ledger', samples = x'0102'")
+    assert cached(ledger, cache_dir, PERIODS[3]) == uncached(ledger, PERIODS[3])
+    assert cached(ledger, cache_dir, PERIODS[3]) == uncached(ledger, PERIODS[3])
+
+
+def test_reports_over_months_of_a_generated_ledger_equal_reports_from_the_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "generated.sqlite3"
+    first = date(2026, 1, 29)
+    report_bench.build(path, [(first + timedelta(days=n), 40 + 7 * (n % 5)) for n in range(33)])  # to 2 March
+    hall = report_bench.hall()
+    cache_dir = tmp_path / "cache"
+    periods = [reports.range_period("2026-01-01", "2026-03-31"), reports.month_period("2026-02"),
+               reports.range_period("2026-01-30", "2026-02-27"), reports.week_period("2026-W09"),
+               reports.day_period("2026-03-02")]
+    filters = [reports.Filters(), reports.Filters(service="B"), reports.Filters(counter="5", lane="priority")]
+    for _ in ("cold", "warm"):
+        for period in periods:
+            for chosen in filters:
+                events = journal.read_events(path, first_day=period.first, last_day=period.last)
+                assert cache.build_report(path, spec=hall, period=period, filters=chosen, cache_dir=cache_dir) == \
+                    reports.build_report(events, spec=hall, period=period, filters=chosen)
+    assert stored_months(cache_dir) == {
+        "2026-01": ["2026-01-29", "2026-01-30", "2026-01-31"],
+        "2026-02": [(date(2026, 2, 1) + timedelta(days=n)).isoformat() for n in range(28)],
+        "2026-03": ["2026-03-01"]}  # 2 March is open
+
+
+def test_summarising_the_closed_days_merges_their_months_too(ledger: Path, tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    summaries = cache.day_summaries(ledger, spec=spec(), first_day=DAY1, last_day=DAY1, cache_dir=cache_dir)
+    assert [s.day for s in summaries or []] == [DAY1.isoformat()]
+    assert stored_months(cache_dir) == {"2026-12": [DAY1.isoformat()]}  # as the manager's warm-up leaves it
