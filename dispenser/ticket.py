@@ -60,9 +60,9 @@ CATEGORY_EN: Final = {"elderly": "Elderly", "disability": "Disability", "pregnan
 CARD_MARK: Final = ("Đã đọc thẻ", "Card read")
 # The notice of Decree 13/2023/NĐ-CP on personal data: what was collected, why, and who keeps it. Short, so
 # that it is read (three lines on 80 mm paper); the hall's full notice is posted in the hall. Vietnamese only:
-# a CCCD is a Vietnamese citizen's card.
-PRIVACY_VI: Final = ("Trung tâm lưu số CCCD, họ tên, ngày sinh, giới tính, địa chỉ để quầy phục vụ bạn không cần "
-                     "khai lại (Nghị định 13/2023/NĐ-CP).")
+# a CCCD is a Vietnamese citizen's card. It names what the hall keeps by default ([cards] keep, docs/privacy.md).
+PRIVACY_VI: Final = ("Trung tâm lưu số CCCD, họ tên, ngày sinh, địa chỉ để quầy phục vụ bạn không cần khai lại "
+                     "(Nghị định 13/2023/NĐ-CP).")
 # What a refusal slip says, by the refusal's code: (title, reason, what to do), each in Vietnamese and English.
 SLIP_TEXT: Final = {
     "card_limit": (("KHÔNG CẤP SỐ", "NO TICKET"),

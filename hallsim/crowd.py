@@ -13,6 +13,7 @@ class Press:
 
     kiosk: str
     key: str
+    scan: str | None = None  # a card scanned just before the press (a kiosk with a scanner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,9 @@ class Crowd:
     transfer_targets: tuple[str, ...]
     arrival_every_s: float = 3.0
     service_s: tuple[float, float] = (12.0, 30.0)
+    scan_kiosks: tuple[str, ...] = ()  # kiosks with a card scanner
+    citizens: tuple[str, ...] = ()     # the codes of the cards the crowd carries (some come back)
+    scan_share: float = 0.5            # of the citizens at a scanner kiosk, how many scan their card
     next_arrival: float = 0.0
     started: bool = field(default=False)
 
@@ -61,7 +65,12 @@ class Crowd:
         presses = []
         while self.next_arrival <= now:
             keys = self.priority_keys if self.rng.random() < 1 / 6 else self.regular_keys
-            presses.append(Press(self.rng.choice(self.kiosks), self.rng.choice(keys)))
+            kiosk, key = self.rng.choice(self.kiosks), self.rng.choice(keys)
+            scan = None
+            if kiosk in self.scan_kiosks and self.citizens and self.rng.random() < self.scan_share:
+                scan = self.rng.choice(self.citizens)
+                key = self.rng.choice(self.regular_keys)  # the card, not the button, says who is served first
+            presses.append(Press(kiosk, key, scan))
             self.next_arrival += self.rng.expovariate(1 / self.arrival_every_s)
         return presses
 

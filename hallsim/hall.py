@@ -27,12 +27,16 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from counter.core import CounterCore, Press
+from counter.screen import screen_text
 from hall_controller import config as controller_config
 from hall_controller.ledger import LEDGER_FILE
+from hall_controller.profiles import new_key_text
 from hall_controller.service import READY_LOG
 from hallq import wire
 from hallq.mqtt import BrokerSettings, LinkDown, LinkUp, Message, MqttLink
 from hallq.topics import TopicKind, Topics
+from hallsim.citizens import crowd_cards
 from hallsim.crowd import Clerk, Crowd
 from hallsim.history import ledger_is_empty, write_history
 from manager.users import Users
@@ -46,6 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEMO_USER = "lan"
 CONFIG = ROOT / "config" / "sim"
 KIOSKS = ("kiosk-1", "kiosk-2")
+SCAN_KIOSKS = ("kiosk-1",)  # has a card scanner (config/sim/kiosk-1.toml)
 HALL = "sim-hall"
 COUNTERS = {"1": ("A", "B", "C", "D"), "2": ("A",), "3": ("A", "D"), "4": ("B",), "5": ("B", "C"), "6": ("C", "D")}
 COUNTER_NAMES = {"1": "Quầy 1 - Ưu tiên", **{c: f"Quầy {c}" for c in "23456"}}
@@ -68,6 +73,10 @@ class Tally:
     not_said: Counter[str] = field(default_factory=Counter)
     screenshot: Path | None = None
     office_screenshot: Path | None = None
+    cards_read: int = 0
+    profiles_shown: int = 0
+    returning: int = 0
+    registered: int = 0
 
     def summary(self) -> list[str]:
         """The closing lines: what the hall did, and how well the voice kept up with the screen."""
@@ -83,6 +92,10 @@ class Tally:
             if self.not_said:
                 said += "; not said: " + ", ".join(f"{n} {reason}" for reason, n in sorted(self.not_said.items()))
             lines.append(said)
+        if self.cards_read:
+            lines.append(f"cards: {self.cards_read} read at the kiosk, {self.profiles_shown} profiles shown at the "
+                         f"counter that called ({self.returning} returning citizens), {self.registered} first "
+                         "visits registered")
         return lines
 
 
@@ -103,8 +116,10 @@ class SimulatedHall:
         self.crowd = Crowd(
             rng=self.rng, kiosks=KIOSKS, regular_keys=("1", "2", "3", "4"), priority_keys=("5", "6"),
             clerks={c: Clerk(c, s) for c, s in COUNTERS.items()}, transfer_targets=tuple(SERVICE_NAMES),
-            arrival_every_s=arrival_every_s,
+            arrival_every_s=arrival_every_s, scan_kiosks=SCAN_KIOSKS,
+            citizens=crowd_cards(seed, today=datetime.now(HALL_ZONE).date()),
         )
+        self.consoles: dict[str, CounterCore] = {}  # what each clerk's console would show
         self.broker = PrivateBroker(work / "broker")
         self.roles: dict[str, ChildProcess] = {}
         self.inbox: queue.Queue[Message | LinkUp | LinkDown] = queue.Queue()
@@ -149,7 +164,7 @@ class SimulatedHall:
         broker = ["--broker", self.broker.address]
         roles = {"controller": ChildProcess(
             name="controller", module="hall_controller", log_path=logs / "controller.log",
-            args=["--config", str(CONFIG / "hall.toml"), *broker, "--state-dir", str(self.work / "state")])}
+            args=["--config", str(self._controller_config()), *broker, "--state-dir", str(self.work / "state")])}
         for kiosk in KIOSKS:
             roles[kiosk] = ChildProcess(
                 name=kiosk, module="dispenser", log_path=logs / f"{kiosk}.log", stdin=True,
@@ -163,6 +178,17 @@ class SimulatedHall:
             args=["run", "--config", str(self._manager_config()), *broker,
                   "--listen", f"127.0.0.1:{self.manager_port}"])
         return roles
+
+    def _controller_config(self) -> Path:
+        """config/sim/hall.toml with the key of this run's citizens' profiles (in the work folder, beside them)."""
+        key = self.work / "profile.key"
+        if not key.exists():
+            key.write_text(new_key_text(), encoding="ascii")
+            key.chmod(0o600)
+        text = (CONFIG / "hall.toml").read_text(encoding="utf-8")
+        path = self.work / "hall.toml"
+        path.write_text(text.replace("\n[cards]\n", f'\n[cards]\nkey_file = "{key}"\n', 1), encoding="utf-8")
+        return path
 
     def _manager_config(self) -> Path:
         """The manager's config for this run: config/sim/manager.toml with this run's ledger, accounts and state,
@@ -228,9 +254,9 @@ class SimulatedHall:
     def _wait_ready(self) -> bool:
         """Until every role is up (True), or a stop was asked for meanwhile (False)."""
         deadline = time.monotonic() + 30
-        needs = {"controller": READY_LOG, "kiosk-1": "connected to broker",
-                 "kiosk-2": "connected to broker", "display": "display listening", "manager": "manager listening"}
-        for name, text in needs.items():
+        needs = [("controller", READY_LOG), ("kiosk-1", "connected to broker"), ("kiosk-1", "card scanner ready"),
+                 ("kiosk-2", "connected to broker"), ("display", "display listening"), ("manager", "manager listening")]
+        for name, text in needs:
             while True:
                 if self._stop.is_set():
                     return False
@@ -248,6 +274,8 @@ class SimulatedHall:
         while not self._stop.is_set() and (end is None or time.monotonic() < end):
             now = time.monotonic()
             for press in self.crowd.arrivals(now):
+                if press.scan is not None:
+                    self.roles[press.kiosk].send_line(f"scan {press.scan}")
                 self.roles[press.kiosk].send_line(press.key)
             for command in self.crowd.commands(now):
                 self._send(link, command.counter, command.action, command.service)
@@ -255,7 +283,7 @@ class SimulatedHall:
                 if now - sent > 5.0:  # no reply: ask again with the same request id (a repeated id is answered once)
                     self.pending[counter] = (rid, payload, now)
                     link.publish(self.topics.counter_command(counter), payload)
-            self._drain(now)
+            self._drain(link, now)
             self._follow_logs()
             if self.screenshots and now >= next_shot and not (self._shooter and self._shooter.is_alive()):
                 # In the background: a browser takes seconds to start, and the hall must not wait for it.
@@ -273,7 +301,7 @@ class SimulatedHall:
         self.pending[counter] = (rid, payload, time.monotonic())
         link.publish(self.topics.counter_command(counter), payload)
 
-    def _drain(self, now: float) -> None:
+    def _drain(self, link: MqttLink, now: float) -> None:
         deadline = time.monotonic() + 0.1
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -296,6 +324,14 @@ class SimulatedHall:
                 self.say(f"{what} {call.number}{lane} → {call.counter_name}")
             elif parsed.kind is TopicKind.COUNTER_REPLY and parsed.device is not None:
                 reply = wire.CounterReply.decode(item.payload)
+                if reply.profile is not None:
+                    self._profile(link, parsed.device, reply, now)
+                if reply.action == "profile":
+                    if reply.ok:
+                        self.tally.registered += 1
+                        self.say(f"REGISTER {COUNTER_NAMES[parsed.device]} completed a first visit's profile "
+                                 f"(phone); the next scan brings it back")
+                    continue
                 pending = self.pending.get(parsed.device)
                 if pending is None or pending[0] != reply.request_id:
                     continue
@@ -308,16 +344,49 @@ class SimulatedHall:
                 self.crowd.answered(parsed.device, action=reply.action, ok=reply.ok,
                                     serving=reply.ticket is not None, now=now)
 
+    def _profile(self, link: MqttLink, counter: str, reply: wire.CounterReply, now: float) -> None:
+        """A clerk's console got the profile of the citizen it called: draw the screen the clerk sees into a file
+        (the terminal says only that it did: no personal data here), and register a first visit's phone."""
+        profile = reply.profile
+        if profile is None:
+            return
+        core = self.consoles.setdefault(counter, CounterCore(counter=counter))
+        core.on_link(up=True)
+        if core.press(Press(reply.action), now_s=now, request_id=reply.request_id) is not None:  # type: ignore[arg-type]
+            core.on_reply(reply, now_s=now)
+        path = self.work / "consoles" / f"counter-{counter}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(screen_text(core.view)) + "\n", encoding="utf-8")
+        if reply.action == "profile":
+            return  # the registration's own line says it
+        self.tally.profiles_shown += 1
+        self.tally.returning += not profile.first_visit
+        visits = "first visit" if profile.first_visit else f"returning, {len(profile.visits)} earlier visit(s)"
+        self.say(f"PROFILE {COUNTER_NAMES[counter]} sees who is coming ({visits}; profile {profile.ref[:8]}) "
+                 f"→ {self._rel(path)}")
+        if profile.first_visit and reply.action == "next":
+            phone = f"09{self.rng.randint(10_000_000, 99_999_999)}"
+            edit = wire.ProfileEdit(phone=f"{phone[:4]} {phone[4:7]} {phone[7:]}")
+            link.publish(self.topics.counter_command(counter), wire.CounterCommand(
+                request_id=uuid.uuid4().hex, action="profile", serving=profile.ticket, profile=edit).encode())
+
     def _follow_logs(self) -> None:
         for kiosk in KIOSKS:
             for line in self.roles[kiosk].new_lines():
-                if "printed ticket=" in line:
+                if "card read:" in line:
+                    self.tally.cards_read += 1
+                    self.say(f"CARD    {kiosk} read a citizen's card ({line.split('card read: ', 1)[1].split(';')[0]});"
+                             " the next press takes a ticket linked to it")
+                elif "bad scan ignored" in line:
+                    self.say(f"CARD    {kiosk}: {line.split(': ', 1)[-1]}")
+                elif "printed ticket=" in line:
                     fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
                     path = Path(fields.get("preview", ""))
                     self.tally.printed += 1
                     self.tally.tickets.append(path)
                     service = SERVICE_NAMES.get(fields.get("service", ""), "")
                     lane = " ưu tiên" if fields.get("priority") == "True" else ""
+                    lane += " (card read)" if fields.get("card") == "yes" else ""
                     self.say(f"TICKET  {fields.get('ticket', '?')} {service}{lane} at {kiosk}, "
                              f"{fields.get('ahead', '?')} ahead → {self._rel(path)}")
                 elif "ERROR" in line or "WARNING" in line:

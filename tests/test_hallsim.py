@@ -8,10 +8,13 @@ import re
 import signal
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from PIL import Image
 
+from hallsim.citizens import crowd_cards
 from hallsim.crowd import Clerk, Command, Crowd
 from testbed.broker import free_port
 from tests.support import ROOT, processes_naming
@@ -79,6 +82,18 @@ def test_a_short_run_of_the_whole_hall_prints_calls_and_announces(tmp_path: Path
     widths = {Image.open(p).width for p in tickets}
     assert widths <= {384, 576}
     assert "Traceback" not in out + result.stderr
+    # Citizens scan their cards at kiosk-1; the counter that calls them sees who is coming; the terminal and
+    # the logs say so without a name, an ID number or an address.
+    assert re.search(r"CARD    kiosk-1 read a citizen's card \(cccd chars=\d+", out)
+    assert re.search(r"PROFILE Quầy \d.* sees who is coming \((first visit|returning, \d+ earlier visit\(s\)); "
+                     r"profile p[0-9a-f]{7}\) → ", out)
+    consoles = list(work.glob("consoles/counter-*.txt"))
+    assert consoles and all("Công dân (citizen)" in c.read_text(encoding="utf-8") for c in consoles)
+    people = crowd_cards(1, today=datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date())
+    logs = "".join(p.read_text(encoding="utf-8") for p in work.glob("logs/*.log"))
+    for code in people:
+        number, _, name = code.split("|")[:3]
+        assert number not in out + logs and name not in out + logs
 
 
 def test_the_hall_refuses_to_wipe_a_folder_it_did_not_make(tmp_path: Path) -> None:
