@@ -235,7 +235,6 @@ install_venv() {
         return 0
     fi
     local venv=$PREFIX/venv extra=$ROLE stamp gpio=""
-    [ "$ROLE" != controller ] || extra=""
     # gpiozero's backend on a Pi (the only one that works on a Pi 5); PyPI's 0.0.0.2 is an empty stub.
     case "$ROLE:$(uname -m)" in dispenser:aarch64|dispenser:armv7l|counter:aarch64|counter:armv7l) gpio="lgpio>=0.2" ;; esac
     stamp="$(source_stamp) $ROLE $gpio"

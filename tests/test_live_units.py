@@ -424,6 +424,26 @@ def test_a_stopped_process_is_killed_by_the_watchdog_and_restarted(hall: Hall) -
             f"journalctl -u {UNITS[role]} --after-cursor='{cursor}' --no-pager").stdout, role
 
 
+def test_the_controller_reads_cards_with_the_key_its_unit_passes(hall: Hall) -> None:
+    """[cards] turned on: the profiles' key comes from the installer, through the unit's LoadCredential=, and the
+    profiles' file is the service user's alone."""
+    config = hall.guest.path("/etc/hallq/hall.toml")
+    saved = config.read_text(encoding="utf-8")
+    try:
+        config.write_text(saved + "\n[cards]\nelderly_age = 60\n", encoding="utf-8")
+        cursor = hall.guest.cursor()
+        hall.guest.run(f"systemctl restart {UNITS['controller']}", check=False)
+        journal = hall.guest.journal(UNITS["controller"], since_cursor=cursor)
+        assert "Traceback" not in journal, journal
+        hall.active(UNITS["controller"])
+        assert "citizens' cards read: 0 profile(s) in /var/lib/hallq/profiles.sqlite3" in journal, journal
+        owners = hall.guest.run("stat -c '%a %U' /var/lib/hallq/profiles.sqlite3 /etc/hallq/credentials/profile.key")
+        assert owners.stdout.split() == ["600", "hallq", "600", "root"], owners.stdout
+    finally:
+        config.write_text(saved, encoding="utf-8")
+        _restart_all(hall, [UNITS["controller"]])
+
+
 def test_kill_9_is_restarted(hall: Hall) -> None:
     FIGURES["kill9_to_restarted_s"] = _replaced(hall, "KILL", timeout_s=30)
 
