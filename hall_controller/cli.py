@@ -254,8 +254,8 @@ def _clock(arguments: list[str]) -> int:
     from hall_controller.timesource import (  # noqa: PLC0415 - the running service needs none of this
         CLOCK_CONFIRM_FILE,
         CONFIRM_VALID_S,
-        kernel_synchronised,
     )
+    from hallq.timesync import kernel_synchronised  # noqa: PLC0415
 
     now = datetime.now(cfg.hall.zone)
     synced = kernel_synchronised()

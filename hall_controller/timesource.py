@@ -14,9 +14,6 @@ through a wrong clock without touching the machine's.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 import json
 import logging
 import os
@@ -26,10 +23,10 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from hallq.timesync import kernel_synchronised
+
 log = logging.getLogger(__name__)
 
-STA_UNSYNC = 0x0040
-TIME_ERROR = 5
 # ``hallq-controller clock confirm`` leaves this file in the state directory; the running controller takes it
 # as an operator's word that the wall clock is right, and removes it.
 CLOCK_CONFIRM_FILE = "clock-confirm"
@@ -44,39 +41,6 @@ class TimeSource(Protocol):
     def monotonic(self) -> float: ...
 
     def synchronised(self) -> bool: ...
-
-
-class _Timex(ctypes.Structure):
-    # struct timex starts with: unsigned int modes; long offset, freq, maxerror, esterror; int status; ... The
-    # rest (about 150 bytes, more on some architectures) is room the kernel may write into.
-    _fields_ = [("modes", ctypes.c_uint), ("offset", ctypes.c_long), ("freq", ctypes.c_long),
-                ("maxerror", ctypes.c_long), ("esterror", ctypes.c_long), ("status", ctypes.c_int),
-                ("rest", ctypes.c_byte * 512)]
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    # Once: find_library runs ldconfig in a subprocess.
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
-        return None
-
-
-def kernel_synchronised() -> bool | None:
-    """Whether the kernel says the system clock is synchronised; ``None`` where it cannot be asked (no libc,
-    or a seccomp filter that forbids even reading the clock's state: systemd's ``ProtectClock=``)."""
-    libc = _libc()
-    if libc is None:
-        return None
-    timex = _Timex()
-    try:
-        state = libc.adjtimex(ctypes.byref(timex))
-    except AttributeError:
-        return None
-    if state < 0:
-        return None
-    return state != TIME_ERROR and not timex.status & STA_UNSYNC
 
 
 def boot_id() -> str | None:
