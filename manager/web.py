@@ -409,6 +409,26 @@ _AUDIT_WORDS: Final = {
 }
 
 
+def _page_top(spec: HallSpec, lang: str, title: str, nav: str) -> str:
+    """A server-made page's start, up to ``<main>``: its title, the hall's name, and ``nav`` (HTML)."""
+    hall_name = html.escape(spec.name_vi if lang == "vi" else spec.name_en)
+    return f"""<!doctype html>
+<html lang="{lang}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} — {hall_name}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/static/manager.css">
+</head>
+<body class="reports">
+<header class="top">
+<h1>{title} <small>{hall_name}</small></h1>
+<nav>{nav}</nav>
+</header>
+<main>"""
+
+
 def _audit_page(request: web.Request, spec: HallSpec, rows: list[audit.AuditRow], problem: str | None) -> str:
     """The audit of profile views (manager role): the latest ``AUDIT_LINES``, latest first."""
     lang = request.query.get("lang", "vi") if request.query.get("lang") in ("vi", "en") else "vi"
@@ -424,23 +444,9 @@ def _audit_page(request: web.Request, spec: HallSpec, rows: list[audit.AuditRow]
             f"<th>{words['counter']}</th><th>{words['ticket']}</th></tr></thead><tbody>{lines}</tbody></table>"
             if rows else f"<p>{words['none']}</p>")
     other = "en" if lang == "vi" else "vi"
-    hall_name = spec.name_vi if lang == "vi" else spec.name_en
-    return f"""<!doctype html>
-<html lang="{lang}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{words["title"]} — {esc(hall_name)}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/manager.css">
-</head>
-<body class="reports">
-<header class="top">
-<h1>{words["title"]} <small>{esc(hall_name)}</small></h1>
-<nav><a href="/?lang={lang}">{words["live"]}</a> <a href="/reports?lang={lang}">{words["reports"]}</a>
-<a href="/audit?lang={other}">{words["lang"]}</a></nav>
-</header>
-<main>
+    nav = (f'<a href="/?lang={lang}">{words["live"]}</a> <a href="/reports?lang={lang}">{words["reports"]}</a>\n'
+           f'<a href="/audit?lang={other}">{words["lang"]}</a>')
+    return f"""{_page_top(spec, lang, words["title"], nav)}
 <p>{words["intro"]}</p>
 {body}
 </main>
@@ -491,25 +497,11 @@ def _reports_page(request: web.Request, spec: HallSpec, csrf: str) -> str:
                       f'<iframe class="report" src="/reports/report.html?{qs}" title="{words["title"]}"></iframe>')
     other = "en" if lang == "vi" else "vi"
     other_qs = esc(urlencode([*[(k, v) for k, v in query.items() if k != "lang"], ("lang", other)]), quote=True)
-    hall_name = spec.name_vi if lang == "vi" else spec.name_en
-    return f"""<!doctype html>
-<html lang="{lang}">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{words["title"]} — {esc(hall_name)}</title>
-<link rel="icon" href="data:,">
-<link rel="stylesheet" href="/static/manager.css">
-</head>
-<body class="reports">
-<header class="top">
-<h1>{words["title"]} <small>{esc(hall_name)}</small></h1>
-<nav><a href="/?lang={lang}">{words["live"]}</a> <a href="/reports?{other_qs}">{words["lang"]}</a>
-<form method="post" action="/logout" class="inline">
-<input type="hidden" name="csrf_token" value="{esc(csrf, quote=True)}">
-<button type="submit">{words["logout"]}</button></form></nav>
-</header>
-<main>
+    nav = (f'<a href="/?lang={lang}">{words["live"]}</a> <a href="/reports?{other_qs}">{words["lang"]}</a>\n'
+           f'<form method="post" action="/logout" class="inline">\n'
+           f'<input type="hidden" name="csrf_token" value="{esc(csrf, quote=True)}">\n'
+           f'<button type="submit">{words["logout"]}</button></form>')
+    return f"""{_page_top(spec, lang, words["title"], nav)}
 <form method="get" action="/reports" class="report-form">
 <input type="hidden" name="lang" value="{lang}">
 <fieldset><legend>{words["period"]}</legend>{periods}
