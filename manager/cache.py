@@ -257,6 +257,7 @@ def _summaries(ledger: Path, *, spec: HallSpec, first_day: date, last_day: date,
                     month_summary = reports.merge_days([found.get(first) or made[first] for first, _, _ in keys],
                                                        pace=checkpoint)
                     if month_summary is not None:
+                        checkpoint()
                         cache.store_month(month_summary, keys)
                         if months and _apart(keys, segments):
                             merged[month] = month_summary
