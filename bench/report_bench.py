@@ -6,9 +6,13 @@ one-year report over a 500,000-ticket ledger (target ≤ 2 s), each from the led
     .venv/bin/python -m bench.report_bench --rounds 5
 
 Shown: the year report on an empty cache (cold: every day read, decoded and summarised once, the closed ones
-kept), then warm (every closed day from the cache, today from the journal), the one-day reports, two filtered
-year reports (from the cache too), and the year report from the ledger alone (no cache) for comparison; the
-cold report's time split into reading, decoding (``from_records``), following tickets and summarising.
+kept, and each month's closed days merged), then once with the days kept but no month merged yet (what the
+first year report after an upgrade pays), then warm (every month's closed days from the cache, today from the
+journal), the same within the reports' default CPU share of one core (``manager.budget``: what the manager
+does), the one-day reports, two filtered year reports (from the cached days), and the year report from the
+ledger alone (no cache) for comparison; the cold report's time split into reading, decoding
+(``from_records``), following tickets and summarising. Each line gives wall time and the CPU time of the
+thread that made the report.
 
 The ledgers are written directly (journal rows made with ``to_record``, one transaction): a year of a
 20-counter hall, 1,370 tickets a business day on 365 days, each issued, printed, called and finished with the
@@ -42,7 +46,7 @@ from hall_controller.engine.events import (
     to_record,
 )
 from hall_controller.ledger import Ledger
-from manager import cache, journal, reports
+from manager import budget, cache, journal, reports
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 SERVICES = tuple("ABCDEF")
@@ -116,16 +120,20 @@ def cached(name: str, days: list[tuple[date, int]]) -> Path:
 
 
 def timed(path: Path, period: reports.Period, rounds: int, *, cache_dir: Path | None,
-          filters: reports.Filters | None = None) -> tuple[list[float], reports.Report]:
+          filters: reports.Filters | None = None, cpu_share: float | None = None,
+          ) -> tuple[list[float], list[float], reports.Report]:
+    """Wall and CPU seconds of each round, and the report; ``cpu_share``: within that CPU budget."""
     spec = hall()
-    times = []
+    times, cpu_times = [], []
     result = None
     for _ in range(rounds):
-        started = clock.perf_counter()
-        result = cache.build_report(path, spec=spec, period=period, filters=filters, cache_dir=cache_dir)
+        started, cpu_started = clock.perf_counter(), clock.thread_time()
+        result = cache.build_report(path, spec=spec, period=period, filters=filters, cache_dir=cache_dir,
+                                    budget=None if cpu_share is None else budget.CpuBudget(cpu_share))
         times.append(clock.perf_counter() - started)
+        cpu_times.append(clock.thread_time() - cpu_started)
     assert result is not None
-    return times, result
+    return times, cpu_times, result
 
 
 def cold_parts(path: Path, period: reports.Period) -> dict[str, float]:
@@ -171,27 +179,34 @@ def main() -> int:
     ok = True
     with tempfile.TemporaryDirectory(prefix="hallq-report-cache-") as tmp:
         year_cache, day_cache = Path(tmp) / "year", Path(tmp) / "day"
-        started = clock.perf_counter()
-        cache.build_report(big, spec=hall(), period=whole_year, cache_dir=year_cache)
-        print(f"{'one year, cold cache':34} {(clock.perf_counter() - started) * 1000:8.0f} ms  (once; the days "
-              f"are kept)")
-        for label, path, period, target_s, cache_dir, filters in (
-            ("one day, 2,000 tickets (open day)", day, reports.day_period("2026-12-04"), 0.1, day_cache, None),
-            ("one year, 500,050 tickets, warm", big, whole_year, 2.0, year_cache, None),
-            ("one day of that year, warm", big, reports.day_period("2026-12-04"), 0.1, year_cache, None),
-            ("one year, service B", big, whole_year, 2.0, year_cache, reports.Filters(service="B")),
+        for label, forget_months in (("one year, cold cache", False), ("one year, days kept, months not", True)):
+            if forget_months:
+                with closing(sqlite3.connect(year_cache / cache.CACHE_FILE)) as db:
+                    db.execute("DELETE FROM months")
+                    db.commit()
+            started, cpu_started = clock.perf_counter(), clock.thread_time()
+            cache.build_report(big, spec=hall(), period=whole_year, cache_dir=year_cache)
+            print(f"{label:38} {(clock.perf_counter() - started) * 1000:8.0f} ms  cpu "
+                  f"{(clock.thread_time() - cpu_started) * 1000:6.0f} ms  (once; the days and months are kept)")
+        product_share = budget.DEFAULT_CPU_SHARE
+        for label, path, period, target_s, cache_dir, filters, share in (
+            ("one day, 2,000 tickets (open day)", day, reports.day_period("2026-12-04"), 0.1, day_cache, None, None),
+            ("one year, 500,050 tickets, warm", big, whole_year, 2.0, year_cache, None, None),
+            (f"one year, warm, CPU share {product_share}", big, whole_year, 2.0, year_cache, None, product_share),
+            ("one day of that year, warm", big, reports.day_period("2026-12-04"), 0.1, year_cache, None, None),
+            ("one year, service B", big, whole_year, 2.0, year_cache, reports.Filters(service="B"), None),
             ("one year, counter 5, priority", big, whole_year, 2.0, year_cache,
-             reports.Filters(counter="5", lane="priority")),
-            ("one year, no cache", big, whole_year, None, None, None),
+             reports.Filters(counter="5", lane="priority"), None),
+            ("one year, no cache", big, whole_year, None, None, None, None),
         ):
-            times, result = timed(path, period, 1 if cache_dir is None else args.rounds, cache_dir=cache_dir,
-                                  filters=filters)
+            times, cpu_times, result = timed(path, period, 1 if cache_dir is None else args.rounds,
+                                             cache_dir=cache_dir, filters=filters, cpu_share=share)
             best, median = min(times), statistics.median(times)
             verdict = "" if target_s is None else f"target {target_s * 1000:.0f} ms  " + (
                 "ok" if median <= target_s else "OVER")
             ok &= target_s is None or median <= target_s
-            print(f"{label:34} {median * 1000:8.0f} ms  best {best * 1000:6.0f} ms  "
-                  f"{result.totals.outcomes.issued:>8,} tickets  {verdict}")
+            print(f"{label:38} {median * 1000:8.0f} ms  cpu {statistics.median(cpu_times) * 1000:6.0f} ms  "
+                  f"best {best * 1000:6.0f} ms  {result.totals.outcomes.issued:>8,} tickets  {verdict}")
     parts = cold_parts(big, whole_year)
     print("a year from the ledger alone: " + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in parts.items()))
     return 0 if ok else 1
