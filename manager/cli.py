@@ -4,7 +4,7 @@
                          (--day 2026-12-04 | --week 2026-W49 | --month 2026-12 | --from D --to D)
                          [--service S] [--counter C] [--lane regular|priority] [--category X]
                          [--format text|csv|xlsx|html] [--lang vi|en] [--output FILE]
-                         [--cache DIR | --no-cache] [--cpu-share 0.25]
+                         [--cache DIR | --no-cache] [--cpu-share 0.1]
 
     hallq-manager users add NAME --role manager|viewer [--users FILE] [--password-stdin]
     hallq-manager users passwd NAME [--users FILE] [--password-stdin]
@@ -94,8 +94,9 @@ def _report_parser(parser: argparse.ArgumentParser) -> None:
                              f"{report_cache.DEFAULT_CACHE_DIR})")
     parser.add_argument("--no-cache", action="store_true", help="read every day from the ledger, keep nothing")
     parser.add_argument("--cpu-share", type=_cpu_share, default=budget.DEFAULT_CPU_SHARE, metavar="SHARE",
-                        help="use at most this share of one core, at the lowest CPU priority, so that the hall "
-                             f"comes first (default {budget.DEFAULT_CPU_SHARE}; 1: full speed)")
+                        help="past its first 0.5 s of CPU, use at most this share of one core, at the lowest CPU "
+                             f"priority, so that the hall comes first (default {budget.DEFAULT_CPU_SHARE}; 1: full "
+                             "speed)")
 
 
 def _cpu_share(text: str) -> float:

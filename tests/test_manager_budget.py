@@ -32,26 +32,38 @@ class Clocks:
         self.slept.append(seconds)
         self.wall_s += seconds
 
-    def budget(self, share: float, free_cpu_s: float = 0.05) -> budget.CpuBudget:
-        return budget.CpuBudget(share, free_cpu_s=free_cpu_s, clock=lambda: self.wall_s,
-                                cpu_clock=lambda: self.cpu_s, sleep=self.sleep)
+    def budget(self, share: float, allowance: budget.CpuAllowance | None = None) -> budget.CpuBudget:
+        return budget.CpuBudget(share, allowance=allowance or budget.CpuAllowance(share, now=self.wall_s),
+                                clock=lambda: self.wall_s, cpu_clock=lambda: self.cpu_s, sleep=self.sleep)
 
 
-def test_no_pause_within_the_free_allowance() -> None:
-    assert budget.pause_s(cpu_s=0.05, wall_s=0.05, share=0.25, free_cpu_s=0.05) == 0
+def test_a_full_allowance_lets_a_report_run_at_full_speed() -> None:
+    allowance = budget.CpuAllowance(0.1, burst_s=0.5, now=0.0)
+    assert allowance.spend(0.3, now=0.3) == 0 and allowance.left_s == pytest.approx(0.2)
 
 
-def test_past_the_allowance_the_pause_keeps_the_share() -> None:
-    # 0.15 s of CPU: 0.05 free, then 0.1 at a quarter of a core needs 0.4 s of wall time.
-    assert budget.pause_s(cpu_s=0.15, wall_s=0.15, share=0.25, free_cpu_s=0.05) == pytest.approx(0.3)
+def test_an_overdrawn_allowance_sleeps_until_the_refill_pays_the_debt() -> None:
+    allowance = budget.CpuAllowance(0.1, burst_s=0.5, now=0.0)
+    assert allowance.spend(0.7, now=0.7) == pytest.approx(0.2 / 0.1)  # 0.2 s overdrawn at a tenth of a core
+    assert allowance.spend(0.0, now=0.7 + 2.0) == 0 and allowance.left_s == pytest.approx(0.0)
 
 
-def test_wall_time_without_cpu_counts_towards_the_share() -> None:
-    assert budget.pause_s(cpu_s=0.15, wall_s=0.5, share=0.25, free_cpu_s=0.05) == 0
+def test_the_allowance_refills_while_nothing_is_spent_up_to_its_burst() -> None:
+    allowance = budget.CpuAllowance(0.25, burst_s=0.5, now=0.0)
+    allowance.spend(0.5, now=0.5)
+    allowance.spend(0.0, now=1.5)
+    assert allowance.left_s == pytest.approx(0.25)
+    allowance.spend(0.0, now=100.0)
+    assert allowance.left_s == pytest.approx(0.5)
 
 
 def test_a_share_of_one_never_pauses() -> None:
-    assert budget.pause_s(cpu_s=10, wall_s=0, share=1) == 0
+    clocks = Clocks()
+    paced = budget.CpuBudget(1, clock=lambda: clocks.wall_s, cpu_clock=lambda: clocks.cpu_s, sleep=clocks.sleep)
+    for _ in range(100):
+        clocks.work(0.1)
+        paced.checkpoint()
+    assert clocks.slept == []
 
 
 @pytest.mark.parametrize("share", [0, -0.5, 1.5])
@@ -60,23 +72,44 @@ def test_a_share_outside_one_core_is_refused(share: float) -> None:
         budget.check_share(share)
 
 
-def test_a_report_at_a_quarter_of_a_core_takes_four_times_its_cpu() -> None:
+def test_reports_back_to_back_hold_a_tenth_of_a_core_past_the_burst() -> None:
     clocks = Clocks()
-    paced = clocks.budget(0.25)
-    for _ in range(100):
-        clocks.work(0.01)
-        paced.checkpoint()
-    assert clocks.wall_s - 100 == pytest.approx(0.05 + 0.95 / 0.25)
-    assert paced.slept_s == pytest.approx(sum(clocks.slept))
+    allowance = budget.CpuAllowance(0.1, burst_s=0.5, now=clocks.wall_s)
+    for _ in range(3):  # three reports of 1 s of CPU each, one after the other
+        paced = clocks.budget(0.1, allowance)
+        for _ in range(100):
+            clocks.work(0.01)
+            paced.checkpoint()
+    # 3 s of CPU: 0.5 from the burst, the other 2.5 refilled at a tenth of a core: 25 s of wall time in all.
+    assert clocks.wall_s - 100 == pytest.approx(2.5 / 0.1, abs=0.02)
 
 
-def test_a_short_report_never_sleeps() -> None:
+def test_a_report_now_and_then_never_sleeps() -> None:
     clocks = Clocks()
-    paced = clocks.budget(0.25)
-    for _ in range(4):
-        clocks.work(0.01)
-        paced.checkpoint()
+    allowance = budget.CpuAllowance(0.1, burst_s=0.5, now=clocks.wall_s)
+    for _ in range(5):  # a 0.3 s report every minute: the refill (6 s a minute) covers it
+        paced = clocks.budget(0.1, allowance)
+        for _ in range(30):
+            clocks.work(0.01)
+            paced.checkpoint()
+        clocks.wall_s += 60
     assert clocks.slept == []
+
+
+def test_the_processs_reports_share_one_allowance() -> None:
+    clocks = Clocks()
+    cpu = {"a": 0.0, "b": 0.0}  # each report's own thread's CPU clock
+
+    def paced(thread: str) -> budget.CpuBudget:
+        return budget.CpuBudget(0.37, clock=lambda: clocks.wall_s, cpu_clock=lambda: cpu[thread], sleep=clocks.sleep)
+
+    first, second = paced("a"), paced("b")
+    cpu["a"] += 0.4
+    first.checkpoint()
+    assert clocks.slept == []  # within the burst alone
+    cpu["b"] += 0.4
+    second.checkpoint()
+    assert clocks.slept == [pytest.approx(0.3 / 0.37)]  # together they overdrew the one allowance by 0.3 s
 
 
 def test_the_report_thread_runs_idle_at_nice_19_and_the_others_keep_theirs() -> None:
@@ -99,7 +132,7 @@ def test_the_report_thread_runs_idle_at_nice_19_and_the_others_keep_theirs() -> 
 
 def test_a_report_within_a_budget_equals_one_without(ledger: Path, tmp_path: Path) -> None:  # noqa: F811
     period = reports.range_period(DAY1.isoformat(), DAY2.isoformat())
-    paced = budget.CpuBudget(0.5, free_cpu_s=0)
+    paced = budget.CpuBudget(0.5, allowance=budget.CpuAllowance(0.5, burst_s=0, now=0))
     report = cache.build_report(ledger, spec=spec(), period=period, now=NOW, cache_dir=tmp_path / "c",
                                 budget=paced)
     assert report == uncached(ledger, period)
