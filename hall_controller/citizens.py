@@ -127,7 +127,10 @@ class CitizenDesk:
              now: datetime) -> tuple[wire.CitizenProfile | None, wire.ErrorInfo | None]:
         """A clerk's ``profile`` command: (the profile as it is now, None) or (None, why not)."""
         shown = self._shown.get(counter)
-        if shown is None or shown.day != self.spec.business_day(now):
+        day = self.spec.business_day(now)
+        if shown is None:
+            shown = self._remembered(counter, day)
+        if shown is None or shown.day != day:
             return None, wire.ErrorInfo(wire.ErrorCode.NO_PROFILE, f"counter {counter} has called no ticket with a "
                                                                    "card today: there is no profile to complete")
         hall_card = edit.hall_card
@@ -154,6 +157,20 @@ class CitizenDesk:
         log.info("profile %s changed at counter=%s (%s)", reference_text(shown.ref), counter,
                  ", ".join(sorted(edit.to_obj())) or "nothing")
         return profile, None
+
+    def _remembered(self, counter: str, day: str) -> _Shown | None:
+        """After a restart: the profile the audit says ``counter`` was shown last today, so that a clerk can
+        finish a registration begun before the controller restarted."""
+        start = datetime.combine(date.fromisoformat(day), self.spec.day_starts_at, tzinfo=self.spec.zone)
+        try:
+            last = self.store.last_shown(counter, since=start)
+        except sqlite3.Error:
+            return None
+        if last is None:
+            return None
+        ref, ticket_id, number = last
+        shown = self._shown[counter] = _Shown(ticket_id, number, ref, day)
+        return shown
 
     # --- after each stored batch ----------------------------------------------------------------------------
 

@@ -217,6 +217,15 @@ class ProfileStore:
             sex=card.get("sex"), address=card.get("address"), phone=data.get("phone"), notes=data.get("notes"),
             hall_card=hall_card is not None, visits=tuple(visits))
 
+    def last_shown(self, counter: str, *, since: datetime) -> tuple[str, str, str] | None:
+        """(ref, ticket id, number) of the profile last shown or changed at ``counter`` since ``since`` (the
+        audit remembers it across a restart), if its profile still exists."""
+        row = self._db.execute(
+            "SELECT v.ref, v.ticket_id, v.number FROM views v JOIN profiles p ON p.ref = v.ref WHERE v.counter = ? "
+            "AND v.what IN ('shown', 'edited') AND v.at >= ? ORDER BY v.id DESC LIMIT 1",
+            (counter, since.isoformat())).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
     def edit(self, ref: str, *, phone: str | None, notes: str | None, hall_card: str | None) -> str | None:
         """Complete or correct a profile (None: keep; "": clear). Returns why it cannot, or None when done."""
         try:

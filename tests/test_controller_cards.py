@@ -201,3 +201,19 @@ def test_an_old_profile_is_found_again_and_its_card_fields_refreshed(tmp_path: P
     assert store.edit(other.ref, phone=None, notes=None, hall_card="TTHCC-AAAA1") == \
         "this hall card is registered to another citizen"
     store.close()
+
+
+def test_a_registration_begun_before_a_restart_is_finished_after_it(
+        broker: PrivateBroker, hall: ControllerProcess) -> None:
+    with Probe(broker, subscriptions=["qms/test-hall/dispenser/+/ticket", "qms/test-hall/counter/+/reply"]) as probe:
+        assert probe.request_ticket("d1", "A", card=cccd(YOUNG)).ok
+        called = probe.command("3", "next")
+        assert called.profile is not None and called.profile.first_visit
+    hall.stop()  # a power cut while the clerk types the phone number
+    hall.start()
+    with Probe(broker, subscriptions=["qms/test-hall/counter/+/reply"]) as probe:
+        edited = probe.command("3", "profile", profile=wire.ProfileEdit(phone="0912 345 678"))
+        assert edited.ok and edited.profile is not None and edited.profile.phone == "0912 345 678"
+        assert edited.profile.name == "Trần Thị Bích"
+        assert probe.command("2", "profile", profile=wire.ProfileEdit(notes="x")).error_code == \
+            wire.ErrorCode.NO_PROFILE  # another counter still may not
