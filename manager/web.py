@@ -440,7 +440,7 @@ def _audit_page(request: web.Request, spec: HallSpec, rows: list[audit.AuditRow]
         f"<td>{esc(words.get(row.what, row.what))}</td><td><code>{esc(row.ref[:8])}</code></td>"
         f"<td>{esc(names.get(row.counter, row.counter))}</td><td>{esc(row.number)}</td></tr>" for row in rows)
     body = (f'<p class="problem" role="alert">{esc(problem)}</p>' if problem else
-            f"<table><thead><tr><th>{words['at']}</th><th>{words['what']}</th><th>{words['ref']}</th>"
+            f"<table class=\"grid\"><thead><tr><th>{words['at']}</th><th>{words['what']}</th><th>{words['ref']}</th>"
             f"<th>{words['counter']}</th><th>{words['ticket']}</th></tr></thead><tbody>{lines}</tbody></table>"
             if rows else f"<p>{words['none']}</p>")
     other = "en" if lang == "vi" else "vi"
