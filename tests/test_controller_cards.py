@@ -217,3 +217,26 @@ def test_a_registration_begun_before_a_restart_is_finished_after_it(
         assert edited.profile.name == "Trần Thị Bích"
         assert probe.command("2", "profile", profile=wire.ProfileEdit(notes="x")).error_code == \
             wire.ErrorCode.NO_PROFILE  # another counter still may not
+
+
+def test_the_controller_deletes_profiles_unused_too_long_by_itself_hourly(tmp_path: Path) -> None:
+    from hall_controller import config as config_mod  # noqa: PLC0415
+    from hall_controller.citizens import CitizenDesk  # noqa: PLC0415
+
+    cfg = config_mod.load(cards_config(tmp_path))
+    assert cfg.cards is not None
+    store = profiles.ProfileStore(tmp_path / profiles.FILE_NAME, profiles.load_key(tmp_path / "profile.key"),
+                                  keep=cfg.cards.keep)
+    today = datetime.now(ZONE)
+    old = store.citizen(citizen(YOUNG, today), now=today - timedelta(days=cfg.cards.retain_days + 1))
+    recent = store.citizen(citizen(ELDER, today), now=today - timedelta(days=cfg.cards.retain_days - 1))
+    desk = CitizenDesk(store, cfg.cards, cfg.hall)
+    desk.stored([], now=today, now_s=1000.0)
+    assert store.count() == 1 and store.erase(ref=old.ref, now=today) is None  # already gone
+    store.citizen(citizen(ELDER, today), now=today - timedelta(days=cfg.cards.retain_days + 5))  # seen long ago
+    desk.stored([], now=today, now_s=1000.0 + 60)  # within the hour: not checked again
+    assert store.count() == 1
+    desk.stored([], now=today, now_s=1000.0 + 3600)
+    assert store.count() == 0 and store.erase(ref=recent.ref, now=today) is None
+    assert [row.what for row in profiles.audit(tmp_path / profiles.FILE_NAME)] == ["purged", "purged"]
+    store.close()
