@@ -18,9 +18,19 @@ from typing import Final, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hall_controller.engine.numbering import number_text
-from hall_controller.engine.spec import CallPolicy, CounterSpec, DispenserSpec, HallSpec, ServiceSpec, TransferPosition
+from hall_controller.engine.spec import (
+    DEFAULT_RATING_REASONS,
+    CallPolicy,
+    CounterSpec,
+    DispenserSpec,
+    HallSpec,
+    RatingReason,
+    RatingSpec,
+    ServiceSpec,
+    TransferPosition,
+)
 from hall_controller.limits import Limits
-from hallq import cards
+from hallq import cards, wire
 from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt, refuse_duplicates
 from hallq.limits import MAX_NUMBER_VALUE, MAX_PREFIX_LEN, MAX_TICKET_ID_LEN
 from hallq.mqtt import BrokerSettings
@@ -133,6 +143,7 @@ def load(path: Path) -> ControllerConfig:
     manager = root.table("manager")
     manager_id = manager.ident("id", "manager") if has_manager else None
     manager.done()
+    hall = dataclasses.replace(hall, ratings=_ratings(root.table("ratings")))
     cards = _cards(root.table("cards")) if root.has("cards") else None
     if cards is not None and cards.daily_limit is not None:
         hall = dataclasses.replace(hall, card_daily_limit=cards.daily_limit)
@@ -184,6 +195,23 @@ def _cards(t: Table) -> CardsConfig:
                          hall_card_prefix=prefix, key_file=None if key_file is None else Path(key_file))
     t.done()
     return config
+
+
+def _ratings(t: Table) -> RatingSpec:
+    """``[ratings]``: ``window_minutes`` after ``complete`` a served visit may be rated (by the counter's buttons
+    or the ticket's status page); ``[[ratings.reasons]]`` (``id``, ``name_vi``, ``name_en``) replace the reasons
+    offered after a low rating (default: waiting time, attitude, guidance, paperwork, facilities)."""
+    window_minutes = t.integer("window_minutes", RatingSpec().window_s // 60, minimum=1, maximum=24 * 60)
+    reason_tables = t.tables("reasons")
+    reasons = tuple(RatingReason(id=r.ident("id"), name_vi=r.name("name_vi"), name_en=r.name("name_en"))
+                    for r in reason_tables)
+    for table in reason_tables:
+        table.done()
+    refuse_duplicates(reason_tables, [r.id for r in reasons], key="id")
+    if len(reasons) > wire.MAX_RATING_REASONS * 3:
+        raise t.error("reasons", f"at most {wire.MAX_RATING_REASONS * 3} reasons (a phone shows them all)")
+    t.done()
+    return RatingSpec(window_s=window_minutes * 60, reasons=reasons or DEFAULT_RATING_REASONS)
 
 
 def _limits(t: Table) -> Limits:

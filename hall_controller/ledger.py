@@ -37,6 +37,7 @@ from hall_controller.engine.events import (
     TicketFinished,
     TicketIssued,
     TicketPrinted,
+    TicketRated,
     TicketTransferred,
     TicketVoided,
     from_records,
@@ -87,6 +88,17 @@ CREATE TABLE IF NOT EXISTS tickets (
     UNIQUE (day, dispenser, request_id)
 );
 CREATE INDEX IF NOT EXISTS tickets_by_day ON tickets (day, service, number);
+CREATE TABLE IF NOT EXISTS ratings (
+    ticket_id  TEXT PRIMARY KEY,
+    rated_at   TEXT NOT NULL,
+    number     TEXT NOT NULL,
+    service    TEXT NOT NULL,
+    counter    TEXT NOT NULL,
+    level      TEXT NOT NULL,
+    channel    TEXT NOT NULL,
+    reasons    TEXT NOT NULL,
+    comment    TEXT
+);
 CREATE INDEX IF NOT EXISTS journal_days ON journal (seq) WHERE kind = 'day_started';
 """
 
@@ -222,6 +234,11 @@ class Ledger:
                 args = (at, event.reason, event.ticket_id)
             case TicketExpired():
                 sql, args = "UPDATE tickets SET state = 'expired', finished_at = ? WHERE id = ?", (at, event.ticket_id)
+            case TicketRated():
+                sql = ("INSERT OR IGNORE INTO ratings (ticket_id, rated_at, number, service, counter, level, channel,"
+                       " reasons, comment) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
+                args = (event.ticket_id, at, event.number, event.service, event.counter, event.level, event.channel,
+                        ",".join(event.reasons), event.comment)
             case _:
                 return
         self._db.execute(sql, args)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,15 @@ from typing import TYPE_CHECKING
 
 from hall_controller.admission import Admission
 from hall_controller.engine import Decision, Engine
-from hall_controller.engine.events import ActAtCounter, IssueTicket, ManagerAct, ReportPrint, TicketCalled
+from hall_controller.engine.events import (
+    ActAtCounter,
+    IssueTicket,
+    ManagerAct,
+    RateTicket,
+    ReportPrint,
+    TicketCalled,
+    TicketRated,
+)
 from hallq import wire
 from hallq.errors import PayloadError
 from hallq.limits import MAX_ACTION_LEN, MAX_REQUEST_ID_LEN
@@ -35,6 +44,15 @@ Publish = tuple[str, bytes]  # (topic, payload)
 
 RATE_LIMITED = wire.ErrorInfo(wire.ErrorCode.RATE_LIMITED, "this device sends more than the hall controller "
                                                            "accepts; messages are being dropped")
+STATUS_TOKEN_BYTES = 12  # 96 random bits: the status page's link cannot be guessed or walked
+
+
+def new_status_token() -> str:
+    """A ticket's status-page token: 24 hexadecimal digits from the system's random source, unrelated to the
+    ticket's id, number or sequence."""
+    return secrets.token_hex(STATUS_TOKEN_BYTES)
+
+
 STORAGE_UNAVAILABLE = wire.ErrorInfo(wire.ErrorCode.STORAGE_UNAVAILABLE,
                                      "the hall controller cannot store tickets right now; nothing was changed")
 
@@ -57,12 +75,14 @@ class Requests:
     """Decides devices' messages with ``engine`` (replaced after a restore: assign ``engine``)."""
 
     def __init__(self, engine: Engine, topics: Topics, admission: Admission, *, new_id: Callable[[], str],
-                 clock: Callable[[], float], citizens: CitizenDesk | None = None) -> None:
+                 clock: Callable[[], float], citizens: CitizenDesk | None = None,
+                 new_token: Callable[[], str] = new_status_token) -> None:
         self.engine = engine
         self.citizens = citizens
         self._topics = topics
         self._admission = admission
         self._new_id = new_id
+        self._new_token = new_token
         self._clock = clock
 
     def handle(self, parsed: ParsedTopic, payload: bytes, now: datetime, *, trusted: bool) -> Outcome | None:
@@ -116,7 +136,8 @@ class Requests:
                     priority, category = True, "elderly"
         decision = self.engine.handle(IssueTicket(dispenser=dispenser, request_id=request.request_id,
                                                   service=request.service, priority=priority, category=category,
-                                                  ticket_id=self._new_id(), card=None if seen is None else seen.ref),
+                                                  ticket_id=self._new_id(), card=None if seen is None else seen.ref,
+                                                  token=self._new_token()),
                                       now=now, trusted=trusted)
         storage = (topic, wire.TicketReply(request_id=request.request_id, error=STORAGE_UNAVAILABLE).encode())
         if decision.refusal is not None:
@@ -170,6 +191,8 @@ class Requests:
             self._log_refusal(parsed, logging.WARNING, "refused manager command manager=%s code=%s: %s", manager,
                               exc.code, exc.message)
             return self.refused(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
+        if command.action == "rate_ticket":
+            return self._phone_rating(manager, command, now)
         decision = self.engine.handle(ManagerAct(manager=manager, request_id=command.request_id, user=command.user,
                                                  action=command.action, counter=command.counter,
                                                  ticket=command.ticket, service=command.service,
@@ -209,6 +232,8 @@ class Requests:
             return self.refused(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
         if command.action == "profile":
             return self._profile(counter, command, now)
+        if command.action == "rate":
+            return self._counter_rating(counter, command, now)
         decision = self.engine.handle(ActAtCounter(counter=counter, request_id=command.request_id,
                                                    action=command.action, ticket=command.ticket,
                                                    service=command.service, serving=command.serving), now=now,
@@ -253,6 +278,48 @@ class Requests:
         reply = wire.CounterReply(request_id=command.request_id, action=command.action, status=status, ticket=serving,
                                   error=error, profile=profile)
         return Outcome(Decision(), reply=(self._topics.counter_reply(counter), reply.encode()))
+
+
+    def _counter_rating(self, counter: str, command: wire.CounterCommand, now: datetime) -> Outcome:
+        """A citizen pressed one of the counter's rating buttons (or the clerk's console passed a choice on)."""
+        topic = self._topics.counter_reply(counter)
+        if command.rating is None or command.ticket is None:
+            raise AssertionError("a decoded 'rate' command has its rating and ticket")
+        decision = self.engine.handle(RateTicket(channel="counter", source=counter, request_id=command.request_id,
+                                                 ticket=command.ticket, level=command.rating), now=now)
+        error = None if decision.refusal is None else wire.ErrorInfo(decision.refusal.code, decision.refusal.message)
+        self._log_rating(decision, "counter", counter, command.rating)
+        reply = wire.CounterReply(request_id=command.request_id, action=command.action, status=decision.status,
+                                  ticket=decision.serving, error=error)
+        storage = (topic, wire.CounterReply(request_id=command.request_id, action=command.action,
+                                            error=STORAGE_UNAVAILABLE).encode())
+        return Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+
+    def _phone_rating(self, manager: str, command: wire.ManagerCommand, now: datetime) -> Outcome:
+        """A citizen rated a visit on the ticket's status page; the manager's web service passes it on."""
+        topic = self._topics.manager_reply(manager)
+        if command.rating is None or command.ticket is None:
+            raise AssertionError("a decoded 'rate_ticket' command has its rating and ticket")
+        decision = self.engine.handle(RateTicket(channel="phone", source=manager, request_id=command.request_id,
+                                                 ticket=command.ticket, level=command.rating,
+                                                 reasons=command.reasons, comment=command.comment), now=now)
+        error = None if decision.refusal is None else wire.ErrorInfo(decision.refusal.code, decision.refusal.message)
+        self._log_rating(decision, "phone", manager, command.rating)
+        reply = wire.ManagerReply(request_id=command.request_id, action=command.action, error=error)
+        storage = (topic, wire.ManagerReply(request_id=command.request_id, action=command.action,
+                                            error=STORAGE_UNAVAILABLE).encode())
+        return Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
+
+    @staticmethod
+    def _log_rating(decision: Decision, channel: str, source: str, level: str) -> None:
+        # The comment is the citizen's own words: never logged (it is in the ledger, for the reports).
+        if decision.refusal is not None:
+            log.info("refused rating channel=%s source=%s code=%s: %s", channel, source, decision.refusal.code,
+                     decision.refusal.message)
+        elif not decision.duplicate:
+            rated = next((e for e in decision.events if isinstance(e, TicketRated)), None)
+            log.info("rated ticket=%s counter=%s level=%s channel=%s", rated.number if rated else "?",
+                     rated.counter if rated else "?", level, channel)
 
 
 def _action_text(command: wire.ManagerCommand) -> str:

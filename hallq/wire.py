@@ -47,16 +47,17 @@ from hallq.limits import (
 
 VERSION: Final = 1
 MAX_PAYLOAD_BYTES: Final = 16 * 1024
+MAX_STATUS_TOKEN_LEN: Final = 64
 
 PRIORITY_CATEGORIES: Final = ("elderly", "disability", "pregnant", "child", "other")
 CounterAction = Literal[
-    "next", "recall", "complete", "no_show", "transfer", "call", "open", "pause", "close", "profile"
+    "next", "recall", "complete", "no_show", "transfer", "call", "open", "pause", "close", "profile", "rate"
 ]
 CounterStatus = Literal["open", "paused", "closed"]
 PrinterState = Literal["ok", "paper_low", "paper_out", "offline"]
 # What the hall manager may do (``manager/{id}/command``): a counter's status, a waiting ticket, the day, the notice.
 ManagerAction = Literal["open_counter", "pause_counter", "close_counter", "void_ticket", "transfer_ticket",
-                        "end_day", "show_notice", "clear_notice"]
+                        "end_day", "show_notice", "clear_notice", "rate_ticket"]
 MANAGER_ACTIONS: Final = get_args(ManagerAction)
 # What the controller reports on ``events`` for the manager's live view.
 HallEventKind = Literal["ticket_voided", "print_failed", "storage_fault", "storage_ok", "clock_untrusted",
@@ -66,6 +67,14 @@ HALL_EVENT_KINDS: Final = get_args(HallEventKind)
 PrintFailureReason = Literal["paper_out", "cover_open", "offline", "timeout", "error"]
 PRINT_FAILURE_REASONS: Final = get_args(PrintFailureReason)
 COUNTER_ACTIONS: Final = get_args(CounterAction)
+# A citizen's rating of a served visit, best first: "Rất hài lòng", "Hài lòng", "Bình thường", "Không hài lòng".
+RatingLevel = Literal["very_satisfied", "satisfied", "neutral", "dissatisfied"]
+RATING_LEVELS: Final[tuple[RatingLevel, ...]] = get_args(RatingLevel)
+LOW_RATINGS: Final[frozenset[str]] = frozenset({"neutral", "dissatisfied"})  # these ask for reasons
+RatingChannel = Literal["counter", "phone"]
+RATING_CHANNELS: Final[tuple[RatingChannel, ...]] = get_args(RatingChannel)
+MAX_RATING_REASONS: Final = 8
+MAX_COMMENT_LEN: Final = 300
 COUNTER_STATUSES: Final = get_args(CounterStatus)
 PRINTER_STATES: Final = get_args(PrinterState)
 
@@ -95,6 +104,9 @@ class ErrorCode(StrEnum):
     DAY_ENDED = "day_ended"                        # the business day was ended early: no ticket until the next one
     CARD_LIMIT = "card_limit"                      # the citizen's card has taken its tickets for today
     NO_PROFILE = "no_profile"                      # "profile": the counter's ticket came with no card read
+    NOT_RATEABLE = "not_rateable"                  # a rating for a ticket not served, or not this counter's last
+    RATING_CLOSED = "rating_closed"                # the time to rate this visit has passed
+    ALREADY_RATED = "already_rated"                # the visit was rated already: the first rating counts
 
 
 ERROR_CODES: Final = tuple(code.value for code in ErrorCode)
@@ -224,6 +236,16 @@ class _Fields:
             return None
         return self.sub(name)
 
+    def idents(self, name: str, *, max_items: int) -> tuple[str, ...]:
+        """An optional list of ids (absent or null: empty), at most ``max_items``, without repeats."""
+        value = self.obj.get(name)
+        if value is None:
+            return ()
+        if not isinstance(value, list) or len(value) > max_items or not all(
+                isinstance(item, str) and is_token(item, MAX_ID_LEN) for item in value):
+            raise self._bad(name, f"a list of at most {max_items} ids")
+        return tuple(dict.fromkeys(value))
+
     def subs(self, name: str) -> list[_Fields]:
         value = self.obj.get(name)
         if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
@@ -328,6 +350,9 @@ class TicketInfo:
     ahead: int
     estimated_wait_s: int
     card: bool = False  # a card was read with the request and the ticket is linked to its profile
+    # The ticket's status-page token (the QR's link): random, unguessable, not derived from id or number. None
+    # from a controller older than the status page.
+    token: str | None = None
 
     def to_obj(self) -> dict[str, Any]:
         obj: dict[str, Any] = {
@@ -336,6 +361,8 @@ class TicketInfo:
             "estimated_wait_s": self.estimated_wait_s}
         if self.card:
             obj["card"] = True
+        if self.token is not None:
+            obj["token"] = self.token
         return obj
 
     @staticmethod
@@ -349,6 +376,7 @@ class TicketInfo:
             # below zero (a controller whose clock stepped back, before hallq checked its samples) reads as 0.
             estimated_wait_s=max(0, f.integer("estimated_wait_s", minimum=-(2**53))),
             card=f.boolean("card", default=False),
+            token=f.opt_token("token", max_len=MAX_STATUS_TOKEN_LEN),
         )
 
 
@@ -413,6 +441,9 @@ class CounterCommand:
     ``ticket`` names a ticket number for ``call``; ``service`` names the target service for ``transfer``
     (and, optionally, restricts ``next`` to one of the counter's services).
 
+    ``rate`` carries the citizen's ``rating`` (a ``RatingLevel``) of the counter's last served ticket, named by
+    its id in ``ticket``: a counter's rating buttons rate only that ticket (the controller checks it).
+
     ``serving`` is what the sender last saw the counter serving: that ticket's id (or number), or
     ``SERVING_NOTHING`` (``""``) when it saw it serving nothing. The controller refuses a ticket action whose
     ``serving`` is no longer true (``conflict``), so that no client finishes a citizen it has not seen called.
@@ -428,6 +459,7 @@ class CounterCommand:
     service: str | None = None
     serving: str | None = None
     profile: ProfileEdit | None = None
+    rating: RatingLevel | None = None
 
     def encode(self) -> bytes:
         obj: dict[str, Any] = {"v": VERSION, "request_id": self.request_id, "action": self.action,
@@ -436,6 +468,8 @@ class CounterCommand:
             obj["serving"] = self.serving
         if self.profile is not None:
             obj["profile"] = self.profile.to_obj()
+        if self.rating is not None:
+            obj["rating"] = self.rating
         return encode(obj)
 
     @staticmethod
@@ -447,10 +481,16 @@ class CounterCommand:
         if serving is not None and serving != "":
             serving = f.token("serving", max_len=MAX_TICKET_ID_LEN)
         profile_fields = f.opt_sub("profile")
+        # "rate" names a ticket by its id (a finished ticket's number may be given out again); the others by number.
+        ticket_len = MAX_TICKET_ID_LEN if action == "rate" else MAX_NUMBER_LEN
         command = CounterCommand(request_id=f.request_id(), action=action,
-                                 ticket=f.opt_token("ticket", max_len=MAX_NUMBER_LEN), service=f.opt_ident("service"),
+                                 ticket=f.opt_token("ticket", max_len=ticket_len), service=f.opt_ident("service"),
                                  serving=serving,
-                                 profile=None if profile_fields is None else ProfileEdit.read(profile_fields))
+                                 profile=None if profile_fields is None else ProfileEdit.read(profile_fields),
+                                 rating=cast(RatingLevel | None, f.opt_choice("rating", RATING_LEVELS)))
+        if action == "rate" and (command.rating is None or command.ticket is None):
+            raise PayloadError(ErrorCode.BAD_REQUEST,
+                               "counter command: 'rate' needs fields 'rating' and 'ticket' (the served ticket's id)")
         if action == "profile" and command.profile is None:
             raise PayloadError(ErrorCode.BAD_REQUEST, "counter command: 'profile' needs field 'profile'")
         if action == "call" and command.ticket is None:
@@ -834,6 +874,10 @@ class ManagerCommand:
     of the waiting ticket to ``void_ticket`` or ``transfer_ticket`` (to ``service``); ``text_vi`` (and optionally
     ``text_en``) the notice of ``show_notice``. ``end_day`` expires every open ticket now and issues none until the
     next business day.
+
+    ``rate_ticket`` passes on a citizen's rating from the ticket's status page (``user`` is ``phone``): ``ticket``
+    is the ticket's id, ``rating`` a ``RatingLevel``, ``reasons`` ids from the hall's ``[ratings] reasons`` (only
+    with a low rating) and ``comment`` the citizen's own short text.
     """
 
     request_id: str
@@ -844,23 +888,39 @@ class ManagerCommand:
     service: str | None = None
     text_vi: str | None = None
     text_en: str | None = None
+    rating: RatingLevel | None = None
+    reasons: tuple[str, ...] = ()
+    comment: str | None = None
 
     def encode(self) -> bytes:
-        return encode({"v": VERSION, "request_id": self.request_id, "user": self.user, "action": self.action,
-                       "counter": self.counter, "ticket": self.ticket, "service": self.service,
-                       "text_vi": self.text_vi, "text_en": self.text_en})
+        obj: dict[str, Any] = {"v": VERSION, "request_id": self.request_id, "user": self.user, "action": self.action,
+                               "counter": self.counter, "ticket": self.ticket, "service": self.service,
+                               "text_vi": self.text_vi, "text_en": self.text_en}
+        if self.rating is not None:
+            obj["rating"] = self.rating
+            obj["reasons"] = list(self.reasons)
+            obj["comment"] = self.comment
+        return encode(obj)
 
     @staticmethod
     def decode(raw: bytes | str) -> ManagerCommand:
         f = _Fields(raw, "manager command")
         action = cast(ManagerAction, f.choice("action", MANAGER_ACTIONS))
+        rate = action == "rate_ticket"  # names the ticket by its id; the other actions by today's number
         command = ManagerCommand(request_id=f.request_id(), user=f.token("user", max_len=MAX_USER_LEN),
                                  action=action, counter=f.opt_ident("counter"),
-                                 ticket=f.opt_token("ticket", max_len=MAX_NUMBER_LEN), service=f.opt_ident("service"),
+                                 ticket=f.opt_token("ticket", max_len=MAX_TICKET_ID_LEN if rate else MAX_NUMBER_LEN),
+                                 service=f.opt_ident("service"),
                                  text_vi=f.opt_text("text_vi", max_len=MAX_NOTICE_LEN),
-                                 text_en=f.opt_text("text_en", max_len=MAX_NOTICE_LEN))
+                                 text_en=f.opt_text("text_en", max_len=MAX_NOTICE_LEN),
+                                 rating=cast(RatingLevel | None, f.opt_choice("rating", RATING_LEVELS)),
+                                 reasons=f.idents("reasons", max_items=MAX_RATING_REASONS),
+                                 comment=f.opt_text("comment", max_len=MAX_COMMENT_LEN))
         needs = {"open_counter": "counter", "pause_counter": "counter", "close_counter": "counter",
-                 "void_ticket": "ticket", "transfer_ticket": "ticket", "show_notice": "text_vi"}.get(action)
+                 "void_ticket": "ticket", "transfer_ticket": "ticket", "show_notice": "text_vi",
+                 "rate_ticket": "ticket"}.get(action)
+        if rate and command.rating is None:
+            raise PayloadError(ErrorCode.BAD_REQUEST, "manager command: 'rate_ticket' needs field 'rating'")
         if needs is not None and getattr(command, needs) is None:
             raise PayloadError(ErrorCode.BAD_REQUEST, f"manager command: {action!r} needs field {needs!r}")
         if action == "transfer_ticket" and command.service is None:

@@ -57,6 +57,7 @@ from hall_controller.engine.events import (
     IssueTicket,
     ManagerAct,
     ManagerActed,
+    RateTicket,
     ReportPrint,
     Tick,
     TicketCalled,
@@ -64,6 +65,7 @@ from hall_controller.engine.events import (
     TicketFinished,
     TicketIssued,
     TicketPrinted,
+    TicketRated,
     TicketTransferred,
     TicketVoided,
 )
@@ -72,6 +74,7 @@ from hall_controller.engine.queues import Lane
 from hall_controller.engine.spec import CounterSpec, HallSpec, ServiceSpec
 from hallq.errors import InvariantError
 from hallq.wire import (
+    LOW_RATINGS,
     PRINT_FAILURE_REASONS,
     Board,
     Call,
@@ -157,16 +160,20 @@ class Ticket:
     since_s: float = 0.0  # waiting since (epoch s), never before an earlier-issued ticket's: the guard's clock
     called_epoch: int = 0  # clock steps seen when called: a service across a step gives no sample
     card: str | None = None  # the profile reference of the card read with the request
+    token: str | None = None  # the status page's token
+    rated: tuple[str, str] | None = None  # (source, request id) of its rating, once rated
 
 
 @dataclass(slots=True)
 class CounterRuntime:
-    """A counter's live state: status, the ticket it serves, and regular calls since the last priority one."""
+    """A counter's live state: status, the ticket it serves, regular calls since the last priority one, and the
+    last ticket it served today (the one its rating buttons rate)."""
 
     spec: CounterSpec
     status: CounterStatus
     ticket_id: str | None = None
     regular_streak: int = 0
+    last_served: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +253,8 @@ class Engine:
                 decision = self._counter(command, now, emitted)
             case ManagerAct():
                 decision = self._manager(command, now, emitted)
+            case RateTicket():
+                decision = self._rate(command, now, emitted)
             case Tick():
                 decision = Decision()
             case ClockChanged():
@@ -258,6 +267,12 @@ class Engine:
         if isinstance(command, ManagerAct):
             changed = decision.ok and not decision.duplicate and command.action in ("show_notice", "clear_notice")
             return dataclasses.replace(decision, events=events, notice_changed=changed, notice=self.notice)
+        if isinstance(command, RateTicket):
+            counter = self.counters.get(command.source) if command.channel == "counter" else None
+            if counter is None:
+                return dataclasses.replace(decision, events=events)
+            return dataclasses.replace(decision, events=events, status=counter.status,
+                                       serving=views.serving(self.counter_ticket(command.source)))
         if isinstance(command, ActAtCounter):
             counter = self.counters.get(command.counter)
             if counter is None:
@@ -351,7 +366,7 @@ class Engine:
                 service=service.id, number=numbering.number_text(service, value, priority=cmd.priority),
                 sequence=numbering.sequence_key(service, priority=cmd.priority), value=value, priority=cmd.priority,
                 category=cmd.category if cmd.priority else None, order=self._next_order, ahead=ahead,
-                estimated_wait_s=self.estimate_wait_s(service.id, ahead), card=cmd.card,
+                estimated_wait_s=self.estimate_wait_s(service.id, ahead), card=cmd.card, token=cmd.token,
             ),
             emitted,
         )
@@ -560,6 +575,44 @@ class Engine:
                    emitted)
         return None, ticket.id
 
+    def _rate(self, cmd: RateTicket, now: datetime, emitted: list[Event]) -> Decision:
+        """A citizen's rating of a visit, under the rules: one per ticket (the first counts), only a served ticket,
+        only within ``[ratings] window_s`` of its end, and a counter's buttons only its own last served ticket.
+        A refusal changes nothing."""
+        ticket = self.tickets.get(cmd.ticket)
+        if ticket is None:
+            return _refuse(ErrorCode.UNKNOWN_TICKET, "no such ticket today")
+        if ticket.rated == (cmd.source, cmd.request_id):
+            return Decision(ticket_id=ticket.id, duplicate=True)
+        if cmd.channel == "counter":
+            counter = self.counters.get(cmd.source)
+            if counter is None:
+                return _refuse(ErrorCode.UNKNOWN_COUNTER, f"counter {cmd.source!r} is not configured in this hall")
+            if counter.last_served != ticket.id:
+                last = self.tickets.get(counter.last_served or "")
+                return _refuse(ErrorCode.NOT_RATEABLE, f"counter {cmd.source}'s buttons rate only its last served "
+                                                       f"ticket ({last.number if last else 'none today'}), "
+                                                       f"not {ticket.number}")
+        if ticket.state is not TicketState.SERVED or ticket.counter is None or ticket.finished_at is None:
+            return _refuse(ErrorCode.NOT_RATEABLE, f"{ticket.number} was not served "
+                                                   f"({ticket.state.value}): only a served visit can be rated")
+        if ticket.rated is not None:
+            return _refuse(ErrorCode.ALREADY_RATED, f"{ticket.number} was rated already: the first rating counts")
+        window_s = self.spec.ratings.window_s
+        if (now - ticket.finished_at).total_seconds() > window_s:
+            return _refuse(ErrorCode.RATING_CLOSED, f"{ticket.number} was served more than {window_s // 60} "
+                                                    "minutes ago: the time to rate it has passed")
+        if (cmd.reasons or cmd.comment) and cmd.level not in LOW_RATINGS:
+            return _refuse(ErrorCode.BAD_REQUEST, "reasons and comments go only with a rating of neutral or lower")
+        unknown = [r for r in cmd.reasons if r not in self.spec.ratings.reason_by_id]
+        if unknown:
+            return _refuse(ErrorCode.BAD_REQUEST, f"unknown rating reason {unknown[0]!r}")
+        self._emit(TicketRated(at=now, ticket_id=ticket.id, number=ticket.number, service=ticket.service,
+                               counter=ticket.counter, level=cmd.level, channel=cmd.channel, source=cmd.source,
+                               request_id=cmd.request_id, reasons=list(cmd.reasons), comment=cmd.comment or None),
+                   emitted)
+        return Decision(ticket_id=ticket.id)
+
     def _is_waiting(self, ticket_id: str, generation: int) -> bool:
         ticket = self.tickets.get(ticket_id)
         return ticket is not None and ticket.state is TicketState.WAITING and ticket.generation == generation
@@ -606,6 +659,8 @@ class Engine:
                 ticket = self._move(event.ticket_id, Move.COMPLETE if event.outcome == "served" else Move.NO_SHOW)
                 ticket.finished_at = event.at
                 self._release(ticket)
+                if event.outcome == "served":
+                    self.counters[event.counter].last_served = ticket.id
                 if event.outcome == "served" and ticket.called_at is not None \
                         and ticket.called_epoch == self.clock_epoch:
                     sample = (event.at - ticket.called_at).total_seconds()
@@ -649,6 +704,8 @@ class Engine:
                     self.notice = Notice(text_vi=event.text_vi, text_en=event.text_en, at=event.at, by=event.user)
                 elif event.action == "clear_notice":
                     self.notice = None
+            case TicketRated():
+                self.tickets[event.ticket_id].rated = (event.source, event.request_id)
             case DayEnded():
                 self.today.ended_by = event.user
             case DayStarted():
@@ -669,6 +726,8 @@ class Engine:
         self.tickets[tid] = Ticket(tid, event.day, event.dispenser, event.request_id, service, service, event.number,
                                    event.sequence, event.value, event.priority, event.category, at, event.order,
                                    event.ahead, event.estimated_wait_s)
+        if event.token is not None:
+            self.tickets[tid].token = event.token
         # Waiting-since never goes back in issue order, so a clock that stepped back (or a ticket stamped before
         # time sync) cannot make a later ticket look like the longest-waiting one to the max-wait guard.
         since = self._since_floor = max(at.timestamp(), self._since_floor)
@@ -761,6 +820,8 @@ class Engine:
             raise InvariantError("a business day started while tickets of the old day were still open")
         self.tickets = {}
         self.lanes = {key: Lane() for key in self.lanes}
+        for counter in self.counters.values():
+            counter.last_served = None
 
     def _move(self, ticket_id: str, move: Move) -> Ticket:
         ticket = self.tickets[ticket_id]
@@ -798,9 +859,10 @@ class Engine:
         return (
             self.day,
             sorted((t.id, t.state.value, t.service, t.number, t.counter, t.order, t.generation, t.recalls,
-                    t.printed_at, t.finished_at, t.called_at, t.since_s, t.called_epoch)
+                    t.printed_at, t.finished_at, t.called_at, t.since_s, t.called_epoch, t.token, t.rated)
                    for t in self.tickets.values()),
-            sorted((c.spec.id, c.status, c.ticket_id, c.regular_streak) for c in self.counters.values()),
+            sorted((c.spec.id, c.status, c.ticket_id, c.regular_streak, c.last_served)
+                   for c in self.counters.values()),
             sorted((key, lane.count) for key, lane in self.lanes.items()),
             sorted(self.today.last_value.items()), sorted(self.today.issued.items()),
             sorted((card, sorted(taken.items())) for card, taken in self.today.by_card.items()),

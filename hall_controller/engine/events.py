@@ -23,7 +23,7 @@ from operator import itemgetter
 from typing import Any, ClassVar, Literal
 
 from hallq.errors import InvariantError
-from hallq.wire import CounterAction, CounterStatus, ManagerAction
+from hallq.wire import CounterAction, CounterStatus, ManagerAction, RatingChannel, RatingLevel
 
 # --- commands: what happened outside, with the ids the shell made ------------------------------------------
 
@@ -39,6 +39,7 @@ class IssueTicket:
     category: str | None
     ticket_id: str
     card: str | None = None  # the reference of the citizen's profile whose card was read (never personal data)
+    token: str | None = None  # the ticket's status-page token (random, made by the shell)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +101,23 @@ class ManagerAct:
     text_en: str | None = None
 
 
-Command = IssueTicket | ReportPrint | ActAtCounter | ManagerAct | Tick | ClockChanged
+@dataclass(frozen=True, slots=True)
+class RateTicket:
+    """A citizen rates a visit: through ``channel`` "counter" (the buttons of counter ``source``, which rate only
+    its last served ticket) or "phone" (the ticket's status page, passed on by manager ``source``). ``ticket`` is
+    the ticket's id; ``reasons`` (ids of the hall's ``[ratings] reasons``) and ``comment`` only with a low
+    ``level``. A retry with the same ``request_id`` from the same source is answered again, not re-run."""
+
+    channel: RatingChannel
+    source: str
+    request_id: str
+    ticket: str
+    level: RatingLevel
+    reasons: tuple[str, ...] = ()
+    comment: str | None = None
+
+
+Command = IssueTicket | ReportPrint | ActAtCounter | ManagerAct | RateTicket | Tick | ClockChanged
 
 
 # --- events ---------------------------------------------------------------------------------------------------
@@ -142,6 +159,7 @@ class TicketIssued(Event):
     ahead: int
     estimated_wait_s: int
     card: str | None = None
+    token: str | None = None  # the status page's token; None in journals older than the status page
 
 
 @dataclass(slots=True)
@@ -231,6 +249,26 @@ class ManagerActed(Event):
 
 
 @dataclass(slots=True)
+class TicketRated(Event):
+    """A citizen rated a served visit: ``level`` through ``channel`` ("counter" or "phone", from ``source``, the
+    counter's or the manager's id, with its ``request_id``). ``number``, ``service`` (where it was served) and
+    ``counter`` are copied here so that reports need no other record; ``reasons`` and ``comment`` come only with a
+    low rating."""
+
+    kind: ClassVar[str] = "ticket_rated"
+    ticket_id: str
+    number: str
+    service: str
+    counter: str
+    level: str
+    channel: str
+    source: str
+    request_id: str
+    reasons: list[str] = field(default_factory=list)
+    comment: str | None = None
+
+
+@dataclass(slots=True)
 class DayEnded(Event):
     """The hall's manager ended business day ``day`` early: its waiting tickets expired, and no ticket is issued
     until the next business day starts."""
@@ -263,7 +301,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (DayStarted, TicketIssued, TicketPrinted, TicketCalled, TicketFinished, TicketTransferred,
                 TicketVoided, TicketExpired, CounterStatusChanged, CommandAccepted, ManagerActed, DayEnded,
-                ClockStepped, DayCorrected)
+                ClockStepped, DayCorrected, TicketRated)
 }
 _FIELDS = {kind: tuple(f.name for f in dataclasses.fields(cls) if f.name != "at") for kind, cls in EVENT_TYPES.items()}
 _REQUIRED = {kind: tuple(f.name for f in dataclasses.fields(cls) if f.name != "at"

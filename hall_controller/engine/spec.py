@@ -72,6 +72,38 @@ class DispenserSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class RatingReason:
+    """One reason a citizen may give for a low rating (``[[ratings.reasons]]``): its id, as stored and reported,
+    and its words."""
+
+    id: str
+    name_vi: str
+    name_en: str
+
+
+DEFAULT_RATING_REASONS: tuple[RatingReason, ...] = (
+    RatingReason("waiting_time", "Thời gian chờ lâu", "Long wait"),
+    RatingReason("attitude", "Thái độ phục vụ", "Staff attitude"),
+    RatingReason("guidance", "Hướng dẫn chưa rõ ràng", "Unclear guidance"),
+    RatingReason("paperwork", "Thủ tục, giấy tờ phức tạp", "Complicated paperwork"),
+    RatingReason("facilities", "Cơ sở vật chất", "Facilities"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RatingSpec:
+    """How visits are rated: ``window_s`` after ``complete`` a served visit may be rated (once, by its counter's
+    buttons or its status page); ``reasons`` are offered after a low rating."""
+
+    window_s: int = 30 * 60
+    reasons: tuple[RatingReason, ...] = DEFAULT_RATING_REASONS
+    reason_by_id: dict[str, RatingReason] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason_by_id", {r.id: r for r in self.reasons})
+
+
+@dataclass(frozen=True, slots=True)
 class HallSpec:
     """The whole hall. ``day_starts_at`` is the local time at which numbering restarts."""
 
@@ -87,6 +119,7 @@ class HallSpec:
     service_time_samples: int = 20
     recent_calls: int = 10
     card_daily_limit: int | None = None  # tickets a day per citizen's card, all services together (None: no limit)
+    ratings: RatingSpec = field(default_factory=RatingSpec)
     service_by_id: dict[str, ServiceSpec] = field(init=False, compare=False, repr=False)
     counter_by_id: dict[str, CounterSpec] = field(init=False, compare=False, repr=False)
     dispenser_by_id: dict[str, DispenserSpec] = field(init=False, compare=False, repr=False)

@@ -28,7 +28,7 @@ def ticket_info(ticket: Ticket) -> TicketInfo:
     """The ticket as its dispenser prints it: ``ahead`` and the wait estimate are those at issue time."""
     return TicketInfo(id=ticket.id, number=ticket.number, service=ticket.origin_service, priority=ticket.priority,
                       category=ticket.category, issued_at=ticket.issued_at, ahead=ticket.ahead,
-                      estimated_wait_s=ticket.estimated_wait_s, card=ticket.card is not None)
+                      estimated_wait_s=ticket.estimated_wait_s, card=ticket.card is not None, token=ticket.token)
 
 
 def serving(ticket: Ticket | None) -> ServingTicket | None:
