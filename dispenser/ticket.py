@@ -35,7 +35,7 @@ DEFAULT_FONT: Final = FONT_DIR / "DejaVuSans.ttf"
 DEFAULT_BOLD_FONT: Final = FONT_DIR / "DejaVuSans-Bold.ttf"
 PAPER_DOTS: Final = {58: 384, 80: 576}
 NUMBER_SIZE_STEP: Final = 4
-QR_FIELDS: Final = ("ticket_id", "number", "service", "hall", "dispenser")
+QR_FIELDS: Final = ("ticket_id", "number", "service", "hall", "dispenser", "token")
 # A phone reads a code from a thermal print reliably from about 20 mm across (160 dots at 203 dpi, the
 # resolution of 58 and 80 mm printers alike) with modules of several dots: a one- or two-dot module spreads
 # or fades on thermal paper. The quiet zone is the standard's four modules on every side.
@@ -80,8 +80,11 @@ def nfc(text: str) -> str:
 class TicketLayout:
     """What a ticket says besides the ticket itself.
 
-    ``qr`` is a template with ``{ticket_id}``, ``{number}``, ``{service}``, ``{hall}``, ``{dispenser}``
-    (empty: no QR code). ``english`` adds the English line under each Vietnamese one.
+    ``qr`` is a template with ``{ticket_id}``, ``{number}``, ``{service}``, ``{hall}``, ``{dispenser}``,
+    ``{token}`` (empty: no QR code). ``{token}`` is the ticket's status-page token: with it the code opens the
+    ticket's live page, a caption under the code says so, and a ticket without a token (from a controller older
+    than the status page) prints no code rather than a dead link. ``english`` adds the English line under each
+    Vietnamese one.
     """
 
     hall_name: str
@@ -165,16 +168,31 @@ class TicketRenderer:
         if ticket.card:
             blocks += [self._spacer(4 if ticket.priority else 0), self._card_mark(), self._spacer(8)]
         blocks.append(self._wait(ticket))
-        if self.layout.qr:
-            blocks.append(self._qr(self.qr_content(ticket)))
+        content = self.qr_content(ticket)
+        if content is not None:
+            blocks.append(self._qr(content))
+            if self.follows:
+                texts = ["Quét mã để theo dõi lượt của bạn"] + (["Scan to follow your turn"] if self.layout.english
+                                                                else [])
+                blocks += [self._lines(texts, bold=False, size=self.size_text), self._spacer(6)]
         else:
             blocks.append(self._spacer(6))
         blocks.append(self._lines([self._moment(ticket.issued_at)], bold=True, size=self.size_text))
         return _stack(blocks, self.width)
 
-    def qr_content(self, ticket: TicketInfo) -> str:
+    @property
+    def follows(self) -> bool:
+        """The QR code opens the ticket's live status page (its template has ``{token}``)."""
+        return "{token}" in self.layout.qr
+
+    def qr_content(self, ticket: TicketInfo) -> str | None:
+        """The QR code's text for ``ticket``; None: no code (none configured, or a status-page link and the
+        ticket has no token)."""
+        if not self.layout.qr or (self.follows and ticket.token is None):
+            return None
         return self.layout.qr.format(ticket_id=ticket.id, number=ticket.number, service=ticket.service,
-                                     hall=self.layout.hall_id, dispenser=self.layout.dispenser_id)
+                                     hall=self.layout.hall_id, dispenser=self.layout.dispenser_id,
+                                     token=ticket.token or "")
 
     def prepare(self, button: ButtonSpec) -> None:
         """Draw the button's fixed parts, and one throwaway ticket, now (at start): loading fonts and
@@ -512,7 +530,7 @@ def sample_ticket(*, hall_id: str, issued_at: datetime | None = None) -> tuple[T
 
     moment = issued_at or datetime(2000, 1, 1, 8, 0, tzinfo=UTC)
     ticket = TicketInfo(id=f"test-{hall_id}", number="A000", service="TEST", priority=True, category="elderly",
-                        issued_at=moment, ahead=3, estimated_wait_s=930)
+                        issued_at=moment, ahead=3, estimated_wait_s=930, token="0" * 24)
     button = ButtonSpec(key="test", service="TEST", priority=True, category="elderly",
                         label_vi="IN THỬ — Kiểm tra máy in", label_en="TEST PRINT — printer check")
     return ticket, button

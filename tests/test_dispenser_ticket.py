@@ -432,3 +432,36 @@ def test_a_long_qr_content_still_fits_58_mm_paper_with_its_quiet_zone_and_decode
     assert block.width == 384 and min(left, 384 - right) >= 4 * module
     assert module >= 3
     assert decode_qr(block) == content
+
+
+# --- the status page's link -----------------------------------------------------------------------------------
+
+FOLLOW_QR = "https://hcm-q1.example.gov.vn/t/{token}"
+
+
+@needs_zbarimg
+@pytest.mark.parametrize("paper_mm", [58, 80])
+def test_a_status_page_link_carries_the_token_and_says_so_under_the_code(paper_mm: int) -> None:
+    width = PAPER_DOTS[paper_mm]
+    ticket = replace(a_ticket(), token="5c0e9d41a7b23f68e1d4c2b9")
+    renderer = TicketRenderer(replace(LAYOUT, qr=FOLLOW_QR), width_dots=width)
+    assert renderer.follows
+    image = renderer.render(ticket, PRIORITY_BUTTON)
+    picture = read_job(build_job(image, profile="default", width_dots=width)).picture()
+    picture.save(PREVIEWS / f"ticket-follow-{paper_mm}mm.png")
+    assert decode_qr(picture) == "https://hcm-q1.example.gov.vn/t/5c0e9d41a7b23f68e1d4c2b9"
+    # The caption makes the ticket taller than the same ticket with a plain link.
+    plain = TicketRenderer(replace(LAYOUT, qr="https://hcm-q1.example.gov.vn/t/5c0e9d41a7b23f68e1d4c2b9"),
+                           width_dots=width).render(ticket, PRIORITY_BUTTON)
+    assert image.height > plain.height
+
+
+def test_a_ticket_without_a_token_prints_no_dead_status_link() -> None:
+    renderer = TicketRenderer(replace(LAYOUT, qr=FOLLOW_QR), width_dots=PAPER_DOTS[80])
+    assert renderer.qr_content(a_ticket()) is None  # an older controller's ticket: no token
+    assert renderer.qr_content(replace(a_ticket(), token="ab12")) == "https://hcm-q1.example.gov.vn/t/ab12"
+    no_code = TicketRenderer(replace(LAYOUT, qr=""), width_dots=PAPER_DOTS[80])
+    assert no_code.qr_content(replace(a_ticket(), token="ab12")) is None
+    # Drawn without a code, the ticket is shorter than with one.
+    with_code = renderer.render(replace(a_ticket(), token="ab12"), PRIORITY_BUTTON)
+    assert renderer.render(a_ticket(), PRIORITY_BUTTON).height < with_code.height
