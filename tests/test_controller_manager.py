@@ -118,3 +118,49 @@ def test_a_waiting_ticket_moved_by_the_manager_is_called_in_its_new_service(
         assert (moved.code, moved.number, moved.service) == ("transfer_ticket", ticket.number, "C")
         reply = probe.command("1", "next", service="C")  # counter 1 serves A, B and C
         assert reply.ticket is not None and (reply.ticket.number, reply.ticket.service) == (ticket.number, "C")
+
+
+def test_a_ticket_carries_a_token_and_a_served_visit_is_rated_once_through_the_broker(
+        broker: PrivateBroker, controller: ControllerProcess) -> None:
+    with _manager(broker) as probe:
+        first = probe.request_ticket("d1", "A").ticket
+        second = probe.request_ticket("d1", "A").ticket
+        assert first is not None and second is not None
+        for ticket in (first, second):  # 96 random bits, unrelated to the id and the number
+            assert ticket.token is not None and len(ticket.token) == 24 and int(ticket.token, 16) >= 0
+            assert ticket.token not in (ticket.id, ticket.number)
+        assert first.token != second.token
+        assert probe.command("1", "next").ok and probe.command("1", "complete").ok
+        # The phone's rating, as the manager passes it on.
+        rid = uuid.uuid4().hex
+        probe.publish(probe.topics.manager_command("manager"), wire.ManagerCommand(
+            request_id=rid, user="phone", action="rate_ticket", ticket=first.id, rating="neutral",
+            reasons=("waiting_time",), comment="Nên có thêm ghế").encode())
+        reply = wire.ManagerReply.decode(probe.expect(
+            lambda m: m.topic == probe.topics.manager_reply("manager")
+            and wire.ManagerReply.decode(m.payload).request_id == rid).payload)
+        assert reply.ok, reply.error
+        # The counter's buttons come second: the first rating counts.
+        rid = uuid.uuid4().hex
+        probe.publish(probe.topics.counter_command("1"), wire.CounterCommand(
+            request_id=rid, action="rate", ticket=first.id, rating="very_satisfied").encode())
+        counter_reply = wire.CounterReply.decode(probe.expect(
+            lambda m: m.topic == probe.topics.counter_reply("1")
+            and wire.CounterReply.decode(m.payload).request_id == rid).payload)
+        assert counter_reply.error is not None and counter_reply.error.code == wire.ErrorCode.ALREADY_RATED
+        assert counter_reply.status == "open" and counter_reply.ticket is None
+        # A waiting ticket cannot be rated.
+        refused = _act(probe, "rate_ticket", ticket=second.id, rating="satisfied")  # type: ignore[arg-type]
+        assert refused.error is not None and refused.error.code == wire.ErrorCode.NOT_RATEABLE
+    rated = [e for e in _journal(controller.state_dir) if e.kind == "ticket_rated"]
+    assert [(e.ticket_id, e.level, e.channel, e.reasons, e.comment) for e in rated] == [  # type: ignore[attr-defined]
+        (first.id, "neutral", "phone", ["waiting_time"], "Nên có thêm ghế")]
+    db = sqlite3.connect(f"file:{controller.state_dir / LEDGER_FILE}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT ticket_id, number, service, counter, level, channel, reasons FROM ratings").fetchall()
+    finally:
+        db.close()
+    assert rows == [(first.id, first.number, "A", "1", "neutral", "phone", "waiting_time")]
+    log = controller.log_text()
+    assert "rated ticket=A001 counter=1 level=neutral channel=phone" in log
+    assert "Nên có thêm ghế" not in log and first.token not in log  # the citizen's words are never logged
