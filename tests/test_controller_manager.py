@@ -150,7 +150,7 @@ def test_a_ticket_carries_a_token_and_a_served_visit_is_rated_once_through_the_b
         assert counter_reply.error is not None and counter_reply.error.code == wire.ErrorCode.ALREADY_RATED
         assert counter_reply.status == "open" and counter_reply.ticket is None
         # A waiting ticket cannot be rated.
-        refused = _act(probe, "rate_ticket", ticket=second.id, rating="satisfied")  # type: ignore[arg-type]
+        refused = _act(probe, "rate_ticket", ticket=second.id, rating="satisfied")
         assert refused.error is not None and refused.error.code == wire.ErrorCode.NOT_RATEABLE
     rated = [e for e in _journal(controller.state_dir) if e.kind == "ticket_rated"]
     assert [(e.ticket_id, e.level, e.channel, e.reasons, e.comment) for e in rated] == [  # type: ignore[attr-defined]
@@ -163,4 +163,4 @@ def test_a_ticket_carries_a_token_and_a_served_visit_is_rated_once_through_the_b
     assert rows == [(first.id, first.number, "A", "1", "neutral", "phone", "waiting_time")]
     log = controller.log_text()
     assert "rated ticket=A001 counter=1 level=neutral channel=phone" in log
-    assert "Nên có thêm ghế" not in log and first.token not in log  # the citizen's words are never logged
+    assert "Nên có thêm ghế" not in log and (first.token or "?") not in log  # the citizen's words are never logged

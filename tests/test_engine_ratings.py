@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from hall_controller.engine import Engine
+from hall_controller.engine import Decision, Engine
 from hall_controller.engine.events import IssueTicket, RateTicket, TicketRated, from_records, to_record
 from hall_controller.engine.spec import RatingSpec
 from hallq.wire import ErrorCode
@@ -25,11 +25,11 @@ def served(driver: Driver, counter: str = "1") -> str:
 
 def rate(driver: Driver, ticket: str, level: str = "satisfied", *, channel: str = "counter", source: str = "1",
          request_id: str = "q1", reasons: tuple[str, ...] = (), comment: str | None = None,
-         after_s: float = 1.0):  # type: ignore[no-untyped-def]
+         after_s: float = 1.0) -> Decision:
     driver.now += timedelta(seconds=after_s)
-    decision = driver.engine.handle(RateTicket(channel=channel, source=source, request_id=request_id,  # type: ignore[arg-type]
-                                               ticket=ticket, level=level, reasons=reasons,  # type: ignore[arg-type]
-                                               comment=comment), now=driver.now)
+    command = RateTicket(channel=channel, source=source, request_id=request_id,  # type: ignore[arg-type]
+                         ticket=ticket, level=level, reasons=reasons, comment=comment)  # type: ignore[arg-type]
+    decision = driver.engine.handle(command, now=driver.now)
     driver.events.extend(decision.events)
     return decision
 
