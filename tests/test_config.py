@@ -63,6 +63,14 @@ BAD = [
     ('id = "kiosk-3"', 'id = "kiosk-1"', "dispensers[#3].id", "duplicate id 'kiosk-1' (also dispensers[#1])"),
     ('broker = "127.0.0.1:1883"', 'broker = "localhost"', "mqtt.broker", "HOST:PORT"),
     ('log_level = "INFO"', 'log_level = "LOUD"', "controller.log_level", "DEBUG, INFO"),
+    ("window_minutes = 30", "window_minutes = 0", "ratings.window_minutes", "at least 1"),
+    ("window_minutes = 30", "window_minutes = 30\nwindow = 5", "ratings.window", "unknown key"),
+    ("window_minutes = 30", 'window_minutes = 30\n[[ratings.reasons]]\nid = "a b"\nname_vi = "x"\nname_en = "x"',
+     "ratings.reasons[#1].id", "not a valid id"),
+    ("window_minutes = 30", 'window_minutes = 30\n[[ratings.reasons]]\nid = "wait"\nname_vi = "Chờ lâu"',
+     'ratings.reasons[id="wait"].name_en', "is required"),
+    ("window_minutes = 30", 'window_minutes = 30\n[[ratings.reasons]]\nid = "w"\nname_vi = "a"\nname_en = "a"\n'
+     '[[ratings.reasons]]\nid = "w"\nname_vi = "b"\nname_en = "b"', "ratings.reasons[#2].id", "duplicate id 'w'"),
 ]
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from hall_controller import config
 from hall_controller.engine import Engine
-from hall_controller.engine.events import DayStarted, TicketExpired, TicketIssued
+from hall_controller.engine.events import DayStarted, TicketExpired, TicketFinished, TicketIssued, TicketRated
 from hall_controller.ledger import LEDGER_FILE, Ledger
 from hallsim.history import ledger_is_empty, write_history
 from tests.support import ROOT
@@ -38,6 +38,12 @@ def test_a_week_of_history_replays_and_leaves_nothing_open(tmp_path: Path) -> No
     engine.replay(events)
     assert engine.open_count() == 0 and engine.day == "2026-12-04"
     assert any(isinstance(e, TicketExpired) for e in events)
+    rated = [e for e in events if isinstance(e, TicketRated)]
+    served = sum(1 for e in events if isinstance(e, TicketFinished) and e.outcome == "served")
+    assert 0.3 * served < len(rated) < 0.7 * served  # about half the served visits are rated
+    assert {e.channel for e in rated} == {"counter", "phone"} and len({e.level for e in rated}) == 4
+    assert any(e.reasons for e in rated) and all(not e.reasons or e.level in ("neutral", "dissatisfied")
+                                                 for e in rated)
     assert not ledger_is_empty(cfg)
 
 
