@@ -42,6 +42,32 @@ original's), and the controller refuses with ``conflict`` a command whose ``serv
 ``next`` never finishes a citizen this clerk did not see called. The refusal carries the counter's status and
 ticket, which the view then shows: the clerk sees who is being served now and can act again knowingly.
 
+Ratings. A core made with ``rating_wait_s`` opens a rating window when the controller accepts a ``complete`` of
+ours (in time or late): for ``rating_wait_s`` the citizen may rate the visit just served, with
+``Press("rate", rating=level)`` (the keypad's rating buttons, the console's keys 1-4). The command names that
+ticket by its id (``ticket``), not by its number (a finished ticket's number may be given out again), and
+carries no ``serving``: it acts on no ticket being served, and the controller checks the ticket itself (only
+this counter's last served one, once, within the hall's window). ``view.rating`` is the open window and
+``view.rating_offered`` says when a press would be sent now (the keypad lights its rating buttons then). The
+window closes:
+
+* when a rating is answered: accepted ("thank you"), or refused for good (``already_rated``,
+  ``rating_closed``, ``not_rateable``, ...; shown with the refusal's words). A refusal that may pass a moment
+  later (``storage_unavailable``, ``rate_limited``) leaves it open, and so does no answer: pressing the same
+  level again re-sends the same request id (the controller stores a rating once, and answers a retry with
+  the first answer), pressing another level is a new rating, which the controller refuses ``already_rated``
+  if the first one did arrive;
+* after ``rating_wait_s`` (not while a rating waits for its answer);
+* as soon as the counter serves a ticket again (``next`` or ``call`` from any desk of this counter: someone
+  else is at the desk);
+* when the session is taken over (nothing more would reach this core).
+
+A pause or close keeps it open: a clerk often pauses right after ``complete`` while the citizen is still at
+the desk, and the controller accepts a rating of the counter's last served ticket whatever its status. A lost
+broker link keeps it open too (a press is refused meanwhile, and the window is not offered): it may come back
+within the wait. Every rating press counts once until the rating keys have been quiet for ``debounce_s``, as
+for any key, and a rating in flight blocks the next one: a held or bouncing button sends one rating.
+
 Two processes logging in with one account take the broker session from each other. The one pushed off
 (``on_link(up=False, taken_over=True)``) does not connect again (``view.taken_over``); it says why, and refuses
 every key with the same words, until it is restarted.
@@ -66,7 +92,9 @@ from hallq.wire import (
     CounterReply,
     CounterState,
     CounterStatus,
+    ErrorCode,
     ProfileEdit,
+    RatingLevel,
     ServingTicket,
     WaitingCount,
 )
@@ -98,20 +126,31 @@ ACTION_NAMES: Final[dict[str, str]] = {
     "next": "Gọi số tiếp (next)", "recall": "Gọi lại (recall)", "complete": "Hoàn thành (complete)",
     "no_show": "Vắng mặt (no-show)", "transfer": "Chuyển dịch vụ (transfer)", "call": "Gọi số (call)",
     "open": "Mở quầy (open)", "pause": "Tạm dừng (pause)", "close": "Đóng quầy (close)",
-    "profile": "Hồ sơ công dân (profile)",
+    "profile": "Hồ sơ công dân (profile)", "rate": "Đánh giá (rating)",
 }
+# The four levels of a rating, best first, as the citizen reads them (Vietnamese) and in English.
+RATING_WORDS: Final[dict[RatingLevel, tuple[str, str]]] = {
+    "very_satisfied": ("Rất hài lòng", "very satisfied"), "satisfied": ("Hài lòng", "satisfied"),
+    "neutral": ("Bình thường", "neutral"), "dissatisfied": ("Không hài lòng", "dissatisfied"),
+}
+# Refusals of a rating that pressing again a moment later may turn into an acceptance: they keep the window open.
+# Every other refusal would be repeated for this ticket (rated already, too late, not this counter's, ...).
+RATING_RETRYABLE: Final = frozenset({ErrorCode.STORAGE_UNAVAILABLE.value, ErrorCode.RATE_LIMITED.value})
+NO_RATING = "Không có lượt nào đang chờ đánh giá, chưa gửi gì (no visit to rate now; nothing was sent)"
 
 
 @dataclass(frozen=True, slots=True)
 class Press:
     """A clerk's action: ``ticket`` for ``call`` (a number like A015), ``service`` for ``transfer``; for
-    ``profile``, the edit and ``profile_of``, the ticket id of the profile the clerk edited (``profile.ticket``)."""
+    ``profile``, the edit and ``profile_of``, the ticket id of the profile the clerk edited (``profile.ticket``);
+    for ``rate``, the citizen's ``rating`` (the ticket is the open rating window's)."""
 
     action: CounterAction
     ticket: str | None = None
     service: str | None = None
     profile: ProfileEdit | None = None
     profile_of: str | None = None
+    rating: RatingLevel | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,10 +163,22 @@ class Notice:
 
 @dataclass(frozen=True, slots=True)
 class Feedback:
-    """The outcome of a command, for front ends that signal it (the keypad's buzzer)."""
+    """The outcome of a command, for front ends that signal it (the keypad's buzzer, the rating buttons' lamps);
+    ``action`` is the command's (``None``: no command's, e.g. the session taken over)."""
 
     ok: bool
     notice: Notice
+    action: CounterAction | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RatingWindow:
+    """The citizen may rate the visit just served: ticket ``ticket_id`` (number ``number``), until ``closes_s``
+    (on the core's monotonic clock)."""
+
+    ticket_id: str
+    number: str
+    closes_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +199,13 @@ class CounterView:
     # The citizen's profile (personal data) and the number of the ticket it came with; see the module docstring.
     profile: CitizenProfile | None = None
     profile_number: str | None = None
+    rating: RatingWindow | None = None  # the open rating window, if any (see the module docstring)
+
+    @property
+    def rating_offered(self) -> bool:
+        """True while a rating press would be sent now: a window is open, the broker reachable and no command
+        waiting for its answer. The keypad lights its rating buttons, the console shows the four choices."""
+        return self.rating is not None and self.connected and not self.taken_over and self.pending is None
 
     @property
     def serving(self) -> bool:
@@ -167,6 +225,7 @@ class _InFlight:
     sent_s: float
     ticket_before: str | None
     serving: str
+    rated: RatingWindow | None = None  # for ``rate``: the window (the ticket) it rates
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +241,7 @@ class CounterCore:
 
     def __init__(self, *, counter: str, debounce_s: float = 0.3, reply_timeout_s: float = 5.0,
                  late_grace_s: float = LATE_GRACE_S, keep_profiles: bool = True,
-                 profile_keep_s: float = PROFILE_KEEP_S) -> None:
+                 profile_keep_s: float = PROFILE_KEEP_S, rating_wait_s: float | None = None) -> None:
         self._view = CounterView(counter=counter, name=counter, status=None, ticket=None, waiting=(), services=(),
                                  hall_services=(), connected=False, pending=None, notice=None)
         self.debounce_s = debounce_s
@@ -190,6 +249,7 @@ class CounterCore:
         self.late_grace_s = late_grace_s
         self.keep_profiles = keep_profiles
         self.profile_keep_s = profile_keep_s
+        self.rating_wait_s = rating_wait_s  # None: this counter offers no rating
         # When the profile's ticket was first seen no longer served (by ``tick``); None while it is served.
         self._profile_left_s: float | None = None
         self._in_flight: _InFlight | None = None
@@ -233,17 +293,25 @@ class CounterCore:
             if refusal is not None:
                 self._set(notice=Notice("error", refusal))
                 return None
+        rated = self._view.rating if press.action == "rate" else None
+        if press.action == "rate" and (rated is None or press.rating is None):
+            self._set(notice=Notice("error", NO_RATING))
+            return None
         seen = self._view.ticket
         ticket_before = seen.number if seen is not None else None
         serving = seen.id if seen is not None else CounterCommand.SERVING_NOTHING
         given_up = self._given_up.pop(press, None)
-        if given_up is not None and (given_up.answered_s is None or now_s - given_up.answered_s < self.late_grace_s):
+        if given_up is not None and (given_up.answered_s is None or now_s - given_up.answered_s < self.late_grace_s) \
+                and given_up.flight.rated == rated:
             # The same command again, as it was: the controller may have done it already.
             request_id, ticket_before = given_up.flight.request_id, given_up.flight.ticket_before
             serving = given_up.flight.serving
         self._in_flight = _InFlight(request_id=request_id, press=press, sent_s=now_s, ticket_before=ticket_before,
-                                    serving=serving)
+                                    serving=serving, rated=rated)
         self._set(pending=press.action, notice=Notice("info", f"{ACTION_NAMES[press.action]}…"))
+        if rated is not None:
+            # Named by id; no ``serving``: a rating acts on no ticket being served (see the module docstring).
+            return CounterCommand(request_id=request_id, action="rate", ticket=rated.ticket_id, rating=press.rating)
         return CounterCommand(request_id=request_id, action=press.action, ticket=press.ticket, service=press.service,
                               serving=serving, profile=press.profile)
 
@@ -281,11 +349,13 @@ class CounterCore:
             notice = self._outcome(flight, reply, late=False)
             self._set(**changes, pending=None, notice=notice)
             self._settle_profile(reply)
-            return Feedback(ok=reply.ok, notice=notice)
+            self._settle_rating(reply, flight, now_s=now_s)
+            return Feedback(ok=reply.ok, notice=notice, action=flight.press.action)
         late = next((g for g in self._given_up.values() if g.flight.request_id == reply.request_id), None)
         if late is None or late.answered_s is not None:
             self._set(**changes)  # someone else's command, or a repeat of an answer already shown
             self._settle_profile(reply)
+            self._rating_moved_on()
             return None
         if reply.ok:
             self._given_up[late.flight.press] = replace(late, answered_s=now_s)
@@ -294,7 +364,30 @@ class CounterCore:
         notice = self._outcome(late.flight, reply, late=True)
         self._set(**changes, notice=notice)
         self._settle_profile(reply)
-        return Feedback(ok=reply.ok, notice=notice)
+        self._settle_rating(reply, late.flight, now_s=now_s)
+        return Feedback(ok=reply.ok, notice=notice, action=late.flight.press.action)
+
+    def _settle_rating(self, reply: CounterReply, answered: _InFlight, *, now_s: float) -> None:
+        """``reply`` answered our command ``answered`` (in time or late): an accepted ``complete`` opens the rating
+        window for the ticket it finished; an answered rating of the window's ticket closes it, unless a refusal
+        that may pass (``RATING_RETRYABLE``)."""
+        window = self._view.rating
+        if reply.ok and answered.press.action == "complete" and answered.serving and self.rating_wait_s is not None:
+            window = RatingWindow(ticket_id=answered.serving, number=answered.ticket_before or "?",
+                                  closes_s=now_s + self.rating_wait_s)
+        elif answered.press.action == "rate" and window is not None and answered.rated is not None \
+                and answered.rated.ticket_id == window.ticket_id \
+                and (reply.ok or reply.error_code not in RATING_RETRYABLE):
+            window = None
+        # Only our own answers close it: another desk's answer to a rating does not say which ticket it rated.
+        if window != self._view.rating:
+            self._set(rating=window)
+        self._rating_moved_on()
+
+    def _rating_moved_on(self) -> None:
+        """Close the rating window once the counter serves a ticket: someone else is at the desk now."""
+        if self._view.rating is not None and self._view.ticket is not None:
+            self._set(rating=None)
 
     def _settle_profile(self, reply: CounterReply | None) -> None:
         """Take the reply's profile if it belongs to what the counter shows now; drop the one shown once the
@@ -336,6 +429,7 @@ class CounterCore:
         self._set(name=state.name, status=state.status, ticket=state.ticket, waiting=state.waiting,
                   services=state.services)
         self._settle_profile(None)
+        self._rating_moved_on()
 
     def on_board(self, board: Board) -> None:
         """The hall board: only its list of services is used (transfer targets and their names)."""
@@ -349,7 +443,7 @@ class CounterCore:
             self._in_flight = None
             self._given_up.clear()
             self._set(taken_over=True, pending=None, notice=Notice("error", taken_over_text(self._view.counter)),
-                      profile=None, profile_number=None)
+                      profile=None, profile_number=None, rating=None)
         elif not up:
             self._set(notice=Notice("error", "Mất kết nối tới máy chủ, đang kết nối lại (broker lost; reconnecting)"))
         elif self._view.notice is not None and self._view.notice.text.startswith("Mất kết nối"):
@@ -357,16 +451,20 @@ class CounterCore:
 
     def tick(self, *, now_s: float) -> Feedback | None:
         """Give up on a command unanswered for ``reply_timeout_s``; its feedback, else ``None``. Also hides a
-        profile whose ticket has not been served for ``profile_keep_s``."""
+        profile whose ticket has not been served for ``profile_keep_s``, and closes a rating window after its
+        wait (not while a rating waits for its answer: the citizen has pressed in time)."""
         self._expire_profile(now_s)
         flight = self._in_flight
+        window = self._view.rating
+        if window is not None and now_s >= window.closes_s and (flight is None or flight.press.action != "rate"):
+            self._set(rating=None)
         if flight is None or now_s - flight.sent_s < self.reply_timeout_s:
             return None
         self._in_flight = None
         self._given_up[flight.press] = _GivenUp(flight)
         notice = Notice("error", f"{ACTION_NAMES[flight.press.action]}: {NO_ANSWER}")
         self._set(pending=None, notice=notice)
-        return Feedback(ok=False, notice=notice)
+        return Feedback(ok=False, notice=notice, action=flight.press.action)
 
     def _expire_profile(self, now_s: float) -> None:
         view = self._view
@@ -406,6 +504,9 @@ def _success_text(flight: _InFlight, ticket: ServingTicket | None) -> str:
             return "Quầy đã đóng (counter closed)"
         case "profile" if flight.press.profile is not None:
             return _profile_saved_text(flight.press.profile)
+        case "rate" if flight.press.rating is not None and flight.rated is not None:
+            vi, en = RATING_WORDS[flight.press.rating]
+            return f"Cảm ơn quý khách đã đánh giá số {flight.rated.number}: {vi} (thank you: {en})"
     return ACTION_NAMES[flight.press.action]
 
 
