@@ -55,6 +55,9 @@ HALL = "sim-hall"
 COUNTERS = {"1": ("A", "B", "C", "D"), "2": ("A",), "3": ("A", "D"), "4": ("B",), "5": ("B", "C"), "6": ("C", "D")}
 COUNTER_NAMES = {"1": "Quầy 1 - Ưu tiên", **{c: f"Quầy {c}" for c in "23456"}}
 SERVICE_NAMES = {"A": "Hộ tịch", "B": "Đất đai - Xây dựng", "C": "Đăng ký kinh doanh", "D": "Chứng thực"}
+RATING_WORDS = {"very_satisfied": "Rất hài lòng", "satisfied": "Hài lòng", "neutral": "Bình thường",
+                "dissatisfied": "Không hài lòng"}
+BUTTON_RATING_SHARE = 0.4  # of the citizens served, those who press a counter's rating button
 
 
 HALL_ZONE = ZoneInfo(controller_config.load(CONFIG / "hall.toml").hall.time_zone)
@@ -77,6 +80,8 @@ class Tally:
     profiles_shown: int = 0
     returning: int = 0
     registered: int = 0
+    rated: Counter[str] = field(default_factory=Counter)  # ratings stored, by channel
+    ratings_refused: Counter[str] = field(default_factory=Counter)  # by error code
 
     def summary(self) -> list[str]:
         """The closing lines: what the hall did, and how well the voice kept up with the screen."""
@@ -96,6 +101,11 @@ class Tally:
             lines.append(f"cards: {self.cards_read} read at the kiosk, {self.profiles_shown} profiles shown at the "
                          f"counter that called ({self.returning} returning citizens), {self.registered} first "
                          "visits registered")
+        if self.rated or self.ratings_refused:
+            rated = ", ".join(f"{n} at the {'counters’ buttons' if channel == 'counter' else 'phones'}"
+                              for channel, n in sorted(self.rated.items()))
+            refused = ", ".join(f"{n} {code}" for code, n in sorted(self.ratings_refused.items()))
+            lines.append(f"ratings: {rated or 'none stored'}" + (f"; refused: {refused}" if refused else ""))
         return lines
 
 
@@ -127,6 +137,10 @@ class SimulatedHall:
         self._stop = threading.Event()
         self._shooter: threading.Thread | None = None
         self._said: list[tuple[str, str]] = []  # the calls of the segment being announced, and their lags
+        self.serving: dict[str, wire.ServingTicket] = {}  # what each counter serves, from the replies
+        # Ratings at the counters' buttons: (when, counter, ticket id, number, level), and those sent, by request id.
+        self.button_presses: list[tuple[float, str, str, str, wire.RatingLevel]] = []
+        self.ratings_sent: dict[str, tuple[str, str, wire.RatingLevel]] = {}
 
     @property
     def display_url(self) -> str:
@@ -149,8 +163,8 @@ class SimulatedHall:
         return [
             f"hall running: broker {broker}, display {self.display_url}  "
             f"(open it in a browser; chime and voice play there)",
-            f"  press your own kiosk:  .venv/bin/hallq-dispenser --simulate --config config/sim/kiosk-3.toml "
-            f"--broker {broker}",
+            f"  press your own kiosk:  .venv/bin/hallq-dispenser --simulate "
+            f"--config {self._rel(self._kiosk_config('kiosk-3'))} --broker {broker}",
             f"  work your own counter: .venv/bin/hallq-counter console --config config/sim/counter-7.toml "
             f"--broker {broker}",
             f"the hall's office: {self.manager_url}  (log in as {DEMO_USER}, password {self.manager_password}; "
@@ -168,7 +182,7 @@ class SimulatedHall:
         for kiosk in KIOSKS:
             roles[kiosk] = ChildProcess(
                 name=kiosk, module="dispenser", log_path=logs / f"{kiosk}.log", stdin=True,
-                args=["--simulate", "--config", str(CONFIG / f"{kiosk}.toml"), *broker,
+                args=["--simulate", "--config", str(self._kiosk_config(kiosk)), *broker,
                       "--preview-dir", str(self.work / "tickets" / kiosk)])
         roles["display"] = ChildProcess(
             name="display", module="display", log_path=logs / "display.log",
@@ -188,6 +202,15 @@ class SimulatedHall:
         text = (CONFIG / "hall.toml").read_text(encoding="utf-8")
         path = self.work / "hall.toml"
         path.write_text(text.replace("\n[cards]\n", f'\n[cards]\nkey_file = "{key}"\n', 1), encoding="utf-8")
+        return path
+
+    def _kiosk_config(self, kiosk: str) -> Path:
+        """config/sim/KIOSK.toml with its QR code's link on this run's manager (the status page's port)."""
+        text = (CONFIG / f"{kiosk}.toml").read_text(encoding="utf-8")
+        text = text.replace("http://127.0.0.1:8443/t/", f"{self.manager_url}t/")
+        path = self.work / f"{kiosk}.toml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
         return path
 
     def _manager_config(self) -> Path:
@@ -279,6 +302,7 @@ class SimulatedHall:
                 self.roles[press.kiosk].send_line(press.key)
             for command in self.crowd.commands(now):
                 self._send(link, command.counter, command.action, command.service)
+            self._press_rating_buttons(link, now)
             for counter, (rid, payload, sent) in list(self.pending.items()):
                 if now - sent > 5.0:  # no reply: ask again with the same request id (a repeated id is answered once)
                     self.pending[counter] = (rid, payload, now)
@@ -324,6 +348,9 @@ class SimulatedHall:
                 self.say(f"{what} {call.number}{lane} → {call.counter_name}")
             elif parsed.kind is TopicKind.COUNTER_REPLY and parsed.device is not None:
                 reply = wire.CounterReply.decode(item.payload)
+                if reply.action == "rate":
+                    self._rated(reply)
+                    continue
                 if reply.profile is not None:
                     self._profile(link, parsed.device, reply, now)
                 if reply.action == "profile":
@@ -336,6 +363,13 @@ class SimulatedHall:
                 if pending is None or pending[0] != reply.request_id:
                     continue
                 del self.pending[parsed.device]
+                served = self.serving.get(parsed.device)
+                if reply.action == "complete" and reply.ok and served is not None:
+                    self._citizen_may_rate(parsed.device, served, now)
+                if reply.ticket is not None:
+                    self.serving[parsed.device] = reply.ticket
+                else:
+                    self.serving.pop(parsed.device, None)
                 if reply.error is not None and reply.error_code != "queue_empty":
                     self.tally.refused += 1
                     self.say(f"REFUSED  {COUNTER_NAMES[parsed.device]} {reply.action}: {reply.error.message}")
@@ -343,6 +377,35 @@ class SimulatedHall:
                     self.say(f"TRANSFER {COUNTER_NAMES[parsed.device]} sent its citizen to another service")
                 self.crowd.answered(parsed.device, action=reply.action, ok=reply.ok,
                                     serving=reply.ticket is not None, now=now)
+
+    def _citizen_may_rate(self, counter: str, served: wire.ServingTicket, now: float) -> None:
+        """A citizen just served at ``counter`` presses one of its lit rating buttons, a few seconds later (about
+        half of them; the phones rate others)."""
+        if self.rng.random() < BUTTON_RATING_SHARE:
+            level = self.rng.choices(wire.RATING_LEVELS, weights=(0.5, 0.3, 0.13, 0.07))[0]
+            self.button_presses.append((now + self.rng.uniform(1.0, 4.0), counter, served.id, served.number, level))
+
+    def _press_rating_buttons(self, link: MqttLink, now: float) -> None:
+        """The presses due now, as the counter's rating buttons send them (``rate``, the served ticket's id)."""
+        due = [press for press in self.button_presses if press[0] <= now]
+        self.button_presses = [press for press in self.button_presses if press[0] > now]
+        for _, counter, ticket, number, level in due:
+            rid = uuid.uuid4().hex
+            self.ratings_sent[rid] = (counter, number, level)
+            link.publish(self.topics.counter_command(counter), wire.CounterCommand(
+                request_id=rid, action="rate", ticket=ticket, rating=level).encode())
+
+    def _rated(self, reply: wire.CounterReply) -> None:
+        sent = self.ratings_sent.pop(reply.request_id, None)
+        if sent is None:
+            return
+        counter, number, level = sent
+        if reply.error is None:
+            self.tally.rated["counter"] += 1
+            self.say(f"RATING  {number} at {COUNTER_NAMES[counter]}'s buttons: «{RATING_WORDS[level]}»")
+        else:
+            self.tally.ratings_refused[str(reply.error.code)] += 1
+            self.say(f"RATING  {number} at {COUNTER_NAMES[counter]}'s buttons refused: {reply.error.message}")
 
     def _profile(self, link: MqttLink, counter: str, reply: wire.CounterReply, now: float) -> None:
         """A clerk's console got the profile of the citizen it called: draw the screen the clerk sees into a file
