@@ -1,7 +1,9 @@
 """The counter's configuration: a strict TOML file (see ``config/counter.example.toml``).
 
 Every key is checked at start; an unknown key or a bad value stops the program with a message naming the
-file, the key and the problem (exit status 78). The ``[keypad]`` table is only required by the keypad.
+file, the key and the problem (exit status 78). The ``[keypad]`` table is only required by the keypad. The
+``[rating]`` table is optional: how long the citizen may rate a visit after ``complete`` (both front ends) and
+the pins of the keypad's four rating buttons and their lamps (the console ignores the pins).
 
 Pins are checked against the 40-pin header every Raspberry Pi since the B+ has (Pi 5, Pi 4, Zero 2 W ...),
 in any spelling gpiozero accepts there, and kept in one spelling (``GPIO17``): so a pin given twice in two
@@ -10,11 +12,13 @@ spellings (``17`` and ``"BOARD11"``) is caught here, not by gpiozero at start.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from hallq.configfile import LOG_LEVELS, Table, load_toml, read_mqtt
 from hallq.mqtt import BrokerSettings
+from hallq.wire import RATING_LEVELS, RatingLevel
 
 BCM_PINS = range(28)  # GPIO0-GPIO27: the GPIOs on the 40-pin header
 # Physical pin of the 40-pin header (J8) -> its GPIO; the other pins are power and ground.
@@ -59,6 +63,14 @@ def gpio_of(spelling: str) -> int:
 
 
 KEYPAD_PINS = ("next_pin", "recall_pin", "complete_pin", "no_show_pin", "serving_led_pin", "buzzer_pin")
+# The rating buttons' and their lamps' keys, best level first: very_satisfied_pin ... dissatisfied_led_pin.
+RATING_BUTTON_KEYS: Final[dict[RatingLevel, str]] = {level: f"{level}_pin" for level in RATING_LEVELS}
+RATING_LAMP_KEYS: Final[dict[RatingLevel, str]] = {level: f"{level}_led_pin" for level in RATING_LEVELS}
+RATING_WAIT_S: Final = 30.0
+# Shorter than this a citizen cannot read the lamps and choose; longer, the next citizen is at the desk already
+# (and the hall's own [ratings] window_minutes, at least 1, still has to cover it).
+MIN_RATING_WAIT_S: Final = 5.0
+MAX_RATING_WAIT_S: Final = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,18 @@ class KeypadConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class RatingConfig:
+    """``[rating]``: for ``wait_s`` seconds after the controller accepted a ``complete``, the citizen may rate the
+    visit (``None``: this counter offers no rating, neither on buttons nor on the console). ``buttons`` and
+    ``lamps`` are (level, ``GPIOn``) pairs, best level first: the keypad's four rating buttons (each between its
+    pin and ground, internal pull-up) and the lamps lit in them (active high); empty when there are none."""
+
+    wait_s: float | None = RATING_WAIT_S
+    buttons: tuple[tuple[RatingLevel, str], ...] = ()
+    lamps: tuple[tuple[RatingLevel, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class CounterConfig:
     counter: str
     hall: str
@@ -86,6 +110,7 @@ class CounterConfig:
     log_level: str
     keypad: KeypadConfig | None
     source: Path
+    rating: RatingConfig = field(default_factory=RatingConfig)
 
 
 def load(path: Path) -> CounterConfig:
@@ -100,9 +125,11 @@ def load(path: Path) -> CounterConfig:
     table.done()
     broker, base_topic = read_mqtt(root.table("mqtt"))
     keypad = _keypad(root.table("keypad")) if root.has("keypad") else None
+    rating = _rating(root.table("rating"), keypad)
     root.done()
     return CounterConfig(counter=counter, hall=hall, client_id=client_id, broker=broker, base_topic=base_topic,
-                         reply_timeout_s=reply_timeout_s, log_level=log_level, keypad=keypad, source=path)
+                         reply_timeout_s=reply_timeout_s, log_level=log_level, keypad=keypad, source=path,
+                         rating=rating)
 
 
 def _pin(table: Table, name: str, *, required: bool = True) -> str | None:
@@ -137,3 +164,47 @@ def _keypad(table: Table) -> KeypadConfig:
                         complete_pin=str(pins["complete_pin"]), no_show_pin=str(pins["no_show_pin"]),
                         serving_led_pin=str(pins["serving_led_pin"]), buzzer_pin=pins["buzzer_pin"],
                         debounce_s=debounce_s)
+
+
+def _rating(table: Table, keypad: KeypadConfig | None) -> RatingConfig:
+    """``[rating]`` (absent: the defaults, no buttons). The four button pins come all together or not at all, and
+    so do the four lamps' (lamps need buttons); no pin may be one of the keypad's, or another rating key's."""
+    wait_s: float | None = table.number("wait_s", RATING_WAIT_S, minimum=0.0, maximum=MAX_RATING_WAIT_S)
+    if wait_s == 0:
+        wait_s = None
+    elif wait_s is not None and wait_s < MIN_RATING_WAIT_S:
+        raise table.error("wait_s", f"must be 0 (no ratings at this counter) or at least {MIN_RATING_WAIT_S:g}, "
+                                    f"got {wait_s:g}")
+    spellings = {key: table.data.get(key) for key in [*RATING_BUTTON_KEYS.values(), *RATING_LAMP_KEYS.values()]}
+    given = {key: _pin(table, key, required=False) for key in spellings}
+    table.done()  # first: a misspelt key is named as such, not as a missing one
+    buttons = _four(table, RATING_BUTTON_KEYS, given, what="rating buttons")
+    lamps = _four(table, RATING_LAMP_KEYS, given, what="rating lamps")
+    if lamps and not buttons:
+        raise table.error(RATING_LAMP_KEYS[RATING_LEVELS[0]], "lamps need their buttons: give the four button pins "
+                                                             f"({', '.join(RATING_BUTTON_KEYS.values())}) too")
+    used: dict[str, str] = {}
+    if keypad is not None:
+        used = {pin: f"keypad.{name}" for name in KEYPAD_PINS if (pin := getattr(keypad, name)) is not None}
+    named = [(RATING_BUTTON_KEYS[level], pin) for level, pin in buttons]
+    named += [(RATING_LAMP_KEYS[level], pin) for level, pin in lamps]
+    for key, pin in named:
+        if pin in used:
+            spelt = "" if spellings[key] == pin else f" ({spellings[key]!r})"
+            raise table.error(key, f"pin {pin}{spelt} is already used by {used[pin]}")
+        used[pin] = table.key(key)
+    return RatingConfig(wait_s=wait_s, buttons=buttons, lamps=lamps)
+
+
+def _four(table: Table, keys: dict[RatingLevel, str], given: dict[str, str | None], *,
+          what: str) -> tuple[tuple[RatingLevel, str], ...]:
+    """The four pins under ``keys`` (one per level, read into ``given``), or none; a partial set names the first
+    key missing."""
+    present = [key for key in keys.values() if given[key] is not None]
+    if not present:
+        return ()
+    missing = [key for key in keys.values() if given[key] is None]
+    if missing:
+        raise table.error(missing[0], f"is required with {present[0]}: give all four {what} "
+                                      f"({', '.join(keys.values())}), or none")
+    return tuple((level, str(given[key])) for level, key in keys.items())

@@ -37,14 +37,29 @@ KEYPAD_ACTIONS: tuple[CounterAction, ...] = ("next", "recall", "complete", "no_s
 
 
 class KeypadError(HallqError, RuntimeError):
-    """A pin of the keypad could not be set up. ``key`` is its config key (``keypad.next_pin``), ``pin`` its
-    name, ``problem`` what went wrong; ``key`` and ``pin`` are empty when no pin factory could start at all."""
+    """A pin of the keypad (or of its rating buttons) could not be set up. ``key`` is its config key
+    (``keypad.next_pin``, ``rating.satisfied_pin``), ``pin`` its name, ``problem`` what went wrong; ``key`` and
+    ``pin`` are empty when no pin factory could start at all."""
 
     def __init__(self, key: str, pin: str, problem: str) -> None:
         self.key = key
         self.pin = pin
         self.problem = problem
         super().__init__(f"{key} = {pin}: {problem}" if key else problem)
+
+
+def open_pin(key: str, pin: str, tried: list[warnings.WarningMessage], make: Callable[[], Any]) -> Any:
+    """``make()`` (a gpiozero device on ``pin``), or one ``KeypadError`` naming config ``key`` and ``pin``; ``tried``
+    holds the warnings recorded so far, whose pin factory fallbacks explain a machine without usable GPIO."""
+    try:
+        return make()
+    except BadPinFactory as exc:
+        tried_names = [str(w.message) for w in tried if issubclass(w.category, PinFactoryFallback)]
+        hint = (f" ({'; '.join(tried_names)}); not a Raspberry Pi? (a Pi 5 needs lgpio)" if tried_names
+                else "; check GPIOZERO_PIN_FACTORY")
+        raise KeypadError("", "", f"no GPIO pin factory could start: {exc}{hint}") from exc
+    except Exception as exc:  # each backend fails in its own way: gpiozero's errors, lgpio.error, OSError
+        raise KeypadError(key, pin, str(exc) or type(exc).__name__) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,33 +86,21 @@ class Keypad:
                     key, pin = pins[action]
                     # bounce_time=None: the core debounces (mock pins ignore bounce_time, and real contacts need
                     # the same rule whatever the backend).
-                    button = self._open(key, pin, tried, partial(Button, pin, pull_up=True, bounce_time=None,
-                                                                 pin_factory=pin_factory))
+                    button = open_pin(f"keypad.{key}", pin, tried, partial(Button, pin, pull_up=True,
+                                                                           bounce_time=None, pin_factory=pin_factory))
                     button.when_pressed = self._handler(action)
                     self.buttons[action] = button
-                self.led = self._open("serving_led_pin", config.serving_led_pin, tried,
-                                      partial(LED, config.serving_led_pin, pin_factory=pin_factory))
+                self.led = open_pin("keypad.serving_led_pin", config.serving_led_pin, tried,
+                                    partial(LED, config.serving_led_pin, pin_factory=pin_factory))
                 if config.buzzer_pin is not None:
-                    self.buzzer = self._open("buzzer_pin", config.buzzer_pin, tried,
-                                             partial(Buzzer, config.buzzer_pin, pin_factory=pin_factory))
+                    self.buzzer = open_pin("keypad.buzzer_pin", config.buzzer_pin, tried,
+                                           partial(Buzzer, config.buzzer_pin, pin_factory=pin_factory))
             except BaseException:
                 self.close()
                 raise
         for warning in tried:
             log.warning("gpio: %s", warning.message)
         self._led_mode: Literal["on", "off", "blink", "flash"] | None = None
-
-    @staticmethod
-    def _open(key: str, pin: str, tried: list[warnings.WarningMessage], make: Callable[[], Any]) -> Any:
-        try:
-            return make()
-        except BadPinFactory as exc:
-            tried_names = [str(w.message) for w in tried if issubclass(w.category, PinFactoryFallback)]
-            hint = (f" ({'; '.join(tried_names)}); not a Raspberry Pi? (a Pi 5 needs lgpio)" if tried_names
-                    else "; check GPIOZERO_PIN_FACTORY")
-            raise KeypadError("", "", f"no GPIO pin factory could start: {exc}{hint}") from exc
-        except Exception as exc:  # each backend fails in its own way: gpiozero's errors, lgpio.error, OSError
-            raise KeypadError(f"keypad.{key}", pin, str(exc) or type(exc).__name__) from exc
 
     def _handler(self, action: CounterAction) -> Any:
         def pressed() -> None:

@@ -12,8 +12,10 @@ A reply may carry the citizen's profile (personal data): the console's core keep
 keypad's (``keep_profiles=False``) drops it on arrival. No log line here holds any of it: a reply names its
 profile only by ``hallq.cards.reference_text``, a profile command only by the names of the fields it sets.
 
-``KeypadService.run()`` is the keypad's one thread: it takes key presses (from gpiozero's thread) and MQTT
-items (from paho's thread) off one inbox, drives the core, and mirrors its view on the LED and buzzer. It
+``KeypadService.run()`` is the keypad's one thread: it takes key presses and rating presses (from gpiozero's
+thread) and MQTT items (from paho's thread) off one inbox, drives the core, and mirrors its view on the LED and
+buzzer, and on the rating buttons' lamps when ``[rating]`` gives their pins (a rating's outcome goes to the
+lamps, never to the clerk's buzzer). It
 sends ``READY=1`` once connected, and ``WATCHDOG=1`` from this loop only while it keeps up with its inbox: a
 loop that turns but falls ``BACKLOG_LIMIT`` items behind is as stuck as one that does not turn, and systemd
 restarts it. ``stop()`` only sets an event (the loop looks at it at least every ``TICK_S``): it is called
@@ -36,6 +38,7 @@ from typing import Any
 from counter.config import CounterConfig
 from counter.core import CounterCore, CounterView, Feedback, Press
 from counter.keypad import Keypad, KeyPress
+from counter.rating import RatingPanel, RatingPress
 from hallq import systemd, wire
 from hallq.cards import reference_text
 from hallq.errors import PayloadError
@@ -54,12 +57,14 @@ class CounterLink:
     """The counter's contract: typed commands out, replies/state/board in, all through one core."""
 
     def __init__(self, config: CounterConfig, *, inbox: queue.Queue[Any], debounce_s: float = 0.0,
-                 keep_profiles: bool = True, clock: Callable[[], float] = time.monotonic,
+                 keep_profiles: bool = True, rating_wait_s: float | None = None,
+                 clock: Callable[[], float] = time.monotonic,
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
         self.config = config
         self.topics = Topics(hall=config.hall, base=config.base_topic)
         self.core = CounterCore(counter=config.counter, debounce_s=debounce_s,
-                                reply_timeout_s=config.reply_timeout_s, keep_profiles=keep_profiles)
+                                reply_timeout_s=config.reply_timeout_s, keep_profiles=keep_profiles,
+                                rating_wait_s=rating_wait_s)
         self.clock = clock
         self.new_id = new_id
         process = f"counter {config.counter}, {socket.gethostname()} pid {os.getpid()}"
@@ -91,8 +96,9 @@ class CounterLink:
             return False
         # A profile edit is named by its fields only: their values are personal data.
         fields = ",".join(sorted(command.profile.to_obj())) if command.profile is not None else "-"
-        log.info("sent command counter=%s action=%s request=%s ticket=%s service=%s fields=%s", self.config.counter,
-                 command.action, command.request_id, command.ticket or "-", command.service or "-", fields)
+        log.info("sent command counter=%s action=%s request=%s ticket=%s service=%s fields=%s rating=%s",
+                 self.config.counter, command.action, command.request_id, command.ticket or "-",
+                 command.service or "-", fields, command.rating or "-")
         self.link.publish(self.topics.counter_command(self.config.counter), command.encode())
         return True
 
@@ -148,11 +154,18 @@ class KeypadService:
         self.inbox: queue.Queue[Any] = queue.Queue()
         # The pins first: KeypadError on a machine without usable GPIO, before anything else is set up.
         self.keypad = Keypad(config.keypad, pin_factory=pin_factory, inbox=self.inbox)
+        self.rating: RatingPanel | None = None
+        # Rating windows only with buttons to rate on (the keypad has no screen to offer them otherwise).
+        rating_wait_s = config.rating.wait_s if config.rating.buttons else None
         try:
+            if rating_wait_s is not None:
+                self.rating = RatingPanel(config.rating, pin_factory=pin_factory, inbox=self.inbox)
             # No screen, so no profile: the keypad's core drops every one on arrival.
             self.counter = CounterLink(config, inbox=self.inbox, debounce_s=config.keypad.debounce_s,
-                                       keep_profiles=False)
+                                       keep_profiles=False, rating_wait_s=rating_wait_s)
         except BaseException:
+            if self.rating is not None:
+                self.rating.close()
             self.keypad.close()
             raise
         self._stopping = threading.Event()
@@ -180,12 +193,19 @@ class KeypadService:
                 feedback: Feedback | None = None
                 if isinstance(item, KeyPress):
                     self.counter.send(Press(item.action))
+                elif isinstance(item, RatingPress):
+                    self.counter.send(Press("rate", rating=item.level))
                 elif isinstance(item, Message | LinkUp | LinkDown):
                     feedback = self.counter.handle(item)
                 feedback = feedback or self.counter.tick()
-                if feedback is not None:
+                if feedback is not None and feedback.action == "rate":
+                    if self.rating is not None:
+                        self.rating.signal(feedback)
+                elif feedback is not None:
                     self.keypad.signal(feedback)
                 self.keypad.show(self.counter.view)
+                if self.rating is not None:
+                    self.rating.show(self.counter.view)
                 # Taken over is as settled as connected: not ready, systemd would restart it into the fight.
                 if self.counter.view.connected or self.counter.view.taken_over:
                     notifier.ready()
@@ -194,6 +214,8 @@ class KeypadService:
             notifier.stopping()
             self.counter.stop()
             self.keypad.close()
+            if self.rating is not None:
+                self.rating.close()
             log.info("counter keypad stopped")
 
 
