@@ -46,7 +46,9 @@ class _Console:
     def __init__(self, screen: Any, config: CounterConfig) -> None:
         self.screen = screen
         self.inbox: queue.Queue[Any] = queue.Queue()
-        self.counter = CounterLink(config, inbox=self.inbox, debounce_s=DEBOUNCE_S)
+        # The console offers ratings on its keys 1-4 (for halls without rating buttons) unless [rating] wait_s = 0.
+        self.counter = CounterLink(config, inbox=self.inbox, debounce_s=DEBOUNCE_S,
+                                   rating_wait_s=config.rating.wait_s)
         self.input = ConsoleInput()
         self.styles = self._styles()
 

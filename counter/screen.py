@@ -3,7 +3,11 @@
 ``ConsoleInput`` turns keys (already named: a character, ``"enter"``, ``"escape"``, ``"backspace"``) into
 ``Press`` values, with prompts: ``t`` asks for the service to transfer to (a digit from the list shown),
 ``g`` asks for a ticket number to call (typed, then Enter); while a citizen's profile is shown, ``d`` edits its
-phone number, ``m`` its notes and ``h`` registers a hall card's code (typed or scanned, then Enter). ``render()``
+phone number, ``m`` its notes and ``h`` registers a hall card's code (typed or scanned, then Enter). The digits
+``1``-``4`` are the citizen's rating of the visit just served, best first (for halls without rating buttons):
+the screen offers them, in Vietnamese, while the core's rating window is open; outside it the core refuses
+them and says so. No other key of this screen is a digit, and the prompts that take digits (a number to call,
+a service to transfer to, a phone number) take them before this. ``render()``
 lays the counter's view out as styled lines that fit ``width`` (and ``height``, when given: a profile panel
 gives up its less needed lines first, and the notice and the prompt are always on screen). ``counter.console``
 only draws them with curses; ``screen_text()`` gives the same screen as plain text.
@@ -19,9 +23,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from counter.core import ACTION_NAMES, CounterView, Press
+from counter.core import ACTION_NAMES, RATING_WORDS, CounterView, Press
 from hallq.cards import reference_text
-from hallq.wire import MAX_HALL_CARD_LEN, MAX_NOTES_LEN, MAX_PHONE_LEN, CitizenProfile, CounterAction, ProfileEdit
+from hallq.wire import (
+    MAX_HALL_CARD_LEN,
+    MAX_NOTES_LEN,
+    MAX_PHONE_LEN,
+    RATING_LEVELS,
+    CitizenProfile,
+    CounterAction,
+    ProfileEdit,
+    RatingLevel,
+)
 
 Style = Literal["title", "big", "normal", "ok", "error", "info", "dim", "key"]
 QUIT: Final = "quit"
@@ -33,6 +46,8 @@ HELP: Final = (
     (("n", "next"), ("r", "recall"), ("c", "complete"), ("x", "no_show")),
     (("t", "transfer"), ("g", "call"), ("p", "pause"), ("o", "open"), ("z", "close")),
 )
+# 1-4: the rating levels, best first, as the rating buttons are ordered.
+RATING_KEYS: Final[dict[str, RatingLevel]] = {str(number): level for number, level in enumerate(RATING_LEVELS, 1)}
 STATUS_TEXT: Final = {"open": "ĐANG MỞ (open)", "paused": "TẠM DỪNG (paused)", "closed": "ĐÃ ĐÓNG (closed)"}
 MAX_NUMBER_LEN: Final = 16
 
@@ -79,6 +94,8 @@ class ConsoleInput:
         lowered = key.lower()
         if lowered in ONE_KEY_ACTIONS:
             return Press(ONE_KEY_ACTIONS[lowered])
+        if key in RATING_KEYS:
+            return Press("rate", rating=RATING_KEYS[key])
         if lowered in PROFILE_KEYS:
             return self._open_profile_prompt(PROFILE_KEYS[lowered], view.profile)
         if lowered == "t":
@@ -177,6 +194,7 @@ def render(view: CounterView, *, prompt: str | None, width: int, height: int | N
     title = [Line(_spread(f"QUẦY {view.counter} · {view.name}", link, width), "title")]
     status = [Line(f"Trạng thái (status): {STATUS_TEXT.get(view.status or '', 'chưa rõ (unknown)')}", "normal")]
     serving = _serving_lines(view)
+    rating = _rating_lines(view, cut)
     names = {s.service: s.name_vi for s in view.hall_services}
     keys = [Line(text, "key") for text in _flow([f"[{k}] {ACTION_NAMES[a]}" for row in HELP for k, a in row]
                                                 + ["[q] Thoát (quit)"], cut, sep="   ")]
@@ -189,15 +207,16 @@ def render(view: CounterView, *, prompt: str | None, width: int, height: int | N
     if prompt is not None:
         foot.extend(Line(part, "info") for part in prompt.split("\n"))
     if view.profile is None:
-        blocks = [title, status, serving, _waiting_lines(view, names), keys, foot]
+        blocks = [title, status, serving, *([rating] if rating else []), _waiting_lines(view, names), keys, foot]
     else:
         waiting = [Line(text) for text in _flow(
             [f"{w.service} {names.get(w.service, '')}".strip() + f" {w.regular + w.priority}"
              + (f" (+{w.priority} ưu tiên)" if w.priority else "") for w in view.waiting] or ["—"],
             cut, sep=" · ", head="Đang chờ (waiting): ")[:2]]
-        others = [title, status + serving, waiting, keys, foot]
+        others = [title, status + serving, rating, waiting, keys, foot]
         budget = None if height is None else height - sum(len(block) for block in others)
-        blocks = [title, status + serving, _profile_panel(view, names, cut, budget), waiting, keys, foot]
+        blocks = [title, status + serving, *([rating] if rating else []), _profile_panel(view, names, cut, budget),
+                  waiting, keys, foot]
     lines = _stack(blocks, height)
     return [Line(line.text[:cut], line.style) for line in lines]
 
@@ -215,6 +234,18 @@ def _serving_lines(view: CounterView) -> list[Line]:
     priority = " · ƯU TIÊN (priority)" if t.priority else ""
     return [Line(f"Đang phục vụ (serving): {t.number}", "big"),
             Line(f"  dịch vụ {t.service} · gọi lúc {t.called_at:%H:%M:%S}{recalls}{priority}", "dim")]
+
+
+def _rating_lines(view: CounterView, cut: int) -> list[Line]:
+    """The four choices of the open rating window, in the citizen's words (none without a window); dimmed while
+    a press would not be sent (the broker unreachable, or an answer awaited)."""
+    if view.rating is None:
+        return []
+    choices = [f"[{key}] {RATING_WORDS[level][0]}" for key, level in RATING_KEYS.items()]
+    style: Style = "key" if view.rating_offered else "dim"
+    return [Line(f"Mời quý khách đánh giá lượt phục vụ số {view.rating.number} (rate this visit):",
+                 "ok" if view.rating_offered else "dim"),
+            *(Line(text, style) for text in _flow(choices, cut, sep="   ", head="  "))]
 
 
 def _waiting_lines(view: CounterView, names: dict[str, str]) -> list[Line]:
