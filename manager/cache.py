@@ -34,7 +34,8 @@ the months as well, so that the first year report finds them.
 The cache is ``report-cache.sqlite3`` in ``cache_dir`` (the manager's state directory). It belongs to one
 ledger: its ``meta`` holds the ledger file's device and inode and a digest of the journal's first row; a
 different ledger (a restored or replaced file), another cache format or other summary inputs (the hall's zone,
-the services' target waits: ``reports.summary_inputs``) empties it. A month row also carries a digest of that
+the services' target waits: ``reports.summary_inputs``) empties it (another format also makes its tables anew, in
+this format's layout: format 2 added the ratings). A month row also carries a digest of that
 ``meta`` (and of its own layout, ``MONTHS_FORMAT``) and is used only under the same one: a version of the manager
 that knew no months empties the days but leaves the months. A damaged cache file is deleted and rebuilt, with a
 warning; a cache that cannot be used at all (an unwritable directory, a lock held too long) is skipped, with a
@@ -68,7 +69,8 @@ log = logging.getLogger(__name__)
 
 CACHE_FILE = "report-cache.sqlite3"
 DEFAULT_CACHE_DIR = Path("/var/lib/hallq/manager")
-FORMAT = "1"
+# 2: the ratings (a day's rating cells, a month's tallies and comments) and the visits served per hour.
+FORMAT = "2"
 BUSY_TIMEOUT_MS = 5000
 # With a CPU budget: a checkpoint every so many events, and the journal read in batches that small, so that a
 # report never runs for more than about 10 ms of CPU between two checkpoints (decoding is ~4 µs an event).
@@ -83,7 +85,8 @@ CREATE TABLE IF NOT EXISTS days (
     log     TEXT NOT NULL,
     cells   TEXT NOT NULL,
     samples BLOB NOT NULL,
-    last_at TEXT
+    last_at TEXT,
+    ratings TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS months (
     month    TEXT PRIMARY KEY,
@@ -96,7 +99,7 @@ CREATE TABLE IF NOT EXISTS months (
 """
 # A month row is the meta's (ledger, inputs, format) and of this layout: a cache emptied by a version that knew no
 # months keeps them, and they must not be taken for the new ledger's.
-MONTHS_FORMAT = "1"
+MONTHS_FORMAT = "2"
 _DAMAGED = frozenset({"SQLITE_CORRUPT", "SQLITE_NOTADB"})
 
 
@@ -294,9 +297,11 @@ def _apart(keys: tuple[SegmentKey, ...], segments: Sequence[journal.Segment]) ->
 
 
 def _cells_apart(summaries: Summaries) -> bool:
-    """Whether no day summary has a cell of a month summary's day."""
+    """Whether no day summary has a cell (of visits or ratings) of a month summary's day."""
     month_days = {log.day for s in summaries if isinstance(s, reports.MonthSummary) for log in s.logs}
-    return not any(cell.day in month_days for s in summaries if isinstance(s, reports.DaySummary) for cell in s.cells)
+    days = [s for s in summaries if isinstance(s, reports.DaySummary)]
+    return not any(cell.day in month_days for s in days for cell in s.cells) and not any(
+        cell.day in month_days for s in days for cell in s.ratings)
 
 
 def _paced(events: Iterable[Event], checkpoint: Callable[[], None]) -> Iterator[Event]:
@@ -350,12 +355,12 @@ class ReportCache:
         found: dict[int, reports.DaySummary] = {}
         try:
             wanted = set(firsts)
-            for row in self._db.execute("SELECT first, day, log, cells, samples, last_at FROM days "
+            for row in self._db.execute("SELECT first, day, log, cells, samples, last_at, ratings FROM days "
                                         "WHERE first BETWEEN ? AND ?", (min(firsts), max(firsts))):
                 if row[0] in wanted:
                     if pace is not None:
                         pace()
-                    found[int(row[0])] = _decode(*row[1:], only=only)
+                    found[int(row[0])] = _decode(*row[1:6], ratings_json=row[6], only=only)
         except (sqlite3.Error, CacheDamaged, ValueError, TypeError, KeyError, IndexError) as exc:
             self._failed(exc)
             return {}
@@ -369,7 +374,7 @@ class ReportCache:
                 for segment, summary in made if segment.stop is not None and summary.day is not None]
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO days VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT OR REPLACE INTO days VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._failed(exc)
@@ -458,10 +463,14 @@ def _open_cache(cache_dir: Path | None, *, ledger: Path, first_row: tuple[int, s
                     log.info("report cache %s was made for another ledger, cache format or zone and targets: "
                              "it starts afresh", path)
                 db.execute("BEGIN IMMEDIATE")
-                db.execute("DELETE FROM days")
-                db.execute("DELETE FROM months")
+                # Made anew rather than emptied: a cache of another format may have another layout.
+                db.execute("DROP TABLE days")
+                db.execute("DROP TABLE months")
                 db.execute("DELETE FROM meta")
                 db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(expected.items()))
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
                 db.execute("COMMIT")
             owner = hashlib.sha256(json.dumps([MONTHS_FORMAT, expected], sort_keys=True).encode()).hexdigest()
             return ReportCache(path, db, owner=owner)
@@ -489,9 +498,10 @@ def _delete(path: Path) -> None:
 # --- a summary as a row: the log and the cells as JSON, every sample as one array of doubles -------------------
 
 
-def _encode(summary: reports.DaySummary) -> tuple[str, str, bytes, str | None]:
-    """(log JSON, cells JSON, samples, last event's time): the cells' keys in JSON, their integers (counts,
-    sample lengths, hours) then every sample as arrays of 64-bit integers and doubles, in one blob."""
+def _encode(summary: reports.DaySummary) -> tuple[str, str, bytes, str | None, str]:
+    """(log JSON, cells JSON, samples, last event's time, ratings JSON): the cells' keys in JSON, their integers
+    (counts, sample lengths, hours) then every sample as arrays of 64-bit integers and doubles, in one blob; the
+    rating cells in JSON (``_ratings_json``)."""
     log_json = json.dumps(None if summary.log is None else _log_json(summary.log))
     numbers = array("q")
     samples = array("d")
@@ -507,7 +517,44 @@ def _encode(summary: reports.DaySummary) -> tuple[str, str, bytes, str | None]:
     last_at = summary.last_at.isoformat() if summary.last_at is not None else None
     head = array("q", [len(numbers)])
     return (log_json, json.dumps(keys, separators=(",", ":")), head.tobytes() + numbers.tobytes() + samples.tobytes(),
-            last_at)
+            last_at, _ratings_json(summary.ratings))
+
+
+def _ratings_json(cells: Sequence[reports.RatingCell]) -> str:
+    """A day's rating cells: each [day, service, counter, priority, category, tally, hours, reasons, comments],
+    a comment as [at, level, channel, text] (the rest is the cell's)."""
+    return json.dumps([[cell.day, cell.service, cell.counter, cell.priority, cell.category, cell.tally, cell.hours,
+                        cell.reasons, [[c.at.isoformat(), c.level, c.channel, c.text] for c in cell.comments]]
+                       for cell in cells], separators=(",", ":"))
+
+
+def _rating_cells(ratings_json: str, *, only: reports.Filters | None) -> list[reports.RatingCell]:
+    """The rating cells of ``_ratings_json``; ``only``: those these filters pass."""
+    cells = []
+    for day, service, counter, priority, category, tally, hours, reasons, comments in json.loads(ratings_json):
+        if only is not None and not only.admits(service, counter, priority, category):
+            continue
+        cells.append(reports.RatingCell(
+            str(day), str(service), str(counter), bool(priority), None if category is None else str(category),
+            _tally(tally), _rating_hours(hours), {str(k): int(v) for k, v in reasons.items()},
+            [reports.Comment(datetime.fromisoformat(at), str(day), str(service), str(counter), str(level),
+                             str(channel), str(text)) for at, level, channel, text in comments]))
+    return cells
+
+
+def _tally(values: Sequence[int]) -> tuple[int, ...]:
+    """A rating tally read from JSON, checked."""
+    if len(values) != len(reports.RATING_KEYS):
+        raise CacheDamaged("a rating tally has the wrong length")
+    return tuple(int(v) for v in values)
+
+
+def _rating_hours(values: Sequence[int]) -> list[int]:
+    """A rating cell's hours read from JSON, checked."""
+    if len(values) % (len(reports.RATING_KEYS) + 1) or not all(0 <= hour < 24 for hour in values[::len(
+            reports.RATING_KEYS) + 1]):
+        raise CacheDamaged("a rating cell's hours do not add up")
+    return [int(v) for v in values]
 
 
 def _log_json(day_log: reports.DayLog) -> dict[str, object]:
@@ -527,9 +574,9 @@ def _log_of(raw_log: Mapping[str, object]) -> reports.DayLog:
                           [(datetime.fromisoformat(at), str(c), str(s)) for at, c, s in changes])
 
 
-def _decode(day: str, log_json: str, keys_json: str, blob: bytes, last_at: str | None, *,
+def _decode(day: str, log_json: str, keys_json: str, blob: bytes, last_at: str | None, *, ratings_json: str,
             only: reports.Filters | None = None) -> reports.DaySummary:
-    """The day summary of a row; ``only``: with only the cells these filters pass."""
+    """The day summary of a row; ``only``: with only the cells (of visits and of ratings) these filters pass."""
     raw_log: Mapping[str, object] | None = json.loads(log_json)
     day_log = None if raw_log is None else _log_of(raw_log)
     head = array("q")
@@ -568,17 +615,19 @@ def _decode(day: str, log_json: str, keys_json: str, blob: bytes, last_at: str |
                                       waits, service_times, ints[hours_at:hours_at + n_hours]))
         at_wait += n_waits
         at_service += n_services
-    return reports.DaySummary(day, day_log, cells, None if last_at is None else datetime.fromisoformat(last_at))
+    return reports.DaySummary(day, day_log, cells, None if last_at is None else datetime.fromisoformat(last_at),
+                              _rating_cells(ratings_json, only=only))
 
 
 # --- a month summary as a row: keys, logs and days in JSON, integers and samples as arrays --------------------------
 
 
 def _encode_month(summary: reports.MonthSummary) -> tuple[str, bytes, bytes]:
-    """(head JSON, integers, samples): the head names the rows and days and holds the logs; the integers are, per
-    row, its counts and its samples' lengths, per hour its arrivals, calls, waits' length and sum, per day its
-    counts (outcomes, within target, base, samples); the samples are the rows' waits and service times, the
-    hours' waits, then per day its mean, median, 90th percentile and maximum wait and service time."""
+    """(head JSON, integers, samples): the head names the rows and days and holds the logs and the ratings; the
+    integers are, per row, its counts and its samples' lengths, per hour its arrivals, calls, visits served,
+    waits' length and sum, per day its counts (outcomes, within target, base, samples); the samples are the rows'
+    waits and service times, the hours' waits, then per day its mean, median, 90th percentile and maximum wait
+    and service time."""
     numbers = array("q")
     samples = array("d")
     for part in summary.rows.values():
@@ -587,7 +636,7 @@ def _encode_month(summary: reports.MonthSummary) -> tuple[str, bytes, bytes]:
         samples.extend(part.waits)
         samples.extend(part.service_times)
     for hour in summary.hours:
-        numbers.extend((hour.arrivals, hour.calls, len(hour.waits), hour.sum_us))
+        numbers.extend((hour.arrivals, hour.calls, hour.served, len(hour.waits), hour.sum_us))
         samples.extend(hour.waits)
     for figures in summary.day_figures.values():
         o = figures.outcomes
@@ -595,9 +644,13 @@ def _encode_month(summary: reports.MonthSummary) -> tuple[str, bytes, bytes]:
                         figures.within_target, figures.target_base, figures.wait.count, figures.service_time.count))
         for stats in (figures.wait, figures.service_time):
             samples.extend((stats.mean_s or 0.0, stats.median_s or 0.0, stats.p90_s or 0.0, stats.max_s or 0.0))
+    ratings = {"rows": [[kind, name, tally] for (kind, name), tally in summary.rated.items()],
+               "hours": summary.rated_hours, "reasons": summary.reasons,
+               "comments": [[c.at.isoformat(), c.day, c.service, c.counter, c.level, c.channel, c.text]
+                            for c in summary.comments]}
     head = {"rows": list(summary.rows), "days": list(summary.day_figures),
             "logs": [_log_json(log) for log in summary.logs],
-            "last_at": summary.last_at.isoformat() if summary.last_at is not None else None}
+            "last_at": summary.last_at.isoformat() if summary.last_at is not None else None, "ratings": ratings}
     return json.dumps(head, separators=(",", ":")), numbers.tobytes(), samples.tobytes()
 
 
@@ -626,9 +679,9 @@ def _decode_month(month: str, head_json: str, numbers_blob: bytes, samples_blob:
         rows[(str(kind), str(name))] = reports.Part(counts, take(n_waits), take(n_services))
     hours = []
     for _ in range(24):
-        arrivals, calls, n_waits, sum_us = ints[at_int:at_int + 4]
-        at_int += 4
-        hours.append(reports.HourPart(arrivals, calls, take(n_waits), sum_us))
+        arrivals, calls, served, n_waits, sum_us = ints[at_int:at_int + 5]
+        at_int += 5
+        hours.append(reports.HourPart(arrivals, calls, served, take(n_waits), sum_us))
     day_figures = {}
     for day in head["days"]:
         numbers = ints[at_int:at_int + 12]
@@ -639,8 +692,16 @@ def _decode_month(month: str, head_json: str, numbers_blob: bytes, samples_blob:
     if at_int != len(ints) or 8 * at_sample != len(samples):
         raise CacheDamaged(f"the month summary of {month} does not add up")
     last_at = head["last_at"]
-    return reports.MonthSummary(month, rows, hours, day_figures, [_log_of(raw) for raw in head["logs"]],
-                                None if last_at is None else datetime.fromisoformat(last_at))
+    ratings = head["ratings"]
+    rated_hours = [_tally(tally) for tally in ratings["hours"]]
+    if len(rated_hours) != 24:
+        raise CacheDamaged(f"the month summary of {month} does not add up")
+    return reports.MonthSummary(
+        month, rows, hours, day_figures, [_log_of(raw) for raw in head["logs"]],
+        None if last_at is None else datetime.fromisoformat(last_at),
+        {(str(kind), str(name)): _tally(tally) for kind, name, tally in ratings["rows"]}, rated_hours,
+        {str(k): int(v) for k, v in ratings["reasons"].items()},
+        [reports.Comment(datetime.fromisoformat(at), *map(str, rest)) for at, *rest in ratings["comments"]])
 
 
 def _duration(count: int, stats: Sequence[float]) -> reports.DurationStats:

@@ -38,6 +38,7 @@ from hall_controller.engine.events import (
     TicketExpired,
     TicketFinished,
     TicketIssued,
+    TicketRated,
     TicketTransferred,
     TicketVoided,
     from_records,
@@ -48,7 +49,7 @@ BATCH_ROWS = 20_000
 # The kinds a report reads; the others (print reports, accepted commands) are skipped inside SQLite.
 REPORT_KINDS: tuple[str, ...] = tuple(cls.kind for cls in (
     DayStarted, DayCorrected, TicketIssued, TicketCalled, TicketFinished, TicketTransferred, TicketVoided,
-    TicketExpired, CounterStatusChanged, ClockStepped))
+    TicketExpired, CounterStatusChanged, ClockStepped, TicketRated))
 
 
 class JournalError(HallqError, OSError):

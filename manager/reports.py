@@ -38,10 +38,20 @@ The rules:
   ``DayStarted``), i.e. the opening hours of the services the counter serves (the whole business day when one
   of them is always open), up to ``now``. A counter's status at a day's start is the one the ledger carries
   into the day.
+* Ratings (``TicketRated``): a citizen's rating of a served visit, counted in the business day of the ticket
+  (the engine forgets a day's tickets when the next one starts, so a rating is always journaled in its ticket's
+  day, also one given just after midnight before the day's start) under the service and counter the rating
+  names (where the visit was served), in the local hour the visit was **served** (finished), beside the visits
+  served in that hour. Shares: each level of the visits rated; the visits rated of the visits served. A
+  reason counts once per rating that names it; its share is of the low ratings (``hallq.wire.LOW_RATINGS``:
+  the ones that ask for reasons). Only the first rating of a ticket counts; one of an unknown level or
+  channel is left out (the engine journals neither). A rating whose served visit is not in its day (never
+  journaled by the engine) counts from its own fields, in the regular lane and the hour it was given.
 
 Filters: ``service`` keeps that service's visits (and the counters that serve it); ``counter`` the visits called
 at that counter (a visit never called belongs to no counter) and its row; ``lane`` regular or priority
-visits; ``category`` priority visits of that category.
+visits; ``category`` priority visits of that category. They apply to ratings the same way (``counter``: the
+counter that served the rated visit).
 """
 
 from __future__ import annotations
@@ -66,11 +76,13 @@ from hall_controller.engine.events import (
     TicketExpired,
     TicketFinished,
     TicketIssued,
+    TicketRated,
     TicketTransferred,
     TicketVoided,
 )
 from hall_controller.engine.spec import HallSpec, ServiceSpec
 from hallq.errors import HallqError, InvariantError
+from hallq.wire import LOW_RATINGS, RATING_CHANNELS, RATING_LEVELS
 
 Outcome = Literal["served", "no_show", "transferred", "voided", "expired", "open"]
 Lane = Literal["regular", "priority"]
@@ -78,6 +90,12 @@ LANES: tuple[Lane, ...] = ("regular", "priority")
 STATUSES = ("open", "paused", "closed")
 DEFAULT_TARGET_WAIT_S = 20 * 60
 MAX_RANGE_DAYS = 3 * 366
+# A rating tally: how many ratings of each (channel, level), in this order (channel-major, levels best first).
+RATING_KEYS: tuple[tuple[str, str], ...] = tuple((channel, level) for channel in RATING_CHANNELS
+                                                 for level in RATING_LEVELS)
+_RATING_INDEX = {key: index for index, key in enumerate(RATING_KEYS)}
+NO_RATINGS: tuple[int, ...] = (0,) * len(RATING_KEYS)
+SATISFIED_LEVELS = ("very_satisfied", "satisfied")  # "satisfied or better": the share halls are judged by
 
 
 class ReportError(HallqError, ValueError):
@@ -211,15 +229,36 @@ class DayLog:
 
 
 @dataclass(slots=True)
+class Rating:
+    """A rated served visit (``TicketRated``) in its business day ``day``: where it was served (the rating's own
+    service and counter), the visit's lane and category, when it was served and when rated, the level, the
+    channel, the reasons' ids and the citizen's comment."""
+
+    day: str
+    service: str
+    counter: str
+    priority: bool
+    category: str | None
+    served_at: datetime
+    rated_at: datetime
+    level: str
+    channel: str
+    reasons: list[str]
+    comment: str | None
+
+
+@dataclass(slots=True)
 class DaySpan:
     """The journal from one ``DayStarted`` up to the next: business day ``day`` (after any ``DayCorrected`` in
-    it), its counters' log and the visits of the tickets issued in it. The span before the journal's first
-    ``DayStarted`` (only in a partial list of events) has ``day`` and ``log`` None. ``last_at``: its last event."""
+    it), its counters' log, the visits of the tickets issued in it and their ratings. The span before the
+    journal's first ``DayStarted`` (only in a partial list of events) has ``day`` and ``log`` None. ``last_at``:
+    its last event."""
 
     day: str | None
     log: DayLog | None
     visits: list[Visit] = field(default_factory=list)
     last_at: datetime | None = None
+    ratings: list[Rating] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -270,6 +309,9 @@ def collect(events: Iterable[Event], *, spec: HallSpec) -> Facts:
     statuses = {c.id: str(c.status_at_start) for c in spec.counters}
     epoch = 0
     last_at: datetime | None = None
+    # This span's served visits by ticket, for their ratings; and its tickets rated (the first rating counts).
+    served: dict[str, Visit] = {}
+    rated: set[str] = set()
     for event in events:
         event_type = type(event)
         if event_type is TicketIssued:
@@ -296,6 +338,8 @@ def collect(events: Iterable[Event], *, spec: HallSpec) -> Facts:
                 ended.outcome = event.outcome
                 ended.counter = ended.counter or event.counter
                 ended.timed_service = ended.called_epoch == epoch
+                if event.outcome == "served":
+                    served[event.ticket_id] = ended
         elif event_type is TicketTransferred:
             assert isinstance(event, TicketTransferred)
             ended = open_visits.pop(event.ticket_id, None)
@@ -331,6 +375,21 @@ def collect(events: Iterable[Event], *, spec: HallSpec) -> Facts:
             spans.append(span)
             visits = span.visits
             epoch = 0
+            served = {}
+            rated = set()
+        elif event_type is TicketRated:
+            assert isinstance(event, TicketRated)
+            if event.ticket_id not in rated and (event.channel, event.level) in _RATING_INDEX:
+                rated_visit = served.get(event.ticket_id)
+                day = rated_visit.day if rated_visit is not None else span.day
+                if day is not None:
+                    rated.add(event.ticket_id)
+                    span.ratings.append(Rating(
+                        day, event.service, event.counter,
+                        rated_visit.priority if rated_visit is not None else False,
+                        rated_visit.category if rated_visit is not None else None,
+                        rated_visit.ended_at or event.at if rated_visit is not None else event.at,
+                        event.at, event.level, event.channel, list(dict.fromkeys(event.reasons)), event.comment))
         elif event_type is ClockStepped:
             epoch += 1
         elif event_type is DayCorrected:
@@ -341,6 +400,8 @@ def collect(events: Iterable[Event], *, spec: HallSpec) -> Facts:
                 span.day = log.day = event.day
                 for visit in visits:
                     visit.day = event.day
+                for rating in span.ratings:
+                    rating.day = event.day
         last_at = event.at
     span.last_at = last_at
     if not spans[0].visits and len(spans) > 1:
@@ -362,9 +423,10 @@ class Cell:
     """The visits of one business day that share service, counter (None: never called), lane and category.
 
     ``waits`` holds the measured waits (seconds) ordered by (arrival hour, wait); ``hours`` gives, for each hour
-    of arrival or call that has any, five integers in a row: the hour, arrivals, calls, the end of that hour's
-    waits in ``waits``, their sum in microseconds. ``service_times``: sorted. Cells of any days merge by
-    concatenation, so medians and percentiles stay exact."""
+    of arrival, call or service that has any, six integers in a row (``HOUR_WIDTH``): the hour, arrivals, calls,
+    visits served (finished) in it, the end of that hour's waits in ``waits``, their sum in microseconds.
+    ``service_times``: sorted. Cells of any days merge by concatenation, so medians and percentiles stay
+    exact."""
 
     day: str
     service: str
@@ -377,16 +439,54 @@ class Cell:
     hours: list[int]
 
 
+HOUR_WIDTH = 6  # integers per hour in ``Cell.hours``
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Comment:
+    """A citizen's own words given with a rating: when rated (the hall's time), the business day, where the
+    visit was served, the rating's level and channel. Nothing in it names the ticket. Ordered by time."""
+
+    at: datetime
+    day: str
+    service: str
+    counter: str
+    level: str
+    channel: str
+    text: str
+
+
+@dataclass(slots=True)
+class RatingCell:
+    """The ratings of one business day's served visits that share service, counter (where served), lane and
+    category. ``tally``: how many of each ``RATING_KEYS`` (channel, level); ``hours``: for each local hour of
+    service that has any, the hour then its tally (``1 + len(RATING_KEYS)`` integers in a row); ``reasons``: how
+    many ratings named each reason; ``comments``: the citizens' words, in journal order. Cells of any days merge
+    by adding."""
+
+    day: str
+    service: str
+    counter: str
+    priority: bool
+    category: str | None
+    tally: tuple[int, ...]
+    hours: list[int]
+    reasons: dict[str, int]
+    comments: list[Comment]
+
+
 @dataclass(slots=True)
 class DaySummary:
     """A ``DaySpan`` summarised (``summarise_days`` makes a report of any number of them): its day, its
-    counters' log, its visits as cells, its last event's time. Depends on the hall's zone and services'
-    target waits (see ``summary_inputs``), nothing else of the config."""
+    counters' log, its visits as cells, its last event's time, its ratings as cells. Depends on the hall's zone
+    and services' target waits (see ``summary_inputs``), nothing else of the config (the reasons' names are
+    looked up when the report is made)."""
 
     day: str | None
     log: DayLog | None
     cells: list[Cell]
     last_at: datetime | None
+    ratings: list[RatingCell] = field(default_factory=list)
 
 
 def summary_inputs(spec: HallSpec) -> dict[str, object]:
@@ -413,6 +513,7 @@ def summarise_span(span: DaySpan, *, spec: HallSpec) -> DaySummary:
         counts = [0] * len(COUNTS)
         arrivals: dict[int, int] = {}
         calls: dict[int, int] = {}
+        served_in: dict[int, int] = {}
         timed_waits: list[tuple[int, float, int]] = []  # (arrival hour, seconds, microseconds)
         service_times: list[float] = []
         for visit in visits:
@@ -421,6 +522,9 @@ def summarise_span(span: DaySpan, *, spec: HallSpec) -> DaySummary:
             hour = offsets.hour(visit.arrived_at)
             if not visit.transferred_in:
                 arrivals[hour] = arrivals.get(hour, 0) + 1
+            if visit.outcome == "served" and visit.ended_at is not None:
+                served_hour = offsets.hour(visit.ended_at)
+                served_in[served_hour] = served_in.get(served_hour, 0) + 1
             if visit.called_at is not None:
                 call_hour = offsets.hour(visit.called_at)
                 calls[call_hour] = calls.get(call_hour, 0) + 1
@@ -440,17 +544,45 @@ def summarise_span(span: DaySpan, *, spec: HallSpec) -> DaySummary:
         timed_waits.sort()
         hours: list[int] = []
         end = 0
-        for hour in sorted(arrivals.keys() | calls.keys() | {h for h, _, _ in timed_waits}):
+        for hour in sorted(arrivals.keys() | calls.keys() | served_in.keys() | {h for h, _, _ in timed_waits}):
             begin = end
             while end < len(timed_waits) and timed_waits[end][0] == hour:
                 end += 1
             sum_us = sum(us for _, _, us in timed_waits[begin:end])
             counts[10] += sum_us
-            hours += (hour, arrivals.get(hour, 0), calls.get(hour, 0), end, sum_us)
+            hours += (hour, arrivals.get(hour, 0), calls.get(hour, 0), served_in.get(hour, 0), end, sum_us)
         service_times.sort()
         cells.append(Cell(day, service, counter, priority, category, tuple(counts),
                           [wait_s for _, wait_s, _ in timed_waits], service_times, hours))
-    return DaySummary(span.day, span.log, cells, span.last_at)
+    return DaySummary(span.day, span.log, cells, span.last_at, _rating_cells(span.ratings, offsets, spec=spec))
+
+
+def _rating_cells(ratings: Sequence[Rating], offsets: _Offsets, *, spec: HallSpec) -> list[RatingCell]:
+    """A span's ratings as ``RatingCell`` s, in the order their keys first come."""
+    groups: dict[tuple[str, str, str, bool, str | None], list[Rating]] = {}
+    for rating in ratings:
+        groups.setdefault((rating.day, rating.service, rating.counter, rating.priority, rating.category),
+                          []).append(rating)
+    cells = []
+    width = len(RATING_KEYS)
+    for (day, service, counter, priority, category), group in groups.items():
+        tally = [0] * width
+        by_hour: dict[int, list[int]] = {}
+        reasons: dict[str, int] = {}
+        comments = []
+        for rating in group:
+            index = _RATING_INDEX[(rating.channel, rating.level)]
+            tally[index] += 1
+            hour = offsets.hour(rating.served_at)
+            (by_hour.get(hour) or by_hour.setdefault(hour, [0] * width))[index] += 1
+            for reason in rating.reasons:
+                reasons[reason] = reasons.get(reason, 0) + 1
+            if rating.comment:
+                comments.append(Comment(rating.rated_at.astimezone(spec.zone), day, service, counter, rating.level,
+                                        rating.channel, rating.comment))
+        hours = [value for hour in sorted(by_hour) for value in (hour, *by_hour[hour])]
+        cells.append(RatingCell(day, service, counter, priority, category, tuple(tally), hours, reasons, comments))
+    return cells
 
 
 # --- step 2: the report ------------------------------------------------------------------------------------------
@@ -503,17 +635,81 @@ class Figures:
 
 
 @dataclass(frozen=True, slots=True)
+class RatingFigures:
+    """The ratings of a set of visits: ``served`` visits were served, and ``tally`` counts the ratings by
+    ``RATING_KEYS`` (channel, level). Shares are None when their base is 0."""
+
+    served: int
+    tally: tuple[int, ...] = NO_RATINGS
+
+    @property
+    def rated(self) -> int:
+        return sum(self.tally)
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """Ratings per level (``hallq.wire.RATING_LEVELS`` order), all channels."""
+        return self.channel_levels(None)
+
+    def channel_levels(self, channel: str | None) -> tuple[int, ...]:
+        """Ratings per level through ``channel`` ("counter", "phone"; None: all)."""
+        return tuple(sum(count for (c, lv), count in zip(RATING_KEYS, self.tally, strict=True)
+                         if lv == level and channel in (None, c)) for level in RATING_LEVELS)
+
+    def through(self, channel: str) -> RatingFigures:
+        """These figures with only the ratings through ``channel`` (the visits served stay all of them)."""
+        return RatingFigures(self.served, tuple(count if c == channel else 0
+                                                for (c, _), count in zip(RATING_KEYS, self.tally, strict=True)))
+
+    @property
+    def rated_share(self) -> float | None:
+        """The visits rated, of the visits served."""
+        return self.rated / self.served if self.served else None
+
+    @property
+    def level_shares(self) -> tuple[float | None, ...]:
+        """Each level's share of the ratings."""
+        rated = self.rated
+        return tuple(count / rated if rated else None for count in self.levels)
+
+    @property
+    def satisfied_share(self) -> float | None:
+        """The share of ratings "Hài lòng" or "Rất hài lòng" (``SATISFIED_LEVELS``)."""
+        rated = self.rated
+        good = sum(count for level, count in zip(RATING_LEVELS, self.levels, strict=True) if level in SATISFIED_LEVELS)
+        return good / rated if rated else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonRow:
+    """A reason given with low ratings: its id, its names (the id itself for one no longer configured), how many
+    ratings named it, of ``low_rated`` low ratings."""
+
+    reason: str
+    name_vi: str
+    name_en: str
+    count: int
+    low_rated: int
+
+    @property
+    def share(self) -> float | None:
+        return self.count / self.low_rated if self.low_rated else None
+
+
+@dataclass(frozen=True, slots=True)
 class ServiceRow:
     service: str
     name_vi: str
     name_en: str
     target_wait_s: int
     figures: Figures
+    ratings: RatingFigures
 
 
 @dataclass(frozen=True, slots=True)
 class CounterRow:
-    """A counter's visits (called there) and its time by status within business hours, in seconds."""
+    """A counter's visits (called there), its time by status within business hours, in seconds, and the
+    ratings of the visits it served."""
 
     counter: str
     name: str
@@ -521,6 +717,7 @@ class CounterRow:
     open_s: float
     paused_s: float
     closed_s: float
+    ratings: RatingFigures
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,25 +731,30 @@ class LaneRow:
 
 @dataclass(frozen=True, slots=True)
 class HourRow:
-    """One hour of the local day: tickets issued, first calls, and the waits of the visits that arrived in it."""
+    """One hour of the local day: tickets issued, first calls, the waits of the visits that arrived in it, and
+    the visits served (finished) in it with their ratings."""
 
     hour: int
     arrivals: int
     calls: int
     wait: DurationStats
+    ratings: RatingFigures
 
 
 @dataclass(frozen=True, slots=True)
 class DayRow:
     day: str
     figures: Figures
+    ratings: RatingFigures
 
 
 @dataclass(frozen=True, slots=True)
 class Report:
     """Everything a report shows. ``days_worked``: the period's business days the ledger has a start for.
     Rows are in the config's order (services, counters), then any the ledger names that the config no longer
-    has. ``hours`` has 24 rows (0-23, the hall's local time)."""
+    has. ``hours`` has 24 rows (0-23, the hall's local time). ``ratings``: of all the visits;
+    ``rating_reasons``: the configured reasons in their order, then any other the ratings named;
+    ``rating_comments``: every comment, oldest first."""
 
     hall_id: str
     hall_name_vi: str
@@ -567,6 +769,9 @@ class Report:
     lanes: tuple[LaneRow, ...]
     hours: tuple[HourRow, ...]
     days: tuple[DayRow, ...]
+    ratings: RatingFigures
+    rating_reasons: tuple[ReasonRow, ...]
+    rating_comments: tuple[Comment, ...]
 
 
 def build_report(events: Iterable[Event], *, spec: HallSpec, period: Period, filters: Filters | None = None,
@@ -635,7 +840,7 @@ class _Group:
 
 class _Rows:
     """A report's rows while they are gathered: each row's group, the hours' counts and waits, the days' figures
-    already made (from month summaries)."""
+    already made (from month summaries); the ratings' tallies by row, hour and day, their reasons and comments."""
 
     def __init__(self) -> None:
         self.totals = _Group()
@@ -649,12 +854,23 @@ class _Rows:
         self.hour_waits: list[list[float]] = [[] for _ in range(24)]
         self.hour_runs: list[list[Sequence[float]]] = [[] for _ in range(24)]
         self.hour_sums = [0] * 24
+        self.served = [0] * 24
+        width = len(RATING_KEYS)
+        self.rated = [0] * width
+        self.rated_by_service: dict[str, list[int]] = {}
+        self.rated_by_counter: dict[str, list[int]] = {}
+        self.rated_by_day: dict[str, list[int]] = {}
+        self.rated_hours = [[0] * width for _ in range(24)]
+        self.reasons: dict[str, int] = {}
+        self.comments: list[Comment] = []
+        self.rated_days: set[str] = set()  # the days of the rating cells added (not of month summaries)
 
     def add_cells(self, cells: Iterable[Cell], *, first_day: str, last_day: str, filters: Filters) -> None:
         """The cells of days ``first_day``..``last_day`` that pass ``filters``."""
         totals, by_service, by_counter, by_lane, by_day = (self.totals, self.by_service, self.by_counter,
                                                           self.by_lane, self.by_day)
-        arrivals, calls, hour_waits, hour_sums = self.arrivals, self.calls, self.hour_waits, self.hour_sums
+        arrivals, calls, served, hour_waits, hour_sums = (self.arrivals, self.calls, self.served, self.hour_waits,
+                                                          self.hour_sums)
         service, counter, lane, category = filters.service, filters.counter, filters.lane, filters.category
         for cell in cells:
             if not (first_day <= cell.day <= last_day
@@ -676,17 +892,41 @@ class _Rows:
             waits = cell.waits
             cell_hours = cell.hours
             begin = 0
-            for index in range(0, len(cell_hours), 5):
-                hour, arrived, called, end, sum_us = cell_hours[index:index + 5]
+            for index in range(0, len(cell_hours), HOUR_WIDTH):
+                hour, arrived, called, finished, end, sum_us = cell_hours[index:index + HOUR_WIDTH]
                 arrivals[hour] += arrived
                 calls[hour] += called
+                served[hour] += finished
                 if end > begin:
                     hour_waits[hour] += waits[begin:end]
                     hour_sums[hour] += sum_us
                     begin = end
 
+    def add_ratings(self, cells: Iterable[RatingCell], *, first_day: str, last_day: str, filters: Filters) -> None:
+        """The rating cells of days ``first_day``..``last_day`` that pass ``filters``."""
+        width = len(RATING_KEYS) + 1
+        for cell in cells:
+            if not (first_day <= cell.day <= last_day
+                    and filters.admits(cell.service, cell.counter, cell.priority, cell.category)):
+                continue
+            self.rated_days.add(cell.day)
+            tally = cell.tally
+            for into in (self.rated, _tally(self.rated_by_service, cell.service),
+                         _tally(self.rated_by_counter, cell.counter), _tally(self.rated_by_day, cell.day)):
+                for index, count in enumerate(tally):
+                    into[index] += count
+            cell_hours = cell.hours
+            for at in range(0, len(cell_hours), width):
+                into = self.rated_hours[cell_hours[at]]
+                for index, count in enumerate(cell_hours[at + 1:at + width]):
+                    into[index] += count
+            for reason, count in cell.reasons.items():
+                self.reasons[reason] = self.reasons.get(reason, 0) + count
+            self.comments += cell.comments
+
     def add_month(self, month: MonthSummary) -> None:
-        """A month summary's rows, hours and days (all of them: it has no filters and only the period's days)."""
+        """A month summary's rows, hours, days and ratings (all of them: it has no filters and only the period's
+        days)."""
         for (kind, name), part in month.rows.items():
             if kind == "service":
                 group = self.by_service.get(name) or self.by_service.setdefault(name, _Group())
@@ -701,10 +941,31 @@ class _Rows:
         for hour, hour_part in enumerate(month.hours):
             self.arrivals[hour] += hour_part.arrivals
             self.calls[hour] += hour_part.calls
+            self.served[hour] += hour_part.served
             if hour_part.waits:
                 self.hour_runs[hour].append(hour_part.waits)
                 self.hour_sums[hour] += hour_part.sum_us
         self.day_figures.update(month.day_figures)
+        for (kind, name), tally in month.rated.items():
+            into = {"total": None, "service": self.rated_by_service, "counter": self.rated_by_counter,
+                    "day": self.rated_by_day}[kind]
+            row = self.rated if into is None else _tally(into, name)
+            for index, count in enumerate(tally):
+                row[index] += count
+        for hour, tally in enumerate(month.rated_hours):
+            for index, count in enumerate(tally):
+                self.rated_hours[hour][index] += count
+        for reason, count in month.reasons.items():
+            self.reasons[reason] = self.reasons.get(reason, 0) + count
+        self.comments += month.comments
+
+    def rating_rows(self) -> dict[RatingRowKey, tuple[int, ...]]:
+        """The ratings' tallies as a month summary keeps them."""
+        rows: dict[RatingRowKey, tuple[int, ...]] = {("total", ""): tuple(self.rated)}
+        for kind, tallies in (("service", self.rated_by_service), ("counter", self.rated_by_counter),
+                              ("day", self.rated_by_day)):
+            rows.update(((kind, name), tuple(tally)) for name, tally in tallies.items())
+        return rows
 
     def hour_stats(self, hour: int) -> DurationStats:
         runs = self.hour_runs[hour]
@@ -713,6 +974,14 @@ class _Rows:
         loose = self.hour_waits[hour]
         loose.sort()
         return _runs_stats([*runs, loose], self.hour_sums[hour])
+
+
+def _tally(tallies: dict[str, list[int]], name: str) -> list[int]:
+    """``tallies[name]``, made (all zero) if missing."""
+    tally = tallies.get(name)
+    if tally is None:
+        tally = tallies[name] = [0] * len(RATING_KEYS)
+    return tally
 
 
 def summarise_days(summaries: Sequence[DaySummary | MonthSummary], *, spec: HallSpec, period: Period,
@@ -749,29 +1018,36 @@ def summarise_days(summaries: Sequence[DaySummary | MonthSummary], *, spec: Hall
             day_logs += summary.logs
         else:
             rows.add_cells(summary.cells, first_day=first_day, last_day=last_day, filters=filters)
+            rows.add_ratings(summary.ratings, first_day=first_day, last_day=last_day, filters=filters)
             if summary.log is not None:
                 day_logs.append(summary.log)
                 loose_days.add(summary.log.day)
-    if month_days and not month_days.isdisjoint(loose_days | rows.by_day.keys()):
+    if month_days and not month_days.isdisjoint(loose_days | rows.by_day.keys() | rows.rated_days):
         raise InvariantError("a day is in a month summary and in a day summary too")
 
     by_service, by_counter, by_lane = rows.by_service, rows.by_counter, rows.by_lane
+
+    def rated(served: int, tally: Sequence[int] | None) -> RatingFigures:
+        return RatingFigures(served, NO_RATINGS if tally is None else tuple(tally))
+
     targets = {s.id: s.target_wait_s for s in spec.services}
     service_ids = [filters.service] if filters.service is not None else _ordered(
-        [s.id for s in spec.services], by_service)
+        [s.id for s in spec.services], by_service.keys() | rows.rated_by_service.keys())
     services = []
     for sid in service_ids:
         known: ServiceSpec | None = spec.service_by_id.get(sid)
+        service_figures = figures(by_service.get(sid))
         services.append(ServiceRow(sid, known.name_vi if known else sid, known.name_en if known else sid,
-                                   targets.get(sid, DEFAULT_TARGET_WAIT_S),
-                                   figures(by_service.get(sid))))
+                                   targets.get(sid, DEFAULT_TARGET_WAIT_S), service_figures,
+                                   rated(service_figures.outcomes.served, rows.rated_by_service.get(sid))))
 
-    counter_ids = _ordered([c.id for c in spec.counters], by_counter)
+    counter_ids = _ordered([c.id for c in spec.counters], by_counter.keys() | rows.rated_by_counter.keys())
     if filters.counter is not None:
         counter_ids = [filters.counter]
     elif filters.service is not None:
         counter_ids = [c for c in counter_ids if c in by_counter or (
-            c in spec.counter_by_id and filters.service in spec.counter_by_id[c].services)]
+            c in spec.counter_by_id and filters.service in spec.counter_by_id[c].services)
+            or c in rows.rated_by_counter]
     logs = merge_logs(log for log in day_logs if first_day <= log.day <= last_day)
     worked = [logs[day] for day in sorted(logs)]
     windows: dict[tuple[str, tuple[str, ...]], list[tuple[datetime, datetime]]] = {}
@@ -780,9 +1056,10 @@ def summarise_days(summaries: Sequence[DaySummary | MonthSummary], *, spec: Hall
         checkpoint()
         status_s = _status_seconds(cid, worked, spec=spec, until=until, known_windows=windows)
         counter_spec = spec.counter_by_id.get(cid)
-        counters.append(CounterRow(cid, counter_spec.name if counter_spec else cid,
-                                   figures(by_counter.get(cid)),
-                                   status_s["open"], status_s["paused"], status_s["closed"]))
+        counter_figures = figures(by_counter.get(cid))
+        counters.append(CounterRow(cid, counter_spec.name if counter_spec else cid, counter_figures,
+                                   status_s["open"], status_s["paused"], status_s["closed"],
+                                   rated(counter_figures.outcomes.served, rows.rated_by_counter.get(cid))))
 
     lanes = [LaneRow(lane_name, None, figures(by_lane.get((lane_name == "priority", None))))
              for lane_name in LANES if filters.lane in (None, lane_name)]
@@ -792,17 +1069,32 @@ def summarise_days(summaries: Sequence[DaySummary | MonthSummary], *, spec: Hall
     for hour in range(24):
         if not hour % 6:
             checkpoint()
-        hours.append(HourRow(hour, rows.arrivals[hour], rows.calls[hour], rows.hour_stats(hour)))
+        hours.append(HourRow(hour, rows.arrivals[hour], rows.calls[hour], rows.hour_stats(hour),
+                             rated(rows.served[hour], rows.rated_hours[hour])))
 
     day_figures = rows.day_figures
     day_figures.update((day, figures(group)) for day, group in rows.by_day.items())
-    days = tuple(DayRow(day, day_figures[day]) for day in sorted(day_figures))
+    no_visits = _Group().figures()
+    days = []
+    for day in sorted(day_figures.keys() | rows.rated_by_day.keys()):
+        day_row = day_figures.get(day, no_visits)
+        days.append(DayRow(day, day_row, rated(day_row.outcomes.served, rows.rated_by_day.get(day))))
     totals_figures = figures(rows.totals)
+    ratings = rated(totals_figures.outcomes.served, rows.rated)
+    low_rated = sum(count for level, count in zip(RATING_LEVELS, ratings.levels, strict=True) if level in LOW_RATINGS)
+    reason_ids = _ordered([r.id for r in spec.ratings.reasons], rows.reasons)
+    reasons = []
+    for reason_id in reason_ids:
+        reason = spec.ratings.reason_by_id.get(reason_id)
+        reasons.append(ReasonRow(reason_id, reason.name_vi if reason else reason_id,
+                                 reason.name_en if reason else reason_id, rows.reasons.get(reason_id, 0), low_rated))
     checkpoint()
+    rows.comments.sort()
     return Report(
         hall_id=spec.id, hall_name_vi=spec.name_vi, hall_name_en=spec.name_en, period=period, filters=filters,
         generated_at=now, days_worked=tuple(log.day for log in worked), totals=totals_figures,
-        services=tuple(services), counters=tuple(counters), lanes=tuple(lanes), hours=tuple(hours), days=days,
+        services=tuple(services), counters=tuple(counters), lanes=tuple(lanes), hours=tuple(hours),
+        days=tuple(days), ratings=ratings, rating_reasons=tuple(reasons), rating_comments=tuple(rows.comments),
     )
 
 
@@ -884,6 +1176,7 @@ def _kth(runs: Sequence[Sequence[float]], k: int) -> float:
 # --- closed days merged: month summaries -------------------------------------------------------------------------
 
 RowKey = tuple[str, str]  # ("service", id), ("counter", id), ("lane", "regular"), ("category", c)
+RatingRowKey = tuple[str, str]  # ("total", ""), ("service", id), ("counter", id), ("day", day)
 
 
 @dataclass(slots=True)
@@ -898,11 +1191,12 @@ class Part:
 
 @dataclass(slots=True)
 class HourPart:
-    """The visits of a month summary's days that arrived in one hour: arrivals, first calls in that hour, and
-    the waits (sorted) and their sum in microseconds."""
+    """The visits of a month summary's days in one hour: arrivals, first calls and visits served in that hour,
+    and the waits (sorted) of the visits that arrived in it and their sum in microseconds."""
 
     arrivals: int
     calls: int
+    served: int
     waits: Sequence[float]
     sum_us: int
 
@@ -915,7 +1209,9 @@ class MonthSummary:
     ``rows``: each row's ``Part``, keyed ``("service", id)``, ``("counter", id)``, ``("lane", "regular" |
     "priority")`` and ``("category", category or "")`` (as the lanes' rows are; the totals are the two lanes');
     ``hours``: 24 ``HourPart``; ``day_figures``: each day's figures, final; ``logs``: the days' counters' logs in
-    journal order; ``last_at``: the last event's time."""
+    journal order; ``last_at``: the last event's time. Ratings: ``rated``, the tallies (``RATING_KEYS``) of the
+    rows ``("total", "")``, ``("service", id)``, ``("counter", id)`` and ``("day", day)``; ``rated_hours``, 24
+    tallies; ``reasons``, how many ratings named each; ``comments``, all of them."""
 
     month: str
     rows: dict[RowKey, Part]
@@ -923,6 +1219,10 @@ class MonthSummary:
     day_figures: dict[str, Figures]
     logs: list[DayLog]
     last_at: datetime | None
+    rated: dict[RatingRowKey, tuple[int, ...]] = field(default_factory=dict)
+    rated_hours: list[tuple[int, ...]] = field(default_factory=lambda: [NO_RATINGS] * 24)
+    reasons: dict[str, int] = field(default_factory=dict)
+    comments: list[Comment] = field(default_factory=list)
 
 
 def merge_days(summaries: Sequence[DaySummary], *, pace: Callable[[], None] | None = None) -> MonthSummary | None:
@@ -934,13 +1234,15 @@ def merge_days(summaries: Sequence[DaySummary], *, pace: Callable[[], None] | No
               for summary in summaries}
     if len(months) != 1 or None in months:
         return None
-    if any(cell.day != summary.day for summary in summaries for cell in summary.cells):
+    if any(cell.day != summary.day for summary in summaries for cell in summary.cells) or any(
+            cell.day != summary.day for summary in summaries for cell in summary.ratings):
         return None
     rows = _Rows()
     everything = Filters()
     for summary in summaries:
         checkpoint()
         rows.add_cells(summary.cells, first_day="", last_day="9999", filters=everything)
+        rows.add_ratings(summary.ratings, first_day="", last_day="9999", filters=everything)
     groups: list[tuple[RowKey, _Group]] = [(("service", sid), group) for sid, group in rows.by_service.items()]
     groups += [(("counter", cid), group) for cid, group in rows.by_counter.items()]
     groups += [(("lane", "priority" if priority else "regular") if category is None else ("category", category),
@@ -953,14 +1255,17 @@ def merge_days(summaries: Sequence[DaySummary], *, pace: Callable[[], None] | No
     for hour in range(24):
         checkpoint()
         rows.hour_waits[hour].sort()
-        hours.append(HourPart(rows.arrivals[hour], rows.calls[hour], rows.hour_waits[hour], rows.hour_sums[hour]))
+        hours.append(HourPart(rows.arrivals[hour], rows.calls[hour], rows.served[hour], rows.hour_waits[hour],
+                              rows.hour_sums[hour]))
     day_figures = {}
     for day in sorted(rows.by_day):
         checkpoint()
         day_figures[day] = rows.by_day[day].figures()
     return MonthSummary(months.pop() or "", parts, hours, day_figures,
                         [summary.log for summary in summaries if summary.log is not None],
-                        next((s.last_at for s in reversed(summaries) if s.last_at is not None), None))
+                        next((s.last_at for s in reversed(summaries) if s.last_at is not None), None),
+                        rows.rating_rows(), [tuple(tally) for tally in rows.rated_hours], rows.reasons,
+                        sorted(rows.comments))
 
 
 def _ordered(configured: list[str], seen: Iterable[str]) -> list[str]:
