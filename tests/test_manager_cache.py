@@ -9,6 +9,7 @@ import json
 import logging
 import shutil
 import sqlite3
+from contextlib import closing
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from hall_controller.engine.events import IssueTicket, Tick
 from hall_controller.ledger import Ledger
 from manager import cache, journal, reports
 from manager.cli import main
+from tests import test_manager_reports_ratings as rated
 from tests.test_manager_reports import (
     DAY1,
     DAY2,
@@ -284,3 +286,54 @@ def test_summarising_the_closed_days_merges_their_months_too(ledger: Path, tmp_p
     summaries = cache.day_summaries(ledger, spec=spec(), first_day=DAY1, last_day=DAY1, cache_dir=cache_dir)
     assert [s.day for s in summaries or []] == [DAY1.isoformat()]
     assert stored_months(cache_dir) == {"2026-12": [DAY1.isoformat()]}  # as the manager's warm-up leaves it
+
+
+# --- ratings -------------------------------------------------------------------------------------------------------
+
+
+def test_reports_with_ratings_through_the_cache_equal_reports_from_the_ledger(tmp_path: Path) -> None:
+    path = tmp_path / "rated.sqlite3"
+    rated.script(path)
+    cache_dir = tmp_path / "cache"
+    periods = [*PERIODS, reports.day_period(rated.DAY3.isoformat()),
+               reports.range_period(DAY1.isoformat(), rated.DAY3.isoformat())]
+    for _ in ("cold", "warm"):
+        for period in periods:
+            for filters in FILTERS:
+                events = journal.read_events(path, first_day=period.first, last_day=period.last)
+                through_cache = cache.build_report(path, spec=spec(), period=period, filters=filters, now=rated.NOW,
+                                                   cache_dir=cache_dir)
+                assert through_cache == reports.build_report(events, spec=spec(), period=period, filters=filters,
+                                                             now=rated.NOW)
+    assert stored_months(cache_dir) == {"2026-12": [DAY1.isoformat(), DAY2.isoformat()]}  # DAY3 is open
+    month = cache.build_report(path, spec=spec(), period=PERIODS[3], now=rated.NOW, cache_dir=cache_dir)
+    assert month.ratings.rated == 12 and len(month.rating_comments) == 6
+    assert {row.reason: row.count for row in month.rating_reasons}[rated.RETIRED.id] == 1
+
+
+def test_a_cache_of_the_previous_format_is_made_anew_in_this_ones_layout(tmp_path: Path) -> None:
+    path = tmp_path / "rated.sqlite3"
+    rated.script(path)
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    with closing(sqlite3.connect(cache_dir / cache.CACHE_FILE)) as db:  # as format 1 left it: no ratings column
+        db.executescript("""
+            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            CREATE TABLE days (first INTEGER PRIMARY KEY, stop INTEGER NOT NULL, day TEXT NOT NULL, log TEXT NOT NULL,
+                               cells TEXT NOT NULL, samples BLOB NOT NULL, last_at TEXT);
+            CREATE TABLE months (month TEXT PRIMARY KEY, owner TEXT NOT NULL, segments TEXT NOT NULL,
+                                 head TEXT NOT NULL, numbers BLOB NOT NULL, samples BLOB NOT NULL);
+            INSERT INTO meta VALUES ('format', '1');
+            INSERT INTO days VALUES (1, 99, '2026-12-03', 'null', '[]', x'', NULL);
+        """)
+        db.commit()
+    month = reports.month_period("2026-12")
+    for filters in (reports.Filters(), FILTERS[1], reports.Filters()):  # months made, days read, months read
+        events = journal.read_events(path, first_day=month.first, last_day=month.last)
+        assert cache.build_report(path, spec=spec(), period=month, filters=filters, now=rated.NOW,
+                                  cache_dir=cache_dir) == reports.build_report(events, spec=spec(), period=month,
+                                                                               filters=filters, now=rated.NOW)
+    with closing(sqlite3.connect(cache_dir / cache.CACHE_FILE)) as db:
+        assert "ratings" in [row[1] for row in db.execute("PRAGMA table_info(days)")]
+        assert dict(db.execute("SELECT key, value FROM meta"))["format"] == cache.FORMAT
+    assert [day for _, _, day in stored(cache_dir)] == [DAY1.isoformat(), DAY2.isoformat()]

@@ -6,6 +6,9 @@ decimal points ("3.19"). ``csv_dialect(lang)`` gives the dialect to read either 
 
 One file holds every table, as sections: the table's title alone on a row, its header row, its rows, then an
 empty row. ``render_csv_table`` gives one table alone (header row first), for a program to read.
+
+No text becomes a formula: a text cell that a spreadsheet would read as one (beginning with = + - @, a tab or
+a carriage return: a citizen's comment may) is written with a leading apostrophe (``tables.formula_safe``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import io
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from manager.render.tables import Cell, Lang, Table, labels, report_tables
+from manager.render.tables import Cell, Lang, Table, formula_safe, labels, report_tables
 from manager.reports import Report
 
 BOM = "\ufeff"
@@ -45,8 +48,8 @@ def render_csv(report: Report, lang: Lang = "vi") -> bytes:
 
 
 def render_csv_table(report: Report, name: str, lang: Lang = "vi") -> bytes:
-    """One table (``summary``, ``services``, ``counters``, ``lanes``, ``hours`` or ``days``) as a plain CSV
-    file: header row, then rows. KeyError for another name."""
+    """One table (a name of ``report_tables``: ``summary``, ``services``, ..., ``rating_comments``) as a plain
+    CSV file: header row, then rows. KeyError for another name."""
     tables = {table.name: table for table in report_tables(report, lang)}
     buffer = io.StringIO()
     _write(csv.writer(buffer, dialect=csv_dialect(lang), lineterminator="\r\n"), tables[name], lang)
@@ -68,4 +71,6 @@ def _cell(value: Cell, lang: Lang) -> str | int:
         return ""
     if isinstance(value, float):
         return str(value).replace(".", ",") if lang == "vi" else str(value)
+    if isinstance(value, str):
+        return formula_safe(value)
     return value

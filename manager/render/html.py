@@ -2,6 +2,11 @@
 
 Charts are SVG drawn here, inline: tickets issued and calls by hour, the mean wait by hour of arrival, and the
 visits served per counter. Vietnamese by default; ``lang="en"`` for English labels.
+
+The citizens' ratings follow, in a section of their own: the share rated and satisfied, the ratings by level
+(a chart), by channel, service, counter, hour served and day, the reasons for low ratings, and the
+``RECENT_COMMENTS`` most recent comments. Every text is escaped (a comment is the citizen's own text), and a
+comment's direction is its own (``unicode-bidi: plaintext``), so that no text can reorder the page around it.
 """
 
 from __future__ import annotations
@@ -9,7 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from manager.render.tables import Cell, Lang, Table, filter_text, labels, made_at, minutes, percent, report_tables
+from hallq.wire import RATING_LEVELS
+from manager.render.tables import (
+    RECENT_COMMENTS,
+    Cell,
+    Lang,
+    Table,
+    filter_text,
+    labels,
+    made_at,
+    minutes,
+    percent,
+    report_tables,
+)
 from manager.reports import Report
 
 CHART_WIDTH = 640
@@ -30,6 +47,9 @@ svg text.empty { font-size: 14px; fill: #666; }
 .bar1 { fill: #2b6cb0; } .bar2 { fill: #dd8a2a; } .axis { stroke: #555; stroke-width: 1; }
 .swatch.bar1 { background: #2b6cb0; } .swatch.bar2 { background: #dd8a2a; }
 .frame { fill: none; stroke: #ccc; }
+table.comments th, table.comments td { text-align: left; }
+table.comments td:last-child { max-width: 40em; unicode-bidi: plaintext; }
+.note { color: #444; margin: .3em 0; }
 .charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(36em, 1fr)); gap: 0 2em; }
 .chart h2 { margin-top: .8em; } .chart svg { display: block; width: 100%; height: auto; max-width: 60em; }
 .legend { margin: 0 0 .2em; } .legend span + span { margin-left: 1.2em; }
@@ -41,9 +61,15 @@ svg text.empty { font-size: 14px; fill: #666; }
 _WORDS = {
     "vi": {"arrivals_calls": "Phiếu cấp và lượt gọi theo giờ", "waits": "Thời gian chờ trung bình theo giờ đến (phút)",
            "per_counter": "Lượt đã phục vụ theo quầy", "no_data": "không có dữ liệu",
-           "all_zero": "mọi giá trị đều bằng 0"},
+           "all_zero": "mọi giá trị đều bằng 0", "ratings_title": "Đánh giá của công dân",
+           "levels": "Số lượt theo mức đánh giá", "no_ratings": "Chưa có lượt nào được đánh giá trong kỳ này.",
+           "recent": "Ý kiến gần đây",
+           "recent_note": "{shown} ý kiến mới nhất trong {total}; tệp CSV và XLSX có tất cả."},
     "en": {"arrivals_calls": "Tickets issued and calls by hour", "waits": "Mean wait by hour of arrival (minutes)",
-           "per_counter": "Visits served per counter", "no_data": "no data", "all_zero": "every value is 0"},
+           "per_counter": "Visits served per counter", "no_data": "no data", "all_zero": "every value is 0",
+           "ratings_title": "Citizens' ratings", "levels": "Ratings by level",
+           "no_ratings": "No visit was rated in this period.", "recent": "Recent comments",
+           "recent_note": "The {shown} most recent of {total} comments; the CSV and XLSX files hold all."},
 }
 
 
@@ -90,8 +116,48 @@ def render_html(report: Report, lang: Lang = "vi") -> str:
         parts += [f"<h2>{escape(tables[name].title)}</h2>\n", html_table(tables[name])]
     if len(report.days) > 1:
         parts += [f"<h2>{escape(tables['days'].title)}</h2>\n", html_table(tables["days"])]
+    parts += _ratings_section(report, tables, lang)
     parts.append("</body>\n</html>\n")
     return "".join(parts)
+
+
+def _ratings_section(report: Report, tables: dict[str, Table], lang: Lang) -> list[str]:
+    """The ratings' part of the page (see the module docstring); only the summary's figures and a line saying so
+    when nothing was rated."""
+    t = labels(lang)
+    words = _WORDS[lang]
+    ratings = report.ratings
+    shares = dict(zip(RATING_LEVELS, ratings.level_shares, strict=True))
+    kpis = [(t["rated"], ratings.rated), (t["rated_share"], percent(ratings.rated_share)),
+            (t["satisfied_share"], percent(ratings.satisfied_share)),
+            (f"{t['dissatisfied']} (%)", percent(shares["dissatisfied"]))]
+    parts = [f"<h2>{escape(words['ratings_title'])}</h2>\n",
+             '<div class="kpis">' + "".join(f'<div class="kpi">{escape(name)}<b>{_text(value)}</b></div>'
+                                            for name, value in kpis) + "</div>\n"]
+    if not ratings.rated:
+        return [*parts, f'<p class="note">{escape(words["no_ratings"])}</p>\n']
+    parts += ['<div class="charts">\n',
+              _chart(words["levels"], [], bar_chart([t[level] for level in RATING_LEVELS], [list(ratings.levels)],
+                                                    title=words["levels"], empty=words["no_data"])),
+              "</div>\n"]
+    hours = tables["ratings_hours"]
+    # Only the hours with a visit served or rated (the rest of the day is empty rows); served and rated are
+    # the second and third cells.
+    busy = Table(hours.name, hours.title, hours.headers, tuple(row for row in hours.rows if row[1] or row[2]))
+    shown = [tables["ratings"], tables["ratings_services"], tables["ratings_counters"], busy]
+    if len(report.days) > 1:
+        shown.append(tables["ratings_days"])
+    if report.rating_reasons:
+        shown.append(tables["rating_reasons"])
+    for table in shown:
+        parts += [f"<h3>{escape(table.title)}</h3>\n", html_table(table)]
+    comments = tables["rating_comments"]
+    if comments.rows:
+        recent = Table(comments.name, comments.title, comments.headers, comments.rows[:RECENT_COMMENTS])
+        note = words["recent_note"].format(shown=len(recent.rows), total=len(comments.rows))
+        parts += [f"<h3>{escape(words['recent'])}</h3>\n", f'<p class="note">{escape(note)}</p>\n',
+                  html_table(recent, css_class="comments")]
+    return parts
 
 
 def _chart(title: str, series: Sequence[str], svg: str) -> str:
@@ -112,10 +178,12 @@ def _text(value: Cell) -> str:
     return escape(str(value))
 
 
-def html_table(table: Table) -> str:
+def html_table(table: Table, *, css_class: str | None = None) -> str:
+    """``table`` as an HTML table, every value escaped; ``css_class`` on the ``<table>``."""
     head = "".join(f"<th>{escape(h)}</th>" for h in table.headers)
     body = "".join("<tr>" + "".join(f"<td>{_text(v)}</td>" for v in row) + "</tr>\n" for row in table.rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
+    opening = "<table>" if css_class is None else f'<table class="{escape(css_class)}">'
+    return f"{opening}\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}</tbody>\n</table>\n"
 
 
 def bar_chart(labels_: Sequence[str], series: Sequence[Sequence[float | None]], *, title: str,

@@ -1,8 +1,9 @@
-"""The report as aligned plain-text tables, for a terminal."""
+"""The report as aligned plain-text tables, for a terminal. Of the citizens' comments, the most recent
+``RECENT_COMMENTS`` (the CSV and XLSX files hold all)."""
 
 from __future__ import annotations
 
-from manager.render.tables import Cell, Lang, Table, labels, report_tables
+from manager.render.tables import RECENT_COMMENTS, Cell, Lang, Table, labels, report_tables
 from manager.reports import Report
 
 
@@ -11,7 +12,11 @@ def render_text(report: Report, lang: Lang = "vi") -> str:
     t = labels(lang)
     out = [f"{t['title']} — {report.hall_name_vi if lang == 'vi' else report.hall_name_en} — {report.period.label}"]
     for table in report_tables(report, lang):
-        out += ["", table.title, _aligned(table)]
+        shown, title = table, table.title
+        if table.name == "rating_comments" and len(table.rows) > RECENT_COMMENTS:
+            title = f"{title} ({RECENT_COMMENTS} / {len(table.rows)})"
+            shown = Table(table.name, table.title, table.headers, table.rows[:RECENT_COMMENTS])
+        out += ["", title, _aligned(shown)]
     return "\n".join(out) + "\n"
 
 
