@@ -4,7 +4,9 @@ The manager runs beside the controller, on the controller's machine: it reads th
 (``hall_config``: names, services, counters, targets, the ledger's place) and the controller's ledger, read-only.
 Every key is checked at start; an unknown key or a bad value stops the service with one line naming the file,
 the key and the problem (exit status 78), never a traceback. So does a page that would be served without TLS
-beyond this machine: without ``tls_cert``/``tls_key`` only a loopback ``listen`` is accepted.
+beyond this machine: without ``tls_cert``/``tls_key`` only a loopback ``listen`` is accepted. The one exception
+is ``[phones] guest_listen``: plain HTTP for the tickets' status pages alone (no login, no password ever crosses
+it), for a hall's guest Wi-Fi.
 """
 
 from __future__ import annotations
@@ -25,6 +27,27 @@ from hallq.mqtt import BrokerSettings, parse_address
 DEFAULT_LISTEN = "0.0.0.0:8443"
 DEFAULT_USERS_FILE = "/var/lib/hallq/manager/users.json"
 DEFAULT_STATE_DIR = "/var/lib/hallq/manager"
+DEFAULT_PHONE_CONNECTIONS = 2000
+DEFAULT_PHONE_PER_TICKET = 6
+
+
+@dataclass(frozen=True, slots=True)
+class PhonesConfig:
+    """``[phones]``: the tickets' status pages (``manager.phone_web``). At most ``max_connections`` pages follow
+    tickets at once, ``max_per_ticket`` for one ticket; ``guest_host``/``guest_port`` (``guest_listen``) is a
+    second, plain-HTTP listener that serves the status pages alone (None: only the manager's own listener)."""
+
+    max_connections: int = DEFAULT_PHONE_CONNECTIONS
+    max_per_ticket: int = DEFAULT_PHONE_PER_TICKET
+    guest_host: str | None = None
+    guest_port: int | None = None
+
+    @property
+    def guest_url(self) -> str | None:
+        if self.guest_host is None:
+            return None
+        host = f"[{self.guest_host}]" if ":" in self.guest_host else self.guest_host
+        return f"http://{host}:{self.guest_port}/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +70,7 @@ class ManagerConfig:
     broker: BrokerSettings
     base_topic: str
     source: Path
+    phones: PhonesConfig = PhonesConfig()
 
     @property
     def hall(self) -> HallSpec:
@@ -89,6 +113,8 @@ class ManagerConfig:
         if self.tls_cert is None and not is_loopback(host):
             raise ConfigError("--listen", "", f"{address} is not a loopback address; without [manager] tls_cert "
                                               "and tls_key the manager serves plain HTTP on this machine only")
+        if port == self.phones.guest_port:
+            raise ConfigError("--listen", "", f"{address} has [phones] guest_listen's port")
         return replace(self, listen_host=host, listen_port=port)
 
 
@@ -138,6 +164,7 @@ def load(path: Path) -> ManagerConfig:
     offline_alarm_s = table.number("offline_alarm_s", 120, minimum=5, maximum=86_400)
     log_level = table.choice("log_level", LOG_LEVELS, "INFO")
     table.done()
+    phones = _phones(root.table("phones"), listen_port=listen_port)
     broker, base_topic = read_mqtt(root.table("mqtt"))
     root.done()
 
@@ -157,4 +184,23 @@ def load(path: Path) -> ManagerConfig:
     return ManagerConfig(manager_id=manager_id, hall_config=hall_path, controller=controller, ledger=ledger,
                          listen_host=listen_host, listen_port=listen_port, tls_cert=tls_cert, tls_key=tls_key,
                          users_file=users_file, state_dir=state_dir, offline_alarm_s=offline_alarm_s,
-                         log_level=log_level, broker=broker, base_topic=base_topic, source=path)
+                         log_level=log_level, broker=broker, base_topic=base_topic, source=path, phones=phones)
+
+
+def _phones(table: Table, *, listen_port: int) -> PhonesConfig:
+    """``[phones]`` (all optional): ``max_connections``, ``max_per_ticket``, ``guest_listen``."""
+    max_connections = table.integer("max_connections", DEFAULT_PHONE_CONNECTIONS, minimum=1, maximum=100_000)
+    max_per_ticket = table.integer("max_per_ticket", DEFAULT_PHONE_PER_TICKET, minimum=1, maximum=100)
+    guest = table.opt_text("guest_listen")
+    guest_host = guest_port = None
+    if guest is not None:
+        try:
+            guest_host, guest_port = parse_address(guest)
+        except ValueError as exc:
+            raise table.error("guest_listen", str(exc)) from None
+        if guest_port == listen_port:
+            raise table.error("guest_listen", f"{guest} is [manager] listen's port; the guest network's status "
+                                              "pages need a port of their own (e.g. 8080)")
+    table.done()
+    return PhonesConfig(max_connections=max_connections, max_per_ticket=max_per_ticket, guest_host=guest_host,
+                        guest_port=guest_port)

@@ -6,15 +6,22 @@ Wiring: one ``MqttLink`` (client id = username = the manager's id, ``[manager] i
 every client's retained ``status``, the retained ``notice``, the controller's ``events`` and its own ``reply``
 topic. paho's thread only hands items to the loop (``LoopInbox``). The loop:
 
-* ``_consume``: decodes each message at the boundary and folds it into ``LiveModel``; a ``ManagerReply`` wakes
-  the action waiting for its ``request_id``;
+* ``_consume``: decodes each message at the boundary and folds it into ``LiveModel`` and the tickets' status
+  pages' ``PhoneModel``; a ``ManagerReply`` wakes the action waiting for its ``request_id``;
 * ``_read_ledger``: today's journal, read-only in a worker thread, at start and every ``LEDGER_EVERY_S``
-  (``LiveModel.seed``), so a restarted manager knows the day so far;
+  (``LiveModel.seed``, ``PhoneModel.seed``), so a restarted manager knows the day so far; sooner when asked
+  (``fresh_ledger``: a status page's token not known yet, a ticket whose counter finished with it), but never
+  more often than every ``FRESH_READ_GAP_S``, however many ask;
 * ``_warm_reports``: the closed business days summarised into the report cache, in the background on a report
   thread (lowest priority, within the reports' CPU share), soon after start and then every ``WARM_EVERY_S``, so
   that a manager's first year report reads a warm cache instead of the whole journal;
 * ``_push``: the live view to every page (Server-Sent Events) at once after a change, and every second anyway
   (the waits and service times grow by themselves);
+* ``_push_phones``: each followed ticket's status to its phones (``manager.phone_web``) at once after a change,
+  only where it moved, and every ``PHONE_REFRESH_S`` anyway (a rating's time runs out by itself);
+* ``_serve_guest``: with ``[phones] guest_listen``, the status pages alone on a second, plain-HTTP listener for
+  the guest Wi-Fi; an address that cannot be bound yet (the guest network not up) is tried again every
+  ``GUEST_RETRY_S`` while the office's pages go on;
 * ``_heartbeat``: ``READY=1`` once HTTP listens and the broker is connected, ``WATCHDOG=1`` while the loop runs.
 
 Actions (``act``) publish a ``ManagerCommand`` with a fresh request id and wait up to ``ACTION_TIMEOUT_S`` for
@@ -35,6 +42,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from hall_controller.engine.events import TicketRated
 from hallq import systemd, wire
 from hallq.errors import PayloadError
 from hallq.mqtt import LinkDown, LinkUp, LoopInbox, Message, MqttLink
@@ -44,6 +52,8 @@ from manager import budget, journal
 from manager import cache as report_cache
 from manager.config import ManagerConfig
 from manager.live import LiveModel
+from manager.phone_web import PhonePages
+from manager.phones import PhoneModel
 from manager.users import Users
 from manager.web import CLIENT_BACKLOG, ActionOutcome, make_app
 
@@ -56,6 +66,11 @@ HEARTBEAT_S: Final = 1.0
 # The report cache is warmed this long after start (the hall's own start comes first), then every hour.
 WARM_AFTER_S: Final = 20.0
 WARM_EVERY_S: Final = 3600.0
+FRESH_READ_GAP_S: Final = 2.0  # readings of the ledger asked for (not the regular ones) at most this often
+PHONE_REFRESH_S: Final = 5.0
+GUEST_RETRY_S: Final = 10.0
+# Today's kinds for the live view and the status pages: the reports' and the ratings.
+TODAY_KINDS: Final = (*journal.REPORT_KINDS, TicketRated.kind)
 
 
 
@@ -74,6 +89,17 @@ class ManagerService:
         self._pending: dict[str, asyncio.Future[wire.ManagerReply]] = {}
         self._changed = asyncio.Event()
         self.listening = False
+        self.phones = PhoneModel(self.spec)
+        self._phones_changed = asyncio.Event()
+        self.phone_pages = PhonePages(spec=self.spec, model=self.phones, now=self.now, act=self.act,
+                                      fresh_ledger=self.fresh_ledger, changed=self._phones_changed.set,
+                                      max_connections=config.phones.max_connections,
+                                      max_per_ticket=config.phones.max_per_ticket)
+        self.guest_listening = False
+        self._ledger_poke = asyncio.Event()
+        self._ledger_read = asyncio.Condition()
+        self._reads_started = 0
+        self._reads_done = 0
 
     def now(self) -> datetime:
         return datetime.now(self.spec.zone)
@@ -85,12 +111,13 @@ class ManagerService:
         connected = self.link is not None and self.link.up.is_set()
         return {"healthy": connected and self.listening, "broker_connected": connected,
                 "board": self.model.board is not None, "ledger_problem": self.model.ledger_problem,
-                "pages": self.hub.clients}
+                "pages": self.hub.clients, "phones": self.phone_pages.streams.connections,
+                "guest_listening": self.guest_listening if self.config.phones.guest_url else None}
 
     def app(self) -> web.Application:
         return make_app(spec=self.spec, users=self.users, secure_cookies=self.config.tls, view=self.view,
                         act=self.act, hub=self.hub, ledger=self.config.ledger, health=self.health, now=self.now,
-                        cache_dir=self.config.state_dir)
+                        cache_dir=self.config.state_dir, phones=self.phone_pages)
 
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
@@ -115,13 +142,14 @@ class ManagerService:
         self.link.start()
         notifier = systemd.ServiceNotifier()
         tasks = [asyncio.create_task(coro) for coro in
-                 (self._consume(items), self._read_ledger(), self._push(), self._heartbeat(notifier),
-                  self._warm_reports())]
+                 (self._consume(items), self._read_ledger(), self._push(), self._push_phones(),
+                  self._heartbeat(notifier), self._warm_reports(), self._serve_guest())]
         try:
             await stop.wait()
         finally:
             notifier.stopping()
             self.hub.close()
+            self.phone_pages.streams.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -185,9 +213,11 @@ class ManagerService:
             item = await items.get()
             if isinstance(item, LinkUp | LinkDown):
                 self.model.on_link(up=isinstance(item, LinkUp))
+                self.phones.on_link(up=isinstance(item, LinkUp))
             elif isinstance(item, Message):
                 self._message(item)
             self._changed.set()
+            self._phones_changed.set()
 
     def _message(self, message: Message) -> None:
         parsed = self.topics.parse(message.topic)
@@ -197,11 +227,18 @@ class ManagerService:
         try:
             match parsed.kind:
                 case TopicKind.BOARD:
-                    self.model.on_board(wire.Board.decode(message.payload))
+                    board = wire.Board.decode(message.payload)
+                    self.model.on_board(board)
+                    self.phones.on_board(board, seen_s=seen_s)
                 case TopicKind.COUNTER_STATE:
-                    self.model.on_counter_state(wire.CounterState.decode(message.payload), seen_s=seen_s)
+                    state = wire.CounterState.decode(message.payload)
+                    self.model.on_counter_state(state, seen_s=seen_s)
+                    if self.phones.on_counter_state(state, seen_s=seen_s):
+                        self._ledger_poke.set()  # a followed ticket's visit ended: served, or not?
                 case TopicKind.CALLS:
-                    self.model.on_call(wire.Call.decode(message.payload), seen_s=seen_s)
+                    call = wire.Call.decode(message.payload)
+                    self.model.on_call(call, seen_s=seen_s)
+                    self.phones.on_call(call, seen_s=seen_s)
                 case TopicKind.STATUS:
                     presence = wire.Presence.decode(message.payload) if message.payload else None
                     self.model.on_presence(parsed.device or "", presence, now=self.now())
@@ -224,6 +261,9 @@ class ManagerService:
     async def _read_ledger(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            self._ledger_poke.clear()  # this reading answers every ask made before it starts
+            self._reads_started += 1
+            reading = self._reads_started
             day = self.spec.business_day(self.now())
             seen_s = time.monotonic()
             try:
@@ -234,12 +274,29 @@ class ManagerService:
                 self.model.ledger_unreadable(str(exc))
             else:
                 self.model.seed(events, day=day, seen_s=seen_s)
+                self.phones.seed(events, day=day, seen_s=seen_s)
+            async with self._ledger_read:
+                self._reads_done = reading
+                self._ledger_read.notify_all()
             self._changed.set()
-            await asyncio.sleep(LEDGER_EVERY_S)
+            self._phones_changed.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LEDGER_EVERY_S):
+                    await self._ledger_poke.wait()
+            # Readings asked for are paced: a crowd of phones opening their pages costs one reading per gap.
+            await asyncio.sleep(max(0.0, FRESH_READ_GAP_S - (time.monotonic() - seen_s)))
+
+    async def fresh_ledger(self) -> None:
+        """Return once a reading of the ledger that began after this call has been folded into the models (a
+        ticket printed a moment ago is then known). Readings asked for come at most every ``FRESH_READ_GAP_S``."""
+        wanted = self._reads_started + 1
+        self._ledger_poke.set()
+        async with self._ledger_read:
+            await self._ledger_read.wait_for(lambda: self._reads_done >= wanted)
 
     def _today(self, day: str) -> list[Any]:
         first = date.fromisoformat(day)
-        return list(journal.read_events(self.config.ledger, first_day=first, last_day=first))
+        return list(journal.read_events(self.config.ledger, first_day=first, last_day=first, kinds=TODAY_KINDS))
 
     # --- pages ------------------------------------------------------------------------------------------------
 
@@ -253,6 +310,45 @@ class ManagerService:
             self._changed.clear()
             if self.hub.clients:
                 self.hub.publish("live", self.view())
+
+    async def _push_phones(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(PHONE_REFRESH_S):
+                    await self._phones_changed.wait()
+            self._phones_changed.clear()
+            if self.phone_pages.streams.connections:
+                self.phone_pages.streams.refresh()
+
+    async def _serve_guest(self) -> None:
+        """The status pages alone on ``[phones] guest_listen`` (plain HTTP), until the service stops."""
+        phones = self.config.phones
+        if phones.guest_host is None or phones.guest_port is None:
+            return
+        runner = web.AppRunner(self.phone_pages.guest_app(), access_log=None, handle_signals=False,
+                               shutdown_timeout=1.0)
+        await runner.setup()
+        try:
+            failures = 0
+            while True:
+                try:
+                    await web.TCPSite(runner, phones.guest_host, phones.guest_port, reuse_address=True).start()
+                    break
+                except OSError as exc:
+                    failures += 1
+                    # Said once as an error (the operator's to fix), then quietly tried again: the guest network's
+                    # interface may come up after the service.
+                    (log.error if failures == 1 else log.debug)(
+                        "cannot listen for the guest network's status pages on %s: %s (check [phones] "
+                        "guest_listen); trying again every %.0f s", phones.guest_url, exc.strerror or exc,
+                        GUEST_RETRY_S)
+                    await asyncio.sleep(GUEST_RETRY_S)
+            self.guest_listening = True
+            log.info("status pages for the guest network on %s", phones.guest_url)
+            await asyncio.Event().wait()  # until cancelled when the service stops
+        finally:
+            self.guest_listening = False
+            await runner.cleanup()
 
     # --- systemd ----------------------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ Routes (every one behind login, ``manager.auth``; ``viewer`` sees, ``manager`` a
     GET  /audit                     the audit of citizens' profiles shown or changed (no personal data)  manager role
     GET  /healthz                   JSON: broker, board, ledger (no login: for monitoring from this machine)
     GET  /static/...                the page's CSS and JavaScript (no login: nothing in them is the hall's)
+    /t/...                          the tickets' status pages on citizens' phones (no login: ``manager.phone_web``)
 
 Every POST carries the session's CSRF token (header ``X-CSRF-Token``; ``manager.auth`` refuses it otherwise).
 An action answers ``{"ok": true}`` once the controller stored it, or ``{"ok": false, "error": {"code", "label",
@@ -56,6 +57,7 @@ from hallq.logsetup import escape_controls
 from hallq.sse import Hub, sse
 from manager import auth, budget, journal, reports
 from manager import cache as report_cache
+from manager.phone_web import PhonePages
 from manager.render import render_csv, render_html, render_xlsx
 from manager.users import Users
 
@@ -118,11 +120,13 @@ def _json_error(status: int, code: str, message: str) -> web.Response:
 def make_app(*, spec: HallSpec, users: Users, secure_cookies: bool, view: Callable[[], dict[str, Any]],
              act: Callable[[wire.ManagerCommand], Awaitable[ActionOutcome]], hub: Hub, ledger: Path,
              health: Callable[[], dict[str, Any]], now: Callable[[], datetime],
-             cache_dir: Path | None = None, report_cpu_share: float = budget.DEFAULT_CPU_SHARE) -> web.Application:
+             cache_dir: Path | None = None, report_cpu_share: float = budget.DEFAULT_CPU_SHARE,
+             phones: PhonePages | None = None) -> web.Application:
     """The aiohttp application. ``view()`` is the live view now; ``act(command)`` sends an action and waits for
     its outcome; ``ledger`` is read for reports, through the closed days' cache in ``cache_dir`` (None: no
     cache); ``now()`` the hall's wall clock. Reports are made on threads of their own at the lowest CPU
-    priority, each within ``report_cpu_share`` of one core (``manager.budget``)."""
+    priority, each within ``report_cpu_share`` of one core (``manager.budget``). ``phones``: the tickets' status
+    pages, served too (without login)."""
     app = web.Application(client_max_size=64 * 1024)
     report_threads = budget.report_executor(workers=REPORT_THREADS)
     memo = report_cache.ReportMemo()
@@ -280,6 +284,8 @@ def make_app(*, spec: HallSpec, users: Users, secure_cookies: bool, view: Callab
     app.router.add_get("/audit", manager(audit_page))
     app.router.add_get("/healthz", healthz)
     app.router.add_static("/static/", STATIC_DIR)
+    if phones is not None:
+        phones.install(app)
     return app
 
 
