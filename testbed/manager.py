@@ -15,7 +15,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from testbed.broker import PROJECT_ROOT, PrivateBroker, bound_to_parent
 from testbed.children import ChildProcess
@@ -24,10 +26,14 @@ LISTENING_LOG = "manager listening on"
 
 
 def manager_toml(path: Path, *, hall_config: Path, broker: PrivateBroker, port: int, state_dir: Path,
-                 manager_id: str = "manager", offline_alarm_s: float = 120) -> Path:
+                 manager_id: str = "manager", offline_alarm_s: float = 120,
+                 phones: Mapping[str, int | str] | None = None) -> Path:
     """Write a manager config at ``path`` for the hall ``hall_config`` (its ``[manager] id`` must be
-    ``manager_id``) on ``127.0.0.1:port``; users in ``state_dir/users.json``. Returns ``path``."""
+    ``manager_id``) on ``127.0.0.1:port``; users in ``state_dir/users.json``; ``phones`` the ``[phones]`` keys
+    (e.g. ``{"guest_listen": "127.0.0.1:8080", "max_connections": 600}``). Returns ``path``."""
     state_dir.mkdir(parents=True, exist_ok=True)
+    phones_table = "" if phones is None else "\n[phones]\n" + "".join(
+        f"{key} = {json.dumps(value)}\n" for key, value in phones.items())
     path.write_text(
         "[manager]\n"
         f'id = "{manager_id}"\n'
@@ -36,6 +42,7 @@ def manager_toml(path: Path, *, hall_config: Path, broker: PrivateBroker, port: 
         f'users_file = "{state_dir / "users.json"}"\n'
         f'state_dir = "{state_dir}"\n'
         f"offline_alarm_s = {offline_alarm_s}\n"
+        f"{phones_table}"
         "\n[mqtt]\n"
         f'broker = "{broker.address}"\n', encoding="utf-8")
     return path
@@ -80,8 +87,19 @@ class ManagerProcess(ChildProcess):
 
     def healthy(self) -> bool:
         """Whether ``/healthz`` answers 200 with ``healthy`` (HTTP listening, broker connected)."""
+        return bool(self.health().get("healthy"))
+
+    def health(self) -> dict[str, Any]:
+        """``/healthz``'s answer (``{}`` while it does not answer): ``healthy``, ``broker_connected``, ``phones``
+        (status pages followed), ``guest_listening``..."""
         try:
             with urllib.request.urlopen(self.url + "/healthz", timeout=2) as response:  # noqa: S310 - our own URL
-                return bool(json.loads(response.read()).get("healthy"))
+                answer = json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # 503: not healthy, and says why
+            try:
+                answer = json.loads(exc.read())
+            except (OSError, ValueError):
+                return {}
         except (urllib.error.URLError, OSError, ValueError):
-            return False
+            return {}
+        return answer if isinstance(answer, dict) else {}

@@ -30,7 +30,7 @@ const WORDS = {
     comment_label: "Góp ý thêm (không bắt buộc)", chars_left: "Còn {n} ký tự",
     send: "Gửi đánh giá", sending: "Đang gửi…", send_failed: "Chưa gửi được. Vui lòng kiểm tra mạng và thử lại.",
     thanks: "Cảm ơn bạn đã đánh giá!", your_rating: "Bạn đã chọn: {level}",
-    sound_on: "Bật âm thanh khi đến lượt", sound_off: "Tắt âm thanh",
+    sound_on: "Bật âm thanh khi đến lượt", sound_is_on: "Âm thanh đang bật",
     connecting: "Đang kết nối…", reconnecting: "Mất kết nối, đang kết nối lại…",
     stale: "Hệ thống đang kết nối lại, thông tin có thể chưa mới nhất.",
     minutes: "khoảng {n} phút", under_minute: "dưới 1 phút", hours: "khoảng {h} giờ {m} phút",
@@ -57,7 +57,7 @@ const WORDS = {
     comment_label: "Anything else? (optional)", chars_left: "{n} characters left",
     send: "Send rating", sending: "Sending…", send_failed: "Not sent. Please check your connection and try again.",
     thanks: "Thank you for your rating!", your_rating: "You chose: {level}",
-    sound_on: "Turn on sound for my call", sound_off: "Turn off sound",
+    sound_on: "Turn on sound for my call", sound_is_on: "Sound is on",
     connecting: "Connecting…", reconnecting: "Connection lost, reconnecting…",
     stale: "The hall's system is reconnecting; the figures may be behind.",
     minutes: "about {n} minutes", under_minute: "under a minute", hours: "about {h} h {m} min",
@@ -110,7 +110,7 @@ function applyWords() {
   for (const element of document.querySelectorAll("[data-t]")) setText(element, t(element.dataset.t));
   setText($("lang"), t("other_lang"));
   $("lang").setAttribute("lang", lang === "vi" ? "en" : "vi");
-  setText($("sound"), soundOn ? t("sound_off") : t("sound_on"));
+  setText($("sound"), soundOn ? t("sound_is_on") : t("sound_on"));
   updateCount();
   render();
 }
@@ -326,7 +326,7 @@ function toggleSound() {
   }
   soundOn = !soundOn;
   $("sound").setAttribute("aria-pressed", String(soundOn));
-  setText($("sound"), soundOn ? t("sound_off") : t("sound_on"));
+  setText($("sound"), soundOn ? t("sound_is_on") : t("sound_on"));
   if (soundOn) chime();  // what the call will sound like, and proof that it works
 }
 
