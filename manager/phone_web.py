@@ -196,6 +196,10 @@ class PhoneStreams:
     def tickets(self) -> int:
         return len(self._followers)
 
+    def follows(self, token: str) -> bool:
+        """Whether a page follows ``token`` now."""
+        return token in self._followers
+
     def subscribe(self, token: str) -> asyncio.Queue[bytes | None] | str:
         """A queue for one more page of ``token``, its first event (the status now) already in it; or why not
         (``"connections"``: the service's bound, ``"ticket"``: this token's, ``"stopping"``)."""

@@ -90,6 +90,7 @@ class _Ticket:
     """One of today's tickets that has a token, as the ledger (and then the broker) says it is."""
 
     id: str
+    token: str
     number: str
     service: str  # where it waits, or was called, now (a transfer moves it)
     priority: bool
@@ -193,8 +194,8 @@ class PhoneModel:
             match event:
                 case TicketIssued():
                     if event.token is not None:
-                        tickets[event.ticket_id] = _Ticket(event.ticket_id, event.number, event.service,
-                                                           event.priority, event.order, event.at)
+                        tickets[event.ticket_id] = _Ticket(event.ticket_id, event.token, event.number,
+                                                           event.service, event.priority, event.order, event.at)
                         tokens[event.token] = event.ticket_id
                 case TicketCalled():
                     if (ticket := tickets.get(event.ticket_id)) is not None:
@@ -293,10 +294,10 @@ class PhoneModel:
                 self._seen_call(call.ticket_id, _SeenCall(call.counter, call.at, call.recall, None, seen_s))
         self._changed()
 
-    def on_counter_state(self, state: wire.CounterState, *, seen_s: float) -> bool:
+    def on_counter_state(self, state: wire.CounterState, *, seen_s: float) -> str | None:
         """A counter's retained state: its status and the ticket it serves. A ticket it no longer serves has
-        ended there; returns True when such a ticket is one of ours, whose outcome (served, no-show, transferred)
-        only the ledger tells: the shell should read it soon."""
+        ended there; returns that ticket's token when it is one of ours: its outcome (served, no-show,
+        transferred) only the ledger tells, so the shell should read it soon if a page follows it."""
         self._broker_status[state.counter] = state.status
         before = self._serving.get(state.counter)
         after = state.ticket
@@ -306,12 +307,12 @@ class PhoneModel:
             self._observed.serving[after.id] = seen
             if (ticket := self._tickets.get(after.id)) is not None:
                 _apply_call(ticket, seen)
-        ended = False
+        ended = None
         if before is not None and (after is None or after.id != before):
             end = _SeenEnd(state.counter, state.at, seen_s)
             self._observed.ends[before] = end
-            if (ticket := self._tickets.get(before)) is not None:
-                ended = _apply_end(ticket, end)
+            if (ticket := self._tickets.get(before)) is not None and _apply_end(ticket, end):
+                ended = ticket.token
         self._changed()
         return ended
 

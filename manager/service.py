@@ -233,7 +233,8 @@ class ManagerService:
                 case TopicKind.COUNTER_STATE:
                     state = wire.CounterState.decode(message.payload)
                     self.model.on_counter_state(state, seen_s=seen_s)
-                    if self.phones.on_counter_state(state, seen_s=seen_s):
+                    ended = self.phones.on_counter_state(state, seen_s=seen_s)
+                    if ended is not None and self.phone_pages.streams.follows(ended):
                         self._ledger_poke.set()  # a followed ticket's visit ended: served, or not?
                 case TopicKind.CALLS:
                     call = wire.Call.decode(message.payload)
@@ -312,11 +313,18 @@ class ManagerService:
                 self.hub.publish("live", self.view())
 
     async def _push_phones(self) -> None:
+        # A refresh renders every followed ticket (500 pages: about 10 ms): only when the model moved, or when
+        # time alone may have changed a status (a rating's window closing).
+        pushed_version, pushed_s = -1, 0.0
         while True:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(PHONE_REFRESH_S):
                     await self._phones_changed.wait()
             self._phones_changed.clear()
+            now_s = time.monotonic()
+            if self.phones.version == pushed_version and now_s - pushed_s < PHONE_REFRESH_S:
+                continue
+            pushed_version, pushed_s = self.phones.version, now_s
             if self.phone_pages.streams.connections:
                 self.phone_pages.streams.refresh()
 

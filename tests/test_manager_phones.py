@@ -248,8 +248,8 @@ def test_a_recall_shows_as_called_again() -> None:
 
 def test_a_counter_that_stops_serving_the_ticket_ends_it_until_the_ledger_says_how() -> None:
     model = seeded(issued(1, 0), called(1, "2", 5))
-    assert model.on_counter_state(counter_state("2", 5, serving=1, called_minutes=5), seen_s=1) is False
-    assert model.on_counter_state(counter_state("2", 9), seen_s=2) is True
+    assert model.on_counter_state(counter_state("2", 5, serving=1, called_minutes=5), seen_s=1) is None
+    assert model.on_counter_state(counter_state("2", 9), seen_s=2) == token(1)
     ended = status(model, 1)
     assert (ended["state"], ended["counter"], ended["rating_open"], ended["final"]) == ("ended", "2", False, False)
     model.seed([day_started(), issued(1, 0), called(1, "2", 5)], day=DAY, seen_s=3)
