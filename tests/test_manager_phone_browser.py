@@ -93,6 +93,10 @@ def test_a_phone_follows_its_ticket_from_waiting_to_rated_through_restarts(
     phone: Kiosk, broker: PrivateBroker, controller: ControllerProcess, manager: ManagerProcess, tmp_path: Path
 ) -> None:
     shots = tmp_path / "phone-shots"
+    errors: list[str] = []
+    phone.tab.on("pageerror", lambda error: errors.append(str(error)))
+    phone.tab.add_init_script("window.policyRefusals = []; document.addEventListener('securitypolicyviolation', "
+                              "(event) => window.policyRefusals.push(event.violatedDirective));")
     _ready(manager)
     guest = _guest_url(manager)
     subscriptions = [TOPICS.dispenser_ticket("d1"), TOPICS.counter_reply("3")]
@@ -123,8 +127,8 @@ def test_a_phone_follows_its_ticket_from_waiting_to_rated_through_restarts(
         manager.start()
         _ready(manager)
         assert kiosk_and_counter.command("3", "next").ok
-        _state(phone, "waiting", timeout_s=10,
-               extra="document.getElementById('ahead').textContent === 'Bạn là người tiếp theo'")
+        _state(phone, "waiting", timeout_s=10, extra="document.getElementById('ahead').textContent === '0'")
+        assert _text(phone, "headline") == "Bạn là người tiếp theo"
         assert phone.evaluate("() => window.notReloaded === true")
 
     # The broker restarts: the controller and the manager reconnect, and so does the page's news.
@@ -175,6 +179,7 @@ def test_a_phone_follows_its_ticket_from_waiting_to_rated_through_restarts(
     assert _text(phone, "headline") == "Done" and _text(phone, "thanks-level") == "You chose: Neutral"
     _shot(phone, shots, "5-thanks-en")
     phone.tab.click("#lang")
+    assert errors == [] and phone.evaluate("() => window.policyRefusals") == []  # no script error, nothing the policy refused
 
     # A link that is not a ticket of today: a friendly page, on the office's listener as on the guests'.
     phone.open(f"{manager.url}/t/{'0' * 24}")

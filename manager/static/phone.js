@@ -13,7 +13,7 @@ const WORDS = {
   vi: {
     title: "Số thứ tự của bạn", your_number: "Số của bạn", priority: "Ưu tiên", loading: "Đang tải…",
     ahead: "Số người trước bạn", wait: "Thời gian chờ dự kiến",
-    waiting: "Đang chờ đến lượt", next: "Bạn là người tiếp theo", you_are_next: "Sắp đến lượt bạn, hãy chú ý màn hình",
+    waiting: "Đang chờ đến lượt", next: "Bạn là người tiếp theo", next_detail: "Hãy chú ý màn hình và điện thoại.",
     soon: "Sắp đến lượt", moved: "Số của bạn đã được chuyển từ {from} sang {to}.",
     called: "Đến lượt bạn!", recalled: "Mời lại lần {n}", go_to: "Mời bạn đến", counter_sub: "",
     called_detail: "Vui lòng đến quầy ngay.",
@@ -40,7 +40,7 @@ const WORDS = {
   en: {
     title: "Your ticket", your_number: "Your number", priority: "Priority", loading: "Loading…",
     ahead: "People ahead of you", wait: "Estimated wait",
-    waiting: "Waiting for your turn", next: "You are next", you_are_next: "Your turn is near: watch the screen",
+    waiting: "Waiting for your turn", next: "You are next", next_detail: "Watch the screen and this phone.",
     soon: "Very soon", moved: "Your ticket was moved from {from} to {to}.",
     called: "It is your turn!", recalled: "Called again ({n})", go_to: "Please go to",
     counter_sub: "counter {id}", called_detail: "Please go to the counter now.",
@@ -154,12 +154,14 @@ function render() {
   let detail = "";
   const called = state === "called";
   if (state === "waiting") {
-    headline = status.ahead === 0 ? t("you_are_next") : t("waiting");
+    headline = status.ahead === 0 ? t("next") : t("waiting");
     if (status.moved_from) {
       const from = lang === "vi" ? status.moved_from.name_vi : status.moved_from.name_en;
       detail = t("moved", { from, to: lang === "vi" ? status.service_vi : status.service_en });
+    } else if (status.ahead === 0) {
+      detail = t("next_detail");
     }
-    setText($("ahead"), status.ahead === 0 ? t("next") : String(status.ahead));
+    setText($("ahead"), String(status.ahead));
     setText($("wait"), status.ahead === 0 ? t("soon") : waitText(status.estimated_wait_s));
   } else if (called) {
     headline = status.recalls > 0 ? t("recalled", { n: status.recalls }) : t("called");
