@@ -140,6 +140,7 @@ function render() {
     setText($("headline"), t("gone"));
     setText($("detail"), t("gone_detail"));
     for (const id of ["call", "figures", "sound", "rating", "thanks"]) show($(id), false);
+    finish();  // a ticket of another day (the business day turned): nothing more will come
     return;
   }
   const state = status.state;
@@ -187,11 +188,16 @@ function render() {
   show($("sound"), state === "waiting" || called);
   renderRating();
   alertIfCalled();
-  finished = Boolean(status.final);
-  if (finished && source) {
+  if (status.final) finish();
+}
+
+function finish() {
+  finished = true;
+  if (source) {
     source.close();
     source = null;
   }
+  renderLink();
 }
 
 function renderRating() {
@@ -354,19 +360,17 @@ function connect() {
     // ask what became of the ticket, and try again later.
     if (source && source.readyState === EventSource.CLOSED) {
       source = null;
-      refused();
+      afterRefusal();
     }
   });
 }
 
-async function refused() {
+async function afterRefusal() {
   try {
     const response = await fetch(base + "/status", { cache: "no-store" });
     if (response.status === 404) {
       status = { found: false };
-      finished = true;
       render();
-      renderLink();
       return;
     }
     if (response.ok) {
