@@ -21,7 +21,7 @@ the plain-HTTP listener on a hall's guest Wi-Fi (``[phones] guest_listen``): not
 A token that today's ledger does not know is looked for once more after a fresh reading of the ledger (a ticket
 printed a moment ago), which the service runs at most every few seconds whatever the number of requests
 (``fresh_ledger``). Tokens are never logged whole (``token=5c0e…``). The rating POST is guarded in its own way:
-JSON only (a form of another site cannot send it without asking), the same origin when the browser says one,
+JSON only (a form of another site cannot send it without asking), the same host when the browser names its origin,
 and at most ``RATINGS_PER_TOKEN`` tries a minute per token, so that no page can flood the controller.
 """
 
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -423,7 +424,9 @@ class PhonePages:
 
     async def rating(self, request: web.Request) -> web.Response:
         origin = request.headers.get("Origin")
-        if origin is not None and origin.lower() != f"{request.scheme}://{request.host}".lower():
+        # Host against host, not the scheme: behind a bridging proxy that ends TLS the page's origin is https
+        # while this service hears http. (The JSON body is the main guard: another site's form cannot send it.)
+        if origin is not None and urlsplit(origin).netloc.lower() != request.host.lower():
             return _refusal(403, "forbidden", "another site may not rate")
         if request.content_type != "application/json":
             return _refusal(415, "bad_request", "send the rating as application/json")

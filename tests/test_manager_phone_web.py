@@ -351,6 +351,15 @@ def test_a_bad_rating_is_refused_before_anything_is_sent() -> None:
     assert run(scenario) == ([400, 400, 400, 400, 415, 403, 404], 0)
 
 
+def test_a_page_behind_a_proxy_that_ends_tls_may_rate() -> None:
+    async def scenario() -> int:
+        async with hall(*SERVED) as h:
+            host = f"{h.client.host}:{h.client.port}"
+            return (await h.rate(1, {"rating": "satisfied"}, headers={"Origin": f"https://{host}"}))[0]
+
+    assert run(scenario) == 200
+
+
 def test_one_ticket_may_try_to_rate_only_a_few_times_a_minute() -> None:
     async def scenario() -> list[int]:
         async with hall(*SERVED) as h:
