@@ -69,8 +69,8 @@ WARM_EVERY_S: Final = 3600.0
 FRESH_READ_GAP_S: Final = 2.0  # readings of the ledger asked for (not the regular ones) at most this often
 PHONE_REFRESH_S: Final = 5.0
 GUEST_RETRY_S: Final = 10.0
-# Today's kinds for the live view and the status pages: the reports' and the ratings.
-TODAY_KINDS: Final = (*journal.REPORT_KINDS, TicketRated.kind)
+# Today's kinds for the live view and the status pages: the reports' and the ratings (once each).
+TODAY_KINDS: Final = tuple(dict.fromkeys((*journal.REPORT_KINDS, TicketRated.kind)))
 
 
 
