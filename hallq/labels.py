@@ -37,7 +37,7 @@ ERROR_LABELS: Final[dict[ErrorCode, str]] = {
     ErrorCode.CARD_LIMIT: "Thẻ này đã lấy đủ số trong ngày (this card has taken its tickets for today)",
     ErrorCode.NO_PROFILE: "Số này không kèm thẻ công dân, không có hồ sơ (no card was read for this ticket)",
     # Ratings: the counter's rating buttons and the ticket's status page.
-    ErrorCode.NOT_RATEABLE: "Lượt này không đánh giá được (only a served visit, the counter's last, can be rated)",
+    ErrorCode.NOT_RATEABLE: "Lượt này không đánh giá được (this visit cannot be rated)",
     ErrorCode.RATING_CLOSED: "Đã hết thời gian đánh giá lượt này (the time to rate this visit has passed)",
     ErrorCode.ALREADY_RATED: "Lượt này đã được đánh giá, cảm ơn quý khách (this visit was rated already)",
 }

@@ -163,7 +163,10 @@ def make_app(*, spec: HallSpec, users: Users, secure_cookies: bool, view: Callab
         user = auth.current_user(request)
         if user is None:  # pragma: no cover - require() lets no one through without a session
             raise InvariantError("no user behind require()")
-        command = wire.ManagerCommand(request_id=str(uuid.uuid4()), user=user.name, action=action, **fields)
+        command = wire.ManagerCommand(request_id=str(uuid.uuid4()), user=user.name, action=action,
+                                      counter=fields.get("counter"), ticket=fields.get("ticket"),
+                                      service=fields.get("service"), text_vi=fields.get("text_vi"),
+                                      text_en=fields.get("text_en"))
         outcome = await act(command)
         log.info("manager action user=%s action=%s target=%s outcome=%s%s", user.name, action,
                  escape_controls(target), "done" if outcome.ok else f"refused code={outcome.code}",
