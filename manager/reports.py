@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from itertools import chain
 from operator import attrgetter
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from hall_controller.engine.events import (
     ClockStepped,
@@ -442,10 +442,10 @@ class Cell:
 HOUR_WIDTH = 6  # integers per hour in ``Cell.hours``
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Comment:
+class Comment(NamedTuple):
     """A citizen's own words given with a rating: when rated (the hall's time), the business day, where the
-    visit was served, the rating's level and channel. Nothing in it names the ticket. Ordered by time."""
+    visit was served, the rating's level and channel. Nothing in it names the ticket. Ordered by time. (A named
+    tuple: a year's comments are made again from the cache for each report, and a tuple is made fastest.)"""
 
     at: datetime
     day: str
@@ -855,12 +855,13 @@ class _Rows:
         self.hour_runs: list[list[Sequence[float]]] = [[] for _ in range(24)]
         self.hour_sums = [0] * 24
         self.served = [0] * 24
-        width = len(RATING_KEYS)
-        self.rated = [0] * width
-        self.rated_by_service: dict[str, list[int]] = {}
-        self.rated_by_counter: dict[str, list[int]] = {}
-        self.rated_by_day: dict[str, list[int]] = {}
-        self.rated_hours = [[0] * width for _ in range(24)]
+        # Rating tallies as they come, summed column by column once all are there (``_summed``): a row has few
+        # ratings in each of many cells, and adding them up one by one in Python is what costs.
+        self.rated: list[Sequence[int]] = []
+        self.rated_by_service: dict[str, list[Sequence[int]]] = {}
+        self.rated_by_counter: dict[str, list[Sequence[int]]] = {}
+        self.rated_by_day: dict[str, list[Sequence[int]]] = {}
+        self.rated_hours: list[list[Sequence[int]]] = [[] for _ in range(24)]
         self.reasons: dict[str, int] = {}
         self.comments: list[Comment] = []
         self.rated_days: set[str] = set()  # the days of the rating cells added (not of month summaries)
@@ -905,24 +906,26 @@ class _Rows:
     def add_ratings(self, cells: Iterable[RatingCell], *, first_day: str, last_day: str, filters: Filters) -> None:
         """The rating cells of days ``first_day``..``last_day`` that pass ``filters``."""
         width = len(RATING_KEYS) + 1
+        rated, by_service, by_counter, by_day = self.rated, self.rated_by_service, self.rated_by_counter, \
+            self.rated_by_day
+        rated_hours, reasons = self.rated_hours, self.reasons
         for cell in cells:
             if not (first_day <= cell.day <= last_day
                     and filters.admits(cell.service, cell.counter, cell.priority, cell.category)):
                 continue
             self.rated_days.add(cell.day)
             tally = cell.tally
-            for into in (self.rated, _tally(self.rated_by_service, cell.service),
-                         _tally(self.rated_by_counter, cell.counter), _tally(self.rated_by_day, cell.day)):
-                for index, count in enumerate(tally):
-                    into[index] += count
+            rated.append(tally)
+            (by_service.get(cell.service) or by_service.setdefault(cell.service, [])).append(tally)
+            (by_counter.get(cell.counter) or by_counter.setdefault(cell.counter, [])).append(tally)
+            (by_day.get(cell.day) or by_day.setdefault(cell.day, [])).append(tally)
             cell_hours = cell.hours
             for at in range(0, len(cell_hours), width):
-                into = self.rated_hours[cell_hours[at]]
-                for index, count in enumerate(cell_hours[at + 1:at + width]):
-                    into[index] += count
+                rated_hours[cell_hours[at]].append(cell_hours[at + 1:at + width])
             for reason, count in cell.reasons.items():
-                self.reasons[reason] = self.reasons.get(reason, 0) + count
-            self.comments += cell.comments
+                reasons[reason] = reasons.get(reason, 0) + count
+            if cell.comments:
+                self.comments += cell.comments
 
     def add_month(self, month: MonthSummary) -> None:
         """A month summary's rows, hours, days and ratings (all of them: it has no filters and only the period's
@@ -947,24 +950,24 @@ class _Rows:
                 self.hour_sums[hour] += hour_part.sum_us
         self.day_figures.update(month.day_figures)
         for (kind, name), tally in month.rated.items():
-            into = {"total": None, "service": self.rated_by_service, "counter": self.rated_by_counter,
-                    "day": self.rated_by_day}[kind]
-            row = self.rated if into is None else _tally(into, name)
-            for index, count in enumerate(tally):
-                row[index] += count
+            if kind == "total":
+                self.rated.append(tally)
+            else:
+                into = {"service": self.rated_by_service, "counter": self.rated_by_counter,
+                        "day": self.rated_by_day}[kind]
+                (into.get(name) or into.setdefault(name, [])).append(tally)
         for hour, tally in enumerate(month.rated_hours):
-            for index, count in enumerate(tally):
-                self.rated_hours[hour][index] += count
+            self.rated_hours[hour].append(tally)
         for reason, count in month.reasons.items():
             self.reasons[reason] = self.reasons.get(reason, 0) + count
         self.comments += month.comments
 
     def rating_rows(self) -> dict[RatingRowKey, tuple[int, ...]]:
         """The ratings' tallies as a month summary keeps them."""
-        rows: dict[RatingRowKey, tuple[int, ...]] = {("total", ""): tuple(self.rated)}
+        rows: dict[RatingRowKey, tuple[int, ...]] = {("total", ""): _summed(self.rated)}
         for kind, tallies in (("service", self.rated_by_service), ("counter", self.rated_by_counter),
                               ("day", self.rated_by_day)):
-            rows.update(((kind, name), tuple(tally)) for name, tally in tallies.items())
+            rows.update(((kind, name), _summed(parts)) for name, parts in tallies.items())
         return rows
 
     def hour_stats(self, hour: int) -> DurationStats:
@@ -976,12 +979,11 @@ class _Rows:
         return _runs_stats([*runs, loose], self.hour_sums[hour])
 
 
-def _tally(tallies: dict[str, list[int]], name: str) -> list[int]:
-    """``tallies[name]``, made (all zero) if missing."""
-    tally = tallies.get(name)
-    if tally is None:
-        tally = tallies[name] = [0] * len(RATING_KEYS)
-    return tally
+def _summed(tallies: Sequence[Sequence[int]] | None) -> tuple[int, ...]:
+    """The sum of rating tallies, column by column (``NO_RATINGS`` for none)."""
+    if not tallies:
+        return NO_RATINGS
+    return tuple(map(sum, zip(*tallies, strict=True)))
 
 
 def summarise_days(summaries: Sequence[DaySummary | MonthSummary], *, spec: HallSpec, period: Period,
@@ -1027,8 +1029,8 @@ def summarise_days(summaries: Sequence[DaySummary | MonthSummary], *, spec: Hall
 
     by_service, by_counter, by_lane = rows.by_service, rows.by_counter, rows.by_lane
 
-    def rated(served: int, tally: Sequence[int] | None) -> RatingFigures:
-        return RatingFigures(served, NO_RATINGS if tally is None else tuple(tally))
+    def rated(served: int, tallies: Sequence[Sequence[int]] | None) -> RatingFigures:
+        return RatingFigures(served, _summed(tallies))
 
     targets = {s.id: s.target_wait_s for s in spec.services}
     service_ids = [filters.service] if filters.service is not None else _ordered(
@@ -1264,7 +1266,7 @@ def merge_days(summaries: Sequence[DaySummary], *, pace: Callable[[], None] | No
     return MonthSummary(months.pop() or "", parts, hours, day_figures,
                         [summary.log for summary in summaries if summary.log is not None],
                         next((s.last_at for s in reversed(summaries) if s.last_at is not None), None),
-                        rows.rating_rows(), [tuple(tally) for tally in rows.rated_hours], rows.reasons,
+                        rows.rating_rows(), [_summed(tallies) for tallies in rows.rated_hours], rows.reasons,
                         sorted(rows.comments))
 
 

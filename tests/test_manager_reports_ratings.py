@@ -364,9 +364,9 @@ def test_the_printable_page_escapes_comments_and_shows_the_recent_ones(
     assert page.count("<svg") == 4  # the levels' chart beside the three of the visits
     assert FORMULA.replace('"', "&quot;") in page  # a page shows the citizen's text as written
     assert "Citizens&#x27; ratings" in render_html(r, "en")
+    first = r.rating_comments[0]
     many = dataclasses.replace(r, rating_comments=tuple(
-        dataclasses.replace(r.rating_comments[0], at=r.rating_comments[0].at + timedelta(minutes=n), text=f"ý kiến {n}")
-        for n in range(RECENT_COMMENTS + 5)))
+        first._replace(at=first.at + timedelta(minutes=n), text=f"ý kiến {n}") for n in range(RECENT_COMMENTS + 5)))
     page = render_html(many)
     assert f"ý kiến {RECENT_COMMENTS + 4}<" in page and "ý kiến 4<" not in page and "ý kiến 5<" in page
     assert f"{RECENT_COMMENTS} ý kiến mới nhất trong {RECENT_COMMENTS + 5}" in page
@@ -393,8 +393,7 @@ def test_a_comment_no_file_could_hold_as_written_still_renders(rated_run: tuple[
     """A NUL, a terminal's escape and a lone surrogate: each replaced, and every format is still made."""
     _h, _ratings, path = rated_run
     r = day_report(path)
-    odd = dataclasses.replace(r, rating_comments=(dataclasses.replace(r.rating_comments[0],
-                                                                      text="a\x00b\x1b[31mc\ud800d"),))
+    odd = dataclasses.replace(r, rating_comments=(r.rating_comments[0]._replace(text="a\x00b\x1b[31mc\ud800d"),))
     rows = list(csv.reader(io.StringIO(render_csv(odd, "en").decode("utf-8-sig")), csv_dialect("en")))
     assert "a b [31mc\ufffdd" in [cell for row in rows for cell in row]
     assert "a b [31mc\ufffdd" in render_html(odd) and "a b [31mc\ufffdd" in render_text(odd)
