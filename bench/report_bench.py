@@ -16,7 +16,9 @@ thread that made the report.
 
 The ledgers are written directly (journal rows made with ``to_record``, one transaction): a year of a
 20-counter hall, 1,370 tickets a business day on 365 days, each issued, printed, called and finished with the
-commands the engine journals (about six events a ticket), plus the 2,000-ticket day.
+commands the engine journals (about six events a ticket), plus the 2,000-ticket day. A third of the visits
+served are rated (``RATED_SHARE``), within ten minutes of their end, three in five by the counter's buttons and
+the rest by phone; a phone's low rating names one or two reasons, and one in four of those has a comment.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from hall_controller.engine import CounterSpec, DispenserSpec, HallSpec, ServiceSpec
@@ -42,16 +45,23 @@ from hall_controller.engine.events import (
     TicketFinished,
     TicketIssued,
     TicketPrinted,
+    TicketRated,
     from_records,
     to_record,
 )
+from hall_controller.engine.spec import DEFAULT_RATING_REASONS
 from hall_controller.ledger import Ledger
+from hallq.wire import LOW_RATINGS, RATING_LEVELS
 from manager import budget, cache, journal, reports
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 SERVICES = tuple("ABCDEF")
 COUNTERS = tuple(str(n) for n in range(1, 21))
 FIRST_DAY = date(2026, 1, 1)
+RATED_SHARE = 1 / 3
+LEVEL_WEIGHTS = (0.45, 0.35, 0.13, 0.07)  # very satisfied .. dissatisfied
+REASONS = tuple(reason.id for reason in DEFAULT_RATING_REASONS)
+COMMENTS = ("Chờ hơi lâu", "Cán bộ hướng dẫn chưa rõ", "Cần thêm ghế chờ", "Thủ tục rườm rà quá")
 
 
 def hall() -> HallSpec:
@@ -75,8 +85,9 @@ def day_events(day: date, tickets: int, rng: random.Random, seq: list[int]) -> I
         service = SERVICES[n % len(SERVICES)]
         priority = rng.random() < 0.1
         counter = COUNTERS[n % len(COUNTERS)]
+        number = f"{service}{n % 999 + 1:03d}"
         yield TicketIssued(at=issued, ticket_id=tid, day=day.isoformat(), dispenser="kiosk-1", request_id=tid[-16:],
-                           service=service, number=f"{service}{n % 999 + 1:03d}", sequence=service, value=n % 999 + 1,
+                           service=service, number=number, sequence=service, value=n % 999 + 1,
                            priority=priority, category="elderly" if priority else None, order=n + 1, ahead=3,
                            estimated_wait_s=600)
         yield TicketPrinted(at=issued + timedelta(seconds=1), ticket_id=tid)
@@ -85,9 +96,23 @@ def day_events(day: date, tickets: int, rng: random.Random, seq: list[int]) -> I
         yield TicketCalled(at=called, ticket_id=tid, counter=counter, seq=seq[0], recall=False)
         yield CommandAccepted(at=called, counter=counter, request_id=f"n{tid[-12:]}", action="next", ticket_id=tid)
         done = called + timedelta(seconds=rng.randint(60, 900))
-        yield TicketFinished(at=done, ticket_id=tid, counter=counter, outcome="served" if rng.random() < 0.93
-                             else "no_show")
+        outcome: Literal["served", "no_show"] = "served" if rng.random() < 0.93 else "no_show"
+        yield TicketFinished(at=done, ticket_id=tid, counter=counter, outcome=outcome)
         yield CommandAccepted(at=done, counter=counter, request_id=f"c{tid[-12:]}", action="complete", ticket_id=None)
+        if outcome == "served" and rng.random() < RATED_SHARE:
+            yield rating(tid, number, service, counter, done, rng)
+
+
+def rating(tid: str, number: str, service: str, counter: str, done: datetime, rng: random.Random) -> TicketRated:
+    """A citizen's rating of the visit ``tid`` served at ``counter`` at ``done`` (see the module docstring)."""
+    level = rng.choices(RATING_LEVELS, LEVEL_WEIGHTS)[0]
+    phone = rng.random() < 0.4
+    reasons = rng.sample(REASONS, rng.randint(1, 2)) if phone and level in LOW_RATINGS else []
+    comment = rng.choice(COMMENTS) if reasons and rng.random() < 0.25 else None
+    return TicketRated(at=done + timedelta(seconds=rng.randint(5, 600)), ticket_id=tid, number=number, service=service,
+                       counter=counter, level=level, channel="phone" if phone else "counter",
+                       source="manager" if phone else counter, request_id=f"q{tid[-12:]}", reasons=reasons,
+                       comment=comment)
 
 
 def build(path: Path, days: list[tuple[date, int]]) -> None:
@@ -176,8 +201,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     year = [(FIRST_DAY + timedelta(days=i), 1370) for i in range(365)]
-    day = cached("day-2000", [(date(2026, 12, 4), 2000)])
-    big = cached("year-500k", year)
+    day = cached("day-2000-rated", [(date(2026, 12, 4), 2000)])
+    big = cached("year-500k-rated", year)
     whole_year = reports.range_period("2026-01-01", "2026-12-31")
     ok = True
     with tempfile.TemporaryDirectory(prefix="hallq-report-cache-") as tmp:

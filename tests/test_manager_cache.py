@@ -275,6 +275,8 @@ def test_reports_over_months_of_a_generated_ledger_equal_reports_from_the_ledger
                 events = journal.read_events(path, first_day=period.first, last_day=period.last)
                 assert cache.build_report(path, spec=hall, period=period, filters=chosen, cache_dir=cache_dir) == \
                     reports.build_report(events, spec=hall, period=period, filters=chosen)
+    february = cache.build_report(path, spec=hall, period=periods[1], cache_dir=cache_dir)
+    assert february.ratings.rated > 0 and february.rating_comments  # the generated days are rated too
     assert stored_months(cache_dir) == {
         "2026-01": ["2026-01-29", "2026-01-30", "2026-01-31"],
         "2026-02": [(date(2026, 2, 1) + timedelta(days=n)).isoformat() for n in range(28)],
