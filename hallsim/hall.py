@@ -39,6 +39,7 @@ from hallq.topics import TopicKind, Topics
 from hallsim.citizens import crowd_cards
 from hallsim.crowd import Clerk, Crowd
 from hallsim.history import ledger_is_empty, write_history
+from hallsim.phones import PhoneNews, Phones, RatingChoice
 from manager.users import Users
 from testbed.broker import PrivateBroker, free_port, port_open
 from testbed.children import ChildProcess
@@ -57,7 +58,9 @@ COUNTER_NAMES = {"1": "Quầy 1 - Ưu tiên", **{c: f"Quầy {c}" for c in "2345
 SERVICE_NAMES = {"A": "Hộ tịch", "B": "Đất đai - Xây dựng", "C": "Đăng ký kinh doanh", "D": "Chứng thực"}
 RATING_WORDS = {"very_satisfied": "Rất hài lòng", "satisfied": "Hài lòng", "neutral": "Bình thường",
                 "dissatisfied": "Không hài lòng"}
-BUTTON_RATING_SHARE = 0.4  # of the citizens served, those who press a counter's rating button
+BUTTON_RATING_SHARE = 0.5  # of the citizens served, those who press a counter's rating button
+PHONE_SHARE = 0.35  # of the citizens, those who scan their ticket's QR code and follow it on their phone
+PHONE_RATING_SHARE = 0.6  # of those, the ones who rate the visit on the phone (if the buttons did not first)
 
 
 HALL_ZONE = ZoneInfo(controller_config.load(CONFIG / "hall.toml").hall.time_zone)
@@ -81,6 +84,9 @@ class Tally:
     returning: int = 0
     registered: int = 0
     rated: Counter[str] = field(default_factory=Counter)  # ratings stored, by channel
+    phones: int = 0  # citizens who followed their ticket on a phone
+    phone_call_lags_s: list[float] = field(default_factory=list)  # from the call on the broker to the phone
+    phone_screenshot: Path | None = None
     ratings_refused: Counter[str] = field(default_factory=Counter)  # by error code
 
     def summary(self) -> list[str]:
@@ -101,6 +107,13 @@ class Tally:
             lines.append(f"cards: {self.cards_read} read at the kiosk, {self.profiles_shown} profiles shown at the "
                          f"counter that called ({self.returning} returning citizens), {self.registered} first "
                          "visits registered")
+        if self.phones:
+            seen = self.phone_call_lags_s
+            line = f"phones: {self.phones} citizens followed their ticket on its live page"
+            if seen:
+                line += (f"; {len(seen)} saw their call there {statistics.median(seen):.2f} s after it (median), "
+                         f"{max(seen):.2f} s at most")
+            lines.append(line)
         if self.rated or self.ratings_refused:
             rated = ", ".join(f"{n} at the {'counters’ buttons' if channel == 'counter' else 'phones'}"
                               for channel, n in sorted(self.rated.items()))
@@ -141,6 +154,12 @@ class SimulatedHall:
         # Ratings at the counters' buttons: (when, counter, ticket id, number, level), and those sent, by request id.
         self.button_presses: list[tuple[float, str, str, str, wire.RatingLevel]] = []
         self.ratings_sent: dict[str, tuple[str, str, wire.RatingLevel]] = {}
+        self.phones = Phones()
+        # (number, recalls so far) -> when the controller made that call (epoch s): a page's call is matched to it
+        self.calls_seen: dict[tuple[str, int], float] = {}
+        self.recalls: Counter[str] = Counter()
+        self.phone_link: str | None = None  # the last page a phone followed, for the screenshot
+        self.held_news: list[PhoneNews] = []
 
     @property
     def display_url(self) -> str:
@@ -245,15 +264,18 @@ class SimulatedHall:
                 return self.tally
             for line in self.attach_lines():
                 self.say(line)
+            self.phones.start()
             self._loop(link, minutes)
         finally:
             link.stop()
+            self.phones.stop()
             if self._shooter is not None:
                 self._shooter.join()
             if self.screenshots:
                 self._screenshot()
                 if port_open(self.manager_port):
                     self._office_screenshot()
+                    self._phone_screenshot()
             for role in reversed(list(self.roles.values())):
                 role.stop()
             self.broker.stop()
@@ -308,6 +330,7 @@ class SimulatedHall:
                     self.pending[counter] = (rid, payload, now)
                     link.publish(self.topics.counter_command(counter), payload)
             self._drain(link, now)
+            self._phone_news()
             self._follow_logs()
             if self.screenshots and now >= next_shot and not (self._shooter and self._shooter.is_alive()):
                 # In the background: a browser takes seconds to start, and the hall must not wait for it.
@@ -343,6 +366,8 @@ class SimulatedHall:
                     self.tally.recalls += 1
                 else:
                     self.tally.calls += 1
+                self.recalls[call.number] = self.recalls[call.number] + 1 if call.recall else 0
+                self.calls_seen[(call.number, self.recalls[call.number])] = call.at.timestamp()
                 what = "RECALL " if call.recall else "CALL   "
                 lane = " (ưu tiên)" if call.priority else ""
                 self.say(f"{what} {call.number}{lane} → {call.counter_name}")
@@ -407,6 +432,56 @@ class SimulatedHall:
             self.tally.ratings_refused[str(reply.error.code)] += 1
             self.say(f"RATING  {number} at {COUNTER_NAMES[counter]}'s buttons refused: {reply.error.message}")
 
+    def _phone_news(self) -> None:
+        """What the citizens' phones saw since the last look, on the terminal. A page that shows a call before
+        the hall's own subscription has it waits here (at most 2 s), so that its lag is measured from that call."""
+        held, self.held_news = self.held_news, []
+        while True:
+            try:
+                held.append(self.phones.news.get_nowait())
+            except queue.Empty:
+                break
+        for news in held:
+            called_at = self.calls_seen.get((news.number, news.status.get("recalls") or 0))
+            if news.kind == "called" and called_at is None and time.time() - news.seen_at < 2.0:
+                self.held_news.append(news)
+            else:
+                self._phone_line(news)
+
+    def _phone_line(self, news: PhoneNews) -> None:
+        status = news.status
+        match news.kind:
+            case "following":
+                self.phone_link = news.detail or self.phone_link
+                if status.get("state") == "waiting" and not status.get("ahead"):
+                    where = "next in line"
+                elif status.get("state") == "waiting":
+                    wait_min = max(1, round((status.get("estimated_wait_s") or 0) / 60))
+                    where = f"{status.get('ahead')} ahead, about {wait_min} min"
+                else:
+                    where = str(status.get("state"))
+                self.say(f"PHONE   {news.number}: a citizen follows the ticket on its live page ({where})")
+            case "called":
+                called_at = self.calls_seen.get((news.number, status.get("recalls") or 0))
+                lag = "" if called_at is None else f", {news.seen_at - called_at:.2f} s after the call"
+                if called_at is not None:
+                    self.tally.phone_call_lags_s.append(news.seen_at - called_at)
+                again = " again" if status.get("recalls") else ""
+                self.say(f"PHONE   {news.number}'s page{again}: «Mời bạn đến {status.get('counter_name')}» "
+                         f"(chime and vibration{lag})")
+            case "rated":
+                self.tally.rated["phone"] += 1
+                level, _, rest = news.detail.partition(" ")
+                self.say(f"RATING  {news.number} on the phone: «{RATING_WORDS.get(level, level)}»"
+                         + (f" {rest}" if rest else ""))
+            case "rating_refused":
+                self.tally.ratings_refused["phone"] += 1
+                self.say(f"RATING  {news.number} on the phone refused: {news.detail}")
+            case "lost":
+                self.say(f"PHONE   {news.number}: {news.detail}")
+            case _:
+                pass
+
     def _profile(self, link: MqttLink, counter: str, reply: wire.CounterReply, now: float) -> None:
         """A clerk's console got the profile of the citizen it called: draw the screen the clerk sees into a file
         (the terminal says only that it did: no personal data here), and register a first visit's phone."""
@@ -452,6 +527,10 @@ class SimulatedHall:
                     lane += " (card read)" if fields.get("card") == "yes" else ""
                     self.say(f"TICKET  {fields.get('ticket', '?')} {service}{lane} at {kiosk}, "
                              f"{fields.get('ahead', '?')} ahead → {self._rel(path)}")
+                    if path.name and self.rng.random() < PHONE_SHARE:
+                        choice = RatingChoice.draw(self.rng) if self.rng.random() < PHONE_RATING_SHARE else None
+                        self.tally.phones += 1
+                        self.phones.follow(path, fields.get("ticket", "?"), choice)
                 elif "ERROR" in line or "WARNING" in line:
                     self.say(f"{kiosk}: {line.split(': ', 1)[-1]}")
         for line in self.roles["display"].new_lines():
@@ -511,6 +590,25 @@ class SimulatedHall:
             return
         self.tally.office_screenshot = path
         self.say(f"SCREEN  the office's live view: {self._rel(path)}")
+
+
+    def _phone_screenshot(self) -> None:
+        """The live page of the last ticket a phone followed, on a 360×640 phone screen."""
+        if self.phone_link is None or shutil.which("chromium") is None:
+            return
+        path = self.work / "phone.png"
+        try:
+            with Kiosk(width=360, height=640) as kiosk:
+                kiosk.open(self.phone_link)
+                kiosk.wait_for("() => document.body.dataset.state !== undefined "
+                               "&& document.body.dataset.state !== 'loading'", timeout_s=10)
+                kiosk.screenshot(path)
+        except Exception as exc:  # a screenshot is a courtesy; the hall goes on without it
+            log.warning("phone screenshot failed: %s", exc)
+            return
+        self.tally.phone_screenshot = path
+        self.say(f"SCREEN  a citizen's phone, following {self.phone_link.rsplit('/', 1)[-1][:4]}…: "
+                 f"{self._rel(path)}")
 
 
 def default_port() -> int:

@@ -56,14 +56,15 @@ def test_an_empty_queue_makes_the_clerk_look_again_later() -> None:
 def test_a_short_run_of_the_whole_hall_prints_calls_and_announces(tmp_path: Path) -> None:
     work = tmp_path / "sim"
     result = subprocess.run(
-        [sys.executable, "-m", "hallsim", "--minutes", "0.4", "--every", "1", "--no-screenshots",
+        [sys.executable, "-m", "hallsim", "--minutes", "0.7", "--every", "1", "--no-screenshots",
          "--port", str(free_port()), "--work", str(work)],
         cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert re.search(r"hall running: broker 127\.0\.0\.1:\d+, display http://127\.0\.0\.1:\d+/", out)
-    assert "--config config/sim/kiosk-3.toml --broker 127.0.0.1:" in out
+    assert f"--config {work / 'kiosk-3.toml'} --broker 127.0.0.1:" in out
+    assert re.search(r'qr = "http://127\.0\.0\.1:\d+/t/\{token\}"', (work / "kiosk-3.toml").read_text(encoding="utf-8"))
     assert "--config config/sim/counter-7.toml --broker 127.0.0.1:" in out
     assert re.search(r"the hall's office: http://127\.0\.0\.1:\d+/  \(log in as lan, password \S{10,};", out)
     assert re.search(r"ledger: a week of past business days written for the reports \(\d+ tickets\)", out)
@@ -82,6 +83,16 @@ def test_a_short_run_of_the_whole_hall_prints_calls_and_announces(tmp_path: Path
     widths = {Image.open(p).width for p in tickets}
     assert widths <= {384, 576}
     assert "Traceback" not in out + result.stderr
+    # Citizens follow their tickets on their phones (the link read from the printed QR code), see their call
+    # there, and rate their visits at the counters' buttons or on the phone.
+    assert re.search(r"PHONE   [A-Z]+\d{3}: a citizen follows the ticket on its live page \((next in line|\d+ ahead)", out)
+    assert re.search(r"PHONE   [A-Z]+\d{3}'s page( again)?: «Mời bạn đến Quầy \d.*» \(chime and vibration, "
+                     r"-?\d+\.\d\d s after the call\)", out)
+    assert re.search(r"phones: \d+ citizens followed their ticket on its live page; \d+ saw their call", out)
+    assert re.search(r"RATING  [A-Z]+\d{3} (at Quầy \d.*'s buttons|on the phone): «(Rất hài lòng|Hài lòng|Bình thường|"
+                     r"Không hài lòng)»", out)
+    assert re.search(r"ratings: \d+ at the", out)
+    assert "no status-page link" not in out
     # Citizens scan their cards at kiosk-1; the counter that calls them sees who is coming; the terminal and
     # the logs say so without a name, an ID number or an address.
     assert re.search(r"CARD    kiosk-1 read a citizen's card \(cccd chars=\d+", out)
