@@ -361,6 +361,7 @@ def test_the_printable_page_escapes_comments_and_shows_the_recent_ones(
     page = render_html(r)
     assert "<script" not in page and "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; chờ lâu" in page
     assert "Đánh giá của công dân" in page and "Lý do chưa hài lòng" in page and "Ý kiến gần đây" in page
+    assert "mới nhất trong" not in page  # all five shown: nothing to say
     assert page.count("<svg") == 4  # the levels' chart beside the three of the visits
     assert FORMULA.replace('"', "&quot;") in page  # a page shows the citizen's text as written
     assert "Citizens&#x27; ratings" in render_html(r, "en")

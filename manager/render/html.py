@@ -154,9 +154,11 @@ def _ratings_section(report: Report, tables: dict[str, Table], lang: Lang) -> li
     comments = tables["rating_comments"]
     if comments.rows:
         recent = Table(comments.name, comments.title, comments.headers, comments.rows[:RECENT_COMMENTS])
-        note = words["recent_note"].format(shown=len(recent.rows), total=len(comments.rows))
-        parts += [f"<h3>{escape(words['recent'])}</h3>\n", f'<p class="note">{escape(note)}</p>\n',
-                  html_table(recent, css_class="comments")]
+        parts.append(f"<h3>{escape(words['recent'])}</h3>\n")
+        if len(recent.rows) < len(comments.rows):
+            note = words["recent_note"].format(shown=len(recent.rows), total=len(comments.rows))
+            parts.append(f'<p class="note">{escape(note)}</p>\n')
+        parts.append(html_table(recent, css_class="comments"))
     return parts
 
 
