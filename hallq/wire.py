@@ -157,13 +157,21 @@ class _Fields:
         value = self.obj.get(name)
         if not isinstance(value, str) or (not value and not allow_empty) or len(value) > max_len:
             raise self._bad(name, f"a non-empty string of at most {max_len} characters")
-        return value
+        return value if value.isascii() else _no_surrogates(value)
 
     def opt_text(self, name: str, *, max_len: int = MAX_NAME_LEN) -> str | None:
         """An optional string: absent, null and "" all read as None."""
         if self.obj.get(name) in (None, ""):
             return None
         return self.text(name, max_len=max_len)
+
+    def opt_free_text(self, name: str, *, max_len: int) -> str | None:
+        """An optional text a citizen wrote (a rating's comment): as ``opt_text``, without control characters
+        (it is shown on pages and written to spreadsheets, one line each)."""
+        value = self.opt_text(name, max_len=max_len)
+        if value is not None and has_control(value):
+            raise self._bad(name, f"text of at most {max_len} characters without control characters")
+        return value
 
     def token(self, name: str, *, max_len: int) -> str:
         """An id, ticket id or ticket number: 1 to ``max_len`` of ``A-Z a-z 0-9 _ . -`` (``hallq.limits``)."""
@@ -258,6 +266,16 @@ class _Fields:
         inner.obj = obj
         inner.what = what
         return inner
+
+
+def _no_surrogates(value: str) -> str:
+    """``value`` with each lone surrogate (JSON's ``"\\ud800"`` decodes to one) replaced by U+FFFD: such a
+    string cannot be encoded as UTF-8, so it could be neither stored (SQLite), logged nor published again."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in value)
+    return value
 
 
 def _error_obj(error: ErrorInfo | None) -> dict[str, str] | None:
@@ -915,7 +933,7 @@ class ManagerCommand:
                                  text_en=f.opt_text("text_en", max_len=MAX_NOTICE_LEN),
                                  rating=cast(RatingLevel | None, f.opt_choice("rating", RATING_LEVELS)),
                                  reasons=f.idents("reasons", max_items=MAX_RATING_REASONS),
-                                 comment=f.opt_text("comment", max_len=MAX_COMMENT_LEN))
+                                 comment=f.opt_free_text("comment", max_len=MAX_COMMENT_LEN))
         needs = {"open_counter": "counter", "pause_counter": "counter", "close_counter": "counter",
                  "void_ticket": "ticket", "transfer_ticket": "ticket", "show_notice": "text_vi",
                  "rate_ticket": "ticket"}.get(action)

@@ -137,3 +137,37 @@ def test_a_dispensers_labels_follow_the_name_limit(tmp_path: Path) -> None:
             dispenser_config.load(path)
         assert caught.value.key == 'buttons[key="1"].label_vi'
         assert f"at most {MAX_NAME_LEN} characters" in caught.value.problem
+
+
+# --- text that cannot be stored ---------------------------------------------------------------------------------
+
+def test_a_lone_surrogate_reads_as_a_replacement_character_so_every_text_can_be_stored(tmp_path: Path) -> None:
+    """JSON's "\\ud800" decodes to a lone surrogate, which UTF-8 (SQLite, logs, MQTT) cannot carry: a request id or
+    a rating's comment holding one once made the ledger's write fail. The decoders replace it."""
+    from hall_controller.engine.events import RateTicket  # noqa: PLC0415 - only this test rates
+    from hall_controller.ledger import LEDGER_FILE, Ledger  # noqa: PLC0415
+
+    request = wire.TicketRequest.decode(b'{"v":1,"request_id":"r\\udfff\\ud800","service":"A"}')
+    assert request.request_id == "r\ufffd\ufffd"  # (the other way round they would be a pair: one character)
+    command = wire.ManagerCommand.decode(
+        '{"v":1,"request_id":"q","user":"phone","action":"rate_ticket","ticket":"t1","rating":"neutral",'
+        '"comment":"Ch\\u1edd l\\u00e2u \\udc80"}')
+    assert command.comment == "Chờ lâu \ufffd"
+    with pytest.raises(PayloadError, match="comment"):  # a citizen's comment is one line of text
+        wire.ManagerCommand.decode('{"v":1,"request_id":"q","user":"phone","action":"rate_ticket","ticket":"t1",'
+                                   '"rating":"neutral","comment":"a\\u001b[2Jb"}')
+    spec = config.load(HALL_CONFIG).hall
+    engine, now = Engine(spec), datetime.now(spec.zone).replace(hour=9)
+    events = list(engine.handle(IssueTicket("d1", request.request_id, "A", False, None, "t1"), now=now).events)
+    counter = next(c.id for c in spec.counters if "A" in c.services)
+    for action in ("next", "complete"):
+        events += engine.handle(ActAtCounter(counter, action, action), now=now).events
+    rated = engine.handle(RateTicket("phone", "manager", command.request_id, "t1", "neutral",
+                                     comment=command.comment), now=now + timedelta(seconds=5))
+    assert rated.ok, rated.refusal
+    ledger = Ledger(tmp_path / LEDGER_FILE, hall_id=spec.id)
+    try:
+        ledger.append([*events, *rated.events])
+        assert [e.kind for e in ledger.events()][-1] == "ticket_rated"
+    finally:
+        ledger.close()
