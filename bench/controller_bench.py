@@ -115,8 +115,8 @@ def respond(config_path: Path, broker_address: str) -> int:
     """The responder process (``--respond CONFIG --broker HOST:PORT``): serves until SIGTERM.
 
     One connection, subscribed at QoS 1 to every configured dispenser's request topic (the topics the
-    controller's lanes subscribe to), MQTT 5, TCP_NODELAY and manual acks through ``MqttLink``, announcing the
-    receive maximum of all the controller's dispenser lanes together. Unlike the controller's lanes it keeps no
+    controller's device connections subscribe to), MQTT 5, TCP_NODELAY and manual acks through ``MqttLink``,
+    announcing the receive maximum of all the controller's dispenser connections together. Unlike those it keeps no
     session (``session_expiry_s=0``): the controller is measured next on the same broker, and a session left
     behind would make the broker queue every request for it meanwhile.
     """

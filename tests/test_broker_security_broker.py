@@ -292,16 +292,16 @@ def test_a_controller_connection_reads_only_its_devices_topics_and_publishes_not
     """The intake account ``controller.dispenser.d1`` logs in with the controller's password, but may only read d1's
     requests and print reports: not another dispenser's, and it may not publish a call or a reply."""
     t = hall.topics
-    with Client(hall.broker.port, "controller.dispenser.d1", hall.password("controller")) as lane, \
+    with Client(hall.broker.port, "controller.dispenser.d1", hall.password("controller")) as intake, \
             _account(hall, "d1") as d1, _account(hall, "d2") as d2:
-        lane.subscribe(t.dispenser_request("d1"), t.dispenser_request("d2"), t.calls())
+        intake.subscribe(t.dispenser_request("d1"), t.dispenser_request("d2"), t.calls())
         assert d1.publish(t.dispenser_request("d1"), b'{"v": 1}') in (0, 16)
         assert d2.publish(t.dispenser_request("d2"), b'{"v": 1}') in (0, 16)
         for topic in (t.calls(), t.dispenser_ticket("d1"), t.counter_reply("1"), t.board()):
-            assert lane.publish(topic, b'{"v": 1}') == NOT_AUTHORIZED, topic
+            assert intake.publish(topic, b'{"v": 1}') == NOT_AUTHORIZED, topic
         assert d1.publish(t.dispenser_request("d1"), b'{"v": 2}') in (0, 16)  # a marker: d2's request came before
-        assert lane.until(t.dispenser_request("d1"), b'{"v": 2}') == [(t.dispenser_request("d1"), b'{"v": 1}'),
-                                                                      (t.dispenser_request("d1"), b'{"v": 2}')]
+        assert intake.until(t.dispenser_request("d1"), b'{"v": 2}') == [(t.dispenser_request("d1"), b'{"v": 1}'),
+                                                                        (t.dispenser_request("d1"), b'{"v": 2}')]
 
 
 def test_the_others_connection_receives_only_ids_the_config_does_not_know(hall: SecuredHall) -> None:

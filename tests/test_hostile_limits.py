@@ -1,4 +1,4 @@
-"""The controller's flood defences on their own: token buckets, throttled logs, the intake's lanes, [limits]."""
+"""The controller's flood defences on their own: token buckets, throttled logs, the intake's inboxes, [limits]."""
 
 from __future__ import annotations
 

@@ -152,17 +152,17 @@ def test_link_up_comes_once_subscribed_and_the_broker_honours_the_receive_maximu
     sends up to a whole window per acknowledgement, measured here: the intake's own bound, which stops reading
     the connection, is what finally holds memory.)"""
     inbox: queue.Queue[object] = queue.Queue()
-    link = MqttLink(client_id="lane-1", broker=BrokerSettings(port=broker.port), inbox=inbox,
-                    subscriptions=[("t/lane", 1)], manual_ack=True, receive_maximum=3)
+    link = MqttLink(client_id="intake-1", broker=BrokerSettings(port=broker.port), inbox=inbox,
+                    subscriptions=[("t/intake", 1)], manual_ack=True, receive_maximum=3)
     link.start()
     try:
         assert isinstance(inbox.get(timeout=5), LinkUp)
         with Probe(broker) as sender:
             for n in range(10):
-                sender.publish("t/lane", str(n).encode())
+                sender.publish("t/intake", str(n).encode())
             first = _messages(inbox, wait_s=0.5)
             assert [m.payload for m in first] == [b"0", b"1", b"2"]
-            assert {m.source for m in first} == {"lane-1"}
+            assert {m.source for m in first} == {"intake-1"}
             link.ack(first[0])
             released = [m.payload for m in _messages(inbox, wait_s=0.5)]
             assert released[:1] == [b"3"] and len(released) <= 3

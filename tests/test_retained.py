@@ -146,6 +146,6 @@ def test_a_retained_command_is_acted_on_once_live_and_never_again_after_a_restar
     assert controller_at.stop() == 0
     controller_at.start()
     with Probe(broker, subscriptions=[topics.counter_reply("1")]) as desk:
-        desk.command("1", "pause")  # counter 1's lane has handled everything before this: a retained copy too
+        desk.command("1", "pause")  # counter 1's connection has handled everything before this: a retained copy too
     assert len(_retained_lines(controller_at)) == 1
 
