@@ -66,9 +66,11 @@ def example_limits() -> dict[str, Any]:
     return limits
 
 
-def hall_toml(limits: dict[str, Any]) -> str:
+def hall_toml(limits: dict[str, Any], *, devices: int = 5) -> str:
+    """The flood's hall: ``devices`` configured kiosks b1..bN (the flooder and the well-behaved four among them;
+    the others stay idle, their connections held by the controller's one I/O thread as in a large hall)."""
     lines = ["[limits]", *(f"{key} = {value!r}" for key, value in limits.items())]
-    return bench_hall_toml(dispensers=5) + "\n".join(lines) + "\n"
+    return bench_hall_toml(dispensers=devices) + "\n".join(lines) + "\n"
 
 
 def cpu_s(pid: int) -> float:
@@ -194,10 +196,10 @@ SCENARIOS: dict[str, tuple[int, Callable[[int], str], Callable[[int], bytes], fl
 }
 
 
-def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float) -> dict[str, Any]:
+def run_scenario(work: Path, name: str, limits: dict[str, Any], seconds: float, *, devices: int = 5) -> dict[str, Any]:
     name_in_files = name.replace("/", "-per-")
     config = work / f"{name_in_files}.toml"
-    config.write_text(hall_toml(limits), encoding="utf-8")
+    config.write_text(hall_toml(limits, devices=devices), encoding="utf-8")
     state = work / f"state-{name_in_files}"
     with PrivateBroker(work / f"broker-{name_in_files}") as broker:
         log_path = work / f"{name_in_files}-controller.log"
@@ -269,17 +271,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 s per scenario instead of 10")
     parser.add_argument("--seconds", type=float, help="seconds of measured presses per scenario")
+    parser.add_argument("--devices", type=int, default=5, help="kiosks the hall configures (default 5; at least 5: "
+                        "the flooder and four well-behaved ones, the rest idle)")
     args = parser.parse_args()
+    if args.devices < 5:
+        parser.error("--devices must be at least 5")
     seconds = args.seconds or (3.0 if args.quick else 10.0)
     limits = example_limits()
     normal_bench_p99 = _controller_bench_p99()
     data: dict[str, Any] = {"limits": limits, "seconds_per_scenario": seconds, "controller_bench_p99_ms":
-                            normal_bench_p99, "scenarios": {}}
+                            normal_bench_p99, "devices": args.devices, "scenarios": {}}
     with tempfile.TemporaryDirectory(prefix="hallq-flood-") as tmp:
         for name in SCENARIOS:
             sys.stdout.write(f"scenario {name} ...\n")
             sys.stdout.flush()
-            data["scenarios"][name] = run_scenario(Path(tmp), name, limits, seconds)
+            data["scenarios"][name] = run_scenario(Path(tmp), name, limits, seconds, devices=args.devices)
     scenarios = data["scenarios"]
     base_p99 = scenarios["baseline"]["good_press_to_ticket"]["p99_ms"]
     rows: list[tuple[str, str, str, bool]] = [
@@ -304,7 +310,8 @@ def main() -> int:
             (f"{name}: CPU controller, broker (cores)",
              f"{result['controller_cpu_share']:.2f}, {result['broker_cpu_share']:.2f}", "-", True),
         ]
-    report("flood" + ("-quick" if args.quick else ""), rows, data)
+    report("flood" + ("-quick" if args.quick else "") + (f"-{args.devices}-devices" if args.devices != 5 else ""),
+           rows, data)
     return 0 if all(r[3] for r in rows) else 1
 
 
