@@ -94,7 +94,7 @@ class Requests:
             case TopicKind.COUNTER_COMMAND:
                 return self._counter_command(parsed, payload, now, trusted)
             case TopicKind.MANAGER_COMMAND:
-                return self._manager_command(parsed, payload, now)
+                return self._manager_command(parsed, payload, now, trusted)
             case _:
                 return None
 
@@ -182,7 +182,7 @@ class Requests:
                 message=f"{dispenser} could not print {decision.ticket.number} ({report.reason}); the ticket is void")])
         return Outcome(decision)
 
-    def _manager_command(self, parsed: ParsedTopic, payload: bytes, now: datetime) -> Outcome | None:
+    def _manager_command(self, parsed: ParsedTopic, payload: bytes, now: datetime, trusted: bool) -> Outcome | None:
         manager = parsed.device or ""
         topic = self._topics.manager_reply(manager)
         try:
@@ -192,11 +192,12 @@ class Requests:
                               exc.code, exc.message)
             return self.refused(parsed, payload, wire.ErrorInfo(exc.code, exc.message))
         if command.action == "rate_ticket":
-            return self._phone_rating(manager, command, now)
+            return self._phone_rating(manager, command, now, trusted)
         decision = self.engine.handle(ManagerAct(manager=manager, request_id=command.request_id, user=command.user,
                                                  action=command.action, counter=command.counter,
                                                  ticket=command.ticket, service=command.service,
-                                                 text_vi=command.text_vi, text_en=command.text_en), now=now)
+                                                 text_vi=command.text_vi, text_en=command.text_en), now=now,
+                                      trusted=trusted)
         storage = (topic, wire.ManagerReply(request_id=command.request_id, action=command.action,
                                             error=STORAGE_UNAVAILABLE).encode())
         target = command.counter or command.ticket or command.text_vi or ""
@@ -233,7 +234,7 @@ class Requests:
         if command.action == "profile":
             return self._profile(counter, command, now)
         if command.action == "rate":
-            return self._counter_rating(counter, command, now)
+            return self._counter_rating(counter, command, now, trusted)
         decision = self.engine.handle(ActAtCounter(counter=counter, request_id=command.request_id,
                                                    action=command.action, ticket=command.ticket,
                                                    service=command.service, serving=command.serving), now=now,
@@ -280,13 +281,14 @@ class Requests:
         return Outcome(Decision(), reply=(self._topics.counter_reply(counter), reply.encode()))
 
 
-    def _counter_rating(self, counter: str, command: wire.CounterCommand, now: datetime) -> Outcome:
+    def _counter_rating(self, counter: str, command: wire.CounterCommand, now: datetime, trusted: bool) -> Outcome:
         """A citizen pressed one of the counter's rating buttons (or the clerk's console passed a choice on)."""
         topic = self._topics.counter_reply(counter)
         if command.rating is None or command.ticket is None:
             raise AssertionError("a decoded 'rate' command has its rating and ticket")
         decision = self.engine.handle(RateTicket(channel="counter", source=counter, request_id=command.request_id,
-                                                 ticket=command.ticket, level=command.rating), now=now)
+                                                 ticket=command.ticket, level=command.rating), now=now,
+                                      trusted=trusted)
         error = None if decision.refusal is None else wire.ErrorInfo(decision.refusal.code, decision.refusal.message)
         self._log_rating(decision, "counter", counter, command.rating)
         reply = wire.CounterReply(request_id=command.request_id, action=command.action, status=decision.status,
@@ -295,14 +297,15 @@ class Requests:
                                             error=STORAGE_UNAVAILABLE).encode())
         return Outcome(decision, reply=(topic, reply.encode()), on_storage_failure=storage)
 
-    def _phone_rating(self, manager: str, command: wire.ManagerCommand, now: datetime) -> Outcome:
+    def _phone_rating(self, manager: str, command: wire.ManagerCommand, now: datetime, trusted: bool) -> Outcome:
         """A citizen rated a visit on the ticket's status page; the manager's web service passes it on."""
         topic = self._topics.manager_reply(manager)
         if command.rating is None or command.ticket is None:
             raise AssertionError("a decoded 'rate_ticket' command has its rating and ticket")
         decision = self.engine.handle(RateTicket(channel="phone", source=manager, request_id=command.request_id,
                                                  ticket=command.ticket, level=command.rating,
-                                                 reasons=command.reasons, comment=command.comment), now=now)
+                                                 reasons=command.reasons, comment=command.comment), now=now,
+                                      trusted=trusted)
         error = None if decision.refusal is None else wire.ErrorInfo(decision.refusal.code, decision.refusal.message)
         self._log_rating(decision, "phone", manager, command.rating)
         reply = wire.ManagerReply(request_id=command.request_id, action=command.action, error=error)

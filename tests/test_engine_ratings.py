@@ -148,3 +148,34 @@ def test_a_refusal_changes_nothing() -> None:
                      rate(driver, ticket, "satisfied", reasons=("attitude",))):
         assert not decision.ok and not decision.events
     assert engine.fingerprint() == before
+
+
+def test_a_rating_or_a_managers_action_on_an_untrusted_clock_never_starts_a_day() -> None:
+    """A Pi that booted with a clock a day ahead refuses to call (untrusted time); a rating pressed or sent from a
+    phone meanwhile must not roll the business day over either (that would expire every waiting citizen)."""
+    from hall_controller.admission import Admission  # noqa: PLC0415 - the shell's part of this test
+    from hall_controller.limits import Limits  # noqa: PLC0415
+    from hall_controller.requests import Requests  # noqa: PLC0415
+    from hallq import wire  # noqa: PLC0415
+    from hallq.topics import ParsedTopic, Topics  # noqa: PLC0415
+
+    engine = Engine(hall())
+    driver = Driver(engine)
+    ticket = served(driver)
+    waiting = driver.issue("A").ticket_id
+    topics = Topics(hall="h")
+    requests = Requests(engine, topics, Admission(engine.spec, topics, Limits(), others_name="others", connections=1),
+                        new_id=lambda: "x", clock=lambda: 0.0)
+    day, later = engine.day, driver.now + timedelta(days=1)
+    counter, manager = topics.parse(topics.counter_command("1")), topics.parse(topics.manager_command("manager"))
+    assert counter is not None and manager is not None
+    sent: list[tuple[ParsedTopic, wire.CounterCommand | wire.ManagerCommand]] = [
+        (counter, wire.CounterCommand(request_id="z1", action="rate", ticket=ticket, rating="satisfied")),
+        (manager, wire.ManagerCommand(request_id="p1", user="phone", action="rate_ticket", ticket=ticket,
+                                      rating="neutral")),
+        (manager, wire.ManagerCommand(request_id="p2", user="lan", action="pause_counter", counter="2"))]
+    for parsed, command in sent:
+        outcome = requests.handle(parsed, command.encode(), later, trusted=False)
+        assert outcome is not None
+        assert not any(e.kind in ("day_started", "ticket_expired") for e in outcome.decision.events), command
+    assert engine.day == day and waiting is not None and engine.tickets[waiting].state == "waiting"
