@@ -475,7 +475,7 @@ class SimulatedHall:
                 self.say(f"RATING  {news.number} on the phone: «{RATING_WORDS.get(level, level)}»"
                          + (f" {rest}" if rest else ""))
             case "rating_refused":
-                self.tally.ratings_refused["phone"] += 1
+                self.tally.ratings_refused[news.code or "not sent"] += 1
                 self.say(f"RATING  {news.number} on the phone refused: {news.detail}")
             case "lost":
                 self.say(f"PHONE   {news.number}: {news.detail}")
@@ -527,7 +527,7 @@ class SimulatedHall:
                     lane += " (card read)" if fields.get("card") == "yes" else ""
                     self.say(f"TICKET  {fields.get('ticket', '?')} {service}{lane} at {kiosk}, "
                              f"{fields.get('ahead', '?')} ahead → {self._rel(path)}")
-                    if path.name and self.rng.random() < PHONE_SHARE:
+                    if path.name and self.phones.can_read_codes and self.rng.random() < PHONE_SHARE:
                         choice = RatingChoice.draw(self.rng) if self.rng.random() < PHONE_RATING_SHARE else None
                         self.tally.phones += 1
                         self.phones.follow(path, fields.get("ticket", "?"), choice)

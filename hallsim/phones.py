@@ -68,6 +68,7 @@ class PhoneNews:
     seen_at: float
     status: dict[str, Any] = field(default_factory=dict)
     detail: str = ""
+    code: str = ""  # a refused rating's error code
 
 
 def read_qr(picture: Path) -> str | None:
@@ -97,6 +98,11 @@ class Phones:
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+
+    @property
+    def can_read_codes(self) -> bool:
+        """Whether a ticket's QR code can be read here (``zbarimg``, installed by ``./run``)."""
+        return shutil.which("zbarimg") is not None
 
     def start(self) -> None:
         self._thread.start()
@@ -135,8 +141,9 @@ class Phones:
         if self._session is not None:
             await self._session.close()
 
-    def _say(self, kind: str, number: str, status: dict[str, Any] | None = None, detail: str = "") -> None:
-        self.news.put(PhoneNews(kind, number, time.time(), status or {}, detail))
+    def _say(self, kind: str, number: str, status: dict[str, Any] | None = None, detail: str = "",
+             code: str = "") -> None:
+        self.news.put(PhoneNews(kind, number, time.time(), status or {}, detail, code))
 
     async def _phone(self, picture: Path, number: str, choice: RatingChoice | None) -> None:
         link = await asyncio.get_running_loop().run_in_executor(None, read_qr, picture)
@@ -144,8 +151,10 @@ class Phones:
             self._say("lost", number, detail=f"no status-page link in the ticket's QR code ({picture.name})")
             return
         if self._session is None:
-            # Pages follow for minutes: no total timeout, but a stalled connection is noticed.
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5))
+            # Pages follow for minutes: no total timeout, but a stream silent for a minute (it carries something
+            # at least every half minute) is taken for dead and opened again.
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=5,
+                                                                                sock_read=60))
         seen: dict[str, Any] = {}
         rated = False
         while not self._stopping:
@@ -155,6 +164,9 @@ class Phones:
                         self._say("lost", number, detail=f"the page answered HTTP {stream.status}")
                         return
                     async for status in _statuses(stream):
+                        if not status.get("found", True):
+                            self._say("lost", number, detail="its page says the ticket is not of today")
+                            return
                         if not seen:
                             self._say("following", number, status, detail=link)
                         if status.get("state") == "called" and (seen.get("state") != "called"
@@ -191,7 +203,8 @@ class Phones:
         else:
             error = outcome.get("error") if isinstance(outcome, dict) else None
             message = error.get("message", "?") if isinstance(error, dict) else str(outcome)[:80]
-            self._say("rating_refused", number, status, detail=message)
+            code = str(error.get("code", "")) if isinstance(error, dict) else ""
+            self._say("rating_refused", number, status, detail=message, code=code)
 
 
 async def _statuses(stream: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:
