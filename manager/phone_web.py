@@ -48,6 +48,7 @@ from hall_controller.engine.spec import HallSpec
 from hallq import wire
 from hallq.labels import error_label
 from hallq.limits import has_control
+from hallq.wire import _no_surrogates
 from manager.phones import PhoneModel, normal_token
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,8 @@ class BadRating(ValueError):
 
 def read_rating(body: object, spec: HallSpec) -> RatingForm:
     """``body`` (the POST's JSON) as a ``RatingForm``; ``BadRating`` naming the problem. The comment is NFC
-    (phones may type Vietnamese decomposed), its line breaks and tabs become spaces, and it is stripped."""
+    (phones may type Vietnamese decomposed), its line breaks and tabs become spaces, and it is stripped; a lone
+    surrogate (JSON's ``"\\ud800"`` decodes to one, and no UTF-8 carries it) becomes U+FFFD, as the wire does."""
     if not isinstance(body, dict):
         raise BadRating("the body must be a JSON object")
     rating = body.get("rating")
@@ -135,7 +137,7 @@ def read_rating(body: object, spec: HallSpec) -> RatingForm:
     comment = body.get("comment")
     if comment is not None and not isinstance(comment, str):
         raise BadRating("comment must be text")
-    text = " ".join(unicodedata.normalize("NFC", comment or "").split()) or None
+    text = " ".join(unicodedata.normalize("NFC", _no_surrogates(comment or "")).split()) or None
     if text is not None and (len(text) > wire.MAX_COMMENT_LEN or has_control(text)):
         raise BadRating(f"comment must be at most {wire.MAX_COMMENT_LEN} characters")
     if (reasons or text) and rating not in wire.LOW_RATINGS:

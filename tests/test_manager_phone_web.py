@@ -44,6 +44,7 @@ class Controller:
     commands: list[wire.ManagerCommand] = field(default_factory=list)
 
     async def act(self, command: wire.ManagerCommand) -> Outcome:
+        command.encode()  # as the service does before publishing: a command that cannot be sent fails here too
         self.commands.append(command)
         return self.answer
 
@@ -384,6 +385,31 @@ def test_read_rating_normalises_the_comment_and_keeps_the_rules() -> None:
     for bad in bad_bodies:
         with pytest.raises(BadRating):
             read_rating(bad, spec())
+
+
+def test_read_rating_replaces_a_lone_surrogate_in_the_comment() -> None:
+    form = read_rating({"rating": "neutral", "comment": "ab\ud800cd"}, spec())
+    assert form.comment == "ab\ufffdcd"
+    assert form.comment.encode("utf-8") == "ab\ufffdcd".encode()
+
+
+def test_a_comment_with_a_lone_surrogate_is_passed_on_cleanly_without_a_traceback(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def scenario() -> tuple[int, Any, list[wire.ManagerCommand]]:
+        async with hall(*SERVED) as h:
+            # Sent as the JSON escape "\ud800", which decodes to a lone surrogate (no UTF-8 can carry one).
+            response = await h.client.post(f"/t/{token(1)}/rating", data='{"rating": "neutral", "comment": '
+                                                                         '"ab\\ud800cd"}',
+                                           headers={"Content-Type": "application/json"})
+            return response.status, await response.json(), h.controller.commands
+
+    status, body, commands = run(scenario)
+    assert (status, body) == (200, {"ok": True, "error": None})
+    [command] = commands
+    assert command.comment == "ab\ufffdcd"
+    assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
 
 
 def test_the_try_limiter_forgets_old_tries() -> None:
