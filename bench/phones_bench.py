@@ -548,8 +548,13 @@ class IdleProbe:
         total = sum(n for _t, n in self.received)
         times = [t for t, _n in self.received]
         gaps = [b - a for a, b in itertools.pairwise(times)]
+        # The rate from the heartbeat's own period when two came (a window holds a whole number of them).
+        per_beat = total / len(self.received) if self.received else 0.0
+        period_s = sum(gaps) / len(gaps) if gaps else None
         return {"window_s": window_s, "bytes": total, "writes": len(self.received),
-                "bytes_per_min": total * 60 / window_s if window_s > 0 else float("nan"),
+                "bytes_in_window_per_min": total * 60 / window_s if window_s > 0 else float("nan"),
+                "bytes_per_write": per_beat, "period_s": period_s,
+                "bytes_per_min": per_beat * 60 / period_s if period_s else total * 60 / window_s,
                 "sizes": sorted({n for _t, n in self.received}), "gaps_s": gaps}
 
 
@@ -837,7 +842,9 @@ def rows_of(data: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
          f"{call_phase['machine_busy_share'] * 100:.0f} %", "", True),
         ("load average 1 min: start / idle / calls", f"{data['load_average_start'][0]:.2f} / "
          f"{idle_phase['load_average'][0]:.2f} / {call_phase['load_average'][0]:.2f}", "", True),
-        ("idle page: bytes per minute", f"{probe['bytes_per_min']:.0f} B ({probe['writes']} writes)", "", True),
+        ("idle page: bytes per minute", f"{probe['bytes_per_min']:.0f} B ({probe['bytes_per_write']:.0f} B every "
+         f"{probe['period_s']:.1f} s)" if probe["period_s"] else
+         f"{probe['bytes_per_min']:.0f} B ({probe['writes']} in {probe['window_s']:.0f} s)", "", True),
     ]
 
 
