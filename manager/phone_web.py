@@ -4,7 +4,7 @@ JSON and as Server-Sent Events, and the visit's rating.
 Routes (no login: the authority is the unguessable token in the path, ``manager.phones.normal_token``):
 
     GET  /t/{token}             the page (manager/static/phone.html, .css, .js); an unknown token or one of
-                                another day: a friendly page, 404 (503 while the service has not read the ledger yet)
+                                another day: a friendly page, 404
     GET  /t/{token}/status      JSON: the ticket's status now (``PhoneModel.status``); 404 ``{"found": false}``
     GET  /t/{token}/events      Server-Sent Events: ``status`` at once, then each change of this ticket's status
                                 (only when it differs), and a comment every ``HEARTBEAT_S``; 503 beyond the bounds
@@ -12,6 +12,10 @@ Routes (no login: the authority is the unguessable token in the path, ``manager.
                                 ``{"ok": true}`` or ``{"ok": false, "error": {"code", "label", "label_vi",
                                 "label_en", "message"}}``
     GET  /t/static/phone.css, /t/static/phone.js    the page's own files
+
+Only a completed reading of the ledger may say that a token is not of today: while the service has not read the
+ledger yet (it just started), or when the fresh reading a lookup waits for takes too long, every route answers
+503 with ``Retry-After`` (``NOT_READY_RETRY_S``), which the page takes as "try again soon", never as final.
 
 ``PhonePages.install(app)`` adds them to the manager's application (``make_app``), in front of its login:
 ``manager.auth``'s middleware asks every POST for a session, so an outer middleware hands the phone routes'
@@ -28,6 +32,7 @@ and at most ``RATINGS_PER_TOKEN`` tries a minute per token, so that no page can 
 from __future__ import annotations
 
 import asyncio
+import enum
 import html
 import json
 import logging
@@ -58,6 +63,8 @@ ASSETS: Final = {"phone.css": "text/css", "phone.js": "text/javascript"}
 HEARTBEAT_S: Final = 25.0  # a comment this often keeps proxies and phones' networks from closing a quiet stream
 GONE_CHECK_S: Final = 5.0  # how often a quiet stream looks whether its page is still there
 RETRY_MS: Final = 2000  # how soon a page's EventSource tries again after a drop
+NOT_READY_RETRY_S: Final = 5  # Retry-After while the ledger has not been read (a start) or a lookup timed out
+BUSY_RETRY_S: Final = 30  # Retry-After beyond [phones] max_connections
 LOOKUP_TIMEOUT_S: Final = 5.0  # an unknown token waits at most this long for the fresh reading of the ledger
 RATINGS_PER_TOKEN: Final = 5  # rating tries a minute for one token
 RATING_WINDOW_S: Final = 60.0
@@ -82,6 +89,8 @@ OWN_WORDS: Final = {
     "bad_request": ("Đánh giá chưa hợp lệ, vui lòng chọn lại", "The rating could not be read; choose again"),
     "rate_limited": ("Bạn gửi quá nhanh, vui lòng chờ một phút", "Too many tries; wait a minute"),
     "unknown_ticket": ("Không tìm thấy số này trong ngày hôm nay", "This ticket is not of today"),
+    "starting": ("Hệ thống đang khởi động, vui lòng thử lại sau ít giây", "The system is starting; try again in a "
+                                                                        "few seconds"),
 }
 
 
@@ -97,6 +106,14 @@ class Outcome(Protocol):
 
 
 Act = Callable[[wire.ManagerCommand], Awaitable[Outcome]]
+
+
+class Lookup(enum.Enum):
+    """A token that was not found: ``NOT_FOUND`` after a completed reading of the ledger (final: 404), or
+    ``NOT_READY`` when no reading can say yet (503, try again)."""
+
+    NOT_FOUND = "not_found"
+    NOT_READY = "not_ready"
 
 
 def token_hint(token: str) -> str:
@@ -279,12 +296,14 @@ class PhonePages:
     ``ManagerCommand`` and waits for its outcome (``ManagerService.act``); ``fresh_ledger()`` returns once a
     reading of the ledger that began after the call has been folded in (the service paces them);
     ``changed()`` tells the service the model moved (the streams are refreshed); ``clock()`` is monotonic seconds
-    (the rating tries' window, the heartbeat); a quiet stream looks every ``gone_check_s`` whether its page left."""
+    (the rating tries' window, the heartbeat); a quiet stream looks every ``gone_check_s`` whether its page left; an
+    unknown token waits at most ``lookup_timeout_s`` for the fresh reading."""
 
     def __init__(self, *, spec: HallSpec, model: PhoneModel, now: Callable[[], datetime], act: Act,
                  fresh_ledger: Callable[[], Awaitable[None]], changed: Callable[[], None] = lambda: None,
                  max_connections: int = DEFAULT_MAX_CONNECTIONS, max_per_ticket: int = DEFAULT_MAX_PER_TICKET,
-                 clock: Callable[[], float] = time.monotonic, gone_check_s: float = GONE_CHECK_S) -> None:
+                 clock: Callable[[], float] = time.monotonic, gone_check_s: float = GONE_CHECK_S,
+                 lookup_timeout_s: float = LOOKUP_TIMEOUT_S) -> None:
         self.spec = spec
         self.model = model
         self.now = now
@@ -293,6 +312,7 @@ class PhonePages:
         self.changed = changed
         self.clock = clock
         self.gone_check_s = gone_check_s
+        self.lookup_timeout_s = lookup_timeout_s
         self.streams = PhoneStreams(self.render, max_connections=max_connections, max_per_ticket=max_per_ticket)
         self.limiter = TryLimiter(per_window=RATINGS_PER_TOKEN, window_s=RATING_WINDOW_S)
         self._rating_now: set[str] = set()
@@ -345,42 +365,51 @@ class PhonePages:
                                                             "Content-Type": ASSETS[name],
                                                             "X-Content-Type-Options": "nosniff"})
 
-    async def _find(self, raw: str) -> str | None:
-        """The normalised token if today's ledger knows it, after one fresh reading if it did not; else None."""
+    async def _find(self, raw: str) -> str | Lookup:
+        """The normalised token if today's ledger knows it, after one fresh reading if it did not. Otherwise
+        ``NOT_FOUND`` (a malformed token, or one a completed reading does not know) or ``NOT_READY`` (the ledger
+        not read yet since the start, or the fresh reading not done within ``lookup_timeout_s``)."""
         token = normal_token(raw)
         if token is None:
-            return None
+            return Lookup.NOT_FOUND
+        if self.model.ledger_day is None:
+            # The service has not read the ledger yet (it just started): "not found" would be untrue.
+            return Lookup.NOT_READY
         if not self.model.knows(token):
             try:
-                async with asyncio.timeout(LOOKUP_TIMEOUT_S):
+                async with asyncio.timeout(self.lookup_timeout_s):
                     await self.fresh_ledger()
             except TimeoutError:
-                log.warning("the ledger's fresh reading took over %.0f s; token=%s answered not found",
-                            LOOKUP_TIMEOUT_S, token_hint(token))
+                log.warning("the ledger's fresh reading took over %.0f s; token=%s answered 503, try again",
+                            self.lookup_timeout_s, token_hint(token))
+                return Lookup.NOT_READY
             if not self.model.knows(token):
                 log.debug("status page for an unknown token=%s", token_hint(token))
-                return None
+                return Lookup.NOT_FOUND
         return token
 
     async def page(self, request: web.Request) -> web.StreamResponse:
-        if self.model.ledger_day is None and normal_token(request.match_info["token"]) is not None:
-            # The service has not read the ledger yet (it just started): "not found" would be untrue.
-            return self._message_page(503, "starting")
         token = await self._find(request.match_info["token"])
-        if token is None:
+        if token is Lookup.NOT_READY:
+            return self._message_page(503, "starting")
+        if token is Lookup.NOT_FOUND:
             return self._message_page(404, "not_found")
         return web.FileResponse(STATIC_DIR / "phone.html", headers={**PAGE_HEADERS,
                                                                     "Content-Type": "text/html; charset=utf-8"})
 
     async def status(self, request: web.Request) -> web.Response:
         token = await self._find(request.match_info["token"])
-        status = None if token is None else self.model.status(token, self.now())
+        if token is Lookup.NOT_READY:
+            return _not_ready()
+        status = None if isinstance(token, Lookup) else self.model.status(token, self.now())
         return web.json_response(status or {"found": False}, status=200 if status else 404, headers=JSON_HEADERS,
                                  dumps=_dumps)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
         token = await self._find(request.match_info["token"])
-        if token is None:
+        if token is Lookup.NOT_READY:
+            return _not_ready()
+        if isinstance(token, Lookup):
             return web.json_response({"found": False}, status=404, headers=JSON_HEADERS)
         queue = self.streams.subscribe(token)
         if isinstance(queue, str):
@@ -392,7 +421,7 @@ class PhonePages:
                             "max_connections" if queue == "connections" else "max_per_ticket",
                             self.streams.max_connections if queue == "connections" else self.streams.max_per_ticket)
             return web.json_response({"found": True, "error": "busy"}, status=503,
-                                     headers={**JSON_HEADERS, "Retry-After": "30"})
+                                     headers={**JSON_HEADERS, "Retry-After": str(BUSY_RETRY_S)})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                                "Cache-Control": "no-store", "X-Accel-Buffering": "no",
                                                "X-Content-Type-Options": "nosniff"})
@@ -433,8 +462,11 @@ class PhonePages:
         if request.content_type != "application/json":
             return _refusal(415, "bad_request", "send the rating as application/json")
         token = await self._find(request.match_info["token"])
-        ticket = None if token is None else self.model.ticket(token)
-        if token is None or ticket is None:
+        if token is Lookup.NOT_READY:
+            return _refusal(503, "starting", "the service has not read today's ledger yet; try again in a few "
+                                             "seconds", retry_after_s=NOT_READY_RETRY_S)
+        ticket = None if isinstance(token, Lookup) else self.model.ticket(token)
+        if isinstance(token, Lookup) or ticket is None:
             return _refusal(404, "unknown_ticket", "this ticket is not of today")
         try:
             form = read_rating(await request.json(), self.spec)
@@ -465,7 +497,7 @@ class PhonePages:
     # --- the pages without a ticket -----------------------------------------------------------------------------
 
     def _message_page(self, status: int, kind: str) -> web.Response:
-        headers = {**PAGE_HEADERS, **({"Retry-After": "5"} if status == 503 else {})}
+        headers = {**PAGE_HEADERS, **({"Retry-After": str(NOT_READY_RETRY_S)} if status == 503 else {})}
         return web.Response(status=status, text=message_page(self.spec, kind), content_type="text/html",
                             charset="utf-8", headers=headers)
 
@@ -523,12 +555,20 @@ def words(code: str) -> tuple[str, str]:
     return (vi, en.removesuffix(")")) if sep and en.endswith(")") else (label, label)
 
 
-def _refusal(status: int, code: str, message: str) -> web.Response:
+def _refusal(status: int, code: str, message: str, *, retry_after_s: int | None = None) -> web.Response:
     vi, en = words(code)
     label = error_label(code) if code not in OWN_WORDS else f"{vi} ({en})"
+    headers = JSON_HEADERS if retry_after_s is None else {**JSON_HEADERS, "Retry-After": str(retry_after_s)}
     return web.json_response({"ok": False, "error": {"code": code, "label": label, "label_vi": vi, "label_en": en,
-                                                     "message": message}}, status=status, headers=JSON_HEADERS,
+                                                     "message": message}}, status=status, headers=headers,
                              dumps=_dumps)
+
+
+def _not_ready() -> web.Response:
+    """503 for ``/status`` and ``/events`` while no reading of the ledger can say whether the token is of today:
+    ``{"found": null}``, try again after ``Retry-After``."""
+    return web.json_response({"found": None, "error": "starting"}, status=503,
+                             headers={**JSON_HEADERS, "Retry-After": str(NOT_READY_RETRY_S)})
 
 
 def _dumps(obj: Any) -> str:

@@ -98,16 +98,20 @@ class Hall:
 
 @asynccontextmanager
 async def hall(*events: Any, max_connections: int = 10, max_per_ticket: int = 3,
-               app: Callable[[PhonePages], web.Application] | None = None) -> AsyncIterator[Hall]:
+               app: Callable[[PhonePages], web.Application] | None = None, seeded: bool = True,
+               lookup_timeout_s: float = 5.0) -> AsyncIterator[Hall]:
+    """A hall whose ledger holds ``events``; ``seeded``: the service has read it once already (it has not just
+    started)."""
     model = PhoneModel(spec())
     ledger = Ledger(model, list(events))
-    model.seed([day_started(), *events], day=DAY, seen_s=0)
+    if seeded:
+        model.seed([day_started(), *events], day=DAY, seen_s=0)
     controller = Controller()
     clock = Clock()
     minutes = [30.0]
     pages = PhonePages(spec=spec(), model=model, now=lambda: at(minutes[0]), act=controller.act,
                        fresh_ledger=ledger.fresh, max_connections=max_connections, max_per_ticket=max_per_ticket,
-                       clock=clock, gone_check_s=0.05)
+                       clock=clock, gone_check_s=0.05, lookup_timeout_s=lookup_timeout_s)
     if app is None:
         application = web.Application()
         pages.install(application)
@@ -190,13 +194,44 @@ def test_the_page_of_a_known_token_fetches_nothing_from_the_internet() -> None:
         assert "http://" not in text and "https://" not in text and "@import" not in text, name
 
 
-def test_a_service_that_has_not_read_the_ledger_yet_says_so_rather_than_not_found() -> None:
-    async def scenario() -> int:
-        async with hall() as h:
-            h.model.ledger_day = None
-            return (await h.get(f"/t/{token(1)}")).status
+def test_a_service_that_has_not_read_the_ledger_yet_answers_503_with_retry_after_not_404() -> None:
+    async def scenario() -> tuple[list[tuple[int, str | None]], list[Any], int]:
+        async with hall(issued(1, 0), seeded=False) as h:
+            answers = [await h.get(f"/t/{token(n)}{route}") for route in ("", "/status", "/events") for n in (1, 99)]
+            rated = await h.client.post(f"/t/{token(1)}/rating", json={"rating": "neutral"})
+            answers.append(rated)
+            bodies = [await a.json() for a in answers[2:]]
+            return [(a.status, a.headers.get("Retry-After")) for a in answers], bodies, h.ledger.readings
 
-    assert run(scenario) == 503
+    answers, bodies, readings = run(scenario)
+    assert answers == [(503, "5")] * 7  # a token of today (1) and one that may not be (99): nobody can say yet
+    assert bodies[:4] == [{"found": None, "error": "starting"}] * 4
+    assert bodies[4]["error"]["code"] == "starting"
+    assert readings == 0  # the service's own first reading is under way: no request asks for another
+
+
+def test_a_lookup_whose_fresh_reading_times_out_answers_503_not_404() -> None:
+    async def scenario() -> list[tuple[int, str | None]]:
+        async with hall(issued(1, 0), lookup_timeout_s=0.05) as h:
+            never = asyncio.Event()
+
+            async def slow_reading() -> None:
+                await never.wait()
+
+            h.pages.fresh_ledger = slow_reading
+            answers = [await h.get(f"/t/{token(2)}{route}") for route in ("", "/status", "/events")]
+            known = await h.get(f"/t/{token(1)}/status")  # a token already known needs no reading
+            return [(a.status, a.headers.get("Retry-After")) for a in (*answers, known)]
+
+    assert run(scenario) == [(503, "5"), (503, "5"), (503, "5"), (200, None)]
+
+
+def test_only_a_completed_reading_answers_404_on_every_route() -> None:
+    async def scenario() -> list[int]:
+        async with hall(issued(1, 0)) as h:
+            return [(await h.get(f"/t/{token(99)}{route}")).status for route in ("", "/status", "/events")]
+
+    assert run(scenario) == [404, 404, 404]
 
 
 # --- the status ----------------------------------------------------------------------------------------------------
