@@ -558,57 +558,55 @@ class SimulatedHall:
                 self.say(f"VOICE   not said: {fields.get('ticket', '?')} at counter {fields.get('counter', '?')}, "
                          f"{line.rpartition('(')[2].rstrip(')')}")
 
+    def _shoot(self, name: str, url: str, *, size: tuple[int, int] = (1920, 1080),
+               ready: Callable[[Kiosk], None] = lambda _kiosk: None) -> Path | None:
+        """A headless Chromium's picture of ``url`` at ``size`` into ``name`` in the work folder, once ``ready``
+        has prepared the page; None (logged) if it failed: a screenshot is a courtesy, the hall goes on."""
+        path = self.work / name
+        try:
+            with Kiosk(width=size[0], height=size[1]) as kiosk:
+                kiosk.open(url)
+                ready(kiosk)
+                kiosk.screenshot(path)
+        except Exception as exc:  # whatever the browser did, the hall goes on without the picture
+            log.warning("%s screenshot failed: %s", name, exc)
+            return None
+        return path
+
     def _screenshot(self) -> None:
         if shutil.which("chromium") is None or not port_open(self.display_port):
             return
-        path = self.work / "display.png"
-        try:
-            with Kiosk() as kiosk:
-                kiosk.open(self.display_url)
-                time.sleep(1.0)  # the page paints from the board, then the clock ticks
-                kiosk.screenshot(path)
-        except Exception as exc:  # a screenshot is a courtesy; the hall goes on without it
-            log.warning("display screenshot failed: %s", exc)
-            return
-        self.tally.screenshot = path
-        self.say(f"SCREEN  the display right now: {self._rel(path)}")
+        # The page paints from the board, then the clock ticks.
+        path = self._shoot("display.png", self.display_url, ready=lambda _kiosk: time.sleep(1.0))
+        if path is not None:
+            self.tally.screenshot = path
+            self.say(f"SCREEN  the display right now: {self._rel(path)}")
 
     def _office_screenshot(self) -> None:
         """The manager's live view as the office sees it (logged in with the demo account), 1366×768."""
-        path = self.work / "manager.png"
-        try:
-            with Kiosk(width=1366, height=768) as kiosk:
-                kiosk.open(self.manager_url)  # the login page first
-                kiosk.tab.fill("input[name=name]", DEMO_USER)
-                kiosk.tab.fill("input[name=password]", self.manager_password)
-                kiosk.tab.click("button[type=submit]")
-                kiosk.wait_for("() => document.querySelectorAll('#counters tbody tr').length > 0 "
-                               "&& document.getElementById('link').dataset.state === 'up'", timeout_s=10)
-                kiosk.screenshot(path)
-        except Exception as exc:  # a screenshot is a courtesy; the hall goes on without it
-            log.warning("manager screenshot failed: %s", exc)
-            return
-        self.tally.office_screenshot = path
-        self.say(f"SCREEN  the office's live view: {self._rel(path)}")
+        def log_in(kiosk: Kiosk) -> None:  # the login page first
+            kiosk.tab.fill("input[name=name]", DEMO_USER)
+            kiosk.tab.fill("input[name=password]", self.manager_password)
+            kiosk.tab.click("button[type=submit]")
+            kiosk.wait_for("() => document.querySelectorAll('#counters tbody tr').length > 0 "
+                           "&& document.getElementById('link').dataset.state === 'up'", timeout_s=10)
 
+        path = self._shoot("manager.png", self.manager_url, size=(1366, 768), ready=log_in)
+        if path is not None:
+            self.tally.office_screenshot = path
+            self.say(f"SCREEN  the office's live view: {self._rel(path)}")
 
     def _phone_screenshot(self) -> None:
         """The live page of the last ticket a phone followed, on a 360×640 phone screen."""
-        if self.phone_link is None or shutil.which("chromium") is None:
+        link = self.phone_link
+        if link is None or shutil.which("chromium") is None:
             return
-        path = self.work / "phone.png"
-        try:
-            with Kiosk(width=360, height=640) as kiosk:
-                kiosk.open(self.phone_link)
-                kiosk.wait_for("() => document.body.dataset.state !== undefined "
-                               "&& document.body.dataset.state !== 'loading'", timeout_s=10)
-                kiosk.screenshot(path)
-        except Exception as exc:  # a screenshot is a courtesy; the hall goes on without it
-            log.warning("phone screenshot failed: %s", exc)
-            return
-        self.tally.phone_screenshot = path
-        self.say(f"SCREEN  a citizen's phone, following {self.phone_link.rsplit('/', 1)[-1][:4]}…: "
-                 f"{self._rel(path)}")
+        path = self._shoot("phone.png", link, size=(360, 640), ready=lambda kiosk: kiosk.wait_for(
+            "() => document.body.dataset.state !== undefined && document.body.dataset.state !== 'loading'",
+            timeout_s=10))
+        if path is not None:
+            self.tally.phone_screenshot = path
+            self.say(f"SCREEN  a citizen's phone, following {link.rsplit('/', 1)[-1][:4]}…: {self._rel(path)}")
 
 
 def default_port() -> int:
