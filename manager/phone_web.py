@@ -7,7 +7,8 @@ Routes (no login: the authority is the unguessable token in the path, ``manager.
                                 another day: a friendly page, 404
     GET  /t/{token}/status      JSON: the ticket's status now (``PhoneModel.status``); 404 ``{"found": false}``
     GET  /t/{token}/events      Server-Sent Events: ``status`` at once, then each change of this ticket's status
-                                (only when it differs), and a comment every ``HEARTBEAT_S``; 503 beyond the bounds
+                                (only when it differs), and a comment every ``HEARTBEAT_S``; 503 beyond
+                                ``max_connections`` (a new page of a ticket at ``max_per_ticket`` ends its oldest)
     POST /t/{token}/rating      JSON ``{"rating", "reasons", "comment"}`` → the manager's ``rate_ticket``; answers
                                 ``{"ok": true}`` or ``{"ok": false, "error": {"code", "label", "label_vi",
                                 "label_en", "message"}}``
@@ -36,6 +37,8 @@ import enum
 import html
 import json
 import logging
+import socket
+import sys
 import time
 import unicodedata
 import uuid
@@ -69,6 +72,16 @@ LOOKUP_TIMEOUT_S: Final = 5.0  # an unknown token waits at most this long for th
 RATINGS_PER_TOKEN: Final = 5  # rating tries a minute for one token
 RATING_WINDOW_S: Final = 60.0
 FULL_LOG_EVERY_S: Final = 60.0
+DEAD_PEER_S: Final = 60  # a stream's connection whose peer stopped answering ends within about this long
+# TCP_USER_TIMEOUT is Linux's option 18; Python names it only where the system has it.
+_TCP_USER_TIMEOUT: Final = getattr(socket, "TCP_USER_TIMEOUT", 18 if sys.platform.startswith("linux") else None)
+_STREAM_SOCKET_OPTIONS: Final = (
+    (socket.SOL_SOCKET, "SO_KEEPALIVE", 1),
+    (socket.IPPROTO_TCP, "TCP_KEEPIDLE", DEAD_PEER_S // 2),  # probes only after a silence: the heartbeat is data
+    (socket.IPPROTO_TCP, "TCP_KEEPINTVL", 10),
+    (socket.IPPROTO_TCP, "TCP_KEEPCNT", 3),
+    (socket.IPPROTO_TCP, "TCP_USER_TIMEOUT", DEAD_PEER_S * 1000),  # milliseconds
+)
 DEFAULT_MAX_CONNECTIONS: Final = 2000
 DEFAULT_MAX_PER_TICKET: Final = 6
 PAGE_HEADERS: Final = {
@@ -106,6 +119,12 @@ class Outcome(Protocol):
 
 
 Act = Callable[[wire.ManagerCommand], Awaitable[Outcome]]
+
+
+class SocketLike(Protocol):
+    """What ``tune_stream_socket`` needs of a socket (asyncio hands out a ``TransportSocket``)."""
+
+    def setsockopt(self, level: int, option: int, value: int, /) -> None: ...
 
 
 class Lookup(enum.Enum):
@@ -194,16 +213,22 @@ class PhoneStreams:
     """Every page that follows a ticket, by token, within bounds: ``max_connections`` in all and
     ``max_per_ticket`` for one token. ``render(token)`` gives the ``status`` event a page of ``token`` shows now.
 
+    Beyond ``max_connections`` a new page is refused. A new page of a ticket that has ``max_per_ticket`` already
+    ends that ticket's oldest stream instead: the oldest is most likely a dead one (a phone that slept or changed
+    network leaves a half-open connection that may take minutes to notice), and a citizen must never be locked out
+    of their own ticket by them. A page whose stream was ended this way opens it again by itself if it is alive.
+
     Each page's queue holds one event at most: a status is whole, so a page that has not taken the last one yet
     gets the newer one instead (a slow phone is never cut off, and never shown an old status after a new one).
-    ``None`` in a queue ends that page's stream (the service stops)."""
+    ``None`` in a queue ends that page's stream (the service stops, or a newer page replaced it)."""
 
     def __init__(self, render: Callable[[str], bytes], *, max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  max_per_ticket: int = DEFAULT_MAX_PER_TICKET) -> None:
         self.render = render
         self.max_connections = max_connections
         self.max_per_ticket = max_per_ticket
-        self._followers: dict[str, set[asyncio.Queue[bytes | None]]] = {}
+        # Each token's pages, oldest first (a dict as an ordered set).
+        self._followers: dict[str, dict[asyncio.Queue[bytes | None], None]] = {}
         self._last: dict[str, bytes] = {}
         self._count = 0
         self._closed = False
@@ -221,22 +246,27 @@ class PhoneStreams:
         return token in self._followers
 
     def subscribe(self, token: str) -> asyncio.Queue[bytes | None] | str:
-        """A queue for one more page of ``token``, its first event (the status now) already in it; or why not
-        (``"connections"``: the service's bound, ``"ticket"``: this token's, ``"stopping"``)."""
+        """A queue for one more page of ``token``, its first event (the status now) already in it, the oldest
+        page of ``token`` ended if it had ``max_per_ticket`` already; or why not (``"connections"``: the
+        service's bound, ``"stopping"``)."""
         if self._closed:
             return "stopping"
-        if self._count >= self.max_connections:
-            return "connections"
         pages = self._followers.get(token)
-        if pages is not None and len(pages) >= self.max_per_ticket:
-            return "ticket"
+        at_ticket_bound = pages is not None and len(pages) >= self.max_per_ticket
+        if self._count >= self.max_connections and not at_ticket_bound:
+            return "connections"
+        while pages and len(pages) >= self.max_per_ticket:
+            oldest = next(iter(pages))
+            self.unsubscribe(token, oldest)  # it no longer counts; its handler returns at its next look
+            _end_queue(oldest)
+            log.debug("status page token=%s: its oldest stream ended for a new one", token_hint(token))
         self._refresh_one(token)  # the pages already there see the same status as the new one
         payload = self._last.get(token)
         if payload is None:
             payload = self._last[token] = self.render(token)
         queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=1)
         queue.put_nowait(payload)
-        self._followers.setdefault(token, set()).add(queue)
+        self._followers.setdefault(token, {})[queue] = None
         self._count += 1
         return queue
 
@@ -244,11 +274,12 @@ class PhoneStreams:
         pages = self._followers.get(token)
         if pages is None or queue not in pages:
             return
-        pages.discard(queue)
+        del pages[queue]
         self._count -= 1
         if not pages:
             del self._followers[token]
             self._last.pop(token, None)
+
 
     def refresh(self) -> int:
         """Render every followed ticket's status once and push it to its pages where it changed; how many tickets
@@ -274,9 +305,34 @@ class PhoneStreams:
         self._closed = True
         for pages in self._followers.values():
             for queue in pages:
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(None)
+                _end_queue(queue)
+
+
+def _end_queue(queue: asyncio.Queue[bytes | None]) -> None:
+    while not queue.empty():
+        queue.get_nowait()
+    queue.put_nowait(None)
+
+
+def tune_stream_socket(sock: SocketLike | None) -> bool:
+    """Make a stream's TCP connection notice a dead peer within about ``DEAD_PEER_S``: keepalive probes, and
+    ``TCP_USER_TIMEOUT`` (data unacknowledged that long ends the connection; the heartbeat is such data), instead
+    of the kernel's default of a quarter of an hour. Options this system lacks are skipped; whether all were set.
+    ``sock`` is the connection's socket (``transport.get_extra_info("socket")``; None, e.g. for a Unix socket)."""
+    if sock is None:
+        return False
+    done = True
+    for level, name, value in _STREAM_SOCKET_OPTIONS:
+        option = getattr(socket, name, None) if name != "TCP_USER_TIMEOUT" else _TCP_USER_TIMEOUT
+        if option is None:
+            done = False
+            continue
+        try:
+            sock.setsockopt(level, option, value)
+        except OSError as exc:  # not a TCP socket, or a kernel without the option
+            log.debug("stream socket option %s not set: %s", name, exc)
+            done = False
+    return done
 
 
 def status_event(status: dict[str, Any] | None) -> bytes:
@@ -414,14 +470,13 @@ class PhonePages:
         queue = self.streams.subscribe(token)
         if isinstance(queue, str):
             now_s = self.clock()
-            if queue != "stopping" and now_s - self._full_logged_at >= FULL_LOG_EVERY_S:
+            if queue == "connections" and now_s - self._full_logged_at >= FULL_LOG_EVERY_S:
                 self._full_logged_at = now_s
-                log.warning("status pages refused: %s followed (bound: [phones] %s = %d)", "too many pages"
-                            if queue == "connections" else f"too many pages of token={token_hint(token)}",
-                            "max_connections" if queue == "connections" else "max_per_ticket",
-                            self.streams.max_connections if queue == "connections" else self.streams.max_per_ticket)
+                log.warning("status pages refused: too many pages followed (bound: [phones] max_connections = %d)",
+                            self.streams.max_connections)
             return web.json_response({"found": True, "error": "busy"}, status=503,
                                      headers={**JSON_HEADERS, "Retry-After": str(BUSY_RETRY_S)})
+        tune_stream_socket(request.transport.get_extra_info("socket") if request.transport is not None else None)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                                "Cache-Control": "no-store", "X-Accel-Buffering": "no",
                                                "X-Content-Type-Options": "nosniff"})

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,7 +23,16 @@ from hallq import wire
 from hallq.errors import ConfigError
 from hallq.sse import Hub
 from manager import config as manager_config
-from manager.phone_web import BadRating, PhonePages, PhoneStreams, TryLimiter, read_rating, status_event
+from manager.phone_web import (
+    DEAD_PEER_S,
+    BadRating,
+    PhonePages,
+    PhoneStreams,
+    TryLimiter,
+    read_rating,
+    status_event,
+    tune_stream_socket,
+)
 from manager.phones import PhoneModel
 from manager.users import Users
 from manager.web import make_app
@@ -126,7 +137,7 @@ def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
 
 
 async def next_event(response: ClientResponse) -> dict[str, Any]:
-    """The stream's next ``status`` event (comments and the retry line skipped)."""
+    """The stream's next ``status`` event (pings and the retry line skipped)."""
     while True:
         block = (await response.content.readuntil(b"\n\n")).decode()
         lines = block.strip().splitlines()
@@ -296,29 +307,114 @@ def test_a_page_that_has_not_read_the_last_status_gets_the_newer_one_instead() -
     asyncio.run(scenario())
 
 
-def test_streams_beyond_the_bounds_are_refused_with_503() -> None:
+def test_streams_beyond_the_services_bound_are_refused_with_503() -> None:
     async def scenario() -> list[int]:
-        async with hall(issued(1, 0), issued(2, 1), max_connections=3, max_per_ticket=2) as h:
-            open_streams = [await h.get(f"/t/{token(1)}/events"), await h.get(f"/t/{token(1)}/events")]
-            third = await h.get(f"/t/{token(1)}/events")  # this ticket's bound
-            open_streams.append(await h.get(f"/t/{token(2)}/events"))
-            fourth = await h.get(f"/t/{token(2)}/events")  # the service's bound
-            statuses = [s.status for s in open_streams] + [third.status, fourth.status,
-                                                            h.pages.streams.connections]
-            assert third.headers["Retry-After"] == "30"
+        async with hall(issued(1, 0), issued(2, 1), issued(3, 2), max_connections=3, max_per_ticket=2) as h:
+            open_streams = [await h.get(f"/t/{token(1)}/events"), await h.get(f"/t/{token(1)}/events"),
+                            await h.get(f"/t/{token(2)}/events")]
+            fourth = await h.get(f"/t/{token(3)}/events")  # the service's bound
+            statuses = [s.status for s in open_streams] + [fourth.status, h.pages.streams.connections]
+            assert fourth.headers["Retry-After"] == "30"
             open_streams[0].close()
             # The page that went away stops counting (its stream looks every gone_check_s): the next one is taken.
             for _ in range(100):
                 if h.pages.streams.connections < 3:
                     break
                 await asyncio.sleep(0.05)  # the polling interval: the server's side has nothing to wait on
-            again = await h.get(f"/t/{token(1)}/events")
+            again = await h.get(f"/t/{token(3)}/events")
             statuses.append(again.status)
             for stream in (*open_streams, again):
                 stream.close()
             return statuses
 
-    assert run(scenario) == [200, 200, 200, 503, 503, 3, 200]
+    assert run(scenario) == [200, 200, 200, 503, 3, 200]
+
+
+def test_a_new_page_of_a_ticket_at_its_bound_ends_the_oldest_stream_even_when_the_service_is_full() -> None:
+    async def scenario() -> tuple[list[int], bytes, int]:
+        async with hall(issued(1, 0), max_connections=2, max_per_ticket=2) as h:
+            oldest = await h.get(f"/t/{token(1)}/events")
+            await next_event(oldest)
+            middle = await h.get(f"/t/{token(1)}/events")
+            newest = await h.get(f"/t/{token(1)}/events")  # the ticket's bound, and the service's
+            first = await next_event(newest)
+            rest = await oldest.content.read()  # the oldest stream ends: its body closes
+            statuses = [oldest.status, middle.status, newest.status, int(first["found"])]
+            connections = h.pages.streams.connections
+            for stream in (middle, newest):
+                stream.close()
+            return statuses, rest, connections
+
+    statuses, rest, connections = run(scenario)
+    assert statuses == [200, 200, 200, 1]
+    assert rest == b""
+    assert connections == 2
+
+
+def test_opening_one_stream_more_than_a_tickets_bound_keeps_the_newest_and_ends_the_oldest() -> None:
+    async def scenario() -> None:
+        streams = PhoneStreams(lambda tok: status_event({"found": True}), max_connections=10, max_per_ticket=3)
+        queues = [streams.subscribe("a" * 24) for _ in range(4)]
+        assert all(isinstance(q, asyncio.Queue) for q in queues)
+        live = [q for q in queues if isinstance(q, asyncio.Queue)]
+        assert live[0].get_nowait() is None and live[0].empty()  # its first status, not taken yet, gave way
+        assert [q.get_nowait() is not None for q in live[1:]] == [True, True, True]
+        assert (streams.connections, streams.tickets) == (3, 1)
+        streams.unsubscribe("a" * 24, live[0])  # its handler's own unsubscribe, afterwards: changes nothing
+        assert streams.connections == 3
+        assert isinstance(streams.subscribe("a" * 24), asyncio.Queue)
+        assert live[1].get_nowait() is None  # then the next oldest
+        assert streams.connections == 3
+
+    asyncio.run(scenario())
+
+
+def test_a_ticket_bound_of_one_gives_the_new_page_a_fresh_status() -> None:
+    async def scenario() -> None:
+        n = [1]
+        streams = PhoneStreams(lambda tok: status_event({"found": True, "n": n[0]}), max_per_ticket=1)
+        first = streams.subscribe("a" * 24)
+        n[0] = 2
+        second = streams.subscribe("a" * 24)
+        assert isinstance(first, asyncio.Queue) and isinstance(second, asyncio.Queue)
+        assert first.get_nowait() is None
+        payload = second.get_nowait()
+        assert payload is not None and b'"n":2' in payload
+
+    asyncio.run(scenario())
+
+
+def test_a_streams_socket_notices_a_dead_peer_within_a_minute() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        assert tune_stream_socket(sock) == sys.platform.startswith("linux")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if sys.platform.startswith("linux"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, 18) == DEAD_PEER_S * 1000  # TCP_USER_TIMEOUT, in ms
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == DEAD_PEER_S // 2
+    assert tune_stream_socket(None) is False
+
+
+def test_a_socket_without_the_tcp_options_is_left_as_it_is() -> None:
+    left, right = socket.socketpair()  # a Unix socket: no TCP options
+    with left, right:
+        assert tune_stream_socket(left) is False
+
+
+def test_the_stream_route_tunes_its_connections_socket() -> None:
+    async def scenario() -> int:
+        async with hall(issued(1, 0)) as h:
+            stream = await h.get(f"/t/{token(1)}/events")
+            await next_event(stream)
+            peer = stream.connection.transport.get_extra_info("sockname") if stream.connection and \
+                stream.connection.transport else None
+            server_sockets = [proto.transport.get_extra_info("socket") for proto in
+                              h.client.server.runner.server.connections] if h.client.server.runner and \
+                h.client.server.runner.server else []
+            found = [s for s in server_sockets if s is not None and s.getpeername() == peer]
+            stream.close()
+            return found[0].getsockopt(socket.IPPROTO_TCP, 18) if found else -1
+
+    assert run(scenario) == DEAD_PEER_S * 1000
 
 
 # --- the rating ----------------------------------------------------------------------------------------------------
