@@ -7,7 +7,8 @@ Routes (no login: the authority is the unguessable token in the path, ``manager.
                                 another day: a friendly page, 404
     GET  /t/{token}/status      JSON: the ticket's status now (``PhoneModel.status``); 404 ``{"found": false}``
     GET  /t/{token}/events      Server-Sent Events: ``status`` at once, then each change of this ticket's status
-                                (only when it differs), and a comment every ``HEARTBEAT_S``; 503 beyond
+                                (only when it differs), and a ``ping`` event every ``HEARTBEAT_S`` (a page that
+                                hears nothing for a minute knows its stream died); 503 beyond
                                 ``max_connections`` (a new page of a ticket at ``max_per_ticket`` ends its oldest)
     POST /t/{token}/rating      JSON ``{"rating", "reasons", "comment"}`` → the manager's ``rate_ticket``; answers
                                 ``{"ok": true}`` or ``{"ok": false, "error": {"code", "label", "label_vi",
@@ -63,7 +64,10 @@ log = logging.getLogger(__name__)
 
 STATIC_DIR: Final = Path(__file__).resolve().parent / "static"
 ASSETS: Final = {"phone.css": "text/css", "phone.js": "text/javascript"}
-HEARTBEAT_S: Final = 25.0  # a comment this often keeps proxies and phones' networks from closing a quiet stream
+HEARTBEAT_S: Final = 25.0  # a ping this often keeps proxies and phones' networks from closing a quiet stream
+# An event, not an SSE comment: a comment never reaches the page's script, which could then not tell a quiet
+# stream from a dead one.
+PING_EVENT: Final = b"event: ping\ndata: {}\n\n"
 GONE_CHECK_S: Final = 5.0  # how often a quiet stream looks whether its page is still there
 RETRY_MS: Final = 2000  # how soon a page's EventSource tries again after a drop
 NOT_READY_RETRY_S: Final = 5  # Retry-After while the ledger has not been read (a start) or a lookup timed out
@@ -497,7 +501,7 @@ class PhonePages:
                         break
                     if self.clock() - written_s < HEARTBEAT_S:
                         continue
-                    payload = b": \n\n"
+                    payload = PING_EVENT
                 if payload is None:
                     break
                 await response.write(payload)

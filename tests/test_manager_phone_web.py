@@ -25,6 +25,7 @@ from hallq.sse import Hub
 from manager import config as manager_config
 from manager.phone_web import (
     DEAD_PEER_S,
+    HEARTBEAT_S,
     BadRating,
     PhonePages,
     PhoneStreams,
@@ -286,6 +287,19 @@ def test_the_stream_sends_the_status_at_once_then_only_this_tickets_changes() ->
     assert (first["state"], first["ahead"]) == ("waiting", 2)
     assert (fewer["state"], fewer["ahead"]) == ("waiting", 1)
     assert (called_now["state"], called_now["counter"], called_now["counter_name"]) == ("called", "2", "Quầy 2")
+
+
+def test_the_heartbeat_is_a_ping_event_the_pages_script_can_see() -> None:
+    async def scenario() -> list[str]:
+        async with hall(issued(1, 0)) as h:
+            stream = await h.get(f"/t/{token(1)}/events")
+            await next_event(stream)
+            h.clock.now_s += HEARTBEAT_S  # the stream looks every gone_check_s (0.05 s): the ping follows
+            block = (await stream.content.readuntil(b"\n\n")).decode()
+            stream.close()
+            return block.strip().splitlines()
+
+    assert run(scenario) == ["event: ping", "data: {}"]
 
 
 def test_a_page_that_has_not_read_the_last_status_gets_the_newer_one_instead() -> None:
