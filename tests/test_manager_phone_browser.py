@@ -6,27 +6,41 @@ The page follows one ticket from waiting to called (with the chime the citizen t
 "Bình thường" with a reason and a comment, and recovers by itself after the manager's service and then the broker
 restart. Screenshots go to ``phone-shots/`` under the test's directory and are copied to ``/tmp/phone-shots/`` for a
 person to look at.
+
+The page's own recovery (``LocalPages``: the phone routes alone over a model fed by hand, in a thread of their
+own, and the page's timers on Playwright's fake clock): a service that has just started answers 503 until it has
+read the ledger, and the page comes back by itself, never saying "not of today"; a stream that falls silent is
+opened again after a minute, and one that brings heartbeats is left alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Future
 from datetime import date
 from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
 
 import pytest
+from aiohttp import web
 
 from hall_controller import config as hall_config_mod
 from hall_controller.engine.events import TicketRated
 from hallq.topics import Topics
 from manager import journal
+from manager.phone_web import HEARTBEAT_S, PhonePages
+from manager.phones import PhoneModel
 from testbed.broker import PrivateBroker, free_port
 from testbed.display import Kiosk, chromium_path
 from testbed.manager import ManagerProcess, manager_toml
 from tests.support import HALL_CONFIG, HALL_ID, ControllerProcess, Probe, wait_until
+from tests.test_manager_phones import DAY, at, day_started, issued, spec, token
 
 pytestmark = pytest.mark.slow
 
@@ -189,3 +203,157 @@ def test_a_phone_follows_its_ticket_from_waiting_to_rated_through_restarts(
     LOOK_AT.mkdir(parents=True, exist_ok=True)
     for shot in shots.glob("*.png"):
         shutil.copy(shot, LOOK_AT / shot.name)
+
+
+# --- the page's own recovery, against the phone routes alone --------------------------------------------------------
+
+T = TypeVar("T")
+
+
+class LocalPages:
+    """The phone routes (``PhonePages.guest_app``) on a loopback port, served by an event loop in a thread of its
+    own, over a ``PhoneModel`` fed by hand. ``requests`` lists each request's path and answer as it ends (a
+    stream's when it ends); ``restart()`` stops the service and starts a new one that has not read the ledger;
+    ``read_ledger()`` is its first reading. The streams' monotonic clock (``clock_s``) moves only when a test moves
+    it: no heartbeat comes by itself."""
+
+    def __init__(self, *events: Any) -> None:
+        self.events = [day_started(), *events]
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.clock_s = 100.0
+        self.requests: list[tuple[str, int]] = []
+        self.started: list[str] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.model = PhoneModel(spec())
+        self.model.seed(self.events, day=DAY, seen_s=0)
+        self.pages = self._pages(self.model)
+
+    def _pages(self, model: PhoneModel) -> PhonePages:
+        async def act(_command: Any) -> Any:
+            raise AssertionError("not for this test")
+
+        async def fresh() -> None:
+            model.seed(self.events, day=DAY, seen_s=0)
+
+        return PhonePages(spec=spec(), model=model, now=lambda: at(30), act=act, fresh_ledger=fresh,
+                          clock=lambda: self.clock_s, gone_check_s=0.05)
+
+    def __enter__(self) -> LocalPages:
+        self._thread.start()
+        self.call(self._start)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.call(self._stop)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+        self._loop.close()
+
+    def call(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run ``work`` on the service's loop and return its result."""
+        done: Future[T] = asyncio.run_coroutine_threadsafe(_awaited(work), self._loop)
+        return done.result(timeout=10)
+
+    def read_ledger(self) -> None:
+        async def read() -> None:
+            self.model.seed(self.events, day=DAY, seen_s=0)
+        self.call(read)
+
+    def restart(self) -> None:
+        async def restart() -> None:
+            await self._stop()
+            self.model = PhoneModel(spec())
+            self.pages = self._pages(self.model)
+            await self._start()
+        self.call(restart)
+
+    def answers(self, path: str) -> list[int]:
+        return [status for seen, status in list(self.requests) if seen == path]
+
+    async def _start(self) -> None:
+        app = self.pages.guest_app()
+
+        @web.middleware
+        async def record(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) \
+                -> web.StreamResponse:
+            self.started.append(request.path)
+            response = await handler(request)
+            self.requests.append((request.path, response.status))
+            return response
+
+        app.middlewares.append(record)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0,
+                                     handler_cancellation=False)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True).start()
+
+    async def _stop(self) -> None:
+        self.pages.streams.close()  # as the manager's service does when it stops
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+
+async def _awaited(work: Callable[[], Awaitable[T]]) -> T:
+    return await work()
+
+
+@pytest.fixture
+def local_pages() -> Iterator[LocalPages]:
+    with LocalPages(issued(1, 0), issued(2, 1)) as pages:
+        yield pages
+
+
+def _until(phone: Kiosk, expression: str, *, timeout_s: float = 5.0) -> None:
+    """Until ``expression`` is true on the page, asked from here: with the page's clock fake, its animation
+    frames (``Kiosk.wait_for``'s polling) stand still."""
+    wait_until(lambda: bool(phone.evaluate(expression)), timeout_s=timeout_s, what=expression)
+
+
+FOLLOWING = ("() => document.body.dataset.state === 'waiting' && document.body.dataset.link === 'up' "
+             "&& document.getElementById('ahead').textContent === '1'")
+
+
+def _follow(phone: Kiosk, pages: LocalPages) -> None:
+    """The page of ticket 2 open, its timers on the fake clock, following (1 ahead)."""
+    phone.tab.clock.install()
+    phone.open(f"{pages.url}/t/{token(2)}")
+    _until(phone, FOLLOWING)
+
+
+def test_a_page_whose_service_restarts_waits_through_the_503s_and_is_never_told_not_of_today(
+        phone: Kiosk, local_pages: LocalPages) -> None:
+    events, status = f"/t/{token(2)}/events", f"/t/{token(2)}/status"
+    _follow(phone, local_pages)
+    local_pages.restart()  # the new service has not read the ledger yet
+    # The stream dropped: the browser opens it again by itself (retry: 2 s), is refused (503), and looks at
+    # the status once (503, Retry-After: 5): try again later, not "gone".
+    wait_until(lambda: 503 in local_pages.answers(status), timeout_s=10, what="the page's look at /status")
+    assert 503 in local_pages.answers(events)
+    _until(phone, "() => document.body.dataset.link === 'down'")
+    assert phone.evaluate("() => document.body.dataset.state") == "waiting"
+    local_pages.read_ledger()
+    phone.tab.clock.fast_forward(8000)  # past Retry-After, with its jitter (at most × 1.5)
+    _until(phone, FOLLOWING)
+    assert local_pages.answers(status) == [503]
+
+
+def test_a_stream_that_falls_silent_is_opened_again_after_a_minute_and_one_with_heartbeats_is_not(
+        phone: Kiosk, local_pages: LocalPages) -> None:
+    events = f"/t/{token(2)}/events"
+    _follow(phone, local_pages)
+    assert local_pages.started.count(events) == 1
+    # The server's heartbeat: a ping event 25 s after the status (the streams' clock moved by hand).
+    phone.tab.clock.fast_forward(30_000)
+    local_pages.clock_s += HEARTBEAT_S
+    time.sleep(0.3)  # the stream looks every 0.05 s: the ping is on its way; nothing on the page waits for it
+    phone.tab.clock.fast_forward(40_000)  # 70 s after the status, 40 s after the ping: alive, left alone
+    assert local_pages.started.count(events) == 1
+    # Then silence (a half-open connection): over 60 s without any event, the page opens its stream again.
+    phone.tab.clock.fast_forward(30_000)
+    wait_until(lambda: local_pages.started.count(events) == 2, timeout_s=5, what="the stream opened again")
+    _until(phone, FOLLOWING)

@@ -3,10 +3,15 @@
 // WebAudio, once the citizen turned sound on: browsers play nothing before a tap) and a vibration where the phone
 // allows; after the visit, the rating form. Vietnamese first, English on the button (remembered on this phone).
 //
-// Costs little while idle: no polling; one event stream whose heartbeat comes every 25 s. EventSource reconnects
-// by itself after a drop; a stream the server refused (busy, or a ticket of another day) is looked at again after
-// a while, and at once when the phone wakes up (visibilitychange) or its network comes back (online). Once the
-// ticket can change no more (final), the stream is closed.
+// Costs little while idle: no polling; one event stream whose heartbeat (a "ping" event) comes every 25 s.
+// EventSource reconnects by itself after a drop it notices; one it cannot notice (a phone that slept or changed
+// network keeps a stream that will never speak again) shows as silence: a stream that brought no event of any kind
+// for QUIET_MS is closed and opened again, looked at every CHECK_MS and whenever the phone wakes up
+// (visibilitychange), its network comes back (online) or the page is shown again from the cache (pageshow). A stream the server refused is followed by one look at /status: only a 404 there is
+// final (a ticket of another day); a 503 (the service starting, or busy) or no answer at all means "try again",
+// later and later (RETRY_FIRST_S doubling up to RETRY_MAX_S, at least the answer's Retry-After, with jitter so
+// that a hall's phones do not all come back at once), and at once when the phone wakes up (visibilitychange) or
+// its network comes back (online). Once the ticket can change no more (final), the stream is closed.
 "use strict";
 
 const WORDS = {
@@ -67,6 +72,11 @@ const WORDS = {
 };
 const LOW = ["neutral", "dissatisfied"];
 const COMMENT_MAX = 300;
+const RETRY_FIRST_S = 3;  // the first try again after a refusal; each refusal in a row doubles it
+const RETRY_MAX_S = 60;
+const BUSY_WAIT_S = 10;  // the ticket was found but its stream refused: the service is at its bound
+const QUIET_MS = 60000;  // over two heartbeats missed: the stream is dead, whatever its readyState says
+const CHECK_MS = 10000;  // how often a quiet stream is looked at (one cheap comparison)
 const base = window.location.pathname.replace(/\/+$/, "");
 const $ = (id) => document.getElementById(id);
 
@@ -74,6 +84,8 @@ let lang = window.localStorage.getItem("hallq-phone-lang") === "en" ? "en" : "vi
 let status = null;
 let source = null;
 let retryTimer = null;
+let refusals = 0;  // refusals in a row: the next try waits longer
+let heardAt = 0;  // Date.now() of the stream's last event of any kind (or of its opening)
 let link = "connecting";
 let finished = false;  // the ticket can change no more: the stream is closed for good
 let audio = null;
@@ -346,9 +358,19 @@ function connect() {
   if (finished) return;
   if (source) source.close();
   setLink("connecting");
+  heardAt = Date.now();
   source = new EventSource(base + "/events");
-  source.addEventListener("open", () => setLink("up"));
+  source.addEventListener("open", () => {
+    heardAt = Date.now();
+    setLink("up");
+  });
+  source.addEventListener("ping", () => {
+    heardAt = Date.now();
+    if (link !== "up") setLink("up");
+  });
   source.addEventListener("status", (message) => {
+    heardAt = Date.now();
+    refusals = 0;
     status = JSON.parse(message.data);
     setLink("up");
     render();
@@ -366,9 +388,11 @@ function connect() {
 }
 
 async function afterRefusal() {
+  let atLeastS = 0;
   try {
     const response = await fetch(base + "/status", { cache: "no-store" });
     if (response.status === 404) {
+      // The only final answer: a completed reading of the hall's ledger does not know this ticket.
       status = { found: false };
       render();
       return;
@@ -376,16 +400,37 @@ async function afterRefusal() {
     if (response.ok) {
       status = await response.json();
       render();
+      atLeastS = BUSY_WAIT_S;
+    } else {
+      // 503: the service has just started (or is busy); it says when to come back.
+      atLeastS = Number(response.headers.get("Retry-After")) || 0;
     }
   } catch (_error) {
-    // Offline: "online" or the next try reconnects.
+    // Offline, or the service away: try again later; "online" tries at once.
   }
-  if (!finished && retryTimer === null) retryTimer = window.setTimeout(connect, 10000 + Math.random() * 10000);
+  retryLater(atLeastS);
+}
+
+function retryLater(atLeastS) {
+  if (finished || retryTimer !== null) return;
+  const backoffS = Math.min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** refusals);
+  refusals += 1;
+  const waitS = Math.max(backoffS, atLeastS) * (1 + Math.random() * 0.5);
+  retryTimer = window.setTimeout(connect, waitS * 1000);
+}
+
+function quiet() {
+  return source !== null && Date.now() - heardAt > QUIET_MS;
 }
 
 function wake() {
-  if (!finished && (source === null || source.readyState === EventSource.CLOSED)) connect();
+  if (!finished && (source === null || source.readyState === EventSource.CLOSED || quiet())) connect();
 }
+
+window.setInterval(() => {
+  // Only a stream gone silent: one refused waits for its own timer (retryLater), not for this one.
+  if (!finished && quiet()) connect();
+}, CHECK_MS);
 
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") wake();
