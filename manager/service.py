@@ -24,6 +24,12 @@ topic. paho's thread only hands items to the loop (``LoopInbox``). The loop:
   ``GUEST_RETRY_S`` while the office's pages go on;
 * ``_heartbeat``: ``READY=1`` once HTTP listens and the broker is connected, ``WATCHDOG=1`` while the loop runs.
 
+Open files: each phone that follows its ticket holds a connection, one open file. At start (``run``) the soft
+limit on open files is raised to the hard one (systemd gives a service 1024 unless its unit says otherwise:
+``LimitNOFILE`` in systemd/hallq-manager.service), and ``[phones] max_connections`` is lowered, with one
+warning, to what fits under that limit beside ``OPEN_FILES_MARGIN`` for everything else (``phone_bound``): a
+hall whose phones ran the service out of files would lose its office pages and the ledger's readings too.
+
 Actions (``act``) publish a ``ManagerCommand`` with a fresh request id and wait up to ``ACTION_TIMEOUT_S`` for
 its reply. One is never queued while the broker is away: a day ended an hour after the click would surprise.
 """
@@ -34,9 +40,11 @@ import asyncio
 import contextlib
 import functools
 import logging
+import resource
 import signal
 import time
 import uuid
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
@@ -71,6 +79,44 @@ PHONE_REFRESH_S: Final = 5.0
 GUEST_RETRY_S: Final = 10.0
 # Today's kinds for the live view and the status pages: the reports' and the ratings (once each).
 TODAY_KINDS: Final = tuple(dict.fromkeys((*journal.REPORT_KINDS, TicketRated.kind)))
+# Open files besides the phones' streams: the office's pages and their live views, the ledger's and the report
+# cache's readings, the broker's connection, the listeners, the logs.
+OPEN_FILES_MARGIN: Final = 200
+
+
+def phone_bound(*, open_files_limit: int | None, requested: int, margin: int = OPEN_FILES_MARGIN) -> int:
+    """How many phones may follow their tickets at once: ``requested`` (``[phones] max_connections``) if it fits
+    with ``margin`` under ``open_files_limit`` (the soft RLIMIT_NOFILE; None: no limit), else what fits (0 at
+    the least: the pages' JSON status still answers)."""
+    if open_files_limit is None:
+        return requested
+    return max(0, min(requested, open_files_limit - margin))
+
+
+def raise_open_files_limit() -> int | None:
+    """Raise this process's soft limit on open files to its hard limit; the soft limit now (None: unlimited). A
+    refusal (a sandbox forbidding it) leaves the limit as it was."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft not in (hard, resource.RLIM_INFINITY):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (OSError, ValueError) as exc:
+            log.debug("open files limit left at %d (hard %d): %s", soft, hard, exc)
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def _fit_phones(config: ManagerConfig) -> ManagerConfig:
+    """``config`` with ``[phones] max_connections`` lowered to what the open files limit allows (one warning)."""
+    limit = raise_open_files_limit()
+    requested = config.phones.max_connections
+    bound = phone_bound(open_files_limit=limit, requested=requested)
+    if bound == requested:
+        return config
+    log.warning("open files limit=%s allows only %d phones of [phones] max_connections=%d (%d kept for the office "
+                "and the ledger); raise LimitNOFILE in the service's unit, or lower max_connections", limit, bound,
+                requested, OPEN_FILES_MARGIN)
+    return replace(config, phones=replace(config.phones, max_connections=bound))
 
 
 
@@ -372,6 +418,7 @@ class ManagerService:
 def run(config: ManagerConfig, stop: asyncio.Event | None = None) -> None:
     """Run the manager until SIGTERM/SIGINT (or ``stop`` is set)."""
     users = Users.load(config.users_file)
+    config = _fit_phones(config)
 
     async def main() -> None:
         done = stop or asyncio.Event()

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import resource
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -35,6 +37,7 @@ from manager.phone_web import (
     tune_stream_socket,
 )
 from manager.phones import PhoneModel
+from manager.service import phone_bound
 from manager.users import Users
 from manager.web import make_app
 from tests.support import HALL_CONFIG
@@ -650,6 +653,56 @@ def test_a_bad_phones_key_is_one_error_naming_it(tmp_path: Path, phones: str, ke
     with pytest.raises(ConfigError) as caught:
         manager_config.load(_manager_toml(tmp_path, f"[phones]\n{phones}\n"))
     assert key in str(caught.value) and problem in str(caught.value)
+
+
+@pytest.mark.parametrize(("limit", "requested", "effective"), [
+    (16384, 2000, 2000),  # the unit's LimitNOFILE: room for all
+    (1024, 2000, 824),  # systemd's default for a service: what fits beside the office's 200
+    (2200, 2000, 2000),  # exactly fits
+    (150, 2000, 0),  # not even the margin: no stream, the JSON status still answers
+    (None, 2000, 2000),  # no limit
+])
+def test_the_phones_bound_fits_under_the_open_files_limit(limit: int | None, requested: int,
+                                                          effective: int) -> None:
+    assert phone_bound(open_files_limit=limit, requested=requested) == effective
+
+
+def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard <= 256:
+        pytest.skip(f"the hard limit ({hard}) leaves nothing to raise")
+    script = ("import resource; from manager.service import raise_open_files_limit; "
+              "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0], raise_open_files_limit())")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30,
+                          cwd=Path(__file__).resolve().parent.parent,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    before, after = done.stdout.split()
+    assert before == "256"
+    assert after == (str(hard) if hard != resource.RLIM_INFINITY else "None")
+
+
+def test_under_a_low_hard_limit_the_service_lowers_its_phones_bound_with_one_warning(tmp_path: Path) -> None:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip(f"the hard limit ({hard}) is below the one this test sets")
+    config = _manager_toml(tmp_path, "")
+    script = ("import logging, sys; from manager import config, service; logging.basicConfig(level=logging.INFO); "
+              f"print(service._fit_phones(config.load(__import__('pathlib').Path({str(config)!r})))"
+              ".phones.max_connections)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=30,
+                          cwd=Path(__file__).resolve().parent.parent,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024)))
+    assert done.stdout.split() == ["824"]
+    [warning] = [line for line in done.stderr.splitlines() if line.startswith("WARNING")]
+    assert "limit=1024" in warning and "only 824 phones" in warning and "max_connections=2000" in warning
+
+
+def test_a_service_unit_gives_the_manager_room_for_its_phones() -> None:
+    unit = (Path(__file__).resolve().parent.parent / "systemd" / "hallq-manager.service").read_text(encoding="utf-8")
+    [line] = [line for line in unit.splitlines() if line.startswith("LimitNOFILE=")]
+    limit = int(line.removeprefix("LimitNOFILE="))
+    assert phone_bound(open_files_limit=limit, requested=manager_config.DEFAULT_PHONE_CONNECTIONS) == \
+        manager_config.DEFAULT_PHONE_CONNECTIONS
 
 
 def test_the_example_config_documents_the_phones_table() -> None:
