@@ -34,8 +34,10 @@ DEFAULT_PHONE_PER_TICKET = 6
 @dataclass(frozen=True, slots=True)
 class PhonesConfig:
     """``[phones]``: the tickets' status pages (``manager.phone_web``). At most ``max_connections`` pages follow
-    tickets at once, ``max_per_ticket`` for one ticket; ``guest_host``/``guest_port`` (``guest_listen``) is a
-    second, plain-HTTP listener that serves the status pages alone (None: only the manager's own listener)."""
+    tickets at once (lowered at start to what the open-files limit allows: ``manager.service.phone_bound``),
+    ``max_per_ticket`` for one ticket (a new page beyond ends the ticket's oldest); ``guest_host``/``guest_port``
+    (``guest_listen``) is a second, plain-HTTP listener that serves the status pages alone (None: only the
+    manager's own listener)."""
 
     max_connections: int = DEFAULT_PHONE_CONNECTIONS
     max_per_ticket: int = DEFAULT_PHONE_PER_TICKET

@@ -412,7 +412,8 @@ async function afterRefusal() {
 }
 
 function retryLater(atLeastS) {
-  if (finished || retryTimer !== null) return;
+  // Not when the phone woke up meanwhile and opened a stream already.
+  if (finished || retryTimer !== null || source !== null) return;
   const backoffS = Math.min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** refusals);
   refusals += 1;
   const waitS = Math.max(backoffS, atLeastS) * (1 + Math.random() * 0.5);
