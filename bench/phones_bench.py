@@ -346,11 +346,13 @@ class PageRecord:
 
 
 def _read_block(block: bytes, now: float, record: PageRecord) -> None:
-    """One SSE event (the lines before a blank line): a status, the ``retry`` hint or a heartbeat comment."""
-    if block.startswith(b":"):
+    """One SSE event (the lines before a blank line): a status, the ``retry`` hint or a heartbeat (the ``ping``
+    event; a comment, from services older than it)."""
+    lines = block.split(b"\n")
+    if block.startswith(b":") or b"event: ping" in lines:
         record.beats.append(now)
         return
-    for line in block.split(b"\n"):
+    for line in lines:
         if line.startswith(b"data: "):
             status = json.loads(line[6:])
             if not status.get("found"):
