@@ -425,8 +425,8 @@ def test_the_stream_route_tunes_its_connections_socket() -> None:
             peer = stream.connection.transport.get_extra_info("sockname") if stream.connection and \
                 stream.connection.transport else None
             server_sockets = [proto.transport.get_extra_info("socket") for proto in
-                              h.client.server.runner.server.connections] if h.client.server.runner and \
-                h.client.server.runner.server else []
+                              h.client.server.runner.server.connections if proto.transport is not None] \
+                if h.client.server.runner and h.client.server.runner.server else []
             found = [s for s in server_sockets if s is not None and s.getpeername() == peer]
             stream.close()
             return found[0].getsockopt(socket.IPPROTO_TCP, 18) if found else -1
