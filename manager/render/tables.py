@@ -159,7 +159,8 @@ def one_line(text: str) -> str:
 
 def looks_like_formula(text: str) -> bool:
     """Whether a spreadsheet would read ``text`` as a formula (or the start of one): it begins with = + - @, a
-    tab or a carriage return, also after spaces. A lone "-" (a placeholder) is only text."""
+    tab or a carriage return, also after spaces. A lone "-" (what an empty cell shows, e.g. the regular lane's
+    category) is only text."""
     return text.lstrip(" ").startswith(FORMULA_STARTS) and text != "-"
 
 
